@@ -1,0 +1,342 @@
+//! The command line: `casebot <command>`. Every read command takes `--json`;
+//! every command takes `--config PATH`.
+//!
+//! Exit codes (also in the README):
+//! 0 success · 1 runtime failure (store, I/O) · 2 bad usage or configuration ·
+//! 3 not found (case, draft, quarantine entry) · 4 input rejected (a file that
+//! is not a mail) · 5 import finished but some mails could not be read.
+
+mod output;
+
+use std::io::IsTerminal;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use anyhow::{Context, Result};
+use clap::{Args, Parser, Subcommand};
+use serde_json::json;
+
+use crate::config::Config;
+use crate::ingest::parse::{ParseContext, parse_mail};
+use crate::ingest::subject::SubjectGrammar;
+use crate::ingest::{Counts, Pipeline, Status};
+use crate::mailbox::import;
+use crate::store::Store;
+
+/// casebot: files a Windows servicing support desk's mail under its cases.
+#[derive(Debug, Parser)]
+#[command(name = "casebot", version, about, long_about = None, propagate_version = true)]
+pub struct Cli {
+    /// Configuration file. Without it, ./config.toml is read if present,
+    /// else the embedded defaults are used.
+    #[arg(long, global = true, value_name = "PATH", env = "CASEBOT_CONFIG")]
+    pub config: Option<PathBuf>,
+
+    /// More log output on stderr (-v info, -vv debug). RUST_LOG overrides.
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the daemon: watch the configured mailboxes and file new mail.
+    Serve,
+    /// Import a Maildir, an mbox file, a folder of .eml files or one .eml.
+    Import(ImportArgs),
+    /// Parse one mail file and show what casebot reads in it (stores nothing).
+    Parse(ParseArgs),
+    /// List the cases.
+    Cases(CasesArgs),
+    /// Show one case with its thread and event log.
+    Show(ShowArgs),
+    /// Mail that could not be filed: list it or run it through again.
+    #[command(subcommand)]
+    Quarantine(QuarantineCommand),
+    /// Benchmarks that print figures.
+    #[command(subcommand)]
+    Bench(BenchCommand),
+}
+
+#[derive(Debug, Args)]
+pub struct ImportArgs {
+    /// Maildir, mbox file, folder of .eml files, or one .eml file.
+    pub path: PathBuf,
+    /// One JSON object per mail on stdout; counts on stderr.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ParseArgs {
+    /// An .eml file (RFC 5322 message).
+    pub file: PathBuf,
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct CasesArgs {
+    /// Only cases with this status (new, waiting_on_us, waiting_on_customer, resolved, archived).
+    #[arg(long)]
+    pub status: Option<String>,
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ShowArgs {
+    /// Case number (CAS-08268-Z0X4W9), thread key (T-…) or row id.
+    pub key: String,
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum QuarantineCommand {
+    /// List quarantined mail with the reason.
+    List {
+        /// Include mail that a replay already filed.
+        #[arg(long)]
+        all: bool,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Run quarantined mail through the pipeline again (after a fix or a config change).
+    Replay {
+        /// Quarantine entry ids; none means all entries still quarantined.
+        ids: Vec<i64>,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum BenchCommand {
+    /// Generate N realistic mails and time parse + thread + store into SQLite.
+    Ingest {
+        #[arg(long, default_value_t = 100_000)]
+        count: u64,
+        /// Print the figures as JSON (the last line).
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+/// A failure with the exit code it should end the process with.
+#[derive(Debug)]
+pub struct Failure {
+    pub code: u8,
+    pub error: anyhow::Error,
+}
+
+impl<E: Into<anyhow::Error>> From<E> for Failure {
+    fn from(e: E) -> Self {
+        Failure {
+            code: 1,
+            error: e.into(),
+        }
+    }
+}
+
+fn fail(code: u8, error: anyhow::Error) -> Failure {
+    Failure { code, error }
+}
+
+/// Loads the configuration the way every command does.
+pub fn load_config(cli: &Cli) -> Result<Config, Failure> {
+    let (path, explicit) = match &cli.config {
+        Some(p) => (p.clone(), true),
+        None => (PathBuf::from("config.toml"), false),
+    };
+    Config::load(&path, explicit).map_err(|e| fail(2, e.into()))
+}
+
+/// Runs a parsed command line; returns the process exit code.
+pub async fn run(cli: Cli) -> ExitCode {
+    match dispatch(cli).await {
+        Ok(code) => ExitCode::from(code),
+        Err(f) => {
+            eprintln!("casebot: error: {:#}", f.error);
+            ExitCode::from(f.code)
+        }
+    }
+}
+
+async fn open_store(config: &Config) -> Result<Store, Failure> {
+    Store::open(&config.store.url).await.map_err(Failure::from)
+}
+
+async fn dispatch(cli: Cli) -> Result<u8, Failure> {
+    let config = Arc::new(load_config(&cli)?);
+    match cli.command {
+        Command::Serve => {
+            let store = open_store(&config).await?;
+            let pipeline = Pipeline::new(store, config.clone())?;
+            tracing::info!(store = %config.store.url, "casebot serve starting");
+            crate::daemon::serve(config, pipeline).await?;
+            Ok(0)
+        }
+        Command::Import(args) => import_cmd(config, args).await,
+        Command::Parse(args) => parse_cmd(&config, args),
+        Command::Cases(args) => {
+            let store = open_store(&config).await?;
+            let mut cases = store.list_cases().await?;
+            if let Some(status) = &args.status {
+                cases.retain(|c| &c.status == status);
+            }
+            if args.json {
+                output::json_lines(&cases)?;
+            } else {
+                output::cases_table(&cases);
+            }
+            Ok(0)
+        }
+        Command::Show(args) => {
+            let store = open_store(&config).await?;
+            let detail = store
+                .case_detail(&args.key)
+                .await?
+                .ok_or_else(|| fail(3, anyhow::anyhow!("no case {:?} in the store", args.key)))?;
+            if args.json {
+                output::json(&detail)?;
+            } else {
+                output::case_detail(&detail);
+            }
+            Ok(0)
+        }
+        Command::Quarantine(QuarantineCommand::List { all, json }) => {
+            let store = open_store(&config).await?;
+            let entries = store.quarantine_list(all).await?;
+            if json {
+                output::json_lines(&entries)?;
+            } else {
+                output::quarantine_table(&entries);
+            }
+            Ok(0)
+        }
+        Command::Quarantine(QuarantineCommand::Replay { ids, json }) => {
+            let store = open_store(&config).await?;
+            let pipeline = Pipeline::new(store.clone(), config.clone())?;
+            let ids = if ids.is_empty() {
+                store
+                    .quarantine_list(false)
+                    .await?
+                    .into_iter()
+                    .map(|e| e.id)
+                    .collect()
+            } else {
+                ids
+            };
+            let mut missing = false;
+            let mut counts = Counts::default();
+            for id in ids {
+                match pipeline.replay(id).await? {
+                    Some(report) => {
+                        counts.add(report.status);
+                        if json {
+                            output::json_line(&json!({ "id": id, "report": report }))?;
+                        } else {
+                            output::report_line(&report);
+                        }
+                    }
+                    None => {
+                        eprintln!(
+                            "casebot: quarantine entry {id} does not exist or was already released"
+                        );
+                        missing = true;
+                    }
+                }
+            }
+            eprintln!(
+                "replayed: {} filed, {} duplicate, {} still quarantined",
+                counts.imported, counts.duplicate, counts.quarantined
+            );
+            Ok(if missing { 3 } else { 0 })
+        }
+        Command::Bench(BenchCommand::Ingest { count, json }) => {
+            let dir = tempfile::tempdir().context("Cannot create a temporary folder")?;
+            let bar = output::progress(Some(count), "generating and ingesting");
+            let figures = crate::bench::ingest(count, dir.path(), |n| bar.set_position(n)).await?;
+            bar.finish_and_clear();
+            println!(
+                "ingest: {} mails in {:.2} s = {:.0} mails/s; peak RSS {:.1} MiB; {} cases; store {:.1} MiB ({} imported, {} duplicate, {} quarantined)",
+                figures.count,
+                figures.seconds,
+                figures.mails_per_sec,
+                figures.peak_rss_mb,
+                figures.cases,
+                figures.store_mb,
+                figures.imported,
+                figures.duplicate,
+                figures.quarantined
+            );
+            if json {
+                output::json_line(&figures)?;
+            }
+            Ok(0)
+        }
+    }
+}
+
+async fn import_cmd(config: Arc<Config>, args: ImportArgs) -> Result<u8, Failure> {
+    let source = import::open(&args.path).map_err(|e| fail(2, e))?;
+    let store = open_store(&config).await?;
+    let pipeline = Pipeline::new(store, config)?;
+    let bar = output::progress(source.len_hint, "importing");
+    let json = args.json;
+    let mut out_err = None;
+    let counts = pipeline
+        .run(source.mails, |report| {
+            bar.inc(1);
+            if json {
+                if let Err(e) = output::json_line(report) {
+                    out_err.get_or_insert(e);
+                }
+            } else if report.status != Status::Imported && report.status != Status::Duplicate {
+                bar.suspend(|| output::report_line(report));
+            }
+        })
+        .await?;
+    bar.finish_and_clear();
+    if let Some(e) = out_err {
+        return Err(e.into());
+    }
+    eprintln!(
+        "imported {}, duplicate {}, quarantined {}, failed {} (of {})",
+        counts.imported,
+        counts.duplicate,
+        counts.quarantined,
+        counts.failed,
+        counts.total()
+    );
+    Ok(if counts.failed > 0 { 5 } else { 0 })
+}
+
+fn parse_cmd(config: &Config, args: ParseArgs) -> Result<u8, Failure> {
+    let raw = std::fs::read(&args.file)
+        .with_context(|| format!("Cannot read {}", args.file.display()))?;
+    let grammar = SubjectGrammar::new(&config.grammar)?;
+    let ctx = ParseContext {
+        grammar: &grammar,
+        desk: &config.desk,
+        ingest: &config.ingest,
+    };
+    let arrival = import::modified(&args.file);
+    let mail = parse_mail(&raw, arrival, &ctx)
+        .map_err(|r| fail(4, anyhow::anyhow!("{}: {r}", args.file.display())))?;
+    if args.json {
+        output::json(&output::parse_view(&mail))?;
+    } else {
+        output::parsed_mail(&mail);
+    }
+    Ok(0)
+}
+
+/// Whether progress bars should draw.
+pub fn stderr_is_terminal() -> bool {
+    std::io::stderr().is_terminal()
+}

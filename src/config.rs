@@ -1,0 +1,384 @@
+//! Settings: `config.toml`, its defaults, and the environment overrides.
+//!
+//! Every setting has a default, so casebot runs with no file at all (the
+//! embedded defaults: a Maildir at `mail/` and a SQLite file at
+//! `data/casebot.db`). Unknown keys are rejected rather than ignored: a typo in
+//! a key would otherwise silently fall back to a default, which is the worst
+//! kind of configuration bug. Secrets never live in the file; settings that
+//! need one name the environment variable that holds it.
+
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+/// The environment variable that overrides `store.url`, so scripts and tests
+/// can point any command at a throwaway store.
+pub const DB_ENV: &str = "CASEBOT_DB";
+
+/// Why a configuration could not be loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    /// The message from `toml` already names the line, column and key.
+    #[error("invalid config file {path}: {message}")]
+    Parse { path: PathBuf, message: String },
+    #[error("invalid config file {path}: {key}: {message}")]
+    Invalid {
+        path: PathBuf,
+        key: String,
+        message: String,
+    },
+}
+
+/// The whole configuration, as read from `config.toml`.
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    pub store: StoreConfig,
+    #[serde(rename = "mailbox")]
+    pub mailboxes: Vec<MailboxConfig>,
+    pub desk: DeskConfig,
+    pub grammar: GrammarConfig,
+    pub ingest: IngestConfig,
+    /// Where the file was read from; relative paths are resolved against its folder.
+    #[serde(skip)]
+    pub base_dir: PathBuf,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct StoreConfig {
+    /// `sqlite://PATH` (created if missing). Overridden by `CASEBOT_DB`.
+    pub url: String,
+}
+
+impl Default for StoreConfig {
+    fn default() -> Self {
+        Self {
+            url: "sqlite://data/casebot.db".into(),
+        }
+    }
+}
+
+/// One watched mailbox. `casebot serve` watches every one of them.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MailboxConfig {
+    /// A short name used in logs and as the source of the mails it yields.
+    pub name: String,
+    pub kind: MailboxKind,
+    /// Maildir folder (kind = "maildir"); relative to the config file.
+    #[serde(default)]
+    pub path: Option<PathBuf>,
+    /// How often a Maildir is scanned for new files, in seconds.
+    #[serde(default = "default_poll_secs")]
+    pub poll_interval_secs: u64,
+}
+
+fn default_poll_secs() -> u64 {
+    2
+}
+
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum MailboxKind {
+    Maildir,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DeskConfig {
+    /// Addresses of the desk's engineers (and the desk's shared address).
+    pub engineer_addresses: Vec<String>,
+    /// Whole domains whose senders are engineers.
+    pub engineer_domains: Vec<String>,
+    /// IANA time zone of the desk (business hours, reports).
+    pub time_zone: String,
+}
+
+impl Default for DeskConfig {
+    fn default() -> Self {
+        Self {
+            engineer_addresses: vec!["support@example.com".into()],
+            engineer_domains: vec!["desk.example.com".into()],
+            time_zone: "Asia/Shanghai".into(),
+        }
+    }
+}
+
+/// The partner's subject grammar. See `ingest::subject`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct GrammarConfig {
+    /// Regex for a normalised case number (matched case-insensitively, after
+    /// full-width characters are folded and spaces inside the tag removed).
+    pub case_number: String,
+    /// Labels that may stand before the case number inside the brackets.
+    pub case_labels: Vec<String>,
+    /// Reply and forward prefixes (a trailing `:` or `：` is implied).
+    pub reply_prefixes: Vec<String>,
+    /// Stage words the partner's system puts after the title.
+    pub stage_words: Vec<String>,
+    /// Regex for the partner's internal reference.
+    pub internal_ref: String,
+}
+
+impl Default for GrammarConfig {
+    fn default() -> Self {
+        let words = |w: &[&str]| w.iter().map(|s| s.to_string()).collect();
+        Self {
+            case_number: r"CAS-\d{5}-[A-Z0-9]{6}".into(),
+            case_labels: words(&[
+                "案例号",
+                "案例號",
+                "案例編號",
+                "Case No.",
+                "Case No",
+                "Case",
+            ]),
+            reply_prefixes: words(&[
+                "Re", "回复", "回覆", "答复", "Fw", "Fwd", "转发", "轉寄", "AW", "WG", "SV", "VS",
+            ]),
+            stage_words: words(&[
+                "初次响应",
+                "案例重新分配",
+                "案例升级",
+                "跟进",
+                "案例关闭",
+                "初次響應",
+                "案例升級",
+                "跟進",
+                "案例關閉",
+            ]),
+            internal_ref: r"CMIT\s*:\s*\d+".into(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct IngestConfig {
+    /// Larger mails are quarantined unparsed (their bytes are still kept).
+    pub max_message_bytes: u64,
+    /// Phrases in a customer's new text that confirm the fix.
+    pub resolution_phrases: Vec<String>,
+}
+
+impl Default for IngestConfig {
+    fn default() -> Self {
+        let words = |w: &[&str]| w.iter().map(|s| s.to_string()).collect();
+        Self {
+            max_message_bytes: 64 * 1024 * 1024,
+            resolution_phrases: words(&[
+                "问题解决了",
+                "问题已解决",
+                "问题已经解决",
+                "已经解决",
+                "已解决",
+                "已安装成功",
+                "安装成功了",
+                "已成功安装",
+                "可以关闭",
+                "可关闭",
+                "可以结案",
+                "問題解決了",
+                "問題已解決",
+                "已安裝成功",
+                "可以關閉",
+                "resolved",
+                "works now",
+                "working now",
+                "installed successfully",
+                "has been fixed",
+                "is fixed",
+                "can be closed",
+                "you may close",
+            ]),
+        }
+    }
+}
+
+impl Config {
+    /// Loads `path`. When `path` is the implicit default and does not exist,
+    /// the embedded defaults are used; an explicit path must exist.
+    pub fn load(path: &Path, explicit: bool) -> Result<Self, ConfigError> {
+        let mut config = match std::fs::read_to_string(path) {
+            Ok(text) => Self::parse(&text, path)?,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound && !explicit => Config::default(),
+            Err(source) => {
+                return Err(ConfigError::Read {
+                    path: path.to_owned(),
+                    source,
+                });
+            }
+        };
+        config.base_dir = path
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .map(Path::to_path_buf)
+            .unwrap_or_else(|| PathBuf::from("."));
+        if let Ok(url) = std::env::var(DB_ENV)
+            && !url.trim().is_empty()
+        {
+            config.store.url = url;
+        } else {
+            config.store.url = config.resolve_sqlite_url(&config.store.url);
+        }
+        Ok(config)
+    }
+
+    /// Parses and validates the text of a config file.
+    pub fn parse(text: &str, path: &Path) -> Result<Self, ConfigError> {
+        let mut config: Config = toml::from_str(text).map_err(|e| ConfigError::Parse {
+            path: path.to_owned(),
+            message: e.to_string().trim_end().to_string(),
+        })?;
+        if config.mailboxes.is_empty() {
+            config.mailboxes = vec![MailboxConfig::default_maildir()];
+        }
+        config.validate(path)?;
+        Ok(config)
+    }
+
+    fn validate(&self, path: &Path) -> Result<(), ConfigError> {
+        let invalid = |key: &str, message: String| ConfigError::Invalid {
+            path: path.to_owned(),
+            key: key.to_string(),
+            message,
+        };
+        if self.desk.time_zone.parse::<chrono_tz::Tz>().is_err() {
+            return Err(invalid(
+                "desk.time_zone",
+                format!("unknown time zone {:?}", self.desk.time_zone),
+            ));
+        }
+        crate::ingest::subject::SubjectGrammar::new(&self.grammar)
+            .map_err(|e| invalid(&e.key, e.message))?;
+        let mut names = std::collections::HashSet::new();
+        for mailbox in &self.mailboxes {
+            if !names.insert(mailbox.name.as_str()) {
+                return Err(invalid(
+                    "mailbox.name",
+                    format!("two mailboxes are named {:?}", mailbox.name),
+                ));
+            }
+            if mailbox.kind == MailboxKind::Maildir && mailbox.path.is_none() {
+                return Err(invalid(
+                    "mailbox.path",
+                    format!("maildir mailbox {:?} needs a path", mailbox.name),
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// Resolves a path from the config file against the file's folder.
+    pub fn resolve(&self, path: &Path) -> PathBuf {
+        if path.is_absolute() {
+            path.to_path_buf()
+        } else {
+            self.base_dir.join(path)
+        }
+    }
+
+    fn resolve_sqlite_url(&self, url: &str) -> String {
+        match url.strip_prefix("sqlite://") {
+            Some(rest) if !rest.starts_with('/') && !rest.starts_with(":memory:") => {
+                format!("sqlite://{}", self.resolve(Path::new(rest)).display())
+            }
+            _ => url.to_string(),
+        }
+    }
+
+    /// The desk's time zone (validated at load).
+    pub fn time_zone(&self) -> chrono_tz::Tz {
+        self.desk
+            .time_zone
+            .parse()
+            .unwrap_or(chrono_tz::Asia::Shanghai)
+    }
+}
+
+impl MailboxConfig {
+    fn default_maildir() -> Self {
+        Self {
+            name: "local".into(),
+            kind: MailboxKind::Maildir,
+            path: Some(PathBuf::from("mail")),
+            poll_interval_secs: default_poll_secs(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn empty_file_gives_embedded_defaults() {
+        let c = Config::parse("", Path::new("config.toml")).unwrap();
+        assert_eq!(c.store.url, "sqlite://data/casebot.db");
+        assert_eq!(c.mailboxes.len(), 1);
+        assert_eq!(c.mailboxes[0].path.as_deref(), Some(Path::new("mail")));
+    }
+
+    #[test]
+    fn unknown_key_names_the_key_and_line() {
+        let text = "[store]\nurl = \"sqlite://x.db\"\n\n[desk]\ntime_zon = \"UTC\"\n";
+        let err = Config::parse(text, Path::new("c.toml"))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("time_zon"), "{err}");
+        assert!(err.contains("line 5"), "{err}");
+    }
+
+    #[test]
+    fn wrong_type_names_the_line() {
+        let err = Config::parse(
+            "[ingest]\nmax_message_bytes = \"big\"\n",
+            Path::new("c.toml"),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.contains("line 2") && err.contains("max_message_bytes"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn bad_time_zone_and_bad_regex_are_named() {
+        let err = Config::parse(
+            "[desk]\ntime_zone = \"Mars/Olympus\"\n",
+            Path::new("c.toml"),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("desk.time_zone"), "{err}");
+        let err = Config::parse("[grammar]\ncase_number = \"CAS-(\"\n", Path::new("c.toml"))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("grammar.case_number"), "{err}");
+    }
+
+    #[test]
+    fn relative_sqlite_path_is_resolved_against_the_config_folder() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("config.toml");
+        std::fs::write(&path, "[store]\nurl = \"sqlite://db/x.db\"\n").unwrap();
+        // The env override would win; this test only runs the resolution.
+        let c = Config::parse(&std::fs::read_to_string(&path).unwrap(), &path).unwrap();
+        let c = Config {
+            base_dir: dir.path().to_path_buf(),
+            ..c
+        };
+        assert_eq!(
+            c.resolve_sqlite_url(&c.store.url),
+            format!("sqlite://{}/db/x.db", dir.path().display())
+        );
+    }
+}

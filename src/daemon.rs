@@ -1,0 +1,152 @@
+//! `casebot serve`: the long-running process.
+//!
+//! Today it watches every configured Maildir and files what lands in `new/`
+//! through the same [`Pipeline`] as `casebot import`. Each later stage
+//! (analysis, drafting, sending, IMAP, the web desk) joins here as a task.
+//! SIGINT/SIGTERM let the batch in hand finish before exiting.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Result;
+use tokio::sync::watch;
+
+use crate::config::{Config, MailboxKind};
+use crate::ingest::{Pipeline, Status};
+use crate::mailbox::import::modified;
+use crate::mailbox::maildir::Maildir;
+use crate::mailbox::{RawMail, Source};
+
+/// Runs until SIGINT or SIGTERM.
+pub async fn serve(config: Arc<Config>, pipeline: Pipeline) -> Result<()> {
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let mut tasks = Vec::new();
+    for mailbox in &config.mailboxes {
+        match mailbox.kind {
+            MailboxKind::Maildir => {
+                let path = config.resolve(mailbox.path.as_deref().unwrap_or("mail".as_ref()));
+                let maildir = Maildir::open(&mailbox.name, &path)?;
+                tracing::info!(mailbox = %mailbox.name, path = %path.display(), "watching Maildir");
+                let interval = Duration::from_secs(mailbox.poll_interval_secs.max(1));
+                tasks.push(tokio::spawn(watch_maildir(
+                    maildir,
+                    interval,
+                    pipeline.clone(),
+                    stop_rx.clone(),
+                )));
+            }
+        }
+    }
+    shutdown_signal().await;
+    tracing::info!("shutting down: finishing the mail in hand");
+    let _ = stop_tx.send(true);
+    for t in tasks {
+        t.await??;
+    }
+    tracing::info!("stopped");
+    Ok(())
+}
+
+/// Scans `new/` every `interval`, files what it finds, then moves each filed
+/// mail to `cur/`.
+async fn watch_maildir(
+    maildir: Maildir,
+    interval: Duration,
+    pipeline: Pipeline,
+    mut stop: watch::Receiver<bool>,
+) -> Result<()> {
+    let mut failing = false;
+    loop {
+        match scan_once(&maildir, &pipeline).await {
+            Ok(n) => {
+                if failing {
+                    tracing::info!(mailbox = %maildir.name, "Maildir scan works again");
+                    failing = false;
+                }
+                if n > 0 {
+                    tracing::info!(mailbox = %maildir.name, mails = n, "filed new mail");
+                }
+            }
+            // Log a failure once, not on every tick.
+            Err(e) if !failing => {
+                tracing::error!(mailbox = %maildir.name, error = %format!("{e:#}"), "Maildir scan failed; retrying");
+                failing = true;
+            }
+            Err(_) => {}
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(interval) => {}
+            _ = stop.changed() => return Ok(()),
+        }
+    }
+}
+
+/// Files every mail waiting in `new/`; returns how many it handled.
+pub async fn scan_once(maildir: &Maildir, pipeline: &Pipeline) -> Result<usize> {
+    let files = maildir.pending()?;
+    let mut handled = 0;
+    for chunk in files.chunks(crate::ingest::BATCH) {
+        let mut raws = Vec::with_capacity(chunk.len());
+        let mut paths = Vec::with_capacity(chunk.len());
+        for path in chunk {
+            match std::fs::read(path) {
+                Ok(bytes) => {
+                    raws.push(RawMail {
+                        bytes,
+                        arrival: modified(path),
+                        source: Source::Maildir {
+                            mailbox: maildir.name.clone(),
+                            file: path
+                                .file_name()
+                                .map(|n| n.to_string_lossy().into_owned())
+                                .unwrap_or_default(),
+                        },
+                    });
+                    paths.push(path.clone());
+                }
+                // Vanished between listing and reading: another reader took it.
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => {
+                    tracing::warn!(file = %path.display(), error = %e, "cannot read mail file")
+                }
+            }
+        }
+        let p = pipeline.clone();
+        let prepared = tokio::task::spawn_blocking(move || p.prepare_batch(raws)).await?;
+        let reports = pipeline.file_batch(prepared).await?;
+        for (report, path) in reports.iter().zip(&paths) {
+            match report.status {
+                Status::Quarantined => {
+                    tracing::warn!(source = %report.source, reason = ?report.reason, "quarantined")
+                }
+                _ => {
+                    tracing::debug!(source = %report.source, status = ?report.status, case = ?report.case_key, "filed")
+                }
+            }
+            maildir.mark_handled(path)?;
+            handled += 1;
+        }
+    }
+    Ok(handled)
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(s) => s,
+                Err(_) => {
+                    let _ = ctrl_c.await;
+                    return;
+                }
+            };
+        tokio::select! {
+            _ = ctrl_c => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = ctrl_c.await;
+}

@@ -1,0 +1,144 @@
+//! Links a mail points at: http(s) URLs (in the text or only in an HTML
+//! `href`) and UNC paths. Log bundles often arrive this way rather than as
+//! attachments.
+
+use std::sync::LazyLock;
+
+use regex::Regex;
+use serde::Serialize;
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Link {
+    pub url: String,
+    /// `http` (http and https) or `unc`.
+    pub kind: &'static str,
+}
+
+static URL: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r#"(?i)https?://[^\s<>"'`）】」，。、；！？\u{3000}]+"#).expect("static regex")
+});
+static HREF: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r#"(?i)href\s*=\s*(?:"([^"]*)"|'([^']*)'|([^\s>]+))"#).expect("static regex")
+});
+static UNC: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r#"\\\\[A-Za-z0-9][A-Za-z0-9._$-]*(?:\\[^\\\s<>"'|，。、；）】]+)+\\?"#)
+        .expect("static regex")
+});
+
+/// Collects links from the plain text and the HTML source, in order of first
+/// appearance, without duplicates (a trailing slash does not make a new link).
+pub fn extract_links(text: &str, html: &[&str]) -> Vec<Link> {
+    let mut out: Vec<Link> = Vec::new();
+    let mut push = |url: String, kind: &'static str| {
+        let key = url.trim_end_matches('/').to_string();
+        if !key.is_empty() && !out.iter().any(|l| l.url.trim_end_matches('/') == key) {
+            out.push(Link { url, kind });
+        }
+    };
+    for m in URL.find_iter(text) {
+        push(trim_url(m.as_str()).to_string(), "http");
+    }
+    for m in UNC.find_iter(text) {
+        push(
+            m.as_str()
+                .trim_end_matches(['.', ',', ')', ';', ':'])
+                .to_string(),
+            "unc",
+        );
+    }
+    for source in html {
+        for c in HREF.captures_iter(source) {
+            let raw = c
+                .get(1)
+                .or(c.get(2))
+                .or(c.get(3))
+                .map(|g| g.as_str())
+                .unwrap_or("");
+            let href = decode_entities(raw.trim());
+            let lower = href.to_ascii_lowercase();
+            if lower.starts_with("http://") || lower.starts_with("https://") {
+                push(href, "http");
+            } else if lower.starts_with("file://") {
+                // file://host/share/x is how Outlook links a UNC path.
+                let path = href[7..].trim_start_matches('/').replace('/', "\\");
+                if !path.is_empty() {
+                    push(format!("\\\\{path}"), "unc");
+                }
+            }
+        }
+    }
+    out
+}
+
+/// Sentence punctuation after a URL is not part of it; a closing bracket is
+/// only part of it when the URL opened one.
+fn trim_url(url: &str) -> &str {
+    let mut url = url.trim_end_matches(['.', ',', ';', ':', '!', '?', '\'', '"']);
+    while let Some(stripped) = url.strip_suffix(')') {
+        if url.matches('(').count() >= url.matches(')').count() {
+            break;
+        }
+        url = stripped.trim_end_matches(['.', ',', ';', ':']);
+    }
+    url
+}
+
+fn decode_entities(s: &str) -> String {
+    s.replace("&amp;", "&")
+        .replace("&#38;", "&")
+        .replace("&quot;", "\"")
+        .replace("&#x2F;", "/")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn urls(links: &[Link]) -> Vec<(&str, &str)> {
+        links.iter().map(|l| (l.url.as_str(), l.kind)).collect()
+    }
+
+    #[test]
+    fn text_urls_trim_punctuation_and_dedupe_trailing_slash() {
+        let links = extract_links(
+            "请登录https://upload.example.com <https://upload.example.com/> 上传。下载：https://files.example.com/get.php?id=1&token=abc。(see https://example.com/a_(b))",
+            &[],
+        );
+        assert_eq!(
+            urls(&links),
+            [
+                ("https://upload.example.com", "http"),
+                ("https://files.example.com/get.php?id=1&token=abc", "http"),
+                ("https://example.com/a_(b)", "http"),
+            ]
+        );
+    }
+
+    #[test]
+    fn href_only_links_and_entities() {
+        let html = r#"<a href="https://logs.example.com/d?id=5&amp;t=x">下载日志</a> <a href='mailto:a@example.com'>m</a> <a href=file://fs01/logs/case1>share</a>"#;
+        let links = extract_links("下载日志", &[html]);
+        assert_eq!(
+            urls(&links),
+            [
+                ("https://logs.example.com/d?id=5&t=x", "http"),
+                ("\\\\fs01\\logs\\case1", "unc")
+            ]
+        );
+    }
+
+    #[test]
+    fn unc_paths() {
+        let links = extract_links(
+            r"日志在 \\fileserver01\share$\CAS-1\logs.zip ，请查收。源：\\10.0.0.5\windows",
+            &[],
+        );
+        assert_eq!(
+            urls(&links),
+            [
+                (r"\\fileserver01\share$\CAS-1\logs.zip", "unc"),
+                (r"\\10.0.0.5\windows", "unc")
+            ]
+        );
+    }
+}

@@ -1,0 +1,77 @@
+//! Where mail comes from: the sources `casebot import` reads (Maildir, mbox,
+//! a folder of .eml files, one .eml) and the Maildir the daemon watches.
+//!
+//! Sources only read bytes; they never parse. Each mail carries a [`Source`]
+//! that says exactly where it was found, which the store keeps as evidence.
+
+pub mod import;
+pub mod maildir;
+
+use std::fmt;
+use std::path::PathBuf;
+
+use chrono::{DateTime, Utc};
+
+/// Where one mail was read from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Source {
+    /// A single file: an .eml, or a file in a Maildir being imported.
+    File { path: PathBuf },
+    /// The `index`-th mail (from 0) of an mbox file, at byte `offset`.
+    Mbox {
+        path: PathBuf,
+        index: u64,
+        offset: u64,
+    },
+    /// A file delivered into a watched Maildir.
+    Maildir { mailbox: String, file: String },
+    /// A quarantined mail being replayed.
+    Quarantine { id: i64 },
+    /// A mail made up by the benchmark.
+    Generated { index: u64 },
+}
+
+impl Source {
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Source::File { .. } => "file",
+            Source::Mbox { .. } => "mbox",
+            Source::Maildir { .. } => "maildir",
+            Source::Quarantine { .. } => "quarantine",
+            Source::Generated { .. } => "generated",
+        }
+    }
+}
+
+impl fmt::Display for Source {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Source::File { path } => write!(f, "{}", path.display()),
+            Source::Mbox {
+                path,
+                index,
+                offset,
+            } => write!(f, "{}#{index}@{offset}", path.display()),
+            Source::Maildir { mailbox, file } => write!(f, "maildir:{mailbox}/{file}"),
+            Source::Quarantine { id } => write!(f, "quarantine:{id}"),
+            Source::Generated { index } => write!(f, "generated:{index}"),
+        }
+    }
+}
+
+/// One mail's bytes, where they came from, and when they arrived.
+#[derive(Debug, Clone)]
+pub struct RawMail {
+    pub bytes: Vec<u8>,
+    pub source: Source,
+    pub arrival: DateTime<Utc>,
+}
+
+/// A mail that could not even be read (a file vanished, no permission).
+#[derive(Debug, Clone)]
+pub struct ReadFailure {
+    pub source: Source,
+    pub reason: String,
+}
+
+pub type ReadResult = Result<RawMail, ReadFailure>;

@@ -1,0 +1,293 @@
+//! Reading cases and their threads back out of the store.
+
+use anyhow::Result;
+use serde::Serialize;
+use sqlx::FromRow;
+
+use super::{Store, ts_to_rfc3339};
+
+#[derive(Debug, Clone, FromRow)]
+struct CaseRow {
+    id: i64,
+    key: String,
+    case_id: Option<String>,
+    title: Option<String>,
+    priority: Option<String>,
+    customer: Option<String>,
+    stage: Option<String>,
+    internal_ref: Option<String>,
+    base_subject: Option<String>,
+    status: String,
+    message_count: i64,
+    first_message_at: Option<i64>,
+    last_message_at: Option<i64>,
+}
+
+/// A case as listed by `casebot cases`.
+#[derive(Debug, Clone, Serialize)]
+pub struct CaseSummary {
+    pub id: i64,
+    pub key: String,
+    pub case_id: Option<String>,
+    pub title: Option<String>,
+    pub priority: Option<String>,
+    pub customer: Option<String>,
+    pub stage: Option<String>,
+    pub internal_ref: Option<String>,
+    pub base_subject: Option<String>,
+    pub status: String,
+    pub message_count: i64,
+    pub first_message_at: Option<String>,
+    pub last_message_at: Option<String>,
+}
+
+impl From<CaseRow> for CaseSummary {
+    fn from(r: CaseRow) -> Self {
+        Self {
+            id: r.id,
+            key: r.key,
+            case_id: r.case_id,
+            title: r.title,
+            priority: r.priority,
+            customer: r.customer,
+            stage: r.stage,
+            internal_ref: r.internal_ref,
+            base_subject: r.base_subject,
+            status: r.status,
+            message_count: r.message_count,
+            first_message_at: r.first_message_at.map(ts_to_rfc3339),
+            last_message_at: r.last_message_at.map(ts_to_rfc3339),
+        }
+    }
+}
+
+const CASE_COLUMNS: &str = "id, key, case_id, title, priority, customer, stage, internal_ref, base_subject, status, \
+                            message_count, first_message_at, last_message_at";
+
+#[derive(Debug, Clone, FromRow)]
+struct MessageRow {
+    id: i64,
+    message_id: String,
+    in_reply_to: Option<String>,
+    subject: String,
+    from_name: Option<String>,
+    from_address: Option<String>,
+    to_json: String,
+    cc_json: String,
+    date_utc: i64,
+    date_offset_minutes: Option<i64>,
+    date_source: String,
+    direction: String,
+    signal: Option<String>,
+    resolution_phrase: Option<String>,
+    stage: Option<String>,
+    new_text: String,
+    quoted_text: String,
+    signature: String,
+    warnings_json: String,
+    thread_rule: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct AttachmentView {
+    pub filename: Option<String>,
+    pub content_type: String,
+    pub size: i64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct LinkView {
+    pub url: String,
+    pub kind: String,
+}
+
+/// One message of a case thread.
+#[derive(Debug, Clone, Serialize)]
+pub struct MessageView {
+    pub id: i64,
+    pub message_id: String,
+    pub in_reply_to: Option<String>,
+    pub date: String,
+    /// The sender's own offset, e.g. `+08:00`, when the Date header gave one.
+    pub date_offset: Option<String>,
+    pub date_source: String,
+    pub from: serde_json::Value,
+    pub to: serde_json::Value,
+    pub cc: serde_json::Value,
+    pub subject: String,
+    pub direction: String,
+    pub signal: Option<String>,
+    pub resolution_signal: bool,
+    pub resolution_phrase: Option<String>,
+    pub stage: Option<String>,
+    pub new_text: String,
+    pub quoted_text: String,
+    pub signature: String,
+    pub attachments: Vec<AttachmentView>,
+    pub links: Vec<LinkView>,
+    pub thread_rule: String,
+    pub warnings: serde_json::Value,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct EventView {
+    pub at: String,
+    pub kind: String,
+    pub detail: serde_json::Value,
+}
+
+/// A case with its whole thread, oldest first.
+#[derive(Debug, Clone, Serialize)]
+pub struct CaseDetail {
+    #[serde(flatten)]
+    pub case: CaseSummary,
+    pub messages: Vec<MessageView>,
+    pub events: Vec<EventView>,
+}
+
+fn offset_text(minutes: i64) -> String {
+    let sign = if minutes < 0 { '-' } else { '+' };
+    let m = minutes.abs();
+    format!("{sign}{:02}:{:02}", m / 60, m % 60)
+}
+
+impl Store {
+    /// All cases, most recently active first.
+    pub async fn list_cases(&self) -> Result<Vec<CaseSummary>> {
+        let rows: Vec<CaseRow> = sqlx::query_as(&format!(
+            "SELECT {CASE_COLUMNS} FROM cases ORDER BY last_message_at DESC, id DESC"
+        ))
+        .fetch_all(self.pool())
+        .await?;
+        Ok(rows.into_iter().map(CaseSummary::from).collect())
+    }
+
+    /// Finds a case by key (a case number in any letter case, or `T-…`) or row id.
+    pub async fn find_case(&self, key: &str) -> Result<Option<CaseSummary>> {
+        let key = key.trim();
+        let sql = format!("SELECT {CASE_COLUMNS} FROM cases WHERE key = $1");
+        for candidate in [key.to_string(), key.to_uppercase()] {
+            let row: Option<CaseRow> = sqlx::query_as(&sql)
+                .bind(candidate)
+                .fetch_optional(self.pool())
+                .await?;
+            if let Some(r) = row {
+                return Ok(Some(r.into()));
+            }
+        }
+        let Ok(id) = key.parse::<i64>() else {
+            return Ok(None);
+        };
+        let row: Option<CaseRow> =
+            sqlx::query_as(&format!("SELECT {CASE_COLUMNS} FROM cases WHERE id = $1"))
+                .bind(id)
+                .fetch_optional(self.pool())
+                .await?;
+        Ok(row.map(CaseSummary::from))
+    }
+
+    /// A case with its messages (oldest first) and its event log.
+    pub async fn case_detail(&self, key: &str) -> Result<Option<CaseDetail>> {
+        let Some(case) = self.find_case(key).await? else {
+            return Ok(None);
+        };
+        let rows: Vec<MessageRow> = sqlx::query_as(
+            "SELECT id, message_id, in_reply_to, subject, from_name, from_address, to_json, cc_json, date_utc, \
+             date_offset_minutes, date_source, direction, signal, resolution_phrase, stage, new_text, quoted_text, \
+             signature, warnings_json, thread_rule FROM messages WHERE case_id = $1 ORDER BY date_utc, id",
+        )
+        .bind(case.id)
+        .fetch_all(self.pool())
+        .await?;
+        let attachments: Vec<(i64, Option<String>, String, i64)> = sqlx::query_as(
+            "SELECT a.message_id, a.filename, a.content_type, a.size FROM attachments a \
+             JOIN messages m ON m.id = a.message_id WHERE m.case_id = $1 ORDER BY a.id",
+        )
+        .bind(case.id)
+        .fetch_all(self.pool())
+        .await?;
+        let links: Vec<(i64, String, String)> = sqlx::query_as(
+            "SELECT l.message_id, l.url, l.kind FROM links l JOIN messages m ON m.id = l.message_id \
+             WHERE m.case_id = $1 ORDER BY l.id",
+        )
+        .bind(case.id)
+        .fetch_all(self.pool())
+        .await?;
+        let events: Vec<(i64, String, String)> =
+            sqlx::query_as("SELECT at, kind, detail FROM events WHERE case_id = $1 ORDER BY id")
+                .bind(case.id)
+                .fetch_all(self.pool())
+                .await?;
+        let parse = |s: &str| serde_json::from_str(s).unwrap_or(serde_json::Value::Null);
+        let messages = rows
+            .into_iter()
+            .map(|m| MessageView {
+                id: m.id,
+                attachments: attachments
+                    .iter()
+                    .filter(|a| a.0 == m.id)
+                    .map(|a| AttachmentView {
+                        filename: a.1.clone(),
+                        content_type: a.2.clone(),
+                        size: a.3,
+                    })
+                    .collect(),
+                links: links
+                    .iter()
+                    .filter(|l| l.0 == m.id)
+                    .map(|l| LinkView {
+                        url: l.1.clone(),
+                        kind: l.2.clone(),
+                    })
+                    .collect(),
+                message_id: m.message_id,
+                in_reply_to: m.in_reply_to,
+                date: ts_to_rfc3339(m.date_utc),
+                date_offset: m.date_offset_minutes.map(offset_text),
+                date_source: m.date_source,
+                from: serde_json::json!({ "name": m.from_name, "address": m.from_address }),
+                to: parse(&m.to_json),
+                cc: parse(&m.cc_json),
+                subject: m.subject,
+                direction: m.direction,
+                resolution_signal: m.signal.as_deref() == Some("resolution"),
+                signal: m.signal,
+                resolution_phrase: m.resolution_phrase,
+                stage: m.stage,
+                new_text: m.new_text,
+                quoted_text: m.quoted_text,
+                signature: m.signature,
+                thread_rule: m.thread_rule,
+                warnings: parse(&m.warnings_json),
+            })
+            .collect::<Vec<_>>();
+        let events = events
+            .into_iter()
+            .map(|(at, kind, detail)| EventView {
+                at: ts_to_rfc3339(at),
+                kind,
+                detail: parse(&detail),
+            })
+            .collect();
+        Ok(Some(CaseDetail {
+            case,
+            messages,
+            events,
+        }))
+    }
+
+    /// Counts for a quick look: cases, messages, quarantined mails.
+    pub async fn counts(&self) -> Result<(i64, i64, i64)> {
+        let cases: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM cases")
+            .fetch_one(self.pool())
+            .await?;
+        let messages: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM messages")
+            .fetch_one(self.pool())
+            .await?;
+        let quarantined: i64 =
+            sqlx::query_scalar("SELECT COUNT(*) FROM quarantine WHERE released_at IS NULL")
+                .fetch_one(self.pool())
+                .await?;
+        Ok((cases, messages, quarantined))
+    }
+}
