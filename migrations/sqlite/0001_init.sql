@@ -63,6 +63,8 @@ CREATE TABLE messages (
     ingested_at            INTEGER NOT NULL
 );
 CREATE INDEX messages_case_date ON messages (case_id, date_utc);
+-- Duplicate detection goes from a raw hash to its message.
+CREATE INDEX messages_raw ON messages (raw_id);
 
 -- Every place a mail was seen: the first one and every duplicate delivery.
 CREATE TABLE message_sources (

@@ -19,6 +19,7 @@ pub mod parse;
 pub mod subject;
 pub mod thread;
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use anyhow::Result;
@@ -31,7 +32,7 @@ use crate::store::{Store, messages, quarantine};
 use case_state::mail_signal;
 use parse::{ParseContext, ParsedMail, Rejection, parse_mail, sha256_hex};
 use subject::SubjectGrammar;
-use thread::{ThreadClues, decide, parent_candidates};
+use thread::{KnownMessage, ThreadClues, decide, parent_candidates};
 
 /// What happened to one mail.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -161,55 +162,62 @@ impl Pipeline {
     /// hits a store error.
     pub async fn file_batch(&self, batch: Vec<Prepared>) -> Result<Vec<Report>> {
         let mut tx = self.store.begin_write().await?;
-        let mut reports = Vec::with_capacity(batch.len());
-        let mut failed = false;
-        for item in &batch {
-            match file_one(&mut tx, item).await {
-                Ok(r) => reports.push(r),
-                Err(e) => {
-                    tracing::warn!(source = %item.raw.source, error = %e, "store error in batch; retrying mail by mail");
-                    failed = true;
-                    break;
-                }
+        match file_all(&mut tx, &batch).await {
+            Ok(reports) => {
+                tx.commit().await?;
+                return Ok(reports);
+            }
+            Err(e) if batch.len() > 1 => {
+                tracing::warn!(error = %format!("{e:#}"), "store error in a batch; filing its mails one by one");
+                tx.rollback().await?;
+            }
+            Err(e) => {
+                tx.rollback().await?;
+                let item = &batch[0];
+                return self.quarantine_store_error(item, e).await.map(|r| vec![r]);
             }
         }
-        if !failed {
-            tx.commit().await?;
-            return Ok(reports);
-        }
-        tx.rollback().await?;
         let mut reports = Vec::with_capacity(batch.len());
         for item in &batch {
             let mut tx = self.store.begin_write().await?;
-            match file_one(&mut tx, item).await {
+            match file_all(&mut tx, std::slice::from_ref(item)).await {
                 Ok(r) => {
                     tx.commit().await?;
-                    reports.push(r);
+                    reports.extend(r);
                 }
                 Err(e) => {
                     tx.rollback().await?;
-                    let reason = format!("store error: {e:#}");
-                    let mut tx = self.store.begin_write().await?;
-                    quarantine::put(
-                        &mut tx,
-                        &item.raw.bytes,
-                        &item.sha256,
-                        &item.raw.source,
-                        &reason,
-                    )
-                    .await?;
-                    tx.commit().await?;
-                    reports.push(report(
-                        &item.raw.source,
-                        None,
-                        None,
-                        Status::Quarantined,
-                        Some(reason),
-                    ));
+                    reports.push(self.quarantine_store_error(item, e).await?);
                 }
             }
         }
         Ok(reports)
+    }
+
+    /// A mail the store refused even on its own: keep it, with the reason.
+    async fn quarantine_store_error(
+        &self,
+        item: &Prepared,
+        error: anyhow::Error,
+    ) -> Result<Report> {
+        let reason = format!("store error: {error:#}");
+        let mut tx = self.store.begin_write().await?;
+        quarantine::put(
+            &mut tx,
+            &item.raw.bytes,
+            &item.sha256,
+            &item.raw.source,
+            &reason,
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(report(
+            &item.raw.source,
+            None,
+            None,
+            Status::Quarantined,
+            Some(reason),
+        ))
     }
 
     /// Runs a whole source through the pipeline: reading and parsing on
@@ -318,66 +326,138 @@ fn report(
     }
 }
 
-/// Files one prepared mail inside the caller's transaction.
-async fn file_one(conn: &mut AnyConnection, item: &Prepared) -> Result<Report> {
-    let source = &item.raw.source;
-    let mail = match &item.parsed {
-        Ok(mail) => mail,
-        Err(rejection) => {
-            let reason = rejection.to_string();
-            quarantine::put(conn, &item.raw.bytes, &item.sha256, source, &reason).await?;
-            return Ok(report(
+/// Files prepared mails inside the caller's transaction: look-ups for the
+/// whole batch, decisions in memory (the batch's own mails count as known
+/// parents and as duplicates), then one write plan.
+async fn file_all(conn: &mut AnyConnection, items: &[Prepared]) -> Result<Vec<Report>> {
+    let parsed: Vec<&ParsedMail> = items
+        .iter()
+        .filter_map(|i| i.parsed.as_ref().ok())
+        .collect();
+    let shas: Vec<&str> = parsed.iter().map(|m| m.sha256.as_str()).collect();
+    let mut ids: Vec<&str> = Vec::new();
+    for m in &parsed {
+        ids.push(&m.message_id);
+        ids.extend(parent_candidates(&clues(m)));
+    }
+    ids.sort_unstable();
+    ids.dedup();
+    let stored = messages::lookup(conn, &shas, &ids).await?;
+
+    // message_id → (case key, raw sha) for everything known so far.
+    let mut known: HashMap<String, (String, String)> = stored
+        .iter()
+        .map(|s| (s.message_id.clone(), (s.case_key.clone(), s.sha256.clone())))
+        .collect();
+    let mut by_sha: HashMap<String, String> = stored
+        .iter()
+        .map(|s| (s.sha256.clone(), s.case_key.clone()))
+        .collect();
+
+    let mut plan = messages::WritePlan::default();
+    let mut reports = Vec::with_capacity(items.len());
+    for item in items {
+        let source = &item.raw.source;
+        let mail = match &item.parsed {
+            Ok(mail) => mail,
+            Err(rejection) => {
+                let reason = rejection.to_string();
+                quarantine::put(conn, &item.raw.bytes, &item.sha256, source, &reason).await?;
+                reports.push(report(
+                    source,
+                    None,
+                    None,
+                    Status::Quarantined,
+                    Some(reason),
+                ));
+                continue;
+            }
+        };
+        if let Some(case_key) = by_sha.get(&mail.sha256) {
+            plan.sightings.push(messages::Sighting {
+                sha256: mail.sha256.clone(),
                 source,
-                None,
-                None,
-                Status::Quarantined,
-                Some(reason),
+            });
+            reports.push(report(
+                source,
+                Some(&mail.message_id),
+                Some(case_key),
+                Status::Duplicate,
+                Some("same bytes as a stored mail".into()),
             ));
+            continue;
         }
-    };
-    if let Some(existing) = messages::by_sha256(conn, &mail.sha256).await? {
-        messages::add_source(conn, existing.raw_id, source).await?;
-        return Ok(report(
+        if let Some((case_key, sha)) = known.get(&mail.message_id) {
+            plan.sightings.push(messages::Sighting {
+                sha256: sha.clone(),
+                source,
+            });
+            reports.push(report(
+                source,
+                Some(&mail.message_id),
+                Some(case_key),
+                Status::Duplicate,
+                Some(format!(
+                    "same Message-ID as a stored mail (content differs, sha256 {})",
+                    mail.sha256
+                )),
+            ));
+            continue;
+        }
+        let clues = clues(mail);
+        let parents: Vec<KnownMessage> = parent_candidates(&clues)
+            .into_iter()
+            .filter_map(|id| {
+                known.get(id).map(|(key, _)| KnownMessage {
+                    message_id: id.to_string(),
+                    case_key: key.clone(),
+                })
+            })
+            .collect();
+        let decision = decide(&clues, &parents);
+        known.insert(
+            mail.message_id.clone(),
+            (decision.case_key.clone(), mail.sha256.clone()),
+        );
+        by_sha.insert(mail.sha256.clone(), decision.case_key.clone());
+        reports.push(report(
             source,
             Some(&mail.message_id),
-            Some(&existing.case_key),
-            Status::Duplicate,
-            Some("same bytes as a stored mail".into()),
+            Some(&decision.case_key),
+            Status::Imported,
+            None,
         ));
-    }
-    if let Some(existing) = messages::by_message_id(conn, &mail.message_id).await? {
-        messages::add_source(conn, existing.raw_id, source).await?;
-        return Ok(report(
+        plan.new.push(messages::NewMessage {
+            raw: &item.raw.bytes,
+            mail,
             source,
-            Some(&mail.message_id),
-            Some(&existing.case_key),
-            Status::Duplicate,
-            Some(format!(
-                "same Message-ID as a stored mail (content differs, sha256 {})",
-                mail.sha256
-            )),
-        ));
+            signal: mail_signal(
+                mail.direction,
+                &mail.body.new_text,
+                mail.resolution_phrase.is_some(),
+            ),
+            decision,
+        });
     }
-    let clues = ThreadClues {
+    let written = messages::write(conn, &plan).await?;
+    // A thread adopted by its late parent now lives under the parent's key.
+    for (from, to) in &written.adopted {
+        for r in reports
+            .iter_mut()
+            .filter(|r| r.case_key.as_deref() == Some(from))
+        {
+            r.case_key = Some(to.clone());
+        }
+    }
+    Ok(reports)
+}
+
+fn clues(mail: &ParsedMail) -> ThreadClues<'_> {
+    ThreadClues {
         message_id: &mail.message_id,
         subject_case_id: mail.subject_info.case_id.as_deref(),
         body_case_ids: &mail.body_case_ids,
         in_reply_to: mail.in_reply_to.as_deref(),
         references: &mail.references,
-    };
-    let known = messages::known(conn, &parent_candidates(&clues)).await?;
-    let decision = decide(&clues, &known);
-    let signal = mail_signal(
-        mail.direction,
-        &mail.body.new_text,
-        mail.resolution_phrase.is_some(),
-    );
-    let filed = messages::insert(conn, &item.raw.bytes, mail, source, &decision, signal).await?;
-    Ok(report(
-        source,
-        Some(&mail.message_id),
-        Some(&filed.case_key),
-        Status::Imported,
-        None,
-    ))
+    }
 }

@@ -3,89 +3,588 @@
 //! filed completely or not at all.
 
 use anyhow::{Context, Result};
-use sqlx::{AnyConnection, Row};
+use sqlx::{AnyConnection, FromRow};
 
 use super::now_ts;
 use crate::ingest::case_state::{CaseStatus, MailSignal, StatusInput, case_status};
 use crate::ingest::direction::Direction;
 use crate::ingest::parse::ParsedMail;
-use crate::ingest::thread::{KnownMessage, ThreadDecision};
+use crate::ingest::thread::ThreadDecision;
 use crate::mailbox::Source;
 
-/// A message already filed, as duplicate detection reports it.
+/// A message already in the store, as duplicate detection and threading see it.
 #[derive(Debug, Clone)]
-pub struct ExistingMessage {
+pub struct StoredMessage {
+    pub message_id: String,
+    pub sha256: String,
     pub raw_id: i64,
     pub case_key: String,
 }
 
-/// What [`insert`] filed.
-#[derive(Debug, Clone)]
-pub struct Filed {
-    pub message_row: i64,
-    pub case_row: i64,
-    pub case_key: String,
-    pub case_opened: bool,
-    /// Thread cases whose messages moved into this case (their parent arrived).
-    pub adopted: Vec<String>,
-}
-
-/// The message whose raw bytes have this hash, if any.
-pub async fn by_sha256(conn: &mut AnyConnection, sha256: &str) -> Result<Option<ExistingMessage>> {
-    let row = sqlx::query(
-        "SELECT r.id AS raw_id, c.key AS case_key FROM raw_messages r \
-         JOIN messages m ON m.raw_id = r.id JOIN cases c ON c.id = m.case_id WHERE r.sha256 = $1",
-    )
-    .bind(sha256)
-    .fetch_optional(&mut *conn)
-    .await?;
-    Ok(row.map(|r| ExistingMessage {
-        raw_id: r.get("raw_id"),
-        case_key: r.get("case_key"),
-    }))
-}
-
-/// The message with this Message-ID, if any.
-pub async fn by_message_id(
+/// Stored messages whose raw hash is in `shas` or whose Message-ID is in
+/// `ids`: a whole batch's duplicate checks and parent look-ups at once.
+pub async fn lookup(
     conn: &mut AnyConnection,
-    message_id: &str,
-) -> Result<Option<ExistingMessage>> {
-    let row = sqlx::query(
-        "SELECT m.raw_id AS raw_id, c.key AS case_key FROM messages m \
-         JOIN cases c ON c.id = m.case_id WHERE m.message_id = $1",
-    )
-    .bind(message_id)
-    .fetch_optional(&mut *conn)
-    .await?;
-    Ok(row.map(|r| ExistingMessage {
-        raw_id: r.get("raw_id"),
-        case_key: r.get("case_key"),
-    }))
+    shas: &[&str],
+    ids: &[&str],
+) -> Result<Vec<StoredMessage>> {
+    let mut out: Vec<StoredMessage> = Vec::new();
+    let positional = uses_positional_marks(conn);
+    for (column, values) in [("r.sha256", shas), ("m.message_id", ids)] {
+        // Chunks keep the statement under every backend's parameter limit.
+        for chunk in values.chunks(500) {
+            let sql = format!(
+                "SELECT m.message_id, r.sha256, r.id AS raw_id, c.key AS case_key FROM messages m \
+                 JOIN raw_messages r ON r.id = m.raw_id JOIN cases c ON c.id = m.case_id WHERE {column} IN ({})",
+                sequential_marks(positional, 1, chunk.len())
+            );
+            let mut query = sqlx::query_as::<_, (String, String, i64, String)>(&sql);
+            for v in chunk {
+                query = query.bind(*v);
+            }
+            for (message_id, sha256, raw_id, case_key) in query.fetch_all(&mut *conn).await? {
+                if !out.iter().any(|m| m.raw_id == raw_id) {
+                    out.push(StoredMessage {
+                        message_id,
+                        sha256,
+                        raw_id,
+                        case_key,
+                    });
+                }
+            }
+        }
+    }
+    Ok(out)
 }
 
-/// The case keys of those of `ids` the store knows.
-pub async fn known(conn: &mut AnyConnection, ids: &[&str]) -> Result<Vec<KnownMessage>> {
-    if ids.is_empty() {
-        return Ok(Vec::new());
+/// `$first, $first+1, …` (n of them); `NULL` for none, so `IN (NULL)` matches nothing.
+fn placeholders(first: usize, n: usize) -> String {
+    if n == 0 {
+        return "NULL".into();
     }
-    let placeholders: Vec<String> = (1..=ids.len()).map(|i| format!("${i}")).collect();
+    (first..first + n)
+        .map(|i| format!("${i}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// Markers for `n` parameters bound once each, in order. SQLite gets
+/// anonymous `?`: it resolves a numbered marker by a linear scan of its
+/// names, which makes a multi-row insert quadratic in its parameters.
+fn sequential_marks(positional: bool, first: usize, n: usize) -> String {
+    if positional {
+        vec!["?"; n].join(", ")
+    } else {
+        placeholders(first, n)
+    }
+}
+
+fn uses_positional_marks(conn: &AnyConnection) -> bool {
+    conn.backend_name().eq_ignore_ascii_case("sqlite")
+}
+
+/// A mail to file, with its case decided.
+pub struct NewMessage<'a> {
+    pub raw: &'a [u8],
+    pub mail: &'a ParsedMail,
+    pub source: &'a Source,
+    pub decision: ThreadDecision,
+    pub signal: Option<MailSignal>,
+}
+
+/// One more sighting of a mail stored before or earlier in the same batch
+/// (a duplicate delivery), named by the stored raw bytes' hash.
+pub struct Sighting<'a> {
+    pub sha256: String,
+    pub source: &'a Source,
+}
+
+/// What a batch adds to the store.
+#[derive(Default)]
+pub struct WritePlan<'a> {
+    pub new: Vec<NewMessage<'a>>,
+    pub sightings: Vec<Sighting<'a>>,
+}
+
+/// What [`write`] did, per case.
+#[derive(Debug, Clone, Default)]
+pub struct Written {
+    pub opened: Vec<String>,
+    /// Thread cases whose messages moved into another case (their parent arrived).
+    pub adopted: Vec<(String, String)>,
+}
+
+#[derive(Debug, Clone, FromRow)]
+struct CaseState {
+    id: i64,
+    key: String,
+    title: Option<String>,
+    priority: Option<String>,
+    customer: Option<String>,
+    stage: Option<String>,
+    internal_ref: Option<String>,
+    base_subject: Option<String>,
+    status: String,
+    last_message_at: Option<i64>,
+}
+
+/// Writes a batch with a fixed number of statements (plus one update per
+/// touched case), whatever the number of mails: the cost of a statement
+/// round trip, not of SQLite, bounds ingest throughput.
+pub async fn write(conn: &mut AnyConnection, plan: &WritePlan<'_>) -> Result<Written> {
+    let now = now_ts();
+    let mut written = Written::default();
+    let positional = uses_positional_marks(conn);
+
+    if plan.new.is_empty() {
+        add_sightings(conn, &plan.sightings, now).await?;
+        return Ok(written);
+    }
+
+    // Cases: create the missing ones, then read every touched case's state.
+    let mut keys: Vec<(&str, Option<&str>)> = Vec::new();
+    for n in &plan.new {
+        if !keys.iter().any(|(k, _)| *k == n.decision.case_key) {
+            keys.push((&n.decision.case_key, n.decision.case_id.as_deref()));
+        }
+    }
+    let key_list = placeholders(1, keys.len());
+    let sql = format!("SELECT key FROM cases WHERE key IN ({key_list})");
+    let mut q = sqlx::query_scalar::<_, String>(&sql);
+    for (k, _) in &keys {
+        q = q.bind(*k);
+    }
+    let existing: Vec<String> = q.fetch_all(&mut *conn).await?;
+    let missing: Vec<&(&str, Option<&str>)> = keys
+        .iter()
+        .filter(|(k, _)| !existing.iter().any(|e| e == k))
+        .collect();
+    for chunk in missing.chunks(200) {
+        let rows: Vec<String> = (0..chunk.len())
+            .map(|i| {
+                format!(
+                    "(${}, ${}, '{}', ${n}, ${n})",
+                    2 * i + 1,
+                    2 * i + 2,
+                    CaseStatus::New.as_str(),
+                    n = 2 * chunk.len() + 1
+                )
+            })
+            .collect();
+        let sql = format!(
+            "INSERT INTO cases (key, case_id, status, created_at, updated_at) VALUES {}",
+            rows.join(", ")
+        );
+        let mut q = sqlx::query(&sql);
+        for (k, id) in chunk {
+            q = q.bind(*k).bind(*id);
+        }
+        q.bind(now)
+            .execute(&mut *conn)
+            .await
+            .context("Cannot create cases")?;
+        written
+            .opened
+            .extend(chunk.iter().map(|(k, _)| k.to_string()));
+    }
     let sql = format!(
-        "SELECT m.message_id AS message_id, c.key AS case_key FROM messages m \
-         JOIN cases c ON c.id = m.case_id WHERE m.message_id IN ({})",
-        placeholders.join(", ")
+        "SELECT id, key, title, priority, customer, stage, internal_ref, base_subject, status, last_message_at \
+         FROM cases WHERE key IN ({key_list})"
     );
-    let mut query = sqlx::query(&sql);
-    for id in ids {
-        query = query.bind(*id);
+    let mut q = sqlx::query_as::<_, CaseState>(&sql);
+    for (k, _) in &keys {
+        q = q.bind(*k);
     }
-    let rows = query.fetch_all(&mut *conn).await?;
-    Ok(rows
-        .into_iter()
-        .map(|r| KnownMessage {
-            message_id: r.get("message_id"),
-            case_key: r.get("case_key"),
-        })
-        .collect())
+    let mut cases: Vec<CaseState> = q.fetch_all(&mut *conn).await?;
+    let case_row =
+        |key: &str, cases: &[CaseState]| cases.iter().find(|c| c.key == key).map(|c| c.id);
+
+    // Raw bytes, then messages; RETURNING maps rows back by their unique keys.
+    let mut raw_ids: Vec<(String, i64)> = Vec::with_capacity(plan.new.len());
+    for chunk in plan.new.chunks(100) {
+        let rows: Vec<String> = (0..chunk.len())
+            .map(|i| format!("({})", sequential_marks(positional, 4 * i + 1, 4)))
+            .collect();
+        let sql = format!(
+            "INSERT INTO raw_messages (sha256, size, bytes, received_at) VALUES {} RETURNING sha256, id",
+            rows.join(", ")
+        );
+        let mut q = sqlx::query_as::<_, (String, i64)>(&sql);
+        for n in chunk {
+            q = q
+                .bind(&n.mail.sha256)
+                .bind(n.raw.len() as i64)
+                .bind(n.raw)
+                .bind(now);
+        }
+        raw_ids.extend(
+            q.fetch_all(&mut *conn)
+                .await
+                .context("Cannot store raw messages")?,
+        );
+    }
+    let raw_id = |sha: &str| {
+        raw_ids
+            .iter()
+            .find(|(s, _)| s == sha)
+            .map(|(_, id)| *id)
+            .unwrap_or_default()
+    };
+
+    const COLS: usize = 25;
+    let mut message_rows: Vec<(String, i64)> = Vec::with_capacity(plan.new.len());
+    for chunk in plan.new.chunks(200) {
+        let rows: Vec<String> = (0..chunk.len())
+            .map(|i| format!("({})", sequential_marks(positional, COLS * i + 1, COLS)))
+            .collect();
+        let sql = format!(
+            "INSERT INTO messages (raw_id, case_id, message_id, message_id_synthesized, in_reply_to, references_json, \
+             subject, subject_json, from_name, from_address, to_json, cc_json, date_utc, date_offset_minutes, date_source, \
+             direction, signal, resolution_phrase, stage, new_text, quoted_text, signature, warnings_json, thread_rule, ingested_at) \
+             VALUES {} RETURNING message_id, id",
+            rows.join(", ")
+        );
+        let mut q = sqlx::query_as::<_, (String, i64)>(&sql);
+        for n in chunk {
+            let m = n.mail;
+            q = q
+                .bind(raw_id(&m.sha256))
+                .bind(case_row(&n.decision.case_key, &cases))
+                .bind(&m.message_id)
+                .bind(m.message_id_synthesized as i64)
+                .bind(&m.in_reply_to)
+                .bind(json(&m.references))
+                .bind(&m.subject)
+                .bind(json(&m.subject_info))
+                .bind(m.from.as_ref().and_then(|f| f.name.clone()))
+                .bind(m.from.as_ref().and_then(|f| f.address.clone()))
+                .bind(json(&m.to))
+                .bind(json(&m.cc))
+                .bind(m.date.timestamp())
+                .bind(m.date_offset_minutes.map(i64::from))
+                .bind(m.date_source.as_str())
+                .bind(m.direction.as_str())
+                .bind(n.signal.map(MailSignal::as_str))
+                .bind(&m.resolution_phrase)
+                .bind(&m.subject_info.stage)
+                .bind(&m.body.new_text)
+                .bind(&m.body.quoted_text)
+                .bind(&m.body.signature)
+                .bind(json(&m.warnings))
+                .bind(n.decision.rule.as_str())
+                .bind(now);
+        }
+        message_rows.extend(
+            q.fetch_all(&mut *conn)
+                .await
+                .context("Cannot store messages")?,
+        );
+    }
+    let message_row = |id: &str| {
+        message_rows
+            .iter()
+            .find(|(m, _)| m == id)
+            .map(|(_, r)| *r)
+            .unwrap_or_default()
+    };
+
+    // What hangs off each message, one multi-row insert per table.
+    let mut refs: Vec<(i64, &str)> = Vec::new();
+    let mut attachments = Vec::new();
+    let mut links = Vec::new();
+    let mut events: Vec<(i64, i64, &str, String)> = Vec::new();
+    for n in &plan.new {
+        let m = n.mail;
+        let row = message_row(&m.message_id);
+        let case = case_row(&n.decision.case_key, &cases).unwrap_or_default();
+        let ids = m
+            .in_reply_to
+            .iter()
+            .chain(m.references.iter())
+            .map(String::as_str);
+        for r in dedup(ids.collect()) {
+            refs.push((row, r));
+        }
+        attachments.extend(m.attachments.iter().map(|a| (row, a)));
+        links.extend(m.links.iter().map(|l| (row, l)));
+        events.push((
+            case,
+            row,
+            "message_filed",
+            serde_json::json!({
+                "message_id": m.message_id,
+                "direction": m.direction.as_str(),
+                "rule": n.decision.rule.as_str(),
+                "source": n.source.to_string(),
+            })
+            .to_string(),
+        ));
+    }
+    multi_insert(
+        conn,
+        "message_refs (message_id, ref_id)",
+        &refs,
+        |q, (row, r)| q.bind(*row).bind(*r),
+    )
+    .await?;
+    multi_insert(
+        conn,
+        "attachments (message_id, part, filename, content_type, size)",
+        &attachments,
+        |q, (row, a)| {
+            q.bind(*row)
+                .bind(i64::from(a.part))
+                .bind(&a.filename)
+                .bind(&a.content_type)
+                .bind(a.size as i64)
+        },
+    )
+    .await?;
+    multi_insert(
+        conn,
+        "links (message_id, url, kind)",
+        &links,
+        |q, (row, l)| q.bind(*row).bind(&l.url).bind(l.kind),
+    )
+    .await?;
+    let sources: Vec<(i64, &Source)> = plan
+        .new
+        .iter()
+        .map(|n| (raw_id(&n.mail.sha256), n.source))
+        .collect();
+    multi_insert(
+        conn,
+        "message_sources (raw_id, source_kind, source, seen_at)",
+        &sources,
+        |q, (raw, s)| q.bind(*raw).bind(s.kind()).bind(s.to_string()).bind(now),
+    )
+    .await?;
+
+    add_sightings(conn, &plan.sightings, now).await?;
+
+    // Children that arrived before their parent started threads of their own.
+    let new_ids: Vec<&str> = plan
+        .new
+        .iter()
+        .map(|n| n.mail.message_id.as_str())
+        .collect();
+    for chunk in new_ids.chunks(400) {
+        let sql = format!(
+            "SELECT DISTINCT r.ref_id, c.id, c.key FROM message_refs r JOIN messages m ON m.id = r.message_id \
+             JOIN cases c ON c.id = m.case_id WHERE r.ref_id IN ({}) AND c.case_id IS NULL",
+            placeholders(1, chunk.len())
+        );
+        let mut q = sqlx::query_as::<_, (String, i64, String)>(&sql);
+        for id in chunk {
+            q = q.bind(*id);
+        }
+        for (parent, orphan_row, orphan_key) in q.fetch_all(&mut *conn).await? {
+            let Some(parent_case) = plan.new.iter().find(|n| n.mail.message_id == parent) else {
+                continue;
+            };
+            let target = &parent_case.decision.case_key;
+            if *target == orphan_key || written.adopted.iter().any(|(from, _)| *from == orphan_key)
+            {
+                continue;
+            }
+            if let Some(target_row) = case_row(target, &cases) {
+                adopt(conn, orphan_row, target_row, &orphan_key, &parent).await?;
+                written.adopted.push((orphan_key.clone(), target.clone()));
+                cases.retain(|c| c.id != orphan_row);
+            }
+        }
+    }
+
+    // Derived case fields: subject fields from the newest mail, status and
+    // counts from all of the case's messages.
+    for case in &mut cases {
+        let mut mine: Vec<&ParsedMail> = plan
+            .new
+            .iter()
+            .filter(|n| n.decision.case_key == case.key)
+            .map(|n| n.mail)
+            .collect();
+        mine.sort_by_key(|m| m.date);
+        for m in mine {
+            apply_subject(case, m);
+        }
+    }
+    let case_ids: Vec<i64> = cases.iter().map(|c| c.id).collect();
+    let sql = format!(
+        "SELECT case_id, direction, signal, date_utc FROM messages WHERE case_id IN ({}) ORDER BY case_id, date_utc, id",
+        placeholders(1, case_ids.len())
+    );
+    let mut q = sqlx::query_as::<_, (i64, String, Option<String>, i64)>(&sql);
+    for id in &case_ids {
+        q = q.bind(*id);
+    }
+    let all: Vec<(i64, String, Option<String>, i64)> = q.fetch_all(&mut *conn).await?;
+    for case in &cases {
+        let rows: Vec<&(i64, String, Option<String>, i64)> =
+            all.iter().filter(|r| r.0 == case.id).collect();
+        let status = case_status(rows.iter().map(|(_, d, s, _)| StatusInput {
+            direction: Direction::parse(d).unwrap_or(Direction::Customer),
+            signal: s.as_deref().and_then(MailSignal::parse),
+        }));
+        sqlx::query(
+            "UPDATE cases SET title = $2, priority = $3, customer = $4, stage = $5, internal_ref = $6, base_subject = $7, \
+             status = $8, message_count = $9, first_message_at = $10, last_message_at = $11, updated_at = $12 WHERE id = $1",
+        )
+        .bind(case.id)
+        .bind(&case.title)
+        .bind(&case.priority)
+        .bind(&case.customer)
+        .bind(&case.stage)
+        .bind(&case.internal_ref)
+        .bind(&case.base_subject)
+        .bind(status.as_str())
+        .bind(rows.len() as i64)
+        .bind(rows.first().map(|r| r.3))
+        .bind(rows.last().map(|r| r.3))
+        .bind(now)
+        .execute(&mut *conn)
+        .await?;
+        if written.opened.contains(&case.key) {
+            events.push((
+                case.id,
+                0,
+                "case_opened",
+                serde_json::json!({ "key": case.key }).to_string(),
+            ));
+        }
+        if case.status != status.as_str() {
+            events.push((
+                case.id,
+                0,
+                "status_changed",
+                serde_json::json!({ "from": case.status, "to": status.as_str() }).to_string(),
+            ));
+        }
+    }
+    multi_insert(
+        conn,
+        "events (case_id, message_id, kind, detail, at)",
+        &events,
+        |q, (case, row, kind, detail)| {
+            q.bind(*case)
+                .bind((*row != 0).then_some(*row))
+                .bind(*kind)
+                .bind(detail.as_str())
+                .bind(now)
+        },
+    )
+    .await?;
+    Ok(written)
+}
+
+/// Title, priority, customer, stage and reference follow the newest mail
+/// that carries them; an older mail only fills gaps.
+fn apply_subject(case: &mut CaseState, m: &ParsedMail) {
+    let s = &m.subject_info;
+    let newest = case.last_message_at.is_none_or(|l| m.date.timestamp() >= l);
+    let base = (s.case_id.is_some() || case.base_subject.is_none()).then(|| s.base_subject.clone());
+    let set = |field: &mut Option<String>, value: &Option<String>| {
+        if value.is_some() && (newest || field.is_none()) {
+            field.clone_from(value);
+        }
+    };
+    set(&mut case.title, &s.title);
+    set(&mut case.priority, &s.priority);
+    set(&mut case.customer, &s.customer);
+    set(&mut case.stage, &s.stage);
+    set(&mut case.internal_ref, &s.internal_ref);
+    set(&mut case.base_subject, &base);
+    if newest {
+        case.last_message_at = Some(m.date.timestamp());
+    }
+}
+
+/// One multi-row INSERT per chunk of `rows`; `bind` binds one row's values.
+async fn multi_insert<T>(
+    conn: &mut AnyConnection,
+    table_and_columns: &str,
+    rows: &[T],
+    bind: impl for<'a> Fn(AnyQuery<'a>, &'a T) -> AnyQuery<'a>,
+) -> Result<()> {
+    let columns = table_and_columns.matches(',').count() + 1;
+    let positional = uses_positional_marks(conn);
+    for chunk in rows.chunks(400 / columns.max(1) + 1) {
+        let values: Vec<String> = (0..chunk.len())
+            .map(|i| {
+                format!(
+                    "({})",
+                    sequential_marks(positional, columns * i + 1, columns)
+                )
+            })
+            .collect();
+        let sql = format!(
+            "INSERT INTO {table_and_columns} VALUES {}",
+            values.join(", ")
+        );
+        let mut q = sqlx::query(&sql);
+        for row in chunk {
+            q = bind(q, row);
+        }
+        q.execute(&mut *conn)
+            .await
+            .with_context(|| format!("Cannot insert into {table_and_columns}"))?;
+    }
+    Ok(())
+}
+
+type AnyQuery<'a> = sqlx::query::Query<'a, sqlx::Any, sqlx::any::AnyArguments<'a>>;
+
+/// Moves a thread case's messages into `target` and removes the empty case.
+async fn adopt(
+    conn: &mut AnyConnection,
+    orphan_row: i64,
+    target_row: i64,
+    orphan_key: &str,
+    parent: &str,
+) -> Result<()> {
+    for sql in [
+        "UPDATE messages SET case_id = $1 WHERE case_id = $2",
+        "UPDATE events SET case_id = $1 WHERE case_id = $2",
+    ] {
+        sqlx::query(sql)
+            .bind(target_row)
+            .bind(orphan_row)
+            .execute(&mut *conn)
+            .await?;
+    }
+    sqlx::query("DELETE FROM cases WHERE id = $1")
+        .bind(orphan_row)
+        .execute(&mut *conn)
+        .await?;
+    event(
+        conn,
+        Some(target_row),
+        None,
+        "thread_adopted",
+        serde_json::json!({ "from": orphan_key, "parent": parent }),
+    )
+    .await
+}
+
+/// Records duplicate deliveries against the raw bytes they repeat.
+async fn add_sightings(
+    conn: &mut AnyConnection,
+    sightings: &[Sighting<'_>],
+    now: i64,
+) -> Result<()> {
+    for s in sightings {
+        sqlx::query(
+            "INSERT INTO message_sources (raw_id, source_kind, source, seen_at) \
+             SELECT id, $2, $3, $4 FROM raw_messages WHERE sha256 = $1",
+        )
+        .bind(&s.sha256)
+        .bind(s.source.kind())
+        .bind(s.source.to_string())
+        .bind(now)
+        .execute(&mut *conn)
+        .await?;
+    }
+    Ok(())
 }
 
 /// Records one more place a stored mail was seen.
@@ -125,156 +624,6 @@ fn json<T: serde::Serialize>(value: &T) -> String {
     serde_json::to_string(value).unwrap_or_else(|_| "null".into())
 }
 
-/// Files a parsed mail under the decided case: raw bytes, message,
-/// references, attachments, links, source, event, and the case's derived
-/// fields.
-pub async fn insert(
-    conn: &mut AnyConnection,
-    raw: &[u8],
-    mail: &ParsedMail,
-    source: &Source,
-    decision: &ThreadDecision,
-    signal: Option<MailSignal>,
-) -> Result<Filed> {
-    let now = now_ts();
-    let raw_id: i64 = sqlx::query_scalar(
-        "INSERT INTO raw_messages (sha256, size, bytes, received_at) VALUES ($1, $2, $3, $4) RETURNING id",
-    )
-    .bind(&mail.sha256)
-    .bind(raw.len() as i64)
-    .bind(raw)
-    .bind(now)
-    .fetch_one(&mut *conn)
-    .await
-    .context("Cannot store the raw message")?;
-
-    let existing: Option<i64> = sqlx::query_scalar("SELECT id FROM cases WHERE key = $1")
-        .bind(&decision.case_key)
-        .fetch_optional(&mut *conn)
-        .await?;
-    let (case_row, case_opened) = match existing {
-        Some(id) => (id, false),
-        None => {
-            let id: i64 = sqlx::query_scalar(
-                "INSERT INTO cases (key, case_id, status, created_at, updated_at) VALUES ($1, $2, $3, $4, $4) RETURNING id",
-            )
-            .bind(&decision.case_key)
-            .bind(&decision.case_id)
-            .bind(CaseStatus::New.as_str())
-            .bind(now)
-            .fetch_one(&mut *conn)
-            .await
-            .context("Cannot create the case")?;
-            (id, true)
-        }
-    };
-
-    let s = &mail.subject_info;
-    let message_row: i64 = sqlx::query_scalar(
-        "INSERT INTO messages (raw_id, case_id, message_id, message_id_synthesized, in_reply_to, references_json, \
-         subject, subject_json, from_name, from_address, to_json, cc_json, date_utc, date_offset_minutes, date_source, \
-         direction, signal, resolution_phrase, stage, new_text, quoted_text, signature, warnings_json, thread_rule, ingested_at) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $23, $24, $25) \
-         RETURNING id",
-    )
-    .bind(raw_id)
-    .bind(case_row)
-    .bind(&mail.message_id)
-    .bind(mail.message_id_synthesized as i64)
-    .bind(&mail.in_reply_to)
-    .bind(json(&mail.references))
-    .bind(&mail.subject)
-    .bind(json(s))
-    .bind(mail.from.as_ref().and_then(|f| f.name.clone()))
-    .bind(mail.from.as_ref().and_then(|f| f.address.clone()))
-    .bind(json(&mail.to))
-    .bind(json(&mail.cc))
-    .bind(mail.date.timestamp())
-    .bind(mail.date_offset_minutes.map(i64::from))
-    .bind(mail.date_source.as_str())
-    .bind(mail.direction.as_str())
-    .bind(signal.map(MailSignal::as_str))
-    .bind(&mail.resolution_phrase)
-    .bind(&s.stage)
-    .bind(&mail.body.new_text)
-    .bind(&mail.body.quoted_text)
-    .bind(&mail.body.signature)
-    .bind(json(&mail.warnings))
-    .bind(decision.rule.as_str())
-    .bind(now)
-    .fetch_one(&mut *conn)
-    .await
-    .context("Cannot store the message")?;
-
-    let refs: Vec<&str> = mail
-        .in_reply_to
-        .iter()
-        .map(String::as_str)
-        .chain(mail.references.iter().map(String::as_str))
-        .collect();
-    for r in dedup(refs) {
-        sqlx::query("INSERT INTO message_refs (message_id, ref_id) VALUES ($1, $2)")
-            .bind(message_row)
-            .bind(r)
-            .execute(&mut *conn)
-            .await?;
-    }
-    for a in &mail.attachments {
-        sqlx::query("INSERT INTO attachments (message_id, part, filename, content_type, size) VALUES ($1, $2, $3, $4, $5)")
-            .bind(message_row)
-            .bind(i64::from(a.part))
-            .bind(&a.filename)
-            .bind(&a.content_type)
-            .bind(a.size as i64)
-            .execute(&mut *conn)
-            .await?;
-    }
-    for l in &mail.links {
-        sqlx::query("INSERT INTO links (message_id, url, kind) VALUES ($1, $2, $3)")
-            .bind(message_row)
-            .bind(&l.url)
-            .bind(l.kind)
-            .execute(&mut *conn)
-            .await?;
-    }
-    add_source(conn, raw_id, source).await?;
-
-    if case_opened {
-        event(
-            conn,
-            Some(case_row),
-            Some(message_row),
-            "case_opened",
-            serde_json::json!({ "key": decision.case_key, "case_id": decision.case_id }),
-        )
-        .await?;
-    }
-    event(
-        conn,
-        Some(case_row),
-        Some(message_row),
-        "message_filed",
-        serde_json::json!({
-            "message_id": mail.message_id,
-            "direction": mail.direction.as_str(),
-            "rule": decision.rule.as_str(),
-            "source": source.to_string(),
-        }),
-    )
-    .await?;
-
-    let adopted = adopt_orphans(conn, case_row, &mail.message_id).await?;
-    update_case_subject(conn, case_row, mail).await?;
-    refresh_case(conn, case_row).await?;
-    Ok(Filed {
-        message_row,
-        case_row,
-        case_key: decision.case_key.clone(),
-        case_opened,
-        adopted,
-    })
-}
-
 fn dedup(ids: Vec<&str>) -> Vec<&str> {
     let mut out: Vec<&str> = Vec::with_capacity(ids.len());
     for id in ids {
@@ -283,128 +632,4 @@ fn dedup(ids: Vec<&str>) -> Vec<&str> {
         }
     }
     out
-}
-
-/// Children that arrived before this mail started threads of their own;
-/// now that their parent is here, they join its case. Only thread cases
-/// (no case number) are ever moved, so two numbered cases never merge.
-async fn adopt_orphans(
-    conn: &mut AnyConnection,
-    case_row: i64,
-    message_id: &str,
-) -> Result<Vec<String>> {
-    let orphans: Vec<(i64, String)> = sqlx::query_as(
-        "SELECT DISTINCT c.id, c.key FROM message_refs r JOIN messages m ON m.id = r.message_id \
-         JOIN cases c ON c.id = m.case_id WHERE r.ref_id = $1 AND c.case_id IS NULL AND c.id <> $2",
-    )
-    .bind(message_id)
-    .bind(case_row)
-    .fetch_all(&mut *conn)
-    .await?;
-    let mut adopted = Vec::new();
-    for (orphan_row, orphan_key) in orphans {
-        sqlx::query("UPDATE messages SET case_id = $1 WHERE case_id = $2")
-            .bind(case_row)
-            .bind(orphan_row)
-            .execute(&mut *conn)
-            .await?;
-        sqlx::query("UPDATE events SET case_id = $1 WHERE case_id = $2")
-            .bind(case_row)
-            .bind(orphan_row)
-            .execute(&mut *conn)
-            .await?;
-        sqlx::query("DELETE FROM cases WHERE id = $1")
-            .bind(orphan_row)
-            .execute(&mut *conn)
-            .await?;
-        event(
-            conn,
-            Some(case_row),
-            None,
-            "thread_adopted",
-            serde_json::json!({ "from": orphan_key, "parent": message_id }),
-        )
-        .await?;
-        adopted.push(orphan_key);
-    }
-    Ok(adopted)
-}
-
-/// Title, priority, customer, stage and reference follow the newest mail
-/// that carries them; an older mail only fills gaps.
-async fn update_case_subject(
-    conn: &mut AnyConnection,
-    case_row: i64,
-    mail: &ParsedMail,
-) -> Result<()> {
-    let last: Option<i64> = sqlx::query_scalar("SELECT last_message_at FROM cases WHERE id = $1")
-        .bind(case_row)
-        .fetch_one(&mut *conn)
-        .await?;
-    let newest = last.is_none_or(|l| mail.date.timestamp() >= l);
-    let s = &mail.subject_info;
-    let has_grammar = s.case_id.is_some();
-    let base_subject = (has_grammar || last.is_none()).then_some(s.base_subject.as_str());
-    let sql = if newest {
-        "UPDATE cases SET title = COALESCE($2, title), priority = COALESCE($3, priority), \
-         customer = COALESCE($4, customer), stage = COALESCE($5, stage), internal_ref = COALESCE($6, internal_ref), \
-         base_subject = COALESCE($7, base_subject) WHERE id = $1"
-    } else {
-        "UPDATE cases SET title = COALESCE(title, $2), priority = COALESCE(priority, $3), \
-         customer = COALESCE(customer, $4), stage = COALESCE(stage, $5), internal_ref = COALESCE(internal_ref, $6), \
-         base_subject = COALESCE(base_subject, $7) WHERE id = $1"
-    };
-    sqlx::query(sql)
-        .bind(case_row)
-        .bind(&s.title)
-        .bind(&s.priority)
-        .bind(&s.customer)
-        .bind(&s.stage)
-        .bind(&s.internal_ref)
-        .bind(base_subject)
-        .execute(&mut *conn)
-        .await?;
-    Ok(())
-}
-
-/// Recomputes the case's derived fields from its messages.
-pub async fn refresh_case(conn: &mut AnyConnection, case_row: i64) -> Result<()> {
-    let rows: Vec<(String, Option<String>, i64)> = sqlx::query_as(
-        "SELECT direction, signal, date_utc FROM messages WHERE case_id = $1 ORDER BY date_utc, id",
-    )
-    .bind(case_row)
-    .fetch_all(&mut *conn)
-    .await?;
-    let status = case_status(rows.iter().map(|(d, s, _)| StatusInput {
-        direction: Direction::parse(d).unwrap_or(Direction::Customer),
-        signal: s.as_deref().and_then(MailSignal::parse),
-    }));
-    let first = rows.first().map(|r| r.2);
-    let last = rows.last().map(|r| r.2);
-    let previous: String = sqlx::query_scalar("SELECT status FROM cases WHERE id = $1")
-        .bind(case_row)
-        .fetch_one(&mut *conn)
-        .await?;
-    sqlx::query(
-        "UPDATE cases SET status = $2, message_count = $3, first_message_at = $4, last_message_at = $5, updated_at = $6 WHERE id = $1",
-    )
-    .bind(case_row)
-    .bind(status.as_str())
-    .bind(rows.len() as i64)
-    .bind(first)
-    .bind(last)
-    .bind(now_ts())
-    .execute(&mut *conn)
-    .await?;
-    if previous != status.as_str() {
-        event(
-            conn,
-            Some(case_row),
-            None,
-            "status_changed",
-            serde_json::json!({ "from": previous, "to": status.as_str() }),
-        )
-        .await?;
-    }
-    Ok(())
 }
