@@ -138,6 +138,17 @@ pub fn parse_mail(
             limit: ctx.ingest.max_message_bytes,
         });
     }
+    // mail-parser drops the last line of an encoded body that has no line
+    // break after it; parse a copy with one. The stored bytes stay as they were.
+    let sha256 = sha256_hex(raw);
+    let input: std::borrow::Cow<'_, [u8]> = if raw.ends_with(b"\n") {
+        raw.into()
+    } else {
+        let mut owned = raw.to_vec();
+        owned.extend_from_slice(b"\r\n");
+        owned.into()
+    };
+    let raw = input.as_ref();
     // mail-parser promises not to panic; the desk must not die if it does.
     let message = std::panic::catch_unwind(|| MessageParser::default().parse(raw))
         .map_err(|p| Rejection::ParserPanic(panic_text(&p)))?
@@ -149,7 +160,7 @@ pub fn parse_mail(
     if !has_mail_header {
         return Err(Rejection::NoMailHeaders);
     }
-    Ok(build(&message, raw, arrival, ctx))
+    Ok(build(&message, raw, sha256, arrival, ctx))
 }
 
 fn panic_text(p: &Box<dyn std::any::Any + Send>) -> String {
@@ -162,11 +173,11 @@ fn panic_text(p: &Box<dyn std::any::Any + Send>) -> String {
 fn build(
     message: &Message<'_>,
     raw: &[u8],
+    sha256: String,
     arrival: DateTime<Utc>,
     ctx: &ParseContext<'_>,
 ) -> ParsedMail {
     let mut warnings = Vec::new();
-    let sha256 = sha256_hex(raw);
 
     let (message_id, message_id_synthesized) =
         match message.message_id().map(clean_id).filter(|s| !s.is_empty()) {
@@ -342,6 +353,13 @@ fn decode_subject(message: &Message<'_>, raw: &[u8], warnings: &mut Vec<String>)
     if let Some(h) = header
         && let Some(bytes) = raw.get(h.offset_start as usize..h.offset_end as usize)
     {
+        if bytes.is_ascii() {
+            // Encoded words whose label lies: try their bytes as UTF-8.
+            if let Some(repaired) = decode_words_as_utf8(bytes) {
+                warnings.push("subject encoded words hold UTF-8 under another charset label: decoded as UTF-8".into());
+                return unfold(&repaired);
+            }
+        }
         let charset = first_text_charset(message).unwrap_or_else(|| "gb18030".into());
         let decoder = charset_decoder(charset.as_bytes()).or_else(|| charset_decoder(b"gb18030"));
         if let Some(decode) = decoder {
@@ -354,6 +372,50 @@ fn decode_subject(message: &Message<'_>, raw: &[u8], warnings: &mut Vec<String>)
     }
     warnings.push("subject has bytes that decode in no known charset".into());
     unfold(&decoded)
+}
+
+/// Decodes RFC 2047 encoded words, reading every payload as UTF-8; `None`
+/// unless all of them are valid UTF-8.
+fn decode_words_as_utf8(header: &[u8]) -> Option<String> {
+    static WORD: std::sync::LazyLock<regex::bytes::Regex> = std::sync::LazyLock::new(|| {
+        regex::bytes::Regex::new(r"=\?[^?\s]+\?([bBqQ])\?([^?\s]*)\?=(?:\s+(?:=\?))?")
+            .expect("static regex")
+    });
+    let text = std::str::from_utf8(header).ok()?;
+    let mut out = Vec::new();
+    let mut last = 0;
+    let mut found = false;
+    for c in WORD.captures_iter(header) {
+        let whole = c.get(0)?;
+        let payload = c.get(2)?.as_bytes();
+        let bytes = if c[1].eq_ignore_ascii_case(b"b") {
+            base64_decode(payload)?
+        } else {
+            let spaced: Vec<u8> = payload
+                .iter()
+                .map(|&b| if b == b'_' { b' ' } else { b })
+                .collect();
+            quoted_printable_decode(&spaced)?
+        };
+        // White space between two encoded words is not part of the text.
+        let gap = &text[last..whole.start()];
+        if !(found && gap.trim().is_empty()) {
+            out.extend_from_slice(gap.as_bytes());
+        }
+        out.extend_from_slice(&bytes);
+        // The regex may have eaten the next word's "=?"; step back to it.
+        last = if whole.as_bytes().ends_with(b"=?") {
+            whole.end() - 2
+        } else {
+            whole.end()
+        };
+        found = true;
+    }
+    if !found {
+        return None;
+    }
+    out.extend_from_slice(text[last..].as_bytes());
+    String::from_utf8(out).ok()
 }
 
 fn unfold(s: &str) -> String {

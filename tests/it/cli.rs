@@ -1,0 +1,249 @@
+//! The command line as a user runs it: JSON shapes, exit codes, config errors,
+//! quarantine and replay, the CASEBOT_DB override.
+
+use super::{casebot, fixture, json_lines, stderr, stdout};
+
+#[test]
+fn parse_json_has_the_documented_shape() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("x.db");
+    let o = casebot(
+        &db,
+        dir.path(),
+        &[
+            "parse",
+            fixture("mail/folded_subject.eml").to_str().unwrap(),
+            "--json",
+        ],
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    let v: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
+    for key in [
+        "message_id",
+        "in_reply_to",
+        "references",
+        "from",
+        "to",
+        "cc",
+        "date",
+        "subject",
+        "case",
+        "direction",
+        "resolution_signal",
+        "body",
+        "log_links",
+        "attachments",
+    ] {
+        assert!(v.get(key).is_some(), "missing {key} in {v}");
+    }
+    for key in [
+        "case_id",
+        "title",
+        "priority",
+        "customer",
+        "stage",
+        "internal_ref",
+    ] {
+        assert!(v["case"].get(key).is_some(), "missing case.{key}");
+    }
+    assert_eq!(v["case"]["case_id"], "CAS-10004-QX9W3R");
+    assert_eq!(v["from"]["address"], "zhang.wei@example.cn");
+    assert_eq!(v["direction"], "customer");
+    assert!(!db.exists(), "parse must not touch the store");
+    let o = casebot(&db, dir.path(), &["parse", "/dev/null"]);
+    assert_eq!(o.status.code(), Some(4), "{}", stderr(&o));
+}
+
+#[test]
+fn import_cases_show_and_duplicates() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("store.db");
+    let threads = fixture("threads");
+    let o = casebot(
+        &db,
+        dir.path(),
+        &["import", threads.to_str().unwrap(), "--json"],
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    let lines = json_lines(&o);
+    assert_eq!(lines.len(), 18);
+    assert!(
+        lines
+            .iter()
+            .all(|l| l["status"] == "imported" && l["case_key"].is_string())
+    );
+    assert!(stderr(&o).contains("imported 18"));
+    assert!(db.exists(), "CASEBOT_DB must be used");
+
+    let o = casebot(
+        &db,
+        dir.path(),
+        &["import", threads.to_str().unwrap(), "--json"],
+    );
+    assert!(json_lines(&o).iter().all(|l| l["status"] == "duplicate"));
+
+    let o = casebot(&db, dir.path(), &["cases", "--json"]);
+    let cases: Vec<serde_json::Value> = serde_json::from_str(&stdout(&o)).unwrap();
+    assert_eq!(cases.len(), 3);
+    let a = cases
+        .iter()
+        .find(|c| c["key"] == "CAS-10001-HL7Q2M")
+        .unwrap();
+    for key in [
+        "case_id",
+        "title",
+        "priority",
+        "customer",
+        "stage",
+        "status",
+        "message_count",
+        "first_message_at",
+        "last_message_at",
+    ] {
+        assert!(a.get(key).is_some(), "missing {key}");
+    }
+    assert_eq!(a["message_count"], 10);
+
+    let o = casebot(&db, dir.path(), &["show", "CAS-10002-HS4X6D", "--json"]);
+    assert!(o.status.success());
+    let d: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
+    let dates: Vec<&str> = d["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["date"].as_str().unwrap())
+        .collect();
+    let mut sorted = dates.clone();
+    sorted.sort();
+    assert_eq!(dates, sorted, "messages in order");
+    let o = casebot(&db, dir.path(), &["show", "CAS-00000-NOPE00"]);
+    assert_eq!(o.status.code(), Some(3));
+    let o = casebot(&db, dir.path(), &["cases"]);
+    assert!(stdout(&o).contains("CAS-10001-HL7Q2M") && stdout(&o).contains("resolved"));
+}
+
+#[test]
+fn quarantine_keeps_bytes_and_replay_files_after_a_config_change() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("q.db");
+    let big = dir.path().join("big.eml");
+    let raw = format!(
+        "From: a@example.cn\r\nSubject: [案例号:CAS-12121-QQQQQQ] %big%\r\nMessage-ID: <big@x>\r\n\r\n{}\r\n",
+        "x".repeat(4000)
+    );
+    std::fs::write(&big, &raw).unwrap();
+    std::fs::write(
+        dir.path().join("small.toml"),
+        "[ingest]\nmax_message_bytes = 1000\n",
+    )
+    .unwrap();
+    let o = casebot(
+        &db,
+        dir.path(),
+        &[
+            "--config",
+            "small.toml",
+            "import",
+            big.to_str().unwrap(),
+            "--json",
+        ],
+    );
+    let lines = json_lines(&o);
+    assert_eq!(lines[0]["status"], "quarantined");
+    assert!(
+        lines[0]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("max_message_bytes")
+    );
+
+    let o = casebot(&db, dir.path(), &["quarantine", "list", "--json"]);
+    let list: Vec<serde_json::Value> = serde_json::from_str(&stdout(&o)).unwrap();
+    assert_eq!(list.len(), 1);
+    assert_eq!(list[0]["size"], raw.len());
+    // With the default limit, the replay files it.
+    let o = casebot(&db, dir.path(), &["quarantine", "replay", "--json"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(stdout(&o).contains("\"imported\""), "{}", stdout(&o));
+    let o = casebot(&db, dir.path(), &["quarantine", "list", "--json"]);
+    assert_eq!(stdout(&o).trim(), "[]");
+    let o = casebot(&db, dir.path(), &["show", "CAS-12121-QQQQQQ", "--json"]);
+    assert!(o.status.success());
+    let o = casebot(&db, dir.path(), &["quarantine", "replay", "999"]);
+    assert_eq!(o.status.code(), Some(3));
+}
+
+#[test]
+fn config_errors_name_the_key_and_line() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("bad.toml"),
+        "[store]\nurl = \"sqlite://x.db\"\n[desk]\nengineer_adresses = []\n",
+    )
+    .unwrap();
+    let o = casebot(
+        &dir.path().join("x.db"),
+        dir.path(),
+        &["--config", "bad.toml", "cases"],
+    );
+    assert_eq!(o.status.code(), Some(2));
+    let err = stderr(&o);
+    assert!(
+        err.contains("engineer_adresses") && err.contains("line 4"),
+        "{err}"
+    );
+    let o = casebot(
+        &dir.path().join("x.db"),
+        dir.path(),
+        &["--config", "missing.toml", "cases"],
+    );
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("missing.toml"));
+}
+
+#[test]
+fn the_shipped_config_toml_loads_and_help_works() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = super::repo().join("config.toml");
+    let o = casebot(
+        &dir.path().join("x.db"),
+        dir.path(),
+        &["--config", config.to_str().unwrap(), "cases", "--json"],
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    for args in [
+        &["--help"][..],
+        &["import", "--help"],
+        &["quarantine", "replay", "--help"],
+        &["bench", "ingest", "--help"],
+    ] {
+        let o = casebot(&dir.path().join("x.db"), dir.path(), args);
+        assert!(
+            o.status.success() && stdout(&o).contains("Usage"),
+            "{args:?}"
+        );
+    }
+}
+
+#[test]
+fn mbox_import() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut mbox = Vec::new();
+    for name in ["01.eml", "02.eml", "03.eml"] {
+        mbox.extend_from_slice(b"From sender@example.cn Mon Mar  6 10:00:00 2023\n");
+        let raw = std::fs::read(fixture(&format!("threads/caseless/{name}"))).unwrap();
+        mbox.extend_from_slice(&raw);
+        mbox.extend_from_slice(b"\n\n");
+    }
+    std::fs::write(dir.path().join("box.mbox"), mbox).unwrap();
+    let db = dir.path().join("m.db");
+    let o = casebot(&db, dir.path(), &["import", "box.mbox", "--json"]);
+    let lines = json_lines(&o);
+    assert_eq!(lines.len(), 3, "{}", stderr(&o));
+    assert!(
+        lines
+            .iter()
+            .all(|l| l["status"] == "imported" && l["case_key"] == lines[0]["case_key"])
+    );
+    assert!(lines[1]["source"].as_str().unwrap().contains("box.mbox#1@"));
+}

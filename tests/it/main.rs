@@ -1,0 +1,47 @@
+//! Integration tests: one binary, a module per area. Each test gets its own
+//! throwaway SQLite file; CLI tests run the real `casebot` binary.
+
+mod cli;
+mod corpus;
+mod fixtures;
+mod threads;
+
+use std::path::{Path, PathBuf};
+use std::process::Output;
+
+pub fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+pub fn fixture(rel: &str) -> PathBuf {
+    repo().join("tests/fixtures").join(rel)
+}
+
+/// Runs `casebot` with `args` against the store at `db`, from `cwd`.
+pub fn casebot(db: &Path, cwd: &Path, args: &[&str]) -> Output {
+    std::process::Command::new(env!("CARGO_BIN_EXE_casebot"))
+        .args(args)
+        .current_dir(cwd)
+        .env("CASEBOT_DB", format!("sqlite://{}", db.display()))
+        .env_remove("CASEBOT_CONFIG")
+        .env_remove("RUST_LOG")
+        .output()
+        .expect("casebot runs")
+}
+
+pub fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+pub fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+/// The JSON lines of an `import --json` run.
+pub fn json_lines(o: &Output) -> Vec<serde_json::Value> {
+    stdout(o)
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("bad JSON line {l:?}: {e}")))
+        .collect()
+}

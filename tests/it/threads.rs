@@ -1,0 +1,143 @@
+//! Whole fictional threads (shaped like the two seed threads) through the
+//! real pipeline into a throwaway SQLite store.
+
+use std::sync::Arc;
+
+use casebot::config::Config;
+use casebot::ingest::{Counts, Pipeline};
+use casebot::mailbox::import;
+use casebot::store::Store;
+use casebot::store::cases::CaseDetail;
+
+async fn store_in(dir: &tempfile::TempDir) -> (Store, Pipeline) {
+    let store = Store::open(&format!("sqlite://{}/t.db", dir.path().display()))
+        .await
+        .unwrap();
+    let pipeline = Pipeline::new(store.clone(), Arc::new(Config::default())).unwrap();
+    (store, pipeline)
+}
+
+async fn import(pipeline: &Pipeline, path: &std::path::Path) -> Counts {
+    let source = import::open(path).unwrap();
+    pipeline.run(source.mails, |_| {}).await.unwrap()
+}
+
+async fn detail(store: &Store, key: &str) -> CaseDetail {
+    store
+        .case_detail(key)
+        .await
+        .unwrap()
+        .unwrap_or_else(|| panic!("no case {key}"))
+}
+
+#[tokio::test]
+async fn hardlink_thread_ends_resolved_with_auto_reply_ignored() {
+    let dir = tempfile::tempdir().unwrap();
+    let (store, pipeline) = store_in(&dir).await;
+    let counts = import(&pipeline, &super::fixture("threads/hardlink")).await;
+    assert_eq!((counts.imported, counts.quarantined), (10, 0));
+    let cases = store.list_cases().await.unwrap();
+    assert_eq!(cases.len(), 1, "{cases:?}");
+    let d = detail(&store, "cas-10001-hl7q2m").await;
+    assert_eq!(d.case.message_count, 10);
+    assert_eq!(d.case.status, "resolved");
+    assert_eq!(d.case.stage.as_deref(), Some("案例重新分配"));
+    assert_eq!(d.case.internal_ref.as_deref(), Some("CMIT:0002001"));
+    let directions: Vec<&str> = d.messages.iter().map(|m| m.direction.as_str()).collect();
+    assert_eq!(directions.iter().filter(|d| **d == "auto").count(), 1);
+    // The confirmation lost its References; the case number carried it.
+    let confirm = d.messages.iter().find(|m| m.resolution_signal).unwrap();
+    assert_eq!(confirm.thread_rule, "subject_case_number");
+    // The quoted "问题解决了吗？" in mail 6 must not count.
+    assert_eq!(d.messages.iter().filter(|m| m.resolution_signal).count(), 1);
+    assert!(d.events.iter().any(|e| e.kind == "case_opened"));
+    assert!(
+        d.events
+            .iter()
+            .any(|e| e.kind == "status_changed" && e.detail["to"] == "resolved")
+    );
+}
+
+#[tokio::test]
+async fn hashmismatch_thread_is_archived_with_its_tags() {
+    let dir = tempfile::tempdir().unwrap();
+    let (store, pipeline) = store_in(&dir).await;
+    import(&pipeline, &super::fixture("threads/hashmismatch")).await;
+    let d = detail(&store, "CAS-10002-HS4X6D").await;
+    assert_eq!(d.case.status, "archived");
+    assert_eq!(
+        (d.case.priority.as_deref(), d.case.customer.as_deref()),
+        (Some("P2"), Some("ACME-BANK"))
+    );
+    assert_eq!(
+        d.case.title.as_deref(),
+        Some("示例银行用户反馈1月补丁KB5022286安装失败")
+    );
+    let customer = d
+        .messages
+        .iter()
+        .find(|m| m.direction == "customer")
+        .unwrap();
+    assert_eq!(
+        customer.links[0].url,
+        "https://files.example.cn/logs/cbs-0323.zip"
+    );
+    let unc = &d.messages[0].links;
+    assert!(
+        unc.iter()
+            .any(|l| l.kind == "unc" && l.url == r"\\fileserver01\windows"),
+        "{unc:?}"
+    );
+}
+
+#[tokio::test]
+async fn reimport_stores_nothing_twice() {
+    let dir = tempfile::tempdir().unwrap();
+    let (store, pipeline) = store_in(&dir).await;
+    import(&pipeline, &super::fixture("threads")).await;
+    let before = store.counts().await.unwrap();
+    let again = import(&pipeline, &super::fixture("threads")).await;
+    assert_eq!(again.imported, 0);
+    assert_eq!(again.duplicate, before.1 as u64);
+    assert_eq!(store.counts().await.unwrap(), before);
+}
+
+#[tokio::test]
+async fn caseless_thread_arriving_child_first_is_one_thread() {
+    let dir = tempfile::tempdir().unwrap();
+    let (store, pipeline) = store_in(&dir).await;
+    // Import the replies first, in separate runs, then the root.
+    for name in ["03.eml", "02.eml", "01.eml"] {
+        import(
+            &pipeline,
+            &super::fixture(&format!("threads/caseless/{name}")),
+        )
+        .await;
+    }
+    let cases = store.list_cases().await.unwrap();
+    assert_eq!(cases.len(), 1, "{cases:?}");
+    assert!(cases[0].key.starts_with("T-"));
+    assert_eq!(cases[0].case_id, None);
+    assert_eq!(cases[0].message_count, 3);
+    assert_eq!(cases[0].status, "waiting_on_us");
+}
+
+#[tokio::test]
+async fn two_case_numbers_never_merge_even_when_references_cross() {
+    let dir = tempfile::tempdir().unwrap();
+    let (store, pipeline) = store_in(&dir).await;
+    import(&pipeline, &super::fixture("threads/hardlink/01.eml")).await;
+    // A reply whose References point into case A but whose subject names B.
+    let raw = "From: x@example.cn\r\nSubject: Re: [案例号:CAS-99999-ZZZZZZ] %other%\r\nMessage-ID: <cross@x>\r\nIn-Reply-To: <a1@desk.example.com>\r\nReferences: <a1@desk.example.com>\r\n\r\nhi\r\n";
+    let path = dir.path().join("cross.eml");
+    std::fs::write(&path, raw).unwrap();
+    import(&pipeline, &path).await;
+    assert_eq!(
+        detail(&store, "CAS-10001-HL7Q2M").await.case.message_count,
+        1
+    );
+    assert_eq!(
+        detail(&store, "CAS-99999-ZZZZZZ").await.case.message_count,
+        1
+    );
+}
