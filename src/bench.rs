@@ -182,7 +182,7 @@ pub fn generate_mail(i: u64) -> Vec<u8> {
         2 => Charset::Gbk8bit,
         _ => Charset::Big5B64,
     };
-    let engineer = pos % 2 == 0;
+    let engineer = pos.is_multiple_of(2);
     let customer_name = ["王小明", "陈静", "刘洋", "Zhang Wei"][(thread % 4) as usize];
     let (from, to) = if engineer {
         (
@@ -263,7 +263,7 @@ pub fn generate_mail(i: u64) -> Vec<u8> {
     ));
     headers.push_str(&format!("Message-ID: {}\r\n", message_id(i)));
     // Every seventh thread lost its References: the case number must carry it.
-    if pos > 0 && thread % 7 != 0 {
+    if pos > 0 && !thread.is_multiple_of(7) {
         headers.push_str(&format!("In-Reply-To: {}\r\n", message_id(i - 1)));
         let refs: Vec<String> = (thread * THREAD_LEN..i).map(message_id).collect();
         headers.push_str(&format!("References: {}\r\n", refs.join("\r\n ")));
@@ -378,7 +378,7 @@ pub async fn ingest(
     let counts = pipeline
         .run(mails, |_| {
             done += 1;
-            if done % 1000 == 0 {
+            if done.is_multiple_of(1000) {
                 progress(done);
             }
         })
@@ -446,7 +446,7 @@ mod tests {
                 "mail {i}: {:?}",
                 m.body
             );
-            let expected = if (i % THREAD_LEN) % 2 == 0 {
+            let expected = if (i % THREAD_LEN).is_multiple_of(2) {
                 Direction::Engineer
             } else {
                 Direction::Customer

@@ -387,11 +387,17 @@ async fn file_all(conn: &mut AnyConnection, items: &[Prepared]) -> Result<Vec<Re
             ));
             continue;
         }
-        if let Some((case_key, sha)) = known.get(&mail.message_id) {
+        if let Some((case_key, _)) = known.get(&mail.message_id) {
+            // Other bytes under a known Message-ID: keep them as evidence.
+            plan.variants.push(messages::Variant {
+                raw: &item.raw.bytes,
+                sha256: mail.sha256.clone(),
+            });
             plan.sightings.push(messages::Sighting {
-                sha256: sha.clone(),
+                sha256: mail.sha256.clone(),
                 source,
             });
+            by_sha.insert(mail.sha256.clone(), case_key.clone());
             reports.push(report(
                 source,
                 Some(&mail.message_id),

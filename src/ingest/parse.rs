@@ -414,7 +414,7 @@ fn decode_words_as_utf8(header: &[u8]) -> Option<String> {
     if !found {
         return None;
     }
-    out.extend_from_slice(text[last..].as_bytes());
+    out.extend_from_slice(&text.as_bytes()[last..]);
     String::from_utf8(out).ok()
 }
 

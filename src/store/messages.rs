@@ -99,10 +99,18 @@ pub struct Sighting<'a> {
     pub source: &'a Source,
 }
 
+/// Raw bytes that repeat a stored Message-ID with other content: kept as
+/// evidence (and seen as a sighting), but not filed as another message.
+pub struct Variant<'a> {
+    pub raw: &'a [u8],
+    pub sha256: String,
+}
+
 /// What a batch adds to the store.
 #[derive(Default)]
 pub struct WritePlan<'a> {
     pub new: Vec<NewMessage<'a>>,
+    pub variants: Vec<Variant<'a>>,
     pub sightings: Vec<Sighting<'a>>,
 }
 
@@ -137,7 +145,7 @@ pub async fn write(conn: &mut AnyConnection, plan: &WritePlan<'_>) -> Result<Wri
     let positional = uses_positional_marks(conn);
 
     if plan.new.is_empty() {
-        add_sightings(conn, &plan.sightings, now).await?;
+        add_sightings(conn, plan, now).await?;
         return Ok(written);
     }
 
@@ -360,7 +368,7 @@ pub async fn write(conn: &mut AnyConnection, plan: &WritePlan<'_>) -> Result<Wri
     )
     .await?;
 
-    add_sightings(conn, &plan.sightings, now).await?;
+    add_sightings(conn, plan, now).await?;
 
     // Children that arrived before their parent started threads of their own.
     let new_ids: Vec<&str> = plan
@@ -566,13 +574,22 @@ async fn adopt(
     .await
 }
 
-/// Records duplicate deliveries against the raw bytes they repeat.
-async fn add_sightings(
-    conn: &mut AnyConnection,
-    sightings: &[Sighting<'_>],
-    now: i64,
-) -> Result<()> {
-    for s in sightings {
+/// Keeps variants' bytes, then records duplicate deliveries against the raw
+/// bytes they repeat.
+async fn add_sightings(conn: &mut AnyConnection, plan: &WritePlan<'_>, now: i64) -> Result<()> {
+    for v in &plan.variants {
+        sqlx::query(
+            "INSERT INTO raw_messages (sha256, size, bytes, received_at) VALUES ($1, $2, $3, $4) \
+             ON CONFLICT (sha256) DO NOTHING",
+        )
+        .bind(&v.sha256)
+        .bind(v.raw.len() as i64)
+        .bind(v.raw)
+        .bind(now)
+        .execute(&mut *conn)
+        .await?;
+    }
+    for s in &plan.sightings {
         sqlx::query(
             "INSERT INTO message_sources (raw_id, source_kind, source, seen_at) \
              SELECT id, $2, $3, $4 FROM raw_messages WHERE sha256 = $1",
