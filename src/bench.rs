@@ -407,24 +407,15 @@ pub async fn ingest(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::{DeskConfig, GrammarConfig, IngestConfig};
     use crate::ingest::direction::Direction;
-    use crate::ingest::parse::{ParseContext, parse_mail};
-    use crate::ingest::subject::SubjectGrammar;
+    use crate::ingest::parse::MailParser;
 
     /// The generator must produce what it claims, or the benchmark measures nothing real.
     #[test]
     fn generated_mails_parse_as_intended() {
-        let grammar = SubjectGrammar::new(&GrammarConfig::default()).unwrap();
-        let desk = DeskConfig::default();
-        let ingest = IngestConfig::default();
-        let ctx = ParseContext {
-            grammar: &grammar,
-            desk: &desk,
-            ingest: &ingest,
-        };
+        let parser = MailParser::new(&Config::default()).unwrap();
         for i in 0..40 {
-            let m = parse_mail(&generate_mail(i), Utc::now(), &ctx).unwrap();
+            let m = parser.parse(&generate_mail(i), Utc::now()).unwrap();
             assert_eq!(
                 m.subject_info.case_id.as_deref(),
                 Some(case_number(i / THREAD_LEN).as_str()),

@@ -18,8 +18,7 @@ use clap::{Args, Parser, Subcommand};
 use serde_json::json;
 
 use crate::config::Config;
-use crate::ingest::parse::{ParseContext, parse_mail};
-use crate::ingest::subject::SubjectGrammar;
+use crate::ingest::parse::MailParser;
 use crate::ingest::{Counts, Pipeline, Status};
 use crate::mailbox::import;
 use crate::store::Store;
@@ -319,14 +318,10 @@ async fn import_cmd(config: Arc<Config>, args: ImportArgs) -> Result<u8, Failure
 fn parse_cmd(config: &Config, args: ParseArgs) -> Result<u8, Failure> {
     let raw = std::fs::read(&args.file)
         .with_context(|| format!("Cannot read {}", args.file.display()))?;
-    let grammar = SubjectGrammar::new(&config.grammar)?;
-    let ctx = ParseContext {
-        grammar: &grammar,
-        desk: &config.desk,
-        ingest: &config.ingest,
-    };
+    let parser = MailParser::new(config)?;
     let arrival = import::modified(&args.file);
-    let mail = parse_mail(&raw, arrival, &ctx)
+    let mail = parser
+        .parse(&raw, arrival)
         .map_err(|r| fail(4, anyhow::anyhow!("{}: {r}", args.file.display())))?;
     if args.json {
         output::json(&output::parse_view(&mail))?;

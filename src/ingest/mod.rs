@@ -30,8 +30,7 @@ use crate::config::Config;
 use crate::mailbox::{RawMail, ReadResult, Source};
 use crate::store::{Store, messages, quarantine};
 use case_state::mail_signal;
-use parse::{ParseContext, ParsedMail, Rejection, parse_mail, sha256_hex};
-use subject::SubjectGrammar;
+use parse::{MailParser, ParsedMail, Rejection, sha256_hex};
 use thread::{KnownMessage, ThreadClues, decide, parent_candidates};
 
 /// What happened to one mail.
@@ -90,8 +89,7 @@ pub struct Prepared {
 #[derive(Clone)]
 pub struct Pipeline {
     store: Store,
-    config: Arc<Config>,
-    grammar: Arc<SubjectGrammar>,
+    parser: Arc<MailParser>,
 }
 
 /// Mails per store transaction.
@@ -99,11 +97,9 @@ pub const BATCH: usize = 256;
 
 impl Pipeline {
     pub fn new(store: Store, config: Arc<Config>) -> Result<Self> {
-        let grammar = SubjectGrammar::new(&config.grammar)?;
         Ok(Self {
             store,
-            config,
-            grammar: Arc::new(grammar),
+            parser: Arc::new(MailParser::new(&config)?),
         })
     }
 
@@ -113,12 +109,7 @@ impl Pipeline {
 
     /// Parses one mail (CPU only).
     pub fn prepare(&self, raw: RawMail) -> Prepared {
-        let ctx = ParseContext {
-            grammar: &self.grammar,
-            desk: &self.config.desk,
-            ingest: &self.config.ingest,
-        };
-        let parsed = parse_mail(&raw.bytes, raw.arrival, &ctx);
+        let parsed = self.parser.parse(&raw.bytes, raw.arrival);
         let sha256 = match &parsed {
             Ok(p) => p.sha256.clone(),
             Err(_) => sha256_hex(&raw.bytes),

@@ -19,8 +19,8 @@ use sha2::{Digest, Sha256};
 use super::body::{BodyParts, split_body};
 use super::direction::{Direction, MailSignals, classify, resolution_phrase};
 use super::links::{Link, extract_links};
-use super::subject::{ParsedSubject, SubjectGrammar};
-use crate::config::{DeskConfig, IngestConfig};
+use super::subject::{GrammarError, ParsedSubject, SubjectGrammar};
+use crate::config::{Config, DeskConfig, IngestConfig};
 
 /// A display name and address, both as decoded from the header.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -103,11 +103,28 @@ pub enum Rejection {
     ParserPanic(String),
 }
 
-/// What parsing needs besides the bytes.
-pub struct ParseContext<'a> {
-    pub grammar: &'a SubjectGrammar,
-    pub desk: &'a DeskConfig,
-    pub ingest: &'a IngestConfig,
+/// Everything parsing needs besides the bytes, built once from the configuration.
+#[derive(Debug, Clone)]
+pub struct MailParser {
+    grammar: SubjectGrammar,
+    desk: DeskConfig,
+    ingest: IngestConfig,
+}
+
+impl MailParser {
+    pub fn new(config: &Config) -> Result<Self, GrammarError> {
+        Ok(Self {
+            grammar: SubjectGrammar::new(&config.grammar)?,
+            desk: config.desk.clone(),
+            ingest: config.ingest.clone(),
+        })
+    }
+
+    /// Parses one raw mail. `arrival` is when it reached the desk (file time,
+    /// IMAP INTERNALDATE), the last resort for a mail without a usable date.
+    pub fn parse(&self, raw: &[u8], arrival: DateTime<Utc>) -> Result<ParsedMail, Rejection> {
+        parse_mail(raw, arrival, self)
+    }
 }
 
 /// Lower-case hex SHA-256.
@@ -121,12 +138,10 @@ pub fn sha256_hex(bytes: &[u8]) -> String {
     out
 }
 
-/// Parses one raw mail. `arrival` is when it reached the desk (file time,
-/// IMAP INTERNALDATE), the last resort for a mail without a usable date.
-pub fn parse_mail(
+fn parse_mail(
     raw: &[u8],
     arrival: DateTime<Utc>,
-    ctx: &ParseContext<'_>,
+    ctx: &MailParser,
 ) -> Result<ParsedMail, Rejection> {
     if raw.iter().all(|b| b.is_ascii_whitespace()) {
         return Err(Rejection::Empty);
@@ -175,7 +190,7 @@ fn build(
     raw: &[u8],
     sha256: String,
     arrival: DateTime<Utc>,
-    ctx: &ParseContext<'_>,
+    ctx: &MailParser,
 ) -> ParsedMail {
     let mut warnings = Vec::new();
 
@@ -241,7 +256,7 @@ fn build(
         x_auto_response_suppress: header_text("X-Auto-Response-Suppress"),
         return_path_empty,
     };
-    let direction = classify(&signals, ctx.desk);
+    let direction = classify(&signals, &ctx.desk);
     let resolution = match direction {
         Direction::Customer => {
             resolution_phrase(&body.new_text, &ctx.ingest.resolution_phrases).map(str::to_string)
@@ -559,23 +574,12 @@ pub fn offset_of(minutes: Option<i32>) -> Option<FixedOffset> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::GrammarConfig;
 
     fn parse(raw: &[u8]) -> ParsedMail {
-        let grammar = SubjectGrammar::new(&GrammarConfig::default()).unwrap();
-        let desk = DeskConfig::default();
-        let ingest = IngestConfig::default();
-        let ctx = ParseContext {
-            grammar: &grammar,
-            desk: &desk,
-            ingest: &ingest,
-        };
-        parse_mail(
-            raw,
-            Utc.with_ymd_and_hms(2024, 1, 2, 3, 4, 5).unwrap(),
-            &ctx,
-        )
-        .unwrap()
+        let parser = MailParser::new(&Config::default()).unwrap();
+        parser
+            .parse(raw, Utc.with_ymd_and_hms(2024, 1, 2, 3, 4, 5).unwrap())
+            .unwrap()
     }
 
     #[test]
@@ -638,26 +642,15 @@ mod tests {
 
     #[test]
     fn rejections() {
-        let grammar = SubjectGrammar::new(&GrammarConfig::default()).unwrap();
-        let desk = DeskConfig::default();
-        let ingest = IngestConfig {
-            max_message_bytes: 100,
-            ..IngestConfig::default()
-        };
-        let ctx = ParseContext {
-            grammar: &grammar,
-            desk: &desk,
-            ingest: &ingest,
-        };
+        let mut config = Config::default();
+        config.ingest.max_message_bytes = 100;
+        let parser = MailParser::new(&config).unwrap();
         let now = Utc::now();
-        assert_eq!(
-            parse_mail(b"  \r\n", now, &ctx).unwrap_err(),
-            Rejection::Empty
-        );
+        assert_eq!(parser.parse(b"  \r\n", now).unwrap_err(), Rejection::Empty);
         assert!(matches!(
-            parse_mail(&[b'a'; 200], now, &ctx),
+            parser.parse(&[b'a'; 200], now),
             Err(Rejection::TooLarge { size: 200, .. })
         ));
-        assert!(parse_mail(b"\x00\x01\x02 binary garbage", now, &ctx).is_err());
+        assert!(parser.parse(b"\x00\x01\x02 binary garbage", now).is_err());
     }
 }

@@ -1,22 +1,16 @@
 //! Parse tests on the hand-written fixture mails (tests/fixtures/mail).
 
-use casebot::config::{DeskConfig, GrammarConfig, IngestConfig};
+use casebot::config::Config;
 use casebot::ingest::direction::Direction;
-use casebot::ingest::parse::{DateSource, ParseContext, ParsedMail, parse_mail};
-use casebot::ingest::subject::SubjectGrammar;
+use casebot::ingest::parse::{DateSource, MailParser, ParsedMail};
 use chrono::Utc;
 
 fn parse(name: &str) -> ParsedMail {
     let raw = std::fs::read(super::fixture(&format!("mail/{name}"))).unwrap();
-    let grammar = SubjectGrammar::new(&GrammarConfig::default()).unwrap();
-    let desk = DeskConfig::default();
-    let ingest = IngestConfig::default();
-    let ctx = ParseContext {
-        grammar: &grammar,
-        desk: &desk,
-        ingest: &ingest,
-    };
-    parse_mail(&raw, Utc::now(), &ctx).unwrap_or_else(|e| panic!("{name}: {e}"))
+    let parser = MailParser::new(&Config::default()).unwrap();
+    parser
+        .parse(&raw, Utc::now())
+        .unwrap_or_else(|e| panic!("{name}: {e}"))
 }
 
 #[test]
