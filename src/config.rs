@@ -293,14 +293,6 @@ impl Config {
             _ => url.to_string(),
         }
     }
-
-    /// The desk's time zone (validated at load).
-    pub fn time_zone(&self) -> chrono_tz::Tz {
-        self.desk
-            .time_zone
-            .parse()
-            .unwrap_or(chrono_tz::Asia::Shanghai)
-    }
 }
 
 impl MailboxConfig {

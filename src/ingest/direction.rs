@@ -40,11 +40,6 @@ impl Direction {
             _ => return None,
         })
     }
-
-    /// Written by a person (and so moves the case forward).
-    pub fn is_human(self) -> bool {
-        matches!(self, Direction::Customer | Direction::Engineer)
-    }
 }
 
 /// The header facts classification looks at, taken from the parsed mail.

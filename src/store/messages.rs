@@ -604,18 +604,6 @@ async fn add_sightings(conn: &mut AnyConnection, plan: &WritePlan<'_>, now: i64)
     Ok(())
 }
 
-/// Records one more place a stored mail was seen.
-pub async fn add_source(conn: &mut AnyConnection, raw_id: i64, source: &Source) -> Result<()> {
-    sqlx::query("INSERT INTO message_sources (raw_id, source_kind, source, seen_at) VALUES ($1, $2, $3, $4)")
-        .bind(raw_id)
-        .bind(source.kind())
-        .bind(source.to_string())
-        .bind(now_ts())
-        .execute(&mut *conn)
-        .await?;
-    Ok(())
-}
-
 /// Appends an event to the audit trail.
 pub async fn event(
     conn: &mut AnyConnection,

@@ -75,10 +75,6 @@ impl Store {
         &self.pool
     }
 
-    pub fn backend(&self) -> Backend {
-        self.backend
-    }
-
     /// Starts a write transaction that holds the write lock from the start.
     pub async fn begin_write(&self) -> Result<sqlx::Transaction<'static, sqlx::Any>> {
         let statement = match self.backend {
