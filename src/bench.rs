@@ -59,8 +59,7 @@ fn message_id(i: u64) -> String {
 }
 
 /// RFC 2047 B-encoding split into two encoded words on folded lines.
-fn encoded_subject(text: &str, charset: &str, bytes: &[u8]) -> String {
-    let _ = text;
+fn encoded_subject(charset: &str, bytes: &[u8]) -> String {
     let cut = bytes.len() / 2;
     // Split on a character boundary of the multi-byte charset: even offset for
     // the two-byte CJK encodings, a UTF-8 boundary for UTF-8.
@@ -251,7 +250,7 @@ pub fn generate_mail(i: u64) -> Vec<u8> {
     ));
     headers.push_str(&format!(
         "Subject: {}\r\n",
-        encoded_subject(&subject_text, cs_name, &subject_bytes)
+        encoded_subject(cs_name, &subject_bytes)
     ));
     headers.push_str(&format!(
         "Date: {}\r\n",

@@ -5,6 +5,7 @@
 //! (analysis, drafting, sending, IMAP, the web desk) joins here as a task.
 //! SIGINT/SIGTERM let the batch in hand finish before exiting.
 
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -81,40 +82,22 @@ async fn watch_maildir(
     }
 }
 
-/// Files every mail waiting in `new/`; returns how many it handled.
+/// Files every mail waiting in `new/`; returns how many it handled. File
+/// system work (listing, reading, moving) runs on blocking threads, never on
+/// the async workers.
 pub async fn scan_once(maildir: &Maildir, pipeline: &Pipeline) -> Result<usize> {
-    let files = maildir.pending()?;
+    let md = maildir.clone();
+    let files = tokio::task::spawn_blocking(move || md.pending()).await??;
     let mut handled = 0;
     for chunk in files.chunks(crate::ingest::BATCH) {
-        let mut raws = Vec::with_capacity(chunk.len());
-        let mut paths = Vec::with_capacity(chunk.len());
-        for path in chunk {
-            match std::fs::read(path) {
-                Ok(bytes) => {
-                    raws.push(RawMail {
-                        bytes,
-                        arrival: modified(path),
-                        source: Source::Maildir {
-                            mailbox: maildir.name.clone(),
-                            file: path
-                                .file_name()
-                                .map(|n| n.to_string_lossy().into_owned())
-                                .unwrap_or_default(),
-                        },
-                    });
-                    paths.push(path.clone());
-                }
-                // Vanished between listing and reading: another reader took it.
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-                Err(e) => {
-                    tracing::warn!(file = %path.display(), error = %e, "cannot read mail file")
-                }
-            }
-        }
-        let p = pipeline.clone();
-        let prepared = tokio::task::spawn_blocking(move || p.prepare_batch(raws)).await?;
+        let (md, p, chunk) = (maildir.clone(), pipeline.clone(), chunk.to_vec());
+        let (paths, prepared) = tokio::task::spawn_blocking(move || {
+            let (paths, raws) = read_files(&md, chunk);
+            (paths, p.prepare_batch(raws))
+        })
+        .await?;
         let reports = pipeline.file_batch(prepared).await?;
-        for (report, path) in reports.iter().zip(&paths) {
+        for report in &reports {
             match report.status {
                 Status::Quarantined => {
                     tracing::warn!(source = %report.source, reason = ?report.reason, "quarantined")
@@ -123,11 +106,45 @@ pub async fn scan_once(maildir: &Maildir, pipeline: &Pipeline) -> Result<usize> 
                     tracing::debug!(source = %report.source, status = ?report.status, case = ?report.case_key, "filed")
                 }
             }
-            maildir.mark_handled(path)?;
-            handled += 1;
         }
+        // Only after the store committed: a crash before this re-files the
+        // mail on the next scan, where it is recognised as a duplicate.
+        handled += paths.len();
+        let md = maildir.clone();
+        tokio::task::spawn_blocking(move || {
+            paths.iter().try_for_each(|path| md.mark_handled(path))
+        })
+        .await??;
     }
     Ok(handled)
+}
+
+/// Reads a chunk of `new/`; returns the paths read and their mails, in step.
+fn read_files(maildir: &Maildir, files: Vec<PathBuf>) -> (Vec<PathBuf>, Vec<RawMail>) {
+    let mut paths = Vec::with_capacity(files.len());
+    let mut raws = Vec::with_capacity(files.len());
+    for path in files {
+        match std::fs::read(&path) {
+            Ok(bytes) => {
+                raws.push(RawMail {
+                    bytes,
+                    arrival: modified(&path),
+                    source: Source::Maildir {
+                        mailbox: maildir.name.clone(),
+                        file: path
+                            .file_name()
+                            .map(|n| n.to_string_lossy().into_owned())
+                            .unwrap_or_default(),
+                    },
+                });
+                paths.push(path);
+            }
+            // Vanished between listing and reading: another reader took it.
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => tracing::warn!(file = %path.display(), error = %e, "cannot read mail file"),
+        }
+    }
+    (paths, raws)
 }
 
 async fn shutdown_signal() {

@@ -8,7 +8,6 @@
 
 mod output;
 
-use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -188,7 +187,7 @@ async fn dispatch(cli: Cli) -> Result<u8, Failure> {
                 cases.retain(|c| &c.status == status);
             }
             if args.json {
-                output::json_lines(&cases)?;
+                output::json(&cases)?;
             } else {
                 output::cases_table(&cases);
             }
@@ -211,7 +210,7 @@ async fn dispatch(cli: Cli) -> Result<u8, Failure> {
             let store = open_store(&config).await?;
             let entries = store.quarantine_list(all).await?;
             if json {
-                output::json_lines(&entries)?;
+                output::json(&entries)?;
             } else {
                 output::quarantine_table(&entries);
             }
@@ -329,9 +328,4 @@ fn parse_cmd(config: &Config, args: ParseArgs) -> Result<u8, Failure> {
         output::parsed_mail(&mail);
     }
     Ok(0)
-}
-
-/// Whether progress bars should draw.
-pub fn stderr_is_terminal() -> bool {
-    std::io::stderr().is_terminal()
 }

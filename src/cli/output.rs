@@ -1,6 +1,6 @@
 //! What the commands print: JSON for scripts, aligned text for people.
 
-use std::io::Write;
+use std::io::{IsTerminal, Write};
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use serde::Serialize;
@@ -25,11 +25,6 @@ pub fn json_line<T: Serialize>(value: &T) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// A JSON array, one element per line for readable diffs.
-pub fn json_lines<T: Serialize>(values: &[T]) -> anyhow::Result<()> {
-    json(&values)
-}
-
 /// A progress bar on stderr, drawn only on a terminal.
 pub fn progress(len: Option<u64>, message: &'static str) -> ProgressBar {
     let bar = match len {
@@ -42,7 +37,7 @@ pub fn progress(len: Option<u64>, message: &'static str) -> ProgressBar {
                 .unwrap_or_else(|_| ProgressStyle::default_spinner()),
         ),
     };
-    if !super::stderr_is_terminal() {
+    if !std::io::stderr().is_terminal() {
         bar.set_draw_target(ProgressDrawTarget::hidden());
     }
     bar.set_message(message);

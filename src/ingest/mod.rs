@@ -285,16 +285,7 @@ impl Pipeline {
             && r.status != Status::Quarantined
         {
             let mut tx = self.store.begin_write().await?;
-            let row: Option<i64> = match &r.message_id {
-                Some(mid) => {
-                    sqlx::query_scalar("SELECT id FROM messages WHERE message_id = $1")
-                        .bind(mid)
-                        .fetch_optional(&mut *tx)
-                        .await?
-                }
-                None => None,
-            };
-            quarantine::release(&mut tx, id, row).await?;
+            quarantine::release(&mut tx, id, r.message_id.as_deref()).await?;
             tx.commit().await?;
         }
         Ok(report)

@@ -393,13 +393,10 @@ fn decode_subject(message: &Message<'_>, raw: &[u8], warnings: &mut Vec<String>)
 /// unless all of them are valid UTF-8.
 fn decode_words_as_utf8(header: &[u8]) -> Option<String> {
     static WORD: std::sync::LazyLock<regex::bytes::Regex> = std::sync::LazyLock::new(|| {
-        regex::bytes::Regex::new(r"=\?[^?\s]+\?([bBqQ])\?([^?\s]*)\?=(?:\s+(?:=\?))?")
-            .expect("static regex")
+        regex::bytes::Regex::new(r"=\?[^?\s]+\?([bBqQ])\?([^?\s]*)\?=").expect("static regex")
     });
-    let text = std::str::from_utf8(header).ok()?;
     let mut out = Vec::new();
     let mut last = 0;
-    let mut found = false;
     for c in WORD.captures_iter(header) {
         let whole = c.get(0)?;
         let payload = c.get(2)?.as_bytes();
@@ -413,23 +410,17 @@ fn decode_words_as_utf8(header: &[u8]) -> Option<String> {
             quoted_printable_decode(&spaced)?
         };
         // White space between two encoded words is not part of the text.
-        let gap = &text[last..whole.start()];
-        if !(found && gap.trim().is_empty()) {
-            out.extend_from_slice(gap.as_bytes());
+        let gap = &header[last..whole.start()];
+        if last == 0 || !gap.iter().all(u8::is_ascii_whitespace) {
+            out.extend_from_slice(gap);
         }
         out.extend_from_slice(&bytes);
-        // The regex may have eaten the next word's "=?"; step back to it.
-        last = if whole.as_bytes().ends_with(b"=?") {
-            whole.end() - 2
-        } else {
-            whole.end()
-        };
-        found = true;
+        last = whole.end();
     }
-    if !found {
+    if last == 0 {
         return None;
     }
-    out.extend_from_slice(&text.as_bytes()[last..]);
+    out.extend_from_slice(&header[last..]);
     String::from_utf8(out).ok()
 }
 

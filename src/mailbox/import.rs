@@ -33,16 +33,15 @@ pub fn open(path: &Path) -> Result<ImportSource> {
     let meta =
         std::fs::metadata(path).with_context(|| format!("Cannot read {}", path.display()))?;
     if meta.is_dir() {
-        let files = if path.join("cur").is_dir() || path.join("new").is_dir() {
+        if path.join("cur").is_dir() || path.join("new").is_dir() {
             let mut files = list_files(&path.join("new"), false)?;
             files.extend(list_files(&path.join("cur"), false)?);
             return Ok(files_source(ImportKind::Maildir, files));
-        } else {
-            list_files(path, true)?
-                .into_iter()
-                .filter(|p| p.extension().is_some_and(|e| e.eq_ignore_ascii_case("eml")))
-                .collect::<Vec<_>>()
-        };
+        }
+        let files = list_files(path, true)?
+            .into_iter()
+            .filter(|p| p.extension().is_some_and(|e| e.eq_ignore_ascii_case("eml")))
+            .collect();
         return Ok(files_source(ImportKind::EmlFolder, files));
     }
     if !meta.is_file() {

@@ -7,20 +7,21 @@ use sqlx::FromRow;
 use super::{Store, ts_to_rfc3339};
 
 #[derive(Debug, Clone, FromRow)]
-struct CaseRow {
-    id: i64,
-    key: String,
-    case_id: Option<String>,
-    title: Option<String>,
-    priority: Option<String>,
-    customer: Option<String>,
-    stage: Option<String>,
-    internal_ref: Option<String>,
-    base_subject: Option<String>,
-    status: String,
-    message_count: i64,
-    first_message_at: Option<i64>,
-    last_message_at: Option<i64>,
+/// A case row as stored; the write path updates its derived fields.
+pub(super) struct CaseRow {
+    pub(super) id: i64,
+    pub(super) key: String,
+    pub(super) case_id: Option<String>,
+    pub(super) title: Option<String>,
+    pub(super) priority: Option<String>,
+    pub(super) customer: Option<String>,
+    pub(super) stage: Option<String>,
+    pub(super) internal_ref: Option<String>,
+    pub(super) base_subject: Option<String>,
+    pub(super) status: String,
+    pub(super) message_count: i64,
+    pub(super) first_message_at: Option<i64>,
+    pub(super) last_message_at: Option<i64>,
 }
 
 /// A case as listed by `casebot cases`.
@@ -61,7 +62,7 @@ impl From<CaseRow> for CaseSummary {
     }
 }
 
-const CASE_COLUMNS: &str = "id, key, case_id, title, priority, customer, stage, internal_ref, base_subject, status, \
+pub(super) const CASE_COLUMNS: &str = "id, key, case_id, title, priority, customer, stage, internal_ref, base_subject, status, \
                             message_count, first_message_at, last_message_at";
 
 #[derive(Debug, Clone, FromRow)]

@@ -3,8 +3,11 @@
 //! filed completely or not at all.
 
 use anyhow::{Context, Result};
-use sqlx::{AnyConnection, FromRow};
+use std::collections::HashMap;
 
+use sqlx::AnyConnection;
+
+use super::cases::{CASE_COLUMNS, CaseRow};
 use super::now_ts;
 use crate::ingest::case_state::{CaseStatus, MailSignal, StatusInput, case_status};
 use crate::ingest::direction::Direction;
@@ -122,142 +125,81 @@ pub struct Written {
     pub adopted: Vec<(String, String)>,
 }
 
-#[derive(Debug, Clone, FromRow)]
-struct CaseState {
-    id: i64,
-    key: String,
-    title: Option<String>,
-    priority: Option<String>,
-    customer: Option<String>,
-    stage: Option<String>,
-    internal_ref: Option<String>,
-    base_subject: Option<String>,
-    status: String,
-    last_message_at: Option<i64>,
-}
-
 /// Writes a batch with a fixed number of statements (plus one update per
 /// touched case), whatever the number of mails: the cost of a statement
 /// round trip, not of SQLite, bounds ingest throughput.
 pub async fn write(conn: &mut AnyConnection, plan: &WritePlan<'_>) -> Result<Written> {
     let now = now_ts();
     let mut written = Written::default();
-    let positional = uses_positional_marks(conn);
-
     if plan.new.is_empty() {
         add_sightings(conn, plan, now).await?;
         return Ok(written);
     }
 
-    // Cases: create the missing ones, then read every touched case's state.
+    // Cases: create the missing ones (RETURNING names only those created),
+    // then read every touched case's state.
     let mut keys: Vec<(&str, Option<&str>)> = Vec::new();
     for n in &plan.new {
         if !keys.iter().any(|(k, _)| *k == n.decision.case_key) {
             keys.push((&n.decision.case_key, n.decision.case_id.as_deref()));
         }
     }
-    let key_list = placeholders(1, keys.len());
-    let sql = format!("SELECT key FROM cases WHERE key IN ({key_list})");
-    let mut q = sqlx::query_scalar::<_, String>(&sql);
-    for (k, _) in &keys {
-        q = q.bind(*k);
-    }
-    let existing: Vec<String> = q.fetch_all(&mut *conn).await?;
-    let missing: Vec<&(&str, Option<&str>)> = keys
-        .iter()
-        .filter(|(k, _)| !existing.iter().any(|e| e == k))
-        .collect();
-    for chunk in missing.chunks(200) {
-        let rows: Vec<String> = (0..chunk.len())
-            .map(|i| {
-                format!(
-                    "(${}, ${}, '{}', ${n}, ${n})",
-                    2 * i + 1,
-                    2 * i + 2,
-                    CaseStatus::New.as_str(),
-                    n = 2 * chunk.len() + 1
-                )
-            })
-            .collect();
-        let sql = format!(
-            "INSERT INTO cases (key, case_id, status, created_at, updated_at) VALUES {}",
-            rows.join(", ")
-        );
-        let mut q = sqlx::query(&sql);
-        for (k, id) in chunk {
-            q = q.bind(*k).bind(*id);
-        }
-        q.bind(now)
-            .execute(&mut *conn)
-            .await
-            .context("Cannot create cases")?;
-        written
-            .opened
-            .extend(chunk.iter().map(|(k, _)| k.to_string()));
-    }
+    let opened = insert_rows(
+        conn,
+        "cases (key, case_id, status, created_at, updated_at)",
+        "ON CONFLICT (key) DO NOTHING RETURNING key, id",
+        &keys,
+        |q, (key, case_id)| {
+            q.bind(*key)
+                .bind(*case_id)
+                .bind(CaseStatus::New.as_str())
+                .bind(now)
+                .bind(now)
+        },
+    )
+    .await
+    .context("Cannot create cases")?;
+    written.opened = opened.into_iter().map(|(key, _)| key).collect();
     let sql = format!(
-        "SELECT id, key, title, priority, customer, stage, internal_ref, base_subject, status, last_message_at \
-         FROM cases WHERE key IN ({key_list})"
+        "SELECT {CASE_COLUMNS} FROM cases WHERE key IN ({})",
+        placeholders(1, keys.len())
     );
-    let mut q = sqlx::query_as::<_, CaseState>(&sql);
+    let mut q = sqlx::query_as::<_, CaseRow>(&sql);
     for (k, _) in &keys {
         q = q.bind(*k);
     }
-    let mut cases: Vec<CaseState> = q.fetch_all(&mut *conn).await?;
-    let case_row =
-        |key: &str, cases: &[CaseState]| cases.iter().find(|c| c.key == key).map(|c| c.id);
+    let mut cases: Vec<CaseRow> = q.fetch_all(&mut *conn).await?;
+    let mut case_rows: HashMap<String, i64> = cases.iter().map(|c| (c.key.clone(), c.id)).collect();
 
     // Raw bytes, then messages; RETURNING maps rows back by their unique keys.
-    let mut raw_ids: Vec<(String, i64)> = Vec::with_capacity(plan.new.len());
-    for chunk in plan.new.chunks(100) {
-        let rows: Vec<String> = (0..chunk.len())
-            .map(|i| format!("({})", sequential_marks(positional, 4 * i + 1, 4)))
-            .collect();
-        let sql = format!(
-            "INSERT INTO raw_messages (sha256, size, bytes, received_at) VALUES {} RETURNING sha256, id",
-            rows.join(", ")
-        );
-        let mut q = sqlx::query_as::<_, (String, i64)>(&sql);
-        for n in chunk {
-            q = q
-                .bind(&n.mail.sha256)
+    let raw_ids: HashMap<String, i64> = insert_rows(
+        conn,
+        "raw_messages (sha256, size, bytes, received_at)",
+        "RETURNING sha256, id",
+        &plan.new,
+        |q, n| {
+            q.bind(&n.mail.sha256)
                 .bind(n.raw.len() as i64)
                 .bind(n.raw)
-                .bind(now);
-        }
-        raw_ids.extend(
-            q.fetch_all(&mut *conn)
-                .await
-                .context("Cannot store raw messages")?,
-        );
-    }
-    let raw_id = |sha: &str| {
-        raw_ids
-            .iter()
-            .find(|(s, _)| s == sha)
-            .map(|(_, id)| *id)
-            .unwrap_or_default()
-    };
-
-    const COLS: usize = 25;
-    let mut message_rows: Vec<(String, i64)> = Vec::with_capacity(plan.new.len());
-    for chunk in plan.new.chunks(200) {
-        let rows: Vec<String> = (0..chunk.len())
-            .map(|i| format!("({})", sequential_marks(positional, COLS * i + 1, COLS)))
-            .collect();
-        let sql = format!(
-            "INSERT INTO messages (raw_id, case_id, message_id, message_id_synthesized, in_reply_to, references_json, \
-             subject, subject_json, from_name, from_address, to_json, cc_json, date_utc, date_offset_minutes, date_source, \
-             direction, signal, resolution_phrase, stage, new_text, quoted_text, signature, warnings_json, thread_rule, ingested_at) \
-             VALUES {} RETURNING message_id, id",
-            rows.join(", ")
-        );
-        let mut q = sqlx::query_as::<_, (String, i64)>(&sql);
-        for n in chunk {
+                .bind(now)
+        },
+    )
+    .await
+    .context("Cannot store raw messages")?
+    .into_iter()
+    .collect();
+    let raw_id = |sha: &str| raw_ids.get(sha).copied();
+    let message_rows: HashMap<String, i64> = insert_rows(
+        conn,
+        "messages (raw_id, case_id, message_id, message_id_synthesized, in_reply_to, references_json, \
+         subject, subject_json, from_name, from_address, to_json, cc_json, date_utc, date_offset_minutes, date_source, \
+         direction, signal, resolution_phrase, stage, new_text, quoted_text, signature, warnings_json, thread_rule, ingested_at)",
+        "RETURNING message_id, id",
+        &plan.new,
+        |q, n| {
             let m = n.mail;
-            q = q
-                .bind(raw_id(&m.sha256))
-                .bind(case_row(&n.decision.case_key, &cases))
+            q.bind(raw_id(&m.sha256))
+                .bind(case_rows.get(&n.decision.case_key).copied())
                 .bind(&m.message_id)
                 .bind(m.message_id_synthesized as i64)
                 .bind(&m.in_reply_to)
@@ -280,31 +222,22 @@ pub async fn write(conn: &mut AnyConnection, plan: &WritePlan<'_>) -> Result<Wri
                 .bind(&m.body.signature)
                 .bind(json(&m.warnings))
                 .bind(n.decision.rule.as_str())
-                .bind(now);
-        }
-        message_rows.extend(
-            q.fetch_all(&mut *conn)
-                .await
-                .context("Cannot store messages")?,
-        );
-    }
-    let message_row = |id: &str| {
-        message_rows
-            .iter()
-            .find(|(m, _)| m == id)
-            .map(|(_, r)| *r)
-            .unwrap_or_default()
-    };
+                .bind(now)
+        },
+    )
+    .await
+    .context("Cannot store messages")?
+    .into_iter()
+    .collect();
 
     // What hangs off each message, one multi-row insert per table.
-    let mut refs: Vec<(i64, &str)> = Vec::new();
+    let mut refs: Vec<(Option<i64>, &str)> = Vec::new();
     let mut attachments = Vec::new();
     let mut links = Vec::new();
-    let mut events: Vec<(i64, i64, &str, String)> = Vec::new();
+    let mut events: Vec<(Option<i64>, Option<i64>, &str, String)> = Vec::new();
     for n in &plan.new {
         let m = n.mail;
-        let row = message_row(&m.message_id);
-        let case = case_row(&n.decision.case_key, &cases).unwrap_or_default();
+        let row = message_rows.get(&m.message_id).copied();
         let ids = m
             .in_reply_to
             .iter()
@@ -316,7 +249,7 @@ pub async fn write(conn: &mut AnyConnection, plan: &WritePlan<'_>) -> Result<Wri
         attachments.extend(m.attachments.iter().map(|a| (row, a)));
         links.extend(m.links.iter().map(|l| (row, l)));
         events.push((
-            case,
+            case_rows.get(&n.decision.case_key).copied(),
             row,
             "message_filed",
             serde_json::json!({
@@ -328,16 +261,18 @@ pub async fn write(conn: &mut AnyConnection, plan: &WritePlan<'_>) -> Result<Wri
             .to_string(),
         ));
     }
-    multi_insert(
+    insert_rows(
         conn,
         "message_refs (message_id, ref_id)",
+        "",
         &refs,
         |q, (row, r)| q.bind(*row).bind(*r),
     )
     .await?;
-    multi_insert(
+    insert_rows(
         conn,
         "attachments (message_id, part, filename, content_type, size)",
+        "",
         &attachments,
         |q, (row, a)| {
             q.bind(*row)
@@ -348,35 +283,37 @@ pub async fn write(conn: &mut AnyConnection, plan: &WritePlan<'_>) -> Result<Wri
         },
     )
     .await?;
-    multi_insert(
+    insert_rows(
         conn,
         "links (message_id, url, kind)",
+        "",
         &links,
         |q, (row, l)| q.bind(*row).bind(&l.url).bind(l.kind),
     )
     .await?;
-    let sources: Vec<(i64, &Source)> = plan
-        .new
-        .iter()
-        .map(|n| (raw_id(&n.mail.sha256), n.source))
-        .collect();
-    multi_insert(
+    insert_rows(
         conn,
         "message_sources (raw_id, source_kind, source, seen_at)",
-        &sources,
-        |q, (raw, s)| q.bind(*raw).bind(s.kind()).bind(s.to_string()).bind(now),
+        "",
+        &plan.new,
+        |q, n| {
+            q.bind(raw_id(&n.mail.sha256))
+                .bind(n.source.kind())
+                .bind(n.source.to_string())
+                .bind(now)
+        },
     )
     .await?;
-
     add_sightings(conn, plan, now).await?;
 
     // Children that arrived before their parent started threads of their own.
-    let new_ids: Vec<&str> = plan
+    let decided: HashMap<&str, &str> = plan
         .new
         .iter()
-        .map(|n| n.mail.message_id.as_str())
+        .map(|n| (n.mail.message_id.as_str(), n.decision.case_key.as_str()))
         .collect();
-    for chunk in new_ids.chunks(400) {
+    let new_ids: Vec<&str> = decided.keys().copied().collect();
+    for chunk in new_ids.chunks(MAX_PARAMS) {
         let sql = format!(
             "SELECT DISTINCT r.ref_id, c.id, c.key FROM message_refs r JOIN messages m ON m.id = r.message_id \
              JOIN cases c ON c.id = m.case_id WHERE r.ref_id IN ({}) AND c.case_id IS NULL",
@@ -387,31 +324,34 @@ pub async fn write(conn: &mut AnyConnection, plan: &WritePlan<'_>) -> Result<Wri
             q = q.bind(*id);
         }
         for (parent, orphan_row, orphan_key) in q.fetch_all(&mut *conn).await? {
-            let Some(parent_case) = plan.new.iter().find(|n| n.mail.message_id == parent) else {
+            let Some(&target) = decided.get(parent.as_str()) else {
                 continue;
             };
-            let target = &parent_case.decision.case_key;
-            if *target == orphan_key || written.adopted.iter().any(|(from, _)| *from == orphan_key)
-            {
+            if target == orphan_key || written.adopted.iter().any(|(from, _)| *from == orphan_key) {
                 continue;
             }
-            if let Some(target_row) = case_row(target, &cases) {
+            if let Some(&target_row) = case_rows.get(target) {
                 adopt(conn, orphan_row, target_row, &orphan_key, &parent).await?;
-                written.adopted.push((orphan_key.clone(), target.clone()));
+                written
+                    .adopted
+                    .push((orphan_key.clone(), target.to_string()));
                 cases.retain(|c| c.id != orphan_row);
+                case_rows.remove(&orphan_key);
             }
         }
     }
 
     // Derived case fields: subject fields from the newest mail, status and
     // counts from all of the case's messages.
+    let mut mails_by_case: HashMap<&str, Vec<&ParsedMail>> = HashMap::new();
+    for n in &plan.new {
+        mails_by_case
+            .entry(n.decision.case_key.as_str())
+            .or_default()
+            .push(n.mail);
+    }
     for case in &mut cases {
-        let mut mine: Vec<&ParsedMail> = plan
-            .new
-            .iter()
-            .filter(|n| n.decision.case_key == case.key)
-            .map(|n| n.mail)
-            .collect();
+        let mut mine = mails_by_case.remove(case.key.as_str()).unwrap_or_default();
         mine.sort_by_key(|m| m.date);
         for m in mine {
             apply_subject(case, m);
@@ -426,11 +366,16 @@ pub async fn write(conn: &mut AnyConnection, plan: &WritePlan<'_>) -> Result<Wri
     for id in &case_ids {
         q = q.bind(*id);
     }
-    let all: Vec<(i64, String, Option<String>, i64)> = q.fetch_all(&mut *conn).await?;
+    let mut thread_of: HashMap<i64, Vec<(String, Option<String>, i64)>> = HashMap::new();
+    for (case_id, direction, signal, date) in q.fetch_all(&mut *conn).await? {
+        thread_of
+            .entry(case_id)
+            .or_default()
+            .push((direction, signal, date));
+    }
     for case in &cases {
-        let rows: Vec<&(i64, String, Option<String>, i64)> =
-            all.iter().filter(|r| r.0 == case.id).collect();
-        let status = case_status(rows.iter().map(|(_, d, s, _)| StatusInput {
+        let rows = thread_of.remove(&case.id).unwrap_or_default();
+        let status = case_status(rows.iter().map(|(d, s, _)| StatusInput {
             direction: Direction::parse(d).unwrap_or(Direction::Customer),
             signal: s.as_deref().and_then(MailSignal::parse),
         }));
@@ -447,35 +392,36 @@ pub async fn write(conn: &mut AnyConnection, plan: &WritePlan<'_>) -> Result<Wri
         .bind(&case.base_subject)
         .bind(status.as_str())
         .bind(rows.len() as i64)
-        .bind(rows.first().map(|r| r.3))
-        .bind(rows.last().map(|r| r.3))
+        .bind(rows.first().map(|r| r.2))
+        .bind(rows.last().map(|r| r.2))
         .bind(now)
         .execute(&mut *conn)
         .await?;
         if written.opened.contains(&case.key) {
             events.push((
-                case.id,
-                0,
+                Some(case.id),
+                None,
                 "case_opened",
                 serde_json::json!({ "key": case.key }).to_string(),
             ));
         }
         if case.status != status.as_str() {
             events.push((
-                case.id,
-                0,
+                Some(case.id),
+                None,
                 "status_changed",
                 serde_json::json!({ "from": case.status, "to": status.as_str() }).to_string(),
             ));
         }
     }
-    multi_insert(
+    insert_rows(
         conn,
         "events (case_id, message_id, kind, detail, at)",
+        "",
         &events,
         |q, (case, row, kind, detail)| {
             q.bind(*case)
-                .bind((*row != 0).then_some(*row))
+                .bind(*row)
                 .bind(*kind)
                 .bind(detail.as_str())
                 .bind(now)
@@ -487,7 +433,7 @@ pub async fn write(conn: &mut AnyConnection, plan: &WritePlan<'_>) -> Result<Wri
 
 /// Title, priority, customer, stage and reference follow the newest mail
 /// that carries them; an older mail only fills gaps.
-fn apply_subject(case: &mut CaseState, m: &ParsedMail) {
+fn apply_subject(case: &mut CaseRow, m: &ParsedMail) {
     let s = &m.subject_info;
     let newest = case.last_message_at.is_none_or(|l| m.date.timestamp() >= l);
     let base = (s.case_id.is_some() || case.base_subject.is_none()).then(|| s.base_subject.clone());
@@ -507,16 +453,24 @@ fn apply_subject(case: &mut CaseState, m: &ParsedMail) {
     }
 }
 
-/// One multi-row INSERT per chunk of `rows`; `bind` binds one row's values.
-async fn multi_insert<T>(
+/// Parameters per statement: under every backend's limit (SQLite 32,766,
+/// PostgreSQL 65,535) and large enough that a whole batch is one statement.
+const MAX_PARAMS: usize = 8000;
+
+/// Inserts `rows` in as few multi-row statements as [`MAX_PARAMS`] allows;
+/// `bind` binds one row's values. `tail` follows the VALUES list (ON
+/// CONFLICT, RETURNING); a `RETURNING key, id` tail's pairs come back.
+async fn insert_rows<T>(
     conn: &mut AnyConnection,
     table_and_columns: &str,
+    tail: &str,
     rows: &[T],
     bind: impl for<'a> Fn(AnyQuery<'a>, &'a T) -> AnyQuery<'a>,
-) -> Result<()> {
+) -> Result<Vec<(String, i64)>> {
     let columns = table_and_columns.matches(',').count() + 1;
     let positional = uses_positional_marks(conn);
-    for chunk in rows.chunks(400 / columns.max(1) + 1) {
+    let mut returned = Vec::new();
+    for chunk in rows.chunks((MAX_PARAMS / columns).max(1)) {
         let values: Vec<String> = (0..chunk.len())
             .map(|i| {
                 format!(
@@ -526,21 +480,23 @@ async fn multi_insert<T>(
             })
             .collect();
         let sql = format!(
-            "INSERT INTO {table_and_columns} VALUES {}",
+            "INSERT INTO {table_and_columns} VALUES {} {tail}",
             values.join(", ")
         );
-        let mut q = sqlx::query(&sql);
+        let mut q = sqlx::query_as::<_, (String, i64)>(&sql);
         for row in chunk {
             q = bind(q, row);
         }
-        q.execute(&mut *conn)
-            .await
-            .with_context(|| format!("Cannot insert into {table_and_columns}"))?;
+        returned.extend(
+            q.fetch_all(&mut *conn)
+                .await
+                .with_context(|| format!("Cannot insert into {table_and_columns}"))?,
+        );
     }
-    Ok(())
+    Ok(returned)
 }
 
-type AnyQuery<'a> = sqlx::query::Query<'a, sqlx::Any, sqlx::any::AnyArguments<'a>>;
+type AnyQuery<'a> = sqlx::query::QueryAs<'a, sqlx::Any, (String, i64), sqlx::any::AnyArguments<'a>>;
 
 /// Moves a thread case's messages into `target` and removes the empty case.
 async fn adopt(

@@ -34,11 +34,15 @@ pub async fn put(
     Ok(id)
 }
 
-/// Marks a quarantined mail as filed by a replay.
-pub async fn release(conn: &mut AnyConnection, id: i64, message_row: Option<i64>) -> Result<()> {
-    sqlx::query("UPDATE quarantine SET released_message_id = $2, released_at = $3 WHERE id = $1")
-        .bind(id)
-        .bind(message_row)
+/// Marks a quarantined mail as filed by a replay, as the message with this
+/// Message-ID (if any).
+pub async fn release(conn: &mut AnyConnection, id: i64, message_id: Option<&str>) -> Result<()> {
+    sqlx::query(
+        "UPDATE quarantine SET released_message_id = (SELECT id FROM messages WHERE message_id = $2), \
+         released_at = $3 WHERE id = $1",
+    )
+    .bind(id)
+    .bind(message_id)
         .bind(now_ts())
         .execute(&mut *conn)
         .await?;

@@ -3,6 +3,12 @@
 
 use super::{casebot, fixture, json_lines, stderr, stdout};
 
+fn assert_keys(value: &serde_json::Value, keys: &[&str]) {
+    for key in keys {
+        assert!(value.get(key).is_some(), "missing {key} in {value}");
+    }
+}
+
 #[test]
 fn parse_json_has_the_documented_shape() {
     let dir = tempfile::tempdir().unwrap();
@@ -18,34 +24,36 @@ fn parse_json_has_the_documented_shape() {
     );
     assert!(o.status.success(), "{}", stderr(&o));
     let v: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
-    for key in [
-        "message_id",
-        "in_reply_to",
-        "references",
-        "from",
-        "to",
-        "cc",
-        "date",
-        "subject",
-        "case",
-        "direction",
-        "resolution_signal",
-        "body",
-        "log_links",
-        "attachments",
-    ] {
-        assert!(v.get(key).is_some(), "missing {key} in {v}");
-    }
-    for key in [
-        "case_id",
-        "title",
-        "priority",
-        "customer",
-        "stage",
-        "internal_ref",
-    ] {
-        assert!(v["case"].get(key).is_some(), "missing case.{key}");
-    }
+    assert_keys(
+        &v,
+        &[
+            "message_id",
+            "in_reply_to",
+            "references",
+            "from",
+            "to",
+            "cc",
+            "date",
+            "subject",
+            "case",
+            "direction",
+            "resolution_signal",
+            "body",
+            "log_links",
+            "attachments",
+        ],
+    );
+    assert_keys(
+        &v["case"],
+        &[
+            "case_id",
+            "title",
+            "priority",
+            "customer",
+            "stage",
+            "internal_ref",
+        ],
+    );
     assert_eq!(v["case"]["case_id"], "CAS-10004-QX9W3R");
     assert_eq!(v["from"]["address"], "zhang.wei@example.cn");
     assert_eq!(v["direction"], "customer");
@@ -89,19 +97,20 @@ fn import_cases_show_and_duplicates() {
         .iter()
         .find(|c| c["key"] == "CAS-10001-HL7Q2M")
         .unwrap();
-    for key in [
-        "case_id",
-        "title",
-        "priority",
-        "customer",
-        "stage",
-        "status",
-        "message_count",
-        "first_message_at",
-        "last_message_at",
-    ] {
-        assert!(a.get(key).is_some(), "missing {key}");
-    }
+    assert_keys(
+        a,
+        &[
+            "case_id",
+            "title",
+            "priority",
+            "customer",
+            "stage",
+            "status",
+            "message_count",
+            "first_message_at",
+            "last_message_at",
+        ],
+    );
     assert_eq!(a["message_count"], 10);
 
     let o = casebot(&db, dir.path(), &["show", "CAS-10002-HS4X6D", "--json"]);

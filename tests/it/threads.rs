@@ -141,3 +141,39 @@ async fn two_case_numbers_never_merge_even_when_references_cross() {
         1
     );
 }
+
+#[tokio::test]
+async fn other_bytes_under_a_known_message_id_are_kept_but_not_filed_twice() {
+    let dir = tempfile::tempdir().unwrap();
+    let (store, pipeline) = store_in(&dir).await;
+    let first = dir.path().join("a.eml");
+    let resent = dir.path().join("b.eml");
+    let head = "From: x@example.cn\r\nSubject: Re: [案例号:CAS-55555-AAAAAA] %t%\r\nMessage-ID: <same@x>\r\n\r\n";
+    std::fs::write(&first, format!("{head}hello\r\n")).unwrap();
+    // A list server resent it with a footer: same Message-ID, other bytes.
+    std::fs::write(&resent, format!("{head}hello\r\n--\r\nlist footer\r\n")).unwrap();
+    assert_eq!(import(&pipeline, &first).await.imported, 1);
+    let second = import(&pipeline, &resent).await;
+    assert_eq!((second.imported, second.duplicate), (0, 1));
+    let raws: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM raw_messages")
+        .fetch_one(store.pool())
+        .await
+        .unwrap();
+    let sources: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM message_sources")
+        .fetch_one(store.pool())
+        .await
+        .unwrap();
+    assert_eq!(
+        (raws, sources),
+        (2, 2),
+        "both byte sequences and both deliveries are kept"
+    );
+    assert_eq!(store.counts().await.unwrap().1, 1, "one message");
+    // Seeing the resend again changes nothing but the sightings.
+    assert_eq!(import(&pipeline, &resent).await.duplicate, 1);
+    let raws: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM raw_messages")
+        .fetch_one(store.pool())
+        .await
+        .unwrap();
+    assert_eq!(raws, 2);
+}
