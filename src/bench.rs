@@ -448,3 +448,248 @@ mod tests {
         }
     }
 }
+
+/// Figures of `casebot bench analyze`.
+#[derive(Debug, Clone, Serialize)]
+pub struct AnalyzeFigures {
+    pub size_mb: f64,
+    pub lines: u64,
+    pub seconds: f64,
+    pub mb_per_sec: f64,
+    pub peak_rss_mb: f64,
+    pub rules: usize,
+    pub findings: usize,
+    pub outcome: String,
+    pub class: Option<String>,
+    /// `rg -c` with every rule pattern over the same file; `None` without ripgrep.
+    pub ripgrep_seconds: Option<f64>,
+    pub ripgrep_matching_lines: Option<u64>,
+    pub ripgrep_ratio: Option<f64>,
+}
+
+impl AnalyzeFigures {
+    pub fn describe(&self) -> String {
+        let rg = match (self.ripgrep_seconds, self.ripgrep_ratio) {
+            (Some(s), Some(r)) => format!(
+                "; rg -c with the same {} patterns: {:.2} s ({:.0} MB/s), casebot/ripgrep time ratio {:.2}",
+                self.rules,
+                s,
+                self.size_mb / s,
+                r
+            ),
+            _ => "; ripgrep (rg) not installed: no baseline".into(),
+        };
+        format!(
+            "analyze: {:.0} MiB CBS.log ({} lines) in {:.2} s = {:.0} MB/s; peak RSS {:.1} MiB; {} findings, outcome {} ({}){rg}",
+            self.size_mb,
+            self.lines,
+            self.seconds,
+            self.mb_per_sec,
+            self.peak_rss_mb,
+            self.findings,
+            self.outcome,
+            self.class.as_deref().unwrap_or("-"),
+        )
+    }
+
+    /// The last line of `--json`.
+    pub fn summary(&self) -> serde_json::Value {
+        serde_json::json!({
+            "mb_per_sec": self.mb_per_sec,
+            "ripgrep_ratio": self.ripgrep_ratio,
+            "peak_rss_mb": self.peak_rss_mb,
+            "size_mb": self.size_mb,
+            "seconds": self.seconds,
+            "ripgrep_seconds": self.ripgrep_seconds,
+            "lines": self.lines,
+            "findings": self.findings,
+            "outcome": self.outcome,
+            "class": self.class,
+        })
+    }
+}
+
+/// Writes a CBS.log of about `size_mb` MiB in the real line format: TI
+/// sessions full of Info lines (applicability, planning, CSI transactions,
+/// SQM noise), with failing installs spread through it and one at the end.
+pub fn write_cbs_log(path: &std::path::Path, size_mb: u64) -> Result<u64> {
+    use std::io::Write;
+    let target = size_mb * 1024 * 1024;
+    let file = std::fs::File::create(path)?;
+    let mut out = std::io::BufWriter::with_capacity(1 << 20, file);
+    let mut written = 0u64;
+    let mut lines = 0u64;
+    let mut second = 0u64;
+    let mut seq = 0u32;
+    let stamp = |second: u64| {
+        let t = Utc
+            .timestamp_opt(1_676_000_000 + second as i64, 0)
+            .single()
+            .unwrap_or_default();
+        t.format("%Y-%m-%d %H:%M:%S").to_string()
+    };
+    let mut ts = stamp(0);
+    let mut failure_every = 0u64;
+    while written < target {
+        if lines.is_multiple_of(50) {
+            second += 1;
+            ts = stamp(second);
+        }
+        let i = lines;
+        let kb = 5_020_000 + (i % 9_000);
+        let line = match i % 10 {
+            0 => format!(
+                "{ts}, Info                  CBS    Appl: detect Parent, Package: Package_{}_for_KB{kb}~31bf3856ad364e35~amd64~~10.0.1.{}, Parent: Microsoft-Windows-Client-Features-Package~31bf3856ad364e35~amd64~~10.0.17763.1, Disposition = Detect, VersionComp: EQ, BuildComp: EQ, RevisionComp: EQ, Exist: present\n",
+                i % 9000,
+                i % 13
+            ),
+            1 => format!(
+                "{ts}, Info                  CBS    Exec: Resolving Package: Package_{}_for_KB{kb}~31bf3856ad364e35~amd64~~10.0.1.{}, Update: {}, InstallDeployment: amd64_microsoft-windows-servicingstack_31bf3856ad364e35_10.0.17763.{}_none_{:016x}\n",
+                i % 9000,
+                i % 13,
+                i % 777,
+                3000 + i % 900,
+                mix(i)
+            ),
+            2 => {
+                seq = seq.wrapping_add(1);
+                format!(
+                    "{ts}, Info                  CSI    {seq:08x} Creating NT transaction (seq {}), objectname [6]\"(null)\"\n",
+                    i % 97
+                )
+            }
+            3 => format!(
+                "{ts}, Info                  CBS    Plan: Package: Package_{}_for_KB{kb}~31bf3856ad364e35~amd64~~10.0.1.{}, Update: {}, current: Staged, pending: Default, start: Staged, applicable: Installed, targeted: Installed, limit: Installed, selected: Installed\n",
+                i % 9000,
+                i % 13,
+                i % 777
+            ),
+            4 => format!("{ts}, Info                  CBS    Perf: Resolve chain complete.\n"),
+            5 => {
+                seq = seq.wrapping_add(1);
+                format!(
+                    "{ts}, Info                  CSI    {seq:08x}@2023/2/10:03:{:02}:{:02}.{:03} CSI Transaction @0x{:x} initialized for deployment engine {{d16f4108-0c4e-4ab5-8f1a-1d4c5b6a7e8f}} with flags 00000002 and client id [10]\"TI5.0_1_1\"\n",
+                    (i / 60) % 60,
+                    i % 60,
+                    i % 1000,
+                    mix(i) & 0x00ff_ffff_ffff
+                )
+            }
+            6 => format!(
+                "{ts}, Info                  CBS    SQM: Package change report for package: Package_{}_for_KB{kb}~31bf3856ad364e35~amd64~~10.0.1.{}, Failed to start upload with file pattern: C:\\Windows\\servicing\\sqm\\*_std.sqm [HRESULT = 0x80004005 - E_FAIL]\n",
+                i % 9000,
+                i % 13
+            ),
+            7 => format!(
+                "{ts}, Info                  CBS    Not able to query DisableWerReporting flag.  Assuming not set... [HRESULT = 0x80070002 - ERROR_FILE_NOT_FOUND]\n"
+            ),
+            8 => format!(
+                "{ts}, Info                  CBS    Read out cached package applicability for package: Package_{}_for_KB{kb}~31bf3856ad364e35~amd64~~10.0.1.{}, ApplicableState: 112, CurrentState:112\n",
+                i % 9000,
+                i % 13
+            ),
+            _ => format!(
+                "{ts}, Info                  CBS    Exec: Processing package Package_{}_for_KB{kb}~31bf3856ad364e35~amd64~~10.0.1.{}, state: Installed, startup: no\n",
+                i % 9000,
+                i % 13
+            ),
+        };
+        out.write_all(line.as_bytes())?;
+        written += line.len() as u64;
+        lines += 1;
+        failure_every += line.len() as u64;
+        // A failing install every ~16 MiB, and one more at the very end.
+        if failure_every >= 16 << 20 || written >= target {
+            failure_every = 0;
+            let chain = failing_session(&ts, lines);
+            out.write_all(chain.as_bytes())?;
+            written += chain.len() as u64;
+            lines += chain.lines().count() as u64;
+        }
+    }
+    out.flush()?;
+    Ok(lines)
+}
+
+/// One failing install session: the Case-1 shape (hard link STATUS_CANNOT_DELETE).
+fn failing_session(ts: &str, n: u64) -> String {
+    format!(
+        "{ts}, Info                  CBS    TI: --- Initializing Trusted Installer ---\n\
+{ts}, Info                  CBS    Loaded Servicing Stack v10.0.17763.3880 with Core: C:\\Windows\\winsxs\\amd64_microsoft-windows-servicingstack_31bf3856ad364e35_10.0.17763.3880_none_1b1c2d3e4f5a6b7c\\cbscore.dll\n\
+{ts}, Info                  CBS    Failed setting restore point [HRESULT = 0x80070422 - ERROR_SERVICE_DISABLED]\n\
+{ts}, Error                 CSI    0000{:04x} (F) STATUS_CANNOT_DELETE #{n}# from Windows::Rtl::SystemImplementation::CDirectory::DeleteExistingFile(...)[gle=0xd0000121]\n\
+{ts}, Info                  CSI    0000{:04x} Error STATUS_CANNOT_DELETE while executing operation HardLinkFile on [l:120]'\\SystemRoot\\WinSxS\\amd64_microsoft-windows-b..isc-tools.resources_31bf3856ad364e35_10.0.17763.3650_en-us_30b87075f31b75cd\\netmsg.dll.mui'\n\
+{ts}, Error                 CSI    0000{:04x} (F) E_FAIL #{n}# from Windows::ServicingAPI::CCSITransaction::ICSITransaction2_AddFiles(Flags = 1, disp = 0, op = 0)\n\
+[gle=0x80004005]\n\
+{ts}, Info                  CBS    Failed to add to transaction package: Package_8885_for_KB5022840~31bf3856ad364e35~amd64~~10.0.1.9 [HRESULT = 0x80004005 - E_FAIL]\n\
+{ts}, Error                 CBS    Failed to stage execution package: Package_8885_for_KB5022840~31bf3856ad364e35~amd64~~10.0.1.9 [HRESULT = 0x80004005 - E_FAIL]\n",
+        n % 0xffff,
+        (n + 1) % 0xffff,
+        (n + 2) % 0xffff
+    )
+}
+
+/// Generates a CBS.log, analyses it, and times ripgrep over it with the same patterns.
+pub fn analyze(
+    analyzer: &crate::analysis::Analyzer,
+    size_mb: u64,
+    dir: &std::path::Path,
+) -> Result<AnalyzeFigures> {
+    let log = dir.join("CBS.log");
+    let lines = write_cbs_log(&log, size_mb)?;
+    let bytes = std::fs::metadata(&log)?.len();
+    let size = bytes as f64 / (1024.0 * 1024.0);
+
+    let started = Instant::now();
+    let report = analyzer.analyze_path(&log);
+    let seconds = started.elapsed().as_secs_f64();
+    let peak = peak_rss_mb();
+
+    let patterns = dir.join("patterns.txt");
+    std::fs::write(&patterns, analyzer.rules.plain_patterns().join("\n"))?;
+    let (ripgrep_seconds, ripgrep_matching_lines) = match ripgrep(&patterns, &log) {
+        Some((secs, count)) => (Some(secs), Some(count)),
+        None => (None, None),
+    };
+    Ok(AnalyzeFigures {
+        size_mb: size,
+        lines,
+        seconds,
+        mb_per_sec: size / seconds.max(1e-9),
+        peak_rss_mb: peak,
+        rules: analyzer.rules.rules.len(),
+        findings: report.findings_total,
+        outcome: report.conclusion.outcome.as_str().to_string(),
+        class: report
+            .conclusion
+            .root_cause
+            .as_ref()
+            .map(|r| r.class.clone()),
+        ripgrep_seconds,
+        ripgrep_matching_lines,
+        ripgrep_ratio: ripgrep_seconds.map(|rg| seconds / rg.max(1e-9)),
+    })
+}
+
+/// `rg -c -f patterns log`: seconds and the count, or `None` without ripgrep.
+fn ripgrep(patterns: &std::path::Path, log: &std::path::Path) -> Option<(f64, u64)> {
+    let started = Instant::now();
+    let output = std::process::Command::new("rg")
+        .arg("-c")
+        .arg("--no-config")
+        .arg("-f")
+        .arg(patterns)
+        .arg(log)
+        .output()
+        .ok()?;
+    let secs = started.elapsed().as_secs_f64();
+    if !output.status.success() && output.status.code() != Some(1) {
+        tracing::warn!(stderr = %String::from_utf8_lossy(&output.stderr), "ripgrep failed");
+        return None;
+    }
+    let count = String::from_utf8_lossy(&output.stdout)
+        .trim()
+        .parse()
+        .unwrap_or(0);
+    Some((secs, count))
+}

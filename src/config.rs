@@ -44,6 +44,7 @@ pub struct Config {
     pub desk: DeskConfig,
     pub grammar: GrammarConfig,
     pub ingest: IngestConfig,
+    pub analysis: AnalysisConfig,
     /// Where the file was read from; relative paths are resolved against its folder.
     #[serde(skip)]
     pub base_dir: PathBuf,
@@ -202,6 +203,83 @@ impl Default for IngestConfig {
     }
 }
 
+/// Log analysis: where the rules live and how far a bundle may go.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AnalysisConfig {
+    /// The rules folder (relative to the config file).
+    pub rules_dir: PathBuf,
+    /// Language of explanations and next steps in reports: `zh-CN` or `en`.
+    pub language: String,
+    /// Two failure lines further apart than this (in seconds) are not one
+    /// chain: the decisive error is looked for in the chain that ends in the
+    /// final failure.
+    pub chain_gap_secs: u64,
+    /// Findings kept per analysis (the most recent ones win); noise is only counted.
+    pub max_findings: usize,
+    /// Largest single log or archive member, in MiB (uncompressed).
+    pub max_file_mb: u64,
+    /// Largest total of everything read from one bundle, in MiB (uncompressed).
+    pub max_total_mb: u64,
+    /// Most entries read from one bundle, nested archives included.
+    pub max_entries: u64,
+    /// Highest compression ratio accepted for an archive member.
+    pub max_ratio: u64,
+    /// Deepest nesting of archives inside archives.
+    pub max_depth: u32,
+    pub download: DownloadConfig,
+}
+
+impl Default for AnalysisConfig {
+    fn default() -> Self {
+        Self {
+            rules_dir: PathBuf::from("rules"),
+            language: "zh-CN".into(),
+            chain_gap_secs: 600,
+            max_findings: 20_000,
+            max_file_mb: 4096,
+            max_total_mb: 8192,
+            max_entries: 20_000,
+            max_ratio: 200,
+            max_depth: 4,
+            download: DownloadConfig::default(),
+        }
+    }
+}
+
+/// Links found in mail are fetched only from these hosts, within these bounds.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DownloadConfig {
+    /// Host names that may be fetched: `files.example.com`, or `*.example.com`
+    /// for any subdomain. Empty: links are listed but never fetched.
+    pub allowed_hosts: Vec<String>,
+    /// Private, loopback or link-local networks that may still be reached
+    /// (CIDR, e.g. `10.20.0.0/16`); every other such address is refused.
+    pub allowed_networks: Vec<String>,
+    /// Largest download, in MiB.
+    pub max_mb: u64,
+    /// Whole download, in seconds.
+    pub timeout_secs: u64,
+    /// TCP and TLS connect, in seconds.
+    pub connect_timeout_secs: u64,
+    /// Redirects followed (each one checked like the first address).
+    pub max_redirects: usize,
+}
+
+impl Default for DownloadConfig {
+    fn default() -> Self {
+        Self {
+            allowed_hosts: Vec::new(),
+            allowed_networks: Vec::new(),
+            max_mb: 512,
+            timeout_secs: 300,
+            connect_timeout_secs: 10,
+            max_redirects: 5,
+        }
+    }
+}
+
 impl Config {
     /// Loads `path`. When `path` is the implicit default and does not exist,
     /// the embedded defaults are used; an explicit path must exist.
@@ -258,6 +336,16 @@ impl Config {
         }
         crate::ingest::subject::SubjectGrammar::new(&self.grammar)
             .map_err(|e| invalid(&e.key, e.message))?;
+        if !matches!(self.analysis.language.as_str(), "zh-CN" | "en") {
+            return Err(invalid(
+                "analysis.language",
+                format!("{:?} is not zh-CN or en", self.analysis.language),
+            ));
+        }
+        for net in &self.analysis.download.allowed_networks {
+            crate::analysis::fetch::Network::parse(net)
+                .map_err(|message| invalid("analysis.download.allowed_networks", message))?;
+        }
         let mut names = std::collections::HashSet::new();
         for mailbox in &self.mailboxes {
             if !names.insert(mailbox.name.as_str()) {

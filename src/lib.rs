@@ -3,11 +3,13 @@
 //!
 //! - [`mailbox`]: where mail comes from (Maildir, mbox, .eml);
 //! - [`ingest`]: parse, subject grammar, direction, threading, filing;
+//! - [`analysis`]: logs → findings → root cause and next steps;
 //! - [`store`]: the case store (sqlx), at the bottom;
 //! - [`daemon`]: `casebot serve`, wiring the stages together;
 //! - [`cli`]: the command line;
 //! - [`bench`]: the benchmarks behind `casebot bench`.
 
+pub mod analysis;
 pub mod bench;
 pub mod cli;
 pub mod config;

@@ -6,6 +6,12 @@ use clap::Parser;
 use tracing_subscriber::EnvFilter;
 
 fn main() -> ExitCode {
+    // A closed pipe (`casebot analyze … | head`) ends the process quietly, as
+    // for any Unix filter, instead of a panic in println!.
+    // SAFETY: called first thing, before any other thread exists.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
     let cli = casebot::cli::Cli::parse();
     let default_level = match (
         cli.verbose,

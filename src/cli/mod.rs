@@ -54,9 +54,38 @@ pub enum Command {
     /// Mail that could not be filed: list it or run it through again.
     #[command(subcommand)]
     Quarantine(QuarantineCommand),
+    /// Analyse logs: a file, a folder, a zip or cab bundle, a link, or a case's mail.
+    Analyze(AnalyzeArgs),
+    /// The rules folder.
+    #[command(subcommand)]
+    Rules(RulesCommand),
     /// Benchmarks that print figures.
     #[command(subcommand)]
     Bench(BenchCommand),
+}
+
+#[derive(Debug, Args)]
+pub struct AnalyzeArgs {
+    /// A log file, a folder, a .zip/.cab bundle, or an http(s) link.
+    #[arg(required_unless_present = "case", conflicts_with = "case")]
+    pub target: Option<String>,
+    /// Re-analyse every customer mail of this case (number, thread key or id) and store the result.
+    #[arg(long, value_name = "KEY")]
+    pub case: Option<String>,
+    /// Language of explanations and next steps (zh-CN or en); default from config.
+    #[arg(long)]
+    pub lang: Option<String>,
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum RulesCommand {
+    /// Load and check every rule, class and next step; list every problem with file and line.
+    Check {
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Debug, Args)]
@@ -118,6 +147,15 @@ pub enum BenchCommand {
     Ingest {
         #[arg(long, default_value_t = 100_000)]
         count: u64,
+        /// Print the figures as JSON (the last line).
+        #[arg(long)]
+        json: bool,
+    },
+    /// Generate a CBS.log of the given size with failures spread inside, analyse
+    /// it, and time `rg -c` with every rule pattern on the same file.
+    Analyze {
+        #[arg(long, default_value_t = 1024)]
+        size_mb: u64,
         /// Print the figures as JSON (the last line).
         #[arg(long)]
         json: bool,
@@ -255,6 +293,18 @@ async fn dispatch(cli: Cli) -> Result<u8, Failure> {
             );
             Ok(if missing { 3 } else { 0 })
         }
+        Command::Analyze(args) => analyze_cmd(&config, args).await,
+        Command::Rules(RulesCommand::Check { json }) => rules_check_cmd(&config, json),
+        Command::Bench(BenchCommand::Analyze { size_mb, json }) => {
+            let dir = tempfile::tempdir().context("Cannot create a temporary folder")?;
+            let analyzer = analyzer(&config, None)?;
+            let figures = crate::bench::analyze(&analyzer, size_mb, dir.path())?;
+            println!("{}", figures.describe());
+            if json {
+                output::json_line(&figures.summary())?;
+            }
+            Ok(0)
+        }
         Command::Bench(BenchCommand::Ingest { count, json }) => {
             let dir = tempfile::tempdir().context("Cannot create a temporary folder")?;
             let bar = output::progress(Some(count), "generating and ingesting");
@@ -312,6 +362,118 @@ async fn import_cmd(config: Arc<Config>, args: ImportArgs) -> Result<u8, Failure
         counts.total()
     );
     Ok(if counts.failed > 0 { 5 } else { 0 })
+}
+
+/// The analyser, in the language asked for (or the configured one).
+fn analyzer(config: &Config, lang: Option<&str>) -> Result<crate::analysis::Analyzer, Failure> {
+    let mut analyzer = crate::analysis::Analyzer::new(config).map_err(|e| fail(2, e.into()))?;
+    if let Some(lang) = lang {
+        analyzer.lang = crate::analysis::rules::Lang::parse(lang)
+            .ok_or_else(|| fail(2, anyhow::anyhow!("--lang {lang:?}: expected zh-CN or en")))?;
+    }
+    Ok(analyzer)
+}
+
+async fn analyze_cmd(config: &Arc<Config>, args: AnalyzeArgs) -> Result<u8, Failure> {
+    let analyzer = analyzer(config, args.lang.as_deref())?;
+    if let Some(key) = &args.case {
+        let store = open_store(config).await?;
+        let worker = crate::analysis::worker::Worker::new(store, analyzer, config)?;
+        let results = worker
+            .reanalyze_case(key)
+            .await?
+            .ok_or_else(|| fail(3, anyhow::anyhow!("no case {key:?} in the store")))?;
+        if args.json {
+            output::json(&results)?;
+        } else {
+            output::case_analyses(&results);
+        }
+        return Ok(0);
+    }
+    let target = args.target.unwrap_or_default();
+    let report = if target.starts_with("http://") || target.starts_with("https://") {
+        analyzer
+            .analyze_url(&target)
+            .await
+            .map_err(|e| fail(4, anyhow::anyhow!("{target}: {e}")))?
+    } else {
+        let path = PathBuf::from(&target);
+        if !path.exists() {
+            return Err(fail(3, anyhow::anyhow!("{target}: no such file or folder")));
+        }
+        let bar = output::spinner("analysing");
+        let report = tokio::task::spawn_blocking(move || analyzer.analyze_path(&path))
+            .await
+            .context("The analysis task failed")?;
+        bar.finish_and_clear();
+        report
+    };
+    if args.json {
+        output::json(&report)?;
+    } else {
+        output::analysis_report(&report);
+    }
+    let nothing_read = report.scanned_logs() == 0
+        && report
+            .items
+            .iter()
+            .any(|i| i.status == crate::analysis::bundle::ItemStatus::Error);
+    Ok(if nothing_read { 4 } else { 0 })
+}
+
+fn rules_check_cmd(config: &Config, json: bool) -> Result<u8, Failure> {
+    let dir = config.resolve(&config.analysis.rules_dir);
+    match crate::analysis::rules::RuleSet::load(&dir) {
+        Ok(set) => {
+            let mut files: std::collections::BTreeMap<String, usize> = Default::default();
+            for rule in &set.rules {
+                let file = rule.origin.split(':').next().unwrap_or("").to_string();
+                *files.entry(file).or_default() += 1;
+            }
+            if json {
+                output::json(&json!({
+                    "ok": true,
+                    "dir": dir.display().to_string(),
+                    "rules": set.rules.len(),
+                    "files": files,
+                    "classes": set.classes.len(),
+                    "steps": set.steps.len(),
+                    "errors": [],
+                }))?;
+            } else {
+                println!(
+                    "{}: {} rules in {} files, {} classes, {} next steps: OK",
+                    dir.display(),
+                    set.rules.len(),
+                    files.len(),
+                    set.classes.len(),
+                    set.steps.len()
+                );
+                for (file, n) in files {
+                    println!("  {file:24} {n} rules");
+                }
+            }
+            Ok(0)
+        }
+        Err(errors) => {
+            if json {
+                let list: Vec<_> = errors
+                    .0
+                    .iter()
+                    .map(|e| json!({"file": e.file.display().to_string(), "line": e.line, "column": e.column, "message": e.message}))
+                    .collect();
+                output::json(
+                    &json!({"ok": false, "dir": dir.display().to_string(), "errors": list}),
+                )?;
+            } else {
+                for e in &errors.0 {
+                    eprintln!("{e}");
+                }
+                eprintln!("{} problem(s) in {}", errors.0.len(), dir.display());
+            }
+            Ok(2)
+        }
+    }
 }
 
 fn parse_cmd(config: &Config, args: ParseArgs) -> Result<u8, Failure> {

@@ -264,3 +264,199 @@ pub fn report_line(r: &Report) {
             .unwrap_or_default()
     );
 }
+
+/// The readable form of an analysis: the verdict, the decisive lines quoted
+/// with file, line and time, the facts, the numbered next steps, the files.
+pub fn analysis_report(r: &crate::analysis::Report) {
+    use crate::analysis::bundle::ItemStatus;
+    let c = &r.conclusion;
+    println!("Outcome: {}", c.outcome.as_str());
+    if let Some(rc) = &c.root_cause {
+        println!("Root cause: {} ({})", rc.class, rc.class_name);
+        if !rc.summary.is_empty() {
+            println!("  {}", rc.summary);
+        }
+        println!("Decisive rule: {}", rc.rule);
+        println!("Evidence:");
+        for (i, e) in rc.evidence.iter().enumerate() {
+            let marker = if i == 0 { ">" } else { " " };
+            println!(
+                "{marker} {}:{}{}",
+                e.file,
+                e.line,
+                e.time
+                    .as_deref()
+                    .map(|t| format!(" [{t}]"))
+                    .unwrap_or_default()
+            );
+            for line in e.text.lines().take(4) {
+                println!("    {}", short(line, 400));
+            }
+        }
+    }
+    if let Some(s) = &c.success {
+        println!("Success line: {}:{}", s.file, s.line);
+        println!("    {}", short(&s.text, 400));
+    }
+    if !c.code_details.is_empty() {
+        let codes: Vec<String> = c
+            .code_details
+            .iter()
+            .map(|d| {
+                let mut s = d.code.clone();
+                if !d.raw.eq_ignore_ascii_case(&d.code) && Some(&d.raw) != d.name.as_ref() {
+                    s.push_str(&format!(" (logged as {})", d.raw));
+                }
+                if let Some(n) = &d.name {
+                    s.push_str(&format!(" {n}"));
+                }
+                s
+            })
+            .collect();
+        println!("Error codes: {}", codes.join(", "));
+    }
+    if !c.kbs.is_empty() {
+        println!("KBs: {}", c.kbs.join(", "));
+    }
+    for (label, value) in [
+        ("Failing package", &c.failing_package),
+        ("Failing component", &c.failing_component),
+        ("Failing file", &c.failing_file),
+        ("OS build", &c.os_build),
+    ] {
+        if let Some(v) = value {
+            println!("{label}: {v}");
+        }
+    }
+    if !c.next_steps.is_empty() {
+        println!("Next steps:");
+        for (i, step) in c.next_steps.iter().enumerate() {
+            println!("  {}. {} [{}]", i + 1, step.title, step.id);
+            for line in step.text.lines() {
+                println!("     {line}");
+            }
+        }
+    }
+    let scanned = r
+        .items
+        .iter()
+        .filter(|i| i.status == ItemStatus::Scanned)
+        .count();
+    let skipped = r
+        .items
+        .iter()
+        .filter(|i| i.status == ItemStatus::Skipped)
+        .count();
+    let refused = r
+        .items
+        .iter()
+        .filter(|i| i.status == ItemStatus::Error)
+        .count();
+    println!(
+        "Files: {scanned} read, {skipped} not logs, {refused} refused; {} findings, {} noise lines ignored",
+        r.findings_total, r.noise_lines
+    );
+    for item in &r.items {
+        let status = match item.status {
+            ItemStatus::Scanned => "read",
+            ItemStatus::Skipped => "skipped",
+            ItemStatus::Error => "REFUSED",
+        };
+        let lines = item
+            .lines
+            .map(|l| format!(" {l} lines"))
+            .unwrap_or_default();
+        let reason = item
+            .reason
+            .as_deref()
+            .map(|r| format!(": {r}"))
+            .unwrap_or_default();
+        println!("  {status:8} {:14} {}{lines}{reason}", item.kind, item.path);
+    }
+}
+
+/// A spinner on stderr for work without a known length, drawn only on a terminal.
+pub fn spinner(message: &'static str) -> ProgressBar {
+    let bar = progress(None, message);
+    bar.enable_steady_tick(std::time::Duration::from_millis(120));
+    bar
+}
+
+/// `casebot analyze --case`: one line per mail, then the newest conclusion.
+pub fn case_analyses(list: &[crate::store::analyses::AnalysisView]) {
+    if list.is_empty() {
+        println!("No customer mail in this case.");
+        return;
+    }
+    for a in list {
+        println!(
+            "{:6} {:8} {:8} {:34} {}",
+            a.message_row,
+            a.status,
+            a.outcome.as_deref().unwrap_or("-"),
+            a.class.as_deref().unwrap_or("-"),
+            short(&a.message_id, 60)
+        );
+        if let Some(e) = &a.error {
+            println!("       {}", short(e, 200));
+        }
+    }
+    let latest = list
+        .iter()
+        .rev()
+        .find(|a| matches!(a.outcome.as_deref(), Some("failure" | "success")))
+        .or_else(|| list.iter().rev().find(|a| a.report.is_some()));
+    if let Some(report) = latest.and_then(|a| a.report.clone())
+        && let Ok(report) = serde_json::from_value::<serde_json::Value>(report)
+    {
+        println!();
+        println!(
+            "Newest conclusion (message {}):",
+            latest.map(|a| a.message_row).unwrap_or(0)
+        );
+        analysis_summary(&report);
+    }
+}
+
+/// A stored report (JSON), in a few lines: outcome, class, decisive line, steps.
+pub fn analysis_summary(report: &serde_json::Value) {
+    let s = |v: &serde_json::Value| v.as_str().unwrap_or("").to_string();
+    println!("  outcome: {}", s(&report["outcome"]));
+    if let Some(rc) = report.get("root_cause").filter(|v| !v.is_null()) {
+        println!(
+            "  root cause: {} ({})",
+            s(&rc["class"]),
+            s(&rc["class_name"])
+        );
+        if let Some(e) = rc["evidence"].get(0) {
+            println!(
+                "  decisive: {}:{} {}",
+                s(&e["file"]),
+                e["line"],
+                short(&s(&e["text"]), 300)
+            );
+        }
+    }
+    let list = |key: &str| -> String {
+        report[key]
+            .as_array()
+            .map(|a| {
+                a.iter()
+                    .filter_map(|v| v.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            })
+            .unwrap_or_default()
+    };
+    if !list("error_codes").is_empty() {
+        println!("  codes: {}", list("error_codes"));
+    }
+    if !list("kbs").is_empty() {
+        println!("  KBs: {}", list("kbs"));
+    }
+    if let Some(steps) = report["next_steps"].as_array() {
+        for (i, step) in steps.iter().enumerate() {
+            println!("  {}. {} [{}]", i + 1, s(&step["title"]), s(&step["id"]));
+        }
+    }
+}

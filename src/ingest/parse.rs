@@ -475,6 +475,35 @@ fn mail_date(
     (arrival, None, DateSource::Arrival)
 }
 
+/// One attachment's decoded bytes, for the analysis stage.
+#[derive(Debug, Clone)]
+pub struct AttachmentBytes {
+    pub part: u32,
+    pub filename: Option<String>,
+    pub bytes: Vec<u8>,
+}
+
+/// The decoded contents of every attachment of a raw mail. A mail the parser
+/// cannot read (or panics on) has none.
+pub fn attachment_bytes(raw: &[u8]) -> Vec<AttachmentBytes> {
+    let parsed = std::panic::catch_unwind(|| {
+        let message = MessageParser::default().parse(raw)?;
+        Some(
+            message
+                .attachments
+                .iter()
+                .filter_map(|id| message.parts.get(*id as usize).map(|p| (*id, p)))
+                .map(|(id, part)| AttachmentBytes {
+                    part: id,
+                    filename: part.attachment_name().map(safe_file_name),
+                    bytes: part.contents().to_vec(),
+                })
+                .collect::<Vec<_>>(),
+        )
+    });
+    parsed.ok().flatten().unwrap_or_default()
+}
+
 /// The text of every part of the text body, in order, with HTML-only parts
 /// turned into text and charset mistakes repaired.
 fn text_bodies(message: &Message<'_>, raw: &[u8], warnings: &mut Vec<String>) -> Vec<String> {

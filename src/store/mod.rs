@@ -7,6 +7,7 @@
 //! mode with a busy timeout; write transactions start with `BEGIN IMMEDIATE`
 //! so that two writers queue on the lock instead of failing on upgrade.
 
+pub mod analyses;
 pub mod cases;
 pub mod messages;
 pub mod quarantine;

@@ -1,0 +1,360 @@
+//! Error codes as logs write them, and their one normal form.
+//!
+//! The same failure appears as `[HRESULT = 0x800f0985 - PSFX_E_…]` in CBS.log,
+//! `hr:0x800f081f` in DISM.log, `Error: 14098` on DISM's console (a Win32 code
+//! in decimal), `0x800F0823 (2148468771)` elsewhere, and `[gle=0xd0000121]`
+//! after a CSI NTSTATUS. Every form is reduced to lowercase `0x` plus eight hex
+//! digits, keeping the text the log used and the symbolic name where the log
+//! (or the rules' code table) gives one.
+
+use std::sync::LazyLock;
+
+use regex::Regex;
+use serde::Serialize;
+
+/// One code found on a line.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Code {
+    /// Normalised: `0x` and eight lowercase hex digits.
+    pub code: String,
+    /// As the log wrote it (`14098`, `0x800F0985`, `STATUS_CANNOT_DELETE`).
+    pub raw: String,
+    /// The symbolic name, from the line itself or from the rules.
+    pub name: Option<String>,
+}
+
+/// `HRESULT_FROM_WIN32`: a Win32 error in the low 16 bits, facility 7.
+pub fn hresult_from_win32(code: u32) -> u32 {
+    if code == 0 || code & 0x8000_0000 != 0 {
+        code
+    } else {
+        (code & 0xffff) | 0x8007_0000
+    }
+}
+
+pub fn hex(code: u32) -> String {
+    format!("0x{code:08x}")
+}
+
+impl Code {
+    /// A code written in a rules file: `0x` and up to eight hex digits.
+    pub fn parse_config(text: &str) -> Option<String> {
+        let digits = text
+            .trim()
+            .strip_prefix("0x")
+            .or_else(|| text.trim().strip_prefix("0X"))?;
+        if digits.is_empty() || digits.len() > 8 {
+            return None;
+        }
+        u32::from_str_radix(digits, 16).ok().map(hex)
+    }
+}
+
+/// NTSTATUS names CSI prints without their value, and the value they stand for.
+const NT_STATUS: &[(&str, u32)] = &[
+    ("STATUS_CANNOT_DELETE", 0xc000_0121),
+    ("STATUS_SHARING_VIOLATION", 0xc000_0043),
+    ("STATUS_ACCESS_DENIED", 0xc000_0022),
+    ("STATUS_OBJECT_NAME_NOT_FOUND", 0xc000_0034),
+    ("STATUS_OBJECT_PATH_NOT_FOUND", 0xc000_003a),
+    ("STATUS_DISK_FULL", 0xc000_007f),
+    ("STATUS_FILE_CORRUPT_ERROR", 0xc000_0102),
+    ("STATUS_DELETE_PENDING", 0xc000_0056),
+    ("STATUS_SXS_ASSEMBLY_MISSING", 0xc015_0004),
+    ("STATUS_SXS_COMPONENT_STORE_CORRUPT", 0xc015_001a),
+    ("STATUS_SXS_FILE_HASH_MISMATCH", 0xc015_0019),
+    ("STATUS_INVALID_PARAMETER", 0xc000_000d),
+    ("STATUS_NO_SUCH_FILE", 0xc000_000f),
+    ("STATUS_UNSUCCESSFUL", 0xc000_0001),
+];
+
+/// `0x` and exactly eight hex digits (pointers and flags are longer or shorter),
+/// with the keyword before it when there is one, and ` - NAME` after.
+static HEX: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(
+        r"(?i)(?P<kw>HRESULT\s*=\s*|hr\s*[:=]\s*|gle\s*=\s*|error(?: code)?\s*[:=]?\s*|exit code\s*[:=]\s*|result\s*[:=]?\s*|with error\s+|status\s*[:=]\s*|\b(?:READ|WRITE|OPEN|CREATE)\s*,\s*)?\b0x(?P<hex>[0-9a-f]{8})\b(?:\s*-\s*(?P<name>[A-Z][A-Z0-9_]{2,}))?(?:\s*\((?P<dec>\d{6,10})\))?",
+    )
+    .expect("static regex")
+});
+
+/// A decimal code after DISM's `Error:` (`Error: 14098`), or a signed or
+/// unsigned 32-bit HRESULT in decimal after an error keyword.
+static DECIMAL: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r"(?i)\b(?:error|error code|exit code|hr)\s*[:=]\s*(?P<neg>-)?(?P<dec>\d{1,10})\b(?:[^.\d]|$)")
+        .expect("static regex")
+});
+
+/// DISM writes `HRESULT=800F081F`, without the `0x`.
+static BARE: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r"(?i)\bHRESULT\s*=\s*(?P<hex>[0-9a-f]{8})\b").expect("static regex")
+});
+
+static STATUS_NAME: LazyLock<Regex> =
+    LazyLock::new(|| Regex::new(r"\bSTATUS_[A-Z_]{3,}\b").expect("static regex"));
+
+/// Every code on `text`, in order of appearance, each normalised once.
+/// `names` supplies symbolic names the line does not give.
+pub fn extract(text: &str, names: &dyn Fn(&str) -> Option<String>) -> Vec<Code> {
+    let mut found: Vec<(usize, Code)> = Vec::new();
+    let push = |at: usize, code: Code, found: &mut Vec<(usize, Code)>| {
+        if let Some((_, existing)) = found.iter_mut().find(|(_, c)| c.code == code.code) {
+            if existing.name.is_none() {
+                existing.name = code.name;
+            }
+        } else {
+            found.push((at, code));
+        }
+    };
+    for caps in HEX.captures_iter(text) {
+        let Some(digits) = caps.name("hex") else {
+            continue;
+        };
+        let Ok(value) = u32::from_str_radix(digits.as_str(), 16) else {
+            continue;
+        };
+        let keyword = caps.name("kw").is_some();
+        // Without a keyword only values with the severity bit are codes:
+        // CSI lines are full of flags like 0x00000001.
+        if value == 0 || (!keyword && value < 0x8000_0000) {
+            continue;
+        }
+        let whole = caps.get(0).map(|m| m.start()).unwrap_or(0);
+        let raw_start = digits.start() - 2;
+        let name = caps
+            .name("name")
+            .map(|n| n.as_str().to_string())
+            .filter(|n| n != "Unknown")
+            .or_else(|| names(&hex(value)));
+        push(
+            whole,
+            Code {
+                code: hex(value),
+                raw: text[raw_start..digits.end()].to_string(),
+                name,
+            },
+            &mut found,
+        );
+    }
+    for caps in BARE.captures_iter(text) {
+        let Some(digits) = caps.name("hex") else {
+            continue;
+        };
+        let Ok(value) = u32::from_str_radix(digits.as_str(), 16) else {
+            continue;
+        };
+        if value >= 0x8000_0000 {
+            push(
+                digits.start(),
+                Code {
+                    code: hex(value),
+                    raw: digits.as_str().to_string(),
+                    name: names(&hex(value)),
+                },
+                &mut found,
+            );
+        }
+    }
+    for caps in DECIMAL.captures_iter(text) {
+        let Some(dec) = caps.name("dec") else {
+            continue;
+        };
+        let Ok(number) = dec.as_str().parse::<u64>() else {
+            continue;
+        };
+        let value = if caps.name("neg").is_some() {
+            if number == 0 || number > 0x8000_0000 {
+                continue;
+            }
+            (number as u32).wrapping_neg()
+        } else if number <= 0xffff {
+            hresult_from_win32(number as u32)
+        } else if number <= u32::MAX as u64 && number >= 0x8000_0000 {
+            number as u32
+        } else {
+            continue;
+        };
+        if value == 0 || value == 0x8007_0000 {
+            continue;
+        }
+        let raw = match caps.name("neg") {
+            Some(_) => format!("-{}", dec.as_str()),
+            None => dec.as_str().to_string(),
+        };
+        push(
+            dec.start(),
+            Code {
+                code: hex(value),
+                raw,
+                name: names(&hex(value)),
+            },
+            &mut found,
+        );
+    }
+    for m in STATUS_NAME.find_iter(text) {
+        if let Some((name, value)) = NT_STATUS.iter().find(|(n, _)| *n == m.as_str()) {
+            push(
+                m.start(),
+                Code {
+                    code: hex(*value),
+                    raw: name.to_string(),
+                    name: Some(name.to_string()),
+                },
+                &mut found,
+            );
+            // CSI's `gle=` carries the same status as HRESULT_FROM_NT.
+            let from_nt = hex(value | 0x1000_0000);
+            if let Some((_, gle)) = found.iter_mut().find(|(_, c)| c.code == from_nt)
+                && gle.name.is_none()
+            {
+                gle.name = Some(name.to_string());
+            }
+        }
+    }
+    found.sort_by_key(|(at, _)| *at);
+    found.into_iter().map(|(_, c)| c).collect()
+}
+
+/// The pattern a `codes = [...]` rule matches: each code in hex (with or
+/// without `0x`), in unsigned and signed decimal, a Win32 code in DISM's
+/// decimal form, and the symbolic names.
+pub fn pattern_for(codes: &[String], names: &[String]) -> String {
+    let mut alternatives = Vec::new();
+    for code in codes {
+        let digits = code.trim_start_matches("0x");
+        let Ok(value) = u32::from_str_radix(digits, 16) else {
+            continue;
+        };
+        alternatives.push(format!(r"(?i:\b(?:0x)?{digits}\b)"));
+        if value >= 0x8000_0000 {
+            alternatives.push(format!(r"\b{value}\b"));
+            alternatives.push(format!(r"-{}\b", (value as i32).unsigned_abs()));
+        }
+        if value & 0xffff_0000 == 0x8007_0000 {
+            let win32 = value & 0xffff;
+            alternatives.push(format!(r"(?i:\berror(?: code)?\s*[:=]\s*{win32}\b)"));
+        }
+    }
+    for name in names {
+        alternatives.push(format!(r"\b{}\b", regex::escape(name)));
+    }
+    alternatives.join("|")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn codes(text: &str) -> Vec<(String, String, Option<String>)> {
+        extract(text, &|c| {
+            (c == "0x80073712").then(|| "ERROR_SXS_COMPONENT_STORE_CORRUPT".to_string())
+        })
+        .into_iter()
+        .map(|c| (c.code, c.raw, c.name))
+        .collect()
+    }
+
+    #[test]
+    fn hresult_with_its_name() {
+        assert_eq!(
+            codes("Failed to stage execution package: Package_1 [HRESULT = 0x80004005 - E_FAIL]"),
+            vec![(
+                "0x80004005".into(),
+                "0x80004005".into(),
+                Some("E_FAIL".into())
+            )]
+        );
+    }
+
+    #[test]
+    fn uppercase_hex_is_normalised() {
+        assert_eq!(codes("Exit code = 0x800F0985")[0].0, "0x800f0985");
+        assert_eq!(codes("Exit code = 0x800F0985")[0].1, "0x800F0985");
+    }
+
+    #[test]
+    fn dism_decimal_win32_code() {
+        assert_eq!(
+            codes("Error: 14098"),
+            vec![(
+                "0x80073712".into(),
+                "14098".into(),
+                Some("ERROR_SXS_COMPONENT_STORE_CORRUPT".into())
+            )]
+        );
+        assert_eq!(codes("Error: 112")[0].0, "0x80070070");
+    }
+
+    #[test]
+    fn decimal_hresult_in_parentheses_is_the_same_code() {
+        let found = codes("failed with error 0x800F0823 (2148468771)");
+        assert_eq!(found.len(), 1, "{found:?}");
+        assert_eq!(found[0].0, "0x800f0823");
+    }
+
+    #[test]
+    fn negative_decimal_hresult() {
+        assert_eq!(codes("hr: -2146498555")[0].0, "0x800f0805");
+    }
+
+    #[test]
+    fn status_name_and_gle() {
+        let found =
+            codes("(F) STATUS_CANNOT_DELETE #5# from DeleteExistingFile(...)[gle=0xd0000121]");
+        assert_eq!(
+            found,
+            vec![
+                (
+                    "0xc0000121".into(),
+                    "STATUS_CANNOT_DELETE".into(),
+                    Some("STATUS_CANNOT_DELETE".into())
+                ),
+                (
+                    "0xd0000121".into(),
+                    "0xd0000121".into(),
+                    Some("STATUS_CANNOT_DELETE".into())
+                ),
+            ]
+        );
+    }
+
+    #[test]
+    fn flags_and_pointers_are_not_codes() {
+        assert!(codes("flags = 0x00000001, a = @0x28e76d7d040, disp = 0").is_empty());
+        assert!(codes("Error: 0").is_empty());
+        assert!(codes("[HRESULT = 0x00000000 - S_OK]").is_empty());
+    }
+
+    #[test]
+    fn dism_bare_hresult() {
+        assert_eq!(
+            codes("DISM Manager processed the command line but failed. HRESULT=800F081F")[0].0,
+            "0x800f081f"
+        );
+    }
+
+    #[test]
+    fn keyword_allows_small_codes() {
+        assert_eq!(codes("Error READ, 0x00000570")[0].0, "0x00000570");
+    }
+
+    #[test]
+    fn generated_pattern_matches_every_form() {
+        let p = Regex::new(&pattern_for(
+            &["0x80073712".into()],
+            &["ERROR_SXS_COMPONENT_STORE_CORRUPT".into()],
+        ))
+        .unwrap();
+        for line in [
+            "hr:0x80073712",
+            "HRESULT = 0X80073712",
+            "Error: 14098",
+            "(2147956498)",
+            "value -2147010798 here",
+            "ERROR_SXS_COMPONENT_STORE_CORRUPT",
+        ] {
+            assert!(p.is_match(line), "{line}");
+        }
+        assert!(!p.is_match("0x800737120"));
+        assert!(!p.is_match("14098 files"));
+    }
+}

@@ -1,0 +1,215 @@
+//! The analysis stage of the pipeline: every customer mail's attachments,
+//! links and pasted log lines, analysed as one bundle and stored with the case.
+//!
+//! It runs after filing, both in `casebot import` and in the daemon, so a
+//! backfill leaves the store as watching the mailbox would have. A link is
+//! fetched only through the bounded client; an SMB path is listed, never
+//! opened (the desk cannot reach a customer's share).
+
+use std::time::Instant;
+
+use anyhow::Result;
+use serde::Serialize;
+
+use super::bundle::{BundleScan, Item, ItemStatus};
+use super::{Analyzer, Report};
+use crate::config::Config;
+use crate::ingest::parse::{MailParser, attachment_bytes};
+use crate::store::Store;
+use crate::store::analyses::{AnalysisResult, AnalysisView, PendingAnalysis};
+
+/// How many mails are taken from the queue at a time.
+const BATCH: i64 = 16;
+
+/// What one run of the queue did.
+#[derive(Debug, Default, Clone, Copy, Serialize)]
+pub struct WorkerCounts {
+    pub analysed: u64,
+    pub empty: u64,
+    pub failed: u64,
+}
+
+pub struct Worker {
+    store: Store,
+    analyzer: Analyzer,
+    parser: MailParser,
+}
+
+impl Worker {
+    /// The parser uses the desk's grammar and addresses, as ingest does.
+    pub fn new(store: Store, analyzer: Analyzer, config: &Config) -> Result<Worker> {
+        Ok(Worker {
+            store,
+            analyzer,
+            parser: MailParser::new(config)?,
+        })
+    }
+
+    /// Queues what was filed since the last run, then analyses the whole queue.
+    pub async fn run_pending(&self) -> Result<WorkerCounts> {
+        self.store.enqueue_analyses().await?;
+        let mut counts = WorkerCounts::default();
+        loop {
+            let batch = self.store.pending_analyses(BATCH).await?;
+            if batch.is_empty() {
+                return Ok(counts);
+            }
+            for pending in batch {
+                let result = self.analyse(&pending).await;
+                match result.status {
+                    "done" => counts.analysed += 1,
+                    "empty" => counts.empty += 1,
+                    _ => counts.failed += 1,
+                }
+                if result.status == "failed" {
+                    tracing::warn!(message = pending.message_row, error = ?result.error, "analysis failed");
+                } else if result.status == "done" {
+                    tracing::info!(
+                        message = pending.message_row,
+                        outcome = ?result.outcome,
+                        class = ?result.class,
+                        ms = result.duration_ms,
+                        "mail analysed"
+                    );
+                }
+                self.store.finish_analysis(&pending, &result).await?;
+            }
+        }
+    }
+
+    /// Analyses every customer mail of a case again and returns the results.
+    pub async fn reanalyze_case(&self, key: &str) -> Result<Option<Vec<AnalysisView>>> {
+        let Some(case) = self.store.find_case(key).await? else {
+            return Ok(None);
+        };
+        // Queue anything not yet queued first, so the re-queue below cannot
+        // hide newer mails from the queue's high-water mark.
+        self.store.enqueue_analyses().await?;
+        for message in self.store.case_customer_messages(case.id).await? {
+            self.store.requeue_analysis(message).await?;
+        }
+        self.run_pending().await?;
+        Ok(Some(self.store.case_analyses(case.id).await?))
+    }
+
+    /// Analyses one mail; never fails (a failure is the result).
+    async fn analyse(&self, pending: &PendingAnalysis) -> AnalysisResult {
+        let started = Instant::now();
+        let outcome = self.bundle_of(&pending.raw).await;
+        let duration_ms = started.elapsed().as_millis() as i64;
+        match outcome {
+            Err(e) => AnalysisResult {
+                status: "failed",
+                outcome: None,
+                class: None,
+                rule: None,
+                error_codes: Vec::new(),
+                kbs: Vec::new(),
+                report: None,
+                error: Some(format!("{e:#}")),
+                duration_ms,
+            },
+            Ok(None) => AnalysisResult {
+                status: "empty",
+                outcome: None,
+                class: None,
+                rule: None,
+                error_codes: Vec::new(),
+                kbs: Vec::new(),
+                report: None,
+                error: None,
+                duration_ms,
+            },
+            Ok(Some(report)) => {
+                let c = &report.conclusion;
+                AnalysisResult {
+                    status: "done",
+                    outcome: Some(c.outcome.as_str().to_string()),
+                    class: c.root_cause.as_ref().map(|r| r.class.clone()),
+                    rule: c.root_cause.as_ref().map(|r| r.rule.clone()),
+                    error_codes: c.error_codes.clone(),
+                    kbs: c.kbs.clone(),
+                    error: {
+                        let errors: Vec<String> = report.errors().collect();
+                        (!errors.is_empty()).then(|| errors.join("; "))
+                    },
+                    report: serde_json::to_value(&report).ok(),
+                    duration_ms,
+                }
+            }
+        }
+    }
+
+    /// Everything in one mail worth analysing, scanned; `None` when the mail
+    /// has no log, no link and no log line in its text.
+    async fn bundle_of(&self, raw: &[u8]) -> Result<Option<Report>> {
+        let mail = self
+            .parser
+            .parse(raw, chrono::Utc::now())
+            .map_err(|r| anyhow::anyhow!("the mail no longer parses: {r}"))?;
+        let mut bundle = BundleScan::default();
+        let analyzer = self.analyzer.clone();
+
+        // Attachments and pasted text are CPU work: off the async threads.
+        let new_text = mail.body.new_text.clone();
+        let raw_owned = raw.to_vec();
+        let local = tokio::task::spawn_blocking(move || {
+            let mut walker = analyzer.walker();
+            for attachment in attachment_bytes(&raw_owned) {
+                let name = attachment
+                    .filename
+                    .clone()
+                    .unwrap_or_else(|| format!("attachment-{}", attachment.part));
+                walker.bytes(&name, &attachment.bytes);
+            }
+            let mut bundle = walker.finish();
+            let pasted = analyzer.scan_pasted("mail body", &new_text);
+            if pasted.scans.iter().any(|s| !s.findings.is_empty()) {
+                bundle.merge(pasted);
+            }
+            bundle
+        })
+        .await?;
+        bundle.merge(local);
+
+        for link in &mail.links {
+            match link.kind {
+                "http" => match self.analyzer.scan_url(&link.url).await {
+                    Ok(scan) => bundle.merge(scan),
+                    Err(e) => bundle.items.push(refused(&link.url, "link", e.to_string())),
+                },
+                _ => bundle.items.push(Item {
+                    path: link.url.clone(),
+                    kind: "smb_path".into(),
+                    status: ItemStatus::Skipped,
+                    reason: Some("a network share path: ask for the files as an upload".into()),
+                    bytes: 0,
+                    encoding: None,
+                    lines: None,
+                    findings: 0,
+                }),
+            }
+        }
+        // Signature images and the like alone are not worth an analysis.
+        let worth_it = bundle.items.iter().any(|i| {
+            i.status != ItemStatus::Skipped || !matches!(i.kind.as_str(), "image" | "smb_path")
+        }) || bundle.items.iter().any(|i| i.kind == "smb_path");
+        if !worth_it {
+            return Ok(None);
+        }
+        Ok(Some(self.analyzer.report(bundle)))
+    }
+}
+
+fn refused(path: &str, kind: &str, reason: String) -> Item {
+    Item {
+        path: path.to_string(),
+        kind: kind.to_string(),
+        status: ItemStatus::Error,
+        reason: Some(reason),
+        bytes: 0,
+        encoding: None,
+        lines: None,
+        findings: 0,
+    }
+}

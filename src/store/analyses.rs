@@ -1,0 +1,229 @@
+//! Analysis results: the queue of customer mails to analyse and what the
+//! analysis concluded, per mail and per case.
+//!
+//! The queue is derived from the messages themselves: every customer mail
+//! newer than the newest one already queued gets a `pending` row, so a mail
+//! filed by `import`, by the daemon or by a quarantine replay is analysed the
+//! same way, and a crash between filing and analysing loses nothing.
+
+use anyhow::Result;
+use serde::Serialize;
+use sqlx::FromRow;
+
+use super::{Store, messages, now_ts, ts_to_rfc3339};
+
+/// A queued analysis with what it needs: the mail's raw bytes.
+#[derive(Debug, Clone, FromRow)]
+pub struct PendingAnalysis {
+    pub id: i64,
+    pub message_row: i64,
+    pub case_row: i64,
+    pub raw: Vec<u8>,
+}
+
+/// What to record when an analysis ends.
+#[derive(Debug, Clone)]
+pub struct AnalysisResult {
+    /// done | empty | failed
+    pub status: &'static str,
+    pub outcome: Option<String>,
+    pub class: Option<String>,
+    pub rule: Option<String>,
+    pub error_codes: Vec<String>,
+    pub kbs: Vec<String>,
+    pub report: Option<serde_json::Value>,
+    pub error: Option<String>,
+    pub duration_ms: i64,
+}
+
+#[derive(Debug, Clone, FromRow)]
+struct Row {
+    id: i64,
+    message_row: i64,
+    message_id: String,
+    status: String,
+    outcome: Option<String>,
+    class: Option<String>,
+    rule: Option<String>,
+    error_codes: Option<String>,
+    kbs: Option<String>,
+    report: Option<String>,
+    error: Option<String>,
+    duration_ms: Option<i64>,
+    updated_at: i64,
+}
+
+/// One mail's analysis, as listed with its case.
+#[derive(Debug, Clone, Serialize)]
+pub struct AnalysisView {
+    pub id: i64,
+    pub message_row: i64,
+    pub message_id: String,
+    pub status: String,
+    pub outcome: Option<String>,
+    pub class: Option<String>,
+    pub rule: Option<String>,
+    pub error_codes: Vec<String>,
+    pub kbs: Vec<String>,
+    pub error: Option<String>,
+    pub duration_ms: Option<i64>,
+    pub analysed_at: String,
+    pub report: Option<serde_json::Value>,
+}
+
+impl From<Row> for AnalysisView {
+    fn from(r: Row) -> Self {
+        let list = |s: Option<String>| -> Vec<String> {
+            s.and_then(|s| serde_json::from_str(&s).ok())
+                .unwrap_or_default()
+        };
+        AnalysisView {
+            id: r.id,
+            message_row: r.message_row,
+            message_id: r.message_id,
+            status: r.status,
+            outcome: r.outcome,
+            class: r.class,
+            rule: r.rule,
+            error_codes: list(r.error_codes),
+            kbs: list(r.kbs),
+            error: r.error,
+            duration_ms: r.duration_ms,
+            analysed_at: ts_to_rfc3339(r.updated_at),
+            report: r.report.and_then(|s| serde_json::from_str(&s).ok()),
+        }
+    }
+}
+
+const VIEW_COLUMNS: &str = "a.id, a.message_id AS message_row, m.message_id, a.status, a.outcome, a.class, a.rule, \
+     a.error_codes, a.kbs, a.report, a.error, a.duration_ms, a.updated_at";
+
+impl Store {
+    /// Queues every customer mail filed since the last call. Returns how many.
+    pub async fn enqueue_analyses(&self) -> Result<u64> {
+        let mut tx = self.begin_write().await?;
+        let now = now_ts();
+        let done = sqlx::query(
+            "INSERT INTO analyses (message_id, status, attempts, created_at, updated_at) \
+             SELECT m.id, 'pending', 0, $1, $1 FROM messages m \
+             WHERE m.direction = 'customer' \
+               AND m.id > COALESCE((SELECT MAX(message_id) FROM analyses), 0) \
+             ORDER BY m.id",
+        )
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(done.rows_affected())
+    }
+
+    /// Queues one mail again (re-analysis), whatever its state.
+    pub async fn requeue_analysis(&self, message_row: i64) -> Result<()> {
+        let mut tx = self.begin_write().await?;
+        sqlx::query(
+            "INSERT INTO analyses (message_id, status, attempts, created_at, updated_at) \
+             VALUES ($1, 'pending', 0, $2, $2) \
+             ON CONFLICT (message_id) DO UPDATE SET status = 'pending', updated_at = excluded.updated_at",
+        )
+        .bind(message_row)
+        .bind(now_ts())
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Up to `limit` queued analyses, oldest first, with the raw mail.
+    pub async fn pending_analyses(&self, limit: i64) -> Result<Vec<PendingAnalysis>> {
+        Ok(sqlx::query_as(
+            "SELECT a.id, a.message_id AS message_row, m.case_id AS case_row, r.bytes AS raw \
+             FROM analyses a JOIN messages m ON m.id = a.message_id JOIN raw_messages r ON r.id = m.raw_id \
+             WHERE a.status = 'pending' ORDER BY a.id LIMIT $1",
+        )
+        .bind(limit)
+        .fetch_all(self.pool())
+        .await?)
+    }
+
+    /// Records the end of an analysis and writes it to the case's event log.
+    pub async fn finish_analysis(
+        &self,
+        pending: &PendingAnalysis,
+        result: &AnalysisResult,
+    ) -> Result<()> {
+        let mut tx = self.begin_write().await?;
+        sqlx::query(
+            "UPDATE analyses SET status = $2, attempts = attempts + 1, outcome = $3, class = $4, rule = $5, \
+             error_codes = $6, kbs = $7, report = $8, error = $9, duration_ms = $10, updated_at = $11 WHERE id = $1",
+        )
+        .bind(pending.id)
+        .bind(result.status)
+        .bind(result.outcome.as_deref())
+        .bind(result.class.as_deref())
+        .bind(result.rule.as_deref())
+        .bind(serde_json::to_string(&result.error_codes)?)
+        .bind(serde_json::to_string(&result.kbs)?)
+        .bind(result.report.as_ref().map(|r| r.to_string()))
+        .bind(result.error.as_deref())
+        .bind(result.duration_ms)
+        .bind(now_ts())
+        .execute(&mut *tx)
+        .await?;
+        if result.status != "empty" {
+            messages::event(
+                &mut tx,
+                Some(pending.case_row),
+                Some(pending.message_row),
+                "analysis_finished",
+                serde_json::json!({
+                    "status": result.status,
+                    "outcome": result.outcome,
+                    "class": result.class,
+                    "rule": result.rule,
+                    "error_codes": result.error_codes,
+                    "kbs": result.kbs,
+                    "error": result.error,
+                }),
+            )
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Every analysis of a case's mails, oldest mail first (reports included).
+    pub async fn case_analyses(&self, case_row: i64) -> Result<Vec<AnalysisView>> {
+        let rows: Vec<Row> = sqlx::query_as(&format!(
+            "SELECT {VIEW_COLUMNS} FROM analyses a JOIN messages m ON m.id = a.message_id \
+             WHERE m.case_id = $1 ORDER BY m.date_utc, m.id"
+        ))
+        .bind(case_row)
+        .fetch_all(self.pool())
+        .await?;
+        Ok(rows.into_iter().map(AnalysisView::from).collect())
+    }
+
+    /// The case's current conclusion: its newest analysis that concluded
+    /// something (failure or success), else its newest finished one.
+    pub async fn latest_case_analysis(&self, case_row: i64) -> Result<Option<AnalysisView>> {
+        let all = self.case_analyses(case_row).await?;
+        let concluded = all
+            .iter()
+            .rev()
+            .find(|a| {
+                a.status == "done" && matches!(a.outcome.as_deref(), Some("failure" | "success"))
+            })
+            .cloned();
+        Ok(concluded.or_else(|| all.into_iter().rev().find(|a| a.status == "done")))
+    }
+
+    /// Row ids of a case's customer mails, oldest first.
+    pub async fn case_customer_messages(&self, case_row: i64) -> Result<Vec<i64>> {
+        Ok(sqlx::query_scalar(
+            "SELECT id FROM messages WHERE case_id = $1 AND direction = 'customer' ORDER BY date_utc, id",
+        )
+        .bind(case_row)
+        .fetch_all(self.pool())
+        .await?)
+    }
+}
