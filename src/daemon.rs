@@ -1,8 +1,10 @@
 //! `casebot serve`: the long-running process.
 //!
-//! Today it watches every configured Maildir and files what lands in `new/`
-//! through the same [`Pipeline`] as `casebot import`. Each later stage
-//! (analysis, drafting, sending, IMAP, the web desk) joins here as a task.
+//! It watches every configured Maildir and files what lands in `new/`
+//! through the same [`Pipeline`] as `casebot import`, and runs the analysis
+//! stage as its own task, woken after each filing (and every few seconds, so
+//! a mail filed by another command is picked up too). Each later stage
+//! (drafting, sending, IMAP, the web desk) joins here as a task.
 //! SIGINT/SIGTERM let the batch in hand finish before exiting.
 
 use std::path::PathBuf;
@@ -10,8 +12,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Result;
-use tokio::sync::watch;
+use tokio::sync::{Notify, watch};
 
+use crate::analysis::worker::Worker;
 use crate::config::{Config, MailboxKind};
 use crate::ingest::{Pipeline, Status};
 use crate::mailbox::import::modified;
@@ -19,9 +22,15 @@ use crate::mailbox::maildir::Maildir;
 use crate::mailbox::{RawMail, Source};
 
 /// Runs until SIGINT or SIGTERM.
-pub async fn serve(config: Arc<Config>, pipeline: Pipeline) -> Result<()> {
+pub async fn serve(config: Arc<Config>, pipeline: Pipeline, worker: Worker) -> Result<()> {
     let (stop_tx, stop_rx) = watch::channel(false);
+    let filed = Arc::new(Notify::new());
     let mut tasks = Vec::new();
+    tasks.push(tokio::spawn(analyse_forever(
+        worker,
+        filed.clone(),
+        stop_rx.clone(),
+    )));
     for mailbox in &config.mailboxes {
         match mailbox.kind {
             MailboxKind::Maildir => {
@@ -33,6 +42,7 @@ pub async fn serve(config: Arc<Config>, pipeline: Pipeline) -> Result<()> {
                     maildir,
                     interval,
                     pipeline.clone(),
+                    filed.clone(),
                     stop_rx.clone(),
                 )));
             }
@@ -54,6 +64,7 @@ async fn watch_maildir(
     maildir: Maildir,
     interval: Duration,
     pipeline: Pipeline,
+    filed: Arc<Notify>,
     mut stop: watch::Receiver<bool>,
 ) -> Result<()> {
     let mut failing = false;
@@ -66,6 +77,7 @@ async fn watch_maildir(
                 }
                 if n > 0 {
                     tracing::info!(mailbox = %maildir.name, mails = n, "filed new mail");
+                    filed.notify_one();
                 }
             }
             // Log a failure once, not on every tick.
@@ -77,6 +89,40 @@ async fn watch_maildir(
         }
         tokio::select! {
             _ = tokio::time::sleep(interval) => {}
+            _ = stop.changed() => return Ok(()),
+        }
+    }
+}
+
+/// The analysis stage: analyses every queued mail, then waits for the next
+/// filing (or a few seconds). A store error is logged once and retried.
+async fn analyse_forever(
+    worker: Worker,
+    filed: Arc<Notify>,
+    mut stop: watch::Receiver<bool>,
+) -> Result<()> {
+    let mut failing = false;
+    loop {
+        match worker.run_pending().await {
+            Ok(counts) => {
+                failing = false;
+                if counts.analysed + counts.failed > 0 {
+                    tracing::info!(
+                        analysed = counts.analysed,
+                        failed = counts.failed,
+                        "analysis stage ran"
+                    );
+                }
+            }
+            Err(e) if !failing => {
+                tracing::error!(error = %format!("{e:#}"), "analysis stage failed; retrying");
+                failing = true;
+            }
+            Err(_) => {}
+        }
+        tokio::select! {
+            _ = filed.notified() => {}
+            _ = tokio::time::sleep(Duration::from_secs(5)) => {}
             _ = stop.changed() => return Ok(()),
         }
     }

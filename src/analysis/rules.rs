@@ -321,36 +321,80 @@ fn compile_one(pattern: &str) -> Result<regex::bytes::Regex, String> {
         .map_err(|e| e.to_string())
 }
 
+/// Where rule files come from: a folder on disk, or the copy built into the binary.
+enum Files<'a> {
+    Disk,
+    Embedded(&'a [(&'a str, &'a str)]),
+}
+
+mod embedded {
+    include!(concat!(env!("OUT_DIR"), "/embedded_rules.rs"));
+}
+
 impl RuleSet {
     /// Loads and checks the folder. Every problem is returned, not just the first.
     pub fn load(dir: &Path) -> Result<RuleSet, RuleErrors> {
+        Self::load_from(dir, Files::Disk)
+    }
+
+    /// The rules shipped with this build (the repository's `rules/` at compile time).
+    pub fn embedded() -> Result<RuleSet, RuleErrors> {
+        Self::load_from(
+            Path::new("<built-in rules>"),
+            Files::Embedded(embedded::EMBEDDED_RULES),
+        )
+    }
+
+    fn load_from(dir: &Path, files: Files<'_>) -> Result<RuleSet, RuleErrors> {
         let mut errors = Vec::new();
         let listing = |sub: &Path| -> Result<Vec<PathBuf>, RuleError> {
-            let mut files: Vec<PathBuf> = std::fs::read_dir(sub)
-                .map_err(|e| RuleError {
-                    file: sub.to_path_buf(),
-                    line: 0,
-                    column: 0,
-                    message: format!("cannot read the rules folder: {e}"),
-                })?
-                .filter_map(|entry| entry.ok().map(|e| e.path()))
-                .filter(|p| p.extension().is_some_and(|x| x == "toml"))
-                .collect();
-            files.sort();
-            Ok(files)
+            let mut found: Vec<PathBuf> = match &files {
+                Files::Disk => std::fs::read_dir(sub)
+                    .map_err(|e| RuleError {
+                        file: sub.to_path_buf(),
+                        line: 0,
+                        column: 0,
+                        message: format!("cannot read the rules folder: {e}"),
+                    })?
+                    .filter_map(|entry| entry.ok().map(|e| e.path()))
+                    .filter(|p| p.extension().is_some_and(|x| x == "toml"))
+                    .collect(),
+                Files::Embedded(list) => {
+                    let rel = sub.strip_prefix(dir).unwrap_or(sub);
+                    list.iter()
+                        .map(|(p, _)| Path::new(p))
+                        .filter(|p| {
+                            p.parent() == Some(rel)
+                                || (rel.as_os_str().is_empty() && p.parent() == Some(Path::new("")))
+                        })
+                        .map(|p| dir.join(p))
+                        .collect()
+                }
+            };
+            found.sort();
+            Ok(found)
         };
         let read = |path: &Path| -> Result<Source, RuleError> {
-            std::fs::read_to_string(path)
-                .map(|text| Source {
-                    path: path.to_path_buf(),
-                    text,
-                })
-                .map_err(|e| RuleError {
-                    file: path.to_path_buf(),
-                    line: 0,
-                    column: 0,
-                    message: format!("cannot read: {e}"),
-                })
+            let text = match &files {
+                Files::Disk => std::fs::read_to_string(path).map_err(|e| e.to_string()),
+                Files::Embedded(list) => {
+                    let rel = path.strip_prefix(dir).unwrap_or(path);
+                    list.iter()
+                        .find(|(p, _)| Path::new(p) == rel)
+                        .map(|(_, t)| t.to_string())
+                        .ok_or_else(|| "not in the built-in rules".to_string())
+                }
+            };
+            text.map(|text| Source {
+                path: path.to_path_buf(),
+                text,
+            })
+            .map_err(|e| RuleError {
+                file: path.to_path_buf(),
+                line: 0,
+                column: 0,
+                message: format!("cannot read: {e}"),
+            })
         };
 
         let rule_files = match listing(dir) {

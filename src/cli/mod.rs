@@ -211,9 +211,11 @@ async fn dispatch(cli: Cli) -> Result<u8, Failure> {
     match cli.command {
         Command::Serve => {
             let store = open_store(&config).await?;
-            let pipeline = Pipeline::new(store, config.clone())?;
+            let pipeline = Pipeline::new(store.clone(), config.clone())?;
+            let worker =
+                crate::analysis::worker::Worker::new(store, analyzer(&config, None)?, &config)?;
             tracing::info!(store = %config.store.url, "casebot serve starting");
-            crate::daemon::serve(config, pipeline).await?;
+            crate::daemon::serve(config, pipeline, worker).await?;
             Ok(0)
         }
         Command::Import(args) => import_cmd(config, args).await,
@@ -237,10 +239,22 @@ async fn dispatch(cli: Cli) -> Result<u8, Failure> {
                 .case_detail(&args.key)
                 .await?
                 .ok_or_else(|| fail(3, anyhow::anyhow!("no case {:?} in the store", args.key)))?;
+            let analyses = store.case_analyses(detail.case.id).await?;
+            let latest = store.latest_case_analysis(detail.case.id).await?;
             if args.json {
-                output::json(&detail)?;
+                let mut value = serde_json::to_value(&detail)?;
+                value["analyses"] = serde_json::to_value(&analyses)?;
+                value["analysis"] = latest
+                    .and_then(|a| a.report)
+                    .unwrap_or(serde_json::Value::Null);
+                output::json(&value)?;
             } else {
                 output::case_detail(&detail);
+                if let Some(report) = latest.and_then(|a| a.report) {
+                    println!();
+                    println!("Log analysis:");
+                    output::analysis_summary(&report);
+                }
             }
             Ok(0)
         }
@@ -332,8 +346,10 @@ async fn dispatch(cli: Cli) -> Result<u8, Failure> {
 
 async fn import_cmd(config: Arc<Config>, args: ImportArgs) -> Result<u8, Failure> {
     let source = import::open(&args.path).map_err(|e| fail(2, e))?;
+    let analyzer = analyzer(&config, None)?;
     let store = open_store(&config).await?;
-    let pipeline = Pipeline::new(store, config)?;
+    let pipeline = Pipeline::new(store.clone(), config.clone())?;
+    let worker = crate::analysis::worker::Worker::new(store, analyzer, &config)?;
     let bar = output::progress(source.len_hint, "importing");
     let json = args.json;
     let mut out_err = None;
@@ -360,6 +376,15 @@ async fn import_cmd(config: Arc<Config>, args: ImportArgs) -> Result<u8, Failure
         counts.quarantined,
         counts.failed,
         counts.total()
+    );
+    // The same stage the daemon runs after filing: a backfill leaves the
+    // store as watching the mailbox would have.
+    let bar = output::spinner("analysing logs");
+    let analysed = worker.run_pending().await?;
+    bar.finish_and_clear();
+    eprintln!(
+        "analysed {} mails with logs ({} without anything to analyse, {} failed)",
+        analysed.analysed, analysed.empty, analysed.failed
     );
     Ok(if counts.failed > 0 { 5 } else { 0 })
 }

@@ -1,9 +1,12 @@
 //! Integration tests: one binary, a module per area. Each test gets its own
 //! throwaway SQLite file; CLI tests run the real `casebot` binary.
 
+mod analysis;
+mod analyze_cli;
 mod cli;
 mod corpus;
 mod fixtures;
+mod rules;
 mod threads;
 
 use std::path::{Path, PathBuf};
