@@ -196,10 +196,35 @@ impl<'r> Walker<'r> {
         if meta.is_dir() {
             return self.dir(path, display);
         }
-        match std::fs::File::open(path) {
-            Ok(file) => self.seekable(display, file, meta.len(), 0),
-            Err(e) => self.error(display, "file", format!("cannot open: {e}")),
+        let mut file = match std::fs::File::open(path) {
+            Ok(file) => file,
+            Err(e) => return self.error(display, "file", format!("cannot open: {e}")),
+        };
+        // A big plain log on disk is scanned on every core.
+        if meta.len() >= scan::PARALLEL_MIN_BYTES {
+            let mut head = vec![0u8; HEAD];
+            match read_up_to(&mut file, &mut head) {
+                Ok(n) => head.truncate(n),
+                Err(e) => return self.error(display, "file", format!("cannot read: {e}")),
+            }
+            if let Content::Text { encoding: logs::Encoding::Utf8, bom } = logs::classify(display, &head) {
+                self.total.set(self.total.get() + meta.len());
+                if self.total.get() > self.limits.max_total_bytes {
+                    return self.error(display, "log", format!("bundle larger than the limit of {} MiB in total", self.limits.max_total_bytes >> 20));
+                }
+                let options = ScanOptions {
+                    max_bytes: self.limits.max_file_bytes,
+                    max_findings: self.limits.max_findings,
+                    kind: None,
+                };
+                let result = scan::scan_file_parallel(self.rules, display, &file, meta.len(), &head, bom, &options);
+                return self.record_scan(display, result);
+            }
+            if let Err(e) = file.rewind() {
+                return self.error(display, "file", format!("cannot read: {e}"));
+            }
         }
+        self.seekable(display, file, meta.len(), 0)
     }
 
     fn dir(&mut self, path: &Path, display: &str) {

@@ -597,3 +597,145 @@ mod tests {
         assert!(at == 0 || buf[at - 1] == b'\n');
     }
 }
+
+/// Logs at least this large are split across threads when on disk.
+pub const PARALLEL_MIN_BYTES: u64 = 64 << 20;
+
+/// Reads `[pos, end)` of a file with positioned reads, so that several
+/// threads can read one file at once.
+struct RangeReader<'f> {
+    file: &'f std::fs::File,
+    pos: u64,
+    end: u64,
+}
+
+impl Read for RangeReader<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        use std::os::unix::fs::FileExt;
+        let want = buf.len().min((self.end - self.pos) as usize);
+        if want == 0 {
+            return Ok(0);
+        }
+        let n = self.file.read_at(&mut buf[..want], self.pos)?;
+        self.pos += n as u64;
+        Ok(n)
+    }
+}
+
+/// The start of the first entry at or after `from`: after a line break, at a
+/// line with a head (so that no entry is cut in two), else after the break.
+fn split_point(file: &std::fs::File, from: u64, len: u64) -> std::io::Result<u64> {
+    use std::os::unix::fs::FileExt;
+    let mut window = vec![0u8; (1 << 20).min((len - from) as usize)];
+    let n = file.read_at(&mut window, from)?;
+    let window = &window[..n];
+    let mut first_break = None;
+    for i in memchr::memchr_iter(b'\n', window) {
+        let next = &window[i + 1..];
+        first_break.get_or_insert(i + 1);
+        if has_head(next) {
+            return Ok(from + i as u64 + 1);
+        }
+    }
+    Ok(first_break.map_or(len, |i| from + i as u64))
+}
+
+/// Scans a UTF-8 log on disk in parallel parts, one per core, and joins the
+/// results as if it had been read in one pass: line numbers continue across
+/// parts and the findings cap keeps the newest ones. A CBS.log of a gigabyte
+/// is common, and the scan is CPU-bound: this is where the cores help.
+pub fn scan_file_parallel(
+    rules: &RuleSet,
+    name: &str,
+    file: &std::fs::File,
+    len: u64,
+    head: &[u8],
+    bom: usize,
+    options: &ScanOptions,
+) -> Result<FileScan, ScanError> {
+    if len > options.max_bytes {
+        return Err(ScanError::TooLarge {
+            file: name.to_string(),
+            limit_mb: options.max_bytes >> 20,
+            read_mb: len >> 20,
+        });
+    }
+    let read_error = |source| ScanError::Read {
+        file: name.to_string(),
+        source,
+    };
+    let kind = options.kind.unwrap_or_else(|| {
+        logs::kind_of(name, &String::from_utf8_lossy(&head[bom.min(head.len())..]))
+    });
+    let parts = std::thread::available_parallelism().map_or(1, |n| n.get()).clamp(1, 4) as u64;
+    let mut bounds = vec![bom as u64];
+    for k in 1..parts {
+        let at = split_point(file, (len * k / parts).max(bounds[bounds.len() - 1]), len).map_err(read_error)?;
+        if at > bounds[bounds.len() - 1] && at < len {
+            bounds.push(at);
+        }
+    }
+    bounds.push(len);
+    let part_options = ScanOptions {
+        kind: Some(kind),
+        ..options.clone()
+    };
+    let results: Vec<Result<FileScan, ScanError>> = std::thread::scope(|scope| {
+        let handles: Vec<_> = bounds
+            .windows(2)
+            .map(|w| {
+                let (start, end) = (w[0], w[1]);
+                let part_options = &part_options;
+                scope.spawn(move || {
+                    let mut reader = RangeReader { file, pos: start, end };
+                    scan(rules, name, b"", &mut reader, Encoding::Utf8, 0, part_options)
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| match h.join() {
+                Ok(result) => result,
+                Err(_) => Err(ScanError::Read {
+                    file: name.to_string(),
+                    source: std::io::Error::other("a scanning thread panicked"),
+                }),
+            })
+            .collect()
+    });
+    let mut joined: Option<FileScan> = None;
+    for result in results {
+        let mut part = result?;
+        match joined.as_mut() {
+            None => joined = Some(part),
+            Some(all) => {
+                for f in &mut part.findings {
+                    f.line += all.lines;
+                }
+                all.lines += part.lines;
+                all.bytes += part.bytes;
+                all.noise += part.noise;
+                all.dropped += part.dropped;
+                all.findings.append(&mut part.findings);
+                for (rule, n) in part.rule_hits {
+                    *all.rule_hits.entry(rule).or_default() += n;
+                }
+                for w in part.warnings {
+                    if !all.warnings.contains(&w) {
+                        all.warnings.push(w);
+                    }
+                }
+            }
+        }
+    }
+    let mut scan = joined.ok_or_else(|| read_error(std::io::Error::other("empty file")))?;
+    let cap = options.max_findings.max(1);
+    if scan.findings.len() > cap {
+        let excess = scan.findings.len() - cap;
+        scan.findings.drain(..excess);
+        scan.dropped += excess as u64;
+    }
+    scan.kind = kind;
+    scan.bytes = len - bom as u64;
+    Ok(scan)
+}

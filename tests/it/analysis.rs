@@ -696,3 +696,32 @@ fn a_silent_server_times_out_and_a_large_download_stops() {
         .to_string();
     assert!(e.contains("larger than the limit of 1 MiB"), "{e}");
 }
+
+#[test]
+fn the_parallel_scan_of_a_big_file_equals_the_sequential_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("CBS.log");
+    casebot::bench::write_cbs_log(&path, 3).unwrap();
+    let a = analyzer();
+    let options = casebot::analysis::scan::ScanOptions {
+        max_bytes: u64::MAX,
+        max_findings: 10_000,
+        kind: None,
+    };
+    let bytes = std::fs::read(&path).unwrap();
+    let mut rest: &[u8] = &bytes;
+    let sequential =
+        casebot::analysis::scan::scan(&a.rules, "CBS.log", b"", &mut rest, casebot::analysis::logs::Encoding::Utf8, 0, &options).unwrap();
+    let file = std::fs::File::open(&path).unwrap();
+    let parallel = casebot::analysis::scan::scan_file_parallel(&a.rules, "CBS.log", &file, bytes.len() as u64, &bytes[..65536], 0, &options).unwrap();
+    assert_eq!(parallel.lines, sequential.lines);
+    assert_eq!(parallel.noise, sequential.noise);
+    let key = |s: &casebot::analysis::scan::FileScan| s.findings.iter().map(|f| (f.rule.clone(), f.line)).collect::<Vec<_>>();
+    assert!(!sequential.findings.is_empty());
+    assert_eq!(key(&parallel), key(&sequential));
+    // Line numbers point at the lines themselves.
+    let lines: Vec<&str> = std::str::from_utf8(&bytes).unwrap().lines().collect();
+    for f in &parallel.findings {
+        assert_eq!(lines[f.line as usize - 1], f.text.lines().next().unwrap(), "{}", f.rule);
+    }
+}
