@@ -207,17 +207,36 @@ impl<'r> Walker<'r> {
                 Ok(n) => head.truncate(n),
                 Err(e) => return self.error(display, "file", format!("cannot read: {e}")),
             }
-            if let Content::Text { encoding: logs::Encoding::Utf8, bom } = logs::classify(display, &head) {
+            if let Content::Text {
+                encoding: logs::Encoding::Utf8,
+                bom,
+            } = logs::classify(display, &head)
+            {
                 self.total.set(self.total.get() + meta.len());
                 if self.total.get() > self.limits.max_total_bytes {
-                    return self.error(display, "log", format!("bundle larger than the limit of {} MiB in total", self.limits.max_total_bytes >> 20));
+                    return self.error(
+                        display,
+                        "log",
+                        format!(
+                            "bundle larger than the limit of {} MiB in total",
+                            self.limits.max_total_bytes >> 20
+                        ),
+                    );
                 }
                 let options = ScanOptions {
                     max_bytes: self.limits.max_file_bytes,
                     max_findings: self.limits.max_findings,
                     kind: None,
                 };
-                let result = scan::scan_file_parallel(self.rules, display, &file, meta.len(), &head, bom, &options);
+                let result = scan::scan_file_parallel(
+                    self.rules,
+                    display,
+                    &file,
+                    meta.len(),
+                    &head,
+                    bom,
+                    &options,
+                );
                 return self.record_scan(display, result);
             }
             if let Err(e) = file.rewind() {

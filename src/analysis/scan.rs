@@ -667,10 +667,13 @@ pub fn scan_file_parallel(
     let kind = options.kind.unwrap_or_else(|| {
         logs::kind_of(name, &String::from_utf8_lossy(&head[bom.min(head.len())..]))
     });
-    let parts = std::thread::available_parallelism().map_or(1, |n| n.get()).clamp(1, 4) as u64;
+    let parts = std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .clamp(1, 4) as u64;
     let mut bounds = vec![bom as u64];
     for k in 1..parts {
-        let at = split_point(file, (len * k / parts).max(bounds[bounds.len() - 1]), len).map_err(read_error)?;
+        let at = split_point(file, (len * k / parts).max(bounds[bounds.len() - 1]), len)
+            .map_err(read_error)?;
         if at > bounds[bounds.len() - 1] && at < len {
             bounds.push(at);
         }
@@ -687,8 +690,20 @@ pub fn scan_file_parallel(
                 let (start, end) = (w[0], w[1]);
                 let part_options = &part_options;
                 scope.spawn(move || {
-                    let mut reader = RangeReader { file, pos: start, end };
-                    scan(rules, name, b"", &mut reader, Encoding::Utf8, 0, part_options)
+                    let mut reader = RangeReader {
+                        file,
+                        pos: start,
+                        end,
+                    };
+                    scan(
+                        rules,
+                        name,
+                        b"",
+                        &mut reader,
+                        Encoding::Utf8,
+                        0,
+                        part_options,
+                    )
                 })
             })
             .collect();

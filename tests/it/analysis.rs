@@ -710,18 +710,45 @@ fn the_parallel_scan_of_a_big_file_equals_the_sequential_one() {
     };
     let bytes = std::fs::read(&path).unwrap();
     let mut rest: &[u8] = &bytes;
-    let sequential =
-        casebot::analysis::scan::scan(&a.rules, "CBS.log", b"", &mut rest, casebot::analysis::logs::Encoding::Utf8, 0, &options).unwrap();
+    let sequential = casebot::analysis::scan::scan(
+        &a.rules,
+        "CBS.log",
+        b"",
+        &mut rest,
+        casebot::analysis::logs::Encoding::Utf8,
+        0,
+        &options,
+    )
+    .unwrap();
     let file = std::fs::File::open(&path).unwrap();
-    let parallel = casebot::analysis::scan::scan_file_parallel(&a.rules, "CBS.log", &file, bytes.len() as u64, &bytes[..65536], 0, &options).unwrap();
+    let parallel = casebot::analysis::scan::scan_file_parallel(
+        &a.rules,
+        "CBS.log",
+        &file,
+        bytes.len() as u64,
+        &bytes[..65536],
+        0,
+        &options,
+    )
+    .unwrap();
     assert_eq!(parallel.lines, sequential.lines);
     assert_eq!(parallel.noise, sequential.noise);
-    let key = |s: &casebot::analysis::scan::FileScan| s.findings.iter().map(|f| (f.rule.clone(), f.line)).collect::<Vec<_>>();
+    let key = |s: &casebot::analysis::scan::FileScan| {
+        s.findings
+            .iter()
+            .map(|f| (f.rule.clone(), f.line))
+            .collect::<Vec<_>>()
+    };
     assert!(!sequential.findings.is_empty());
     assert_eq!(key(&parallel), key(&sequential));
     // Line numbers point at the lines themselves.
     let lines: Vec<&str> = std::str::from_utf8(&bytes).unwrap().lines().collect();
     for f in &parallel.findings {
-        assert_eq!(lines[f.line as usize - 1], f.text.lines().next().unwrap(), "{}", f.rule);
+        assert_eq!(
+            lines[f.line as usize - 1],
+            f.text.lines().next().unwrap(),
+            "{}",
+            f.rule
+        );
     }
 }
