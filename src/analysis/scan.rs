@@ -557,47 +557,6 @@ fn clean_pasted(text: &str) -> String {
     out.replace('\r', "")
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn counts_lines() {
-        assert_eq!(count_lines(b"a\nb\nc"), 2);
-        assert_eq!(count_lines(&vec![b'\n'; 1000]), 1000);
-    }
-
-    #[test]
-    fn entry_takes_continuation_lines() {
-        let buf = b"2023-02-22 15:21:21, Error CSI 0000002e (F) E_FAIL #1# from X\n[gle=0x80004005]\n2023-02-22 15:21:22, Info CBS next\n";
-        let (s, e) = entry_bounds(buf, 0);
-        assert_eq!(
-            &buf[s..e],
-            b"2023-02-22 15:21:21, Error CSI 0000002e (F) E_FAIL #1# from X\n[gle=0x80004005]\n"
-        );
-        // A match on the continuation line belongs to the entry above.
-        let cont = buf.iter().position(|&b| b == b'[').unwrap();
-        assert_eq!(entry_bounds(buf, cont), (s, e));
-    }
-
-    #[test]
-    fn pasted_mailto_artifacts_are_removed() {
-        assert_eq!(
-            clean_pasted(
-                "> 2023-02-22 15:21:21, Info CSI 0000002b@2023/2/22:07:21:21.340 <mailto:0000002b@2023/2/22:07:21:21.340>  Begin"
-            ),
-            "2023-02-22 15:21:21, Info CSI 0000002b@2023/2/22:07:21:21.340  Begin"
-        );
-    }
-
-    #[test]
-    fn context_start_is_a_line_start() {
-        let buf = b"one\ntwo\nthree\nfour\n";
-        let at = context_start(buf, buf.len());
-        assert!(at == 0 || buf[at - 1] == b'\n');
-    }
-}
-
 /// Logs at least this large are split across threads when on disk.
 pub const PARALLEL_MIN_BYTES: u64 = 64 << 20;
 
@@ -753,4 +712,45 @@ pub fn scan_file_parallel(
     scan.kind = kind;
     scan.bytes = len - bom as u64;
     Ok(scan)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn counts_lines() {
+        assert_eq!(count_lines(b"a\nb\nc"), 2);
+        assert_eq!(count_lines(&vec![b'\n'; 1000]), 1000);
+    }
+
+    #[test]
+    fn entry_takes_continuation_lines() {
+        let buf = b"2023-02-22 15:21:21, Error CSI 0000002e (F) E_FAIL #1# from X\n[gle=0x80004005]\n2023-02-22 15:21:22, Info CBS next\n";
+        let (s, e) = entry_bounds(buf, 0);
+        assert_eq!(
+            &buf[s..e],
+            b"2023-02-22 15:21:21, Error CSI 0000002e (F) E_FAIL #1# from X\n[gle=0x80004005]\n"
+        );
+        // A match on the continuation line belongs to the entry above.
+        let cont = buf.iter().position(|&b| b == b'[').unwrap();
+        assert_eq!(entry_bounds(buf, cont), (s, e));
+    }
+
+    #[test]
+    fn pasted_mailto_artifacts_are_removed() {
+        assert_eq!(
+            clean_pasted(
+                "> 2023-02-22 15:21:21, Info CSI 0000002b@2023/2/22:07:21:21.340 <mailto:0000002b@2023/2/22:07:21:21.340>  Begin"
+            ),
+            "2023-02-22 15:21:21, Info CSI 0000002b@2023/2/22:07:21:21.340  Begin"
+        );
+    }
+
+    #[test]
+    fn context_start_is_a_line_start() {
+        let buf = b"one\ntwo\nthree\nfour\n";
+        let at = context_start(buf, buf.len());
+        assert!(at == 0 || buf[at - 1] == b'\n');
+    }
 }
