@@ -16,7 +16,7 @@ use serde::Serialize;
 
 use super::logs::{self, Content};
 use super::rules::RuleSet;
-use super::scan::{self, FileScan, ScanOptions};
+use super::scan::{self, FileScan, ScanOptions, read_full as read_up_to};
 
 /// The bounds of one bundle.
 #[derive(Debug, Clone, Copy)]
@@ -596,17 +596,4 @@ fn join(parent: &str, child: &str) -> String {
     } else {
         format!("{parent}/{}", child.replace('\\', "/"))
     }
-}
-
-fn read_up_to(reader: &mut dyn Read, buf: &mut [u8]) -> std::io::Result<usize> {
-    let mut filled = 0;
-    while filled < buf.len() {
-        match reader.read(&mut buf[filled..]) {
-            Ok(0) => break,
-            Ok(n) => filled += n,
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-            Err(e) => return Err(e),
-        }
-    }
-    Ok(filled)
 }

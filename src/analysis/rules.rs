@@ -407,20 +407,14 @@ impl RuleSet {
         match listing(&dir.join("steps")) {
             Ok(files) => {
                 for path in files {
-                    let source = match read(&path) {
-                        Ok(s) => s,
-                        Err(e) => {
-                            errors.push(e);
-                            continue;
-                        }
-                    };
-                    let raw: RawStep = match source.parse() {
-                        Ok(raw) => raw,
-                        Err(e) => {
-                            errors.push(e);
-                            continue;
-                        }
-                    };
+                    let (source, raw) =
+                        match read(&path).and_then(|s| s.parse::<RawStep>().map(|r| (s, r))) {
+                            Ok(pair) => pair,
+                            Err(e) => {
+                                errors.push(e);
+                                continue;
+                            }
+                        };
                     let stem = path.file_stem().and_then(|s| s.to_str()).unwrap_or("");
                     if raw.id.get_ref() != stem {
                         errors.push(source.error(
@@ -506,20 +500,14 @@ impl RuleSet {
         let mut code_names = HashMap::new();
         let mut code_classes = HashMap::new();
         for path in rule_files.iter().filter(|p| !p.ends_with("classes.toml")) {
-            let source = match read(path) {
-                Ok(s) => s,
-                Err(e) => {
-                    errors.push(e);
-                    continue;
-                }
-            };
-            let file: RuleFile = match source.parse() {
-                Ok(f) => f,
-                Err(e) => {
-                    errors.push(e);
-                    continue;
-                }
-            };
+            let (source, file) =
+                match read(path).and_then(|s| s.parse::<RuleFile>().map(|f| (s, f))) {
+                    Ok(pair) => pair,
+                    Err(e) => {
+                        errors.push(e);
+                        continue;
+                    }
+                };
             for spanned in file.rule {
                 let rule_span = spanned.span();
                 let raw = spanned.into_inner();

@@ -97,29 +97,20 @@ impl Worker {
         let started = Instant::now();
         let outcome = self.bundle_of(&pending.raw).await;
         let duration_ms = started.elapsed().as_millis() as i64;
+        let bare = |status, error| AnalysisResult {
+            status,
+            outcome: None,
+            class: None,
+            rule: None,
+            error_codes: Vec::new(),
+            kbs: Vec::new(),
+            report: None,
+            error,
+            duration_ms,
+        };
         match outcome {
-            Err(e) => AnalysisResult {
-                status: "failed",
-                outcome: None,
-                class: None,
-                rule: None,
-                error_codes: Vec::new(),
-                kbs: Vec::new(),
-                report: None,
-                error: Some(format!("{e:#}")),
-                duration_ms,
-            },
-            Ok(None) => AnalysisResult {
-                status: "empty",
-                outcome: None,
-                class: None,
-                rule: None,
-                error_codes: Vec::new(),
-                kbs: Vec::new(),
-                report: None,
-                error: None,
-                duration_ms,
-            },
+            Err(e) => bare("failed", Some(format!("{e:#}"))),
+            Ok(None) => bare("empty", None),
             Ok(Some(report)) => {
                 let c = &report.conclusion;
                 AnalysisResult {
