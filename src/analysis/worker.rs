@@ -182,10 +182,7 @@ impl Worker {
             }
         }
         // Signature images and the like alone are not worth an analysis.
-        let worth_it = bundle.items.iter().any(|i| {
-            i.status != ItemStatus::Skipped || !matches!(i.kind.as_str(), "image" | "smb_path")
-        }) || bundle.items.iter().any(|i| i.kind == "smb_path");
-        if !worth_it {
+        if bundle.items.iter().all(|i| i.kind == "image") {
             return Ok(None);
         }
         Ok(Some(self.analyzer.report(bundle)))

@@ -447,8 +447,15 @@ async fn analyze_cmd(config: &Arc<Config>, args: AnalyzeArgs) -> Result<u8, Fail
 }
 
 fn rules_check_cmd(config: &Config, json: bool) -> Result<u8, Failure> {
-    let dir = config.resolve(&config.analysis.rules_dir);
-    match crate::analysis::rules::RuleSet::load(&dir) {
+    let mut dir = config.resolve(&config.analysis.rules_dir);
+    // Without the default folder, analysis uses the built-in copy: check that.
+    let loaded = if !dir.exists() && config.analysis.rules_dir == std::path::Path::new("rules") {
+        dir = PathBuf::from("<built-in rules>");
+        crate::analysis::rules::RuleSet::embedded()
+    } else {
+        crate::analysis::rules::RuleSet::load(&dir)
+    };
+    match loaded {
         Ok(set) => {
             let mut files: std::collections::BTreeMap<String, usize> = Default::default();
             for rule in &set.rules {
