@@ -240,7 +240,7 @@ async fn dispatch(cli: Cli) -> Result<u8, Failure> {
                 .await?
                 .ok_or_else(|| fail(3, anyhow::anyhow!("no case {:?} in the store", args.key)))?;
             let analyses = store.case_analyses(detail.case.id).await?;
-            let latest = store.latest_case_analysis(detail.case.id).await?;
+            let latest = crate::store::analyses::newest_conclusion(&analyses).cloned();
             if args.json {
                 let mut value = serde_json::to_value(&detail)?;
                 value["analyses"] = serde_json::to_value(&analyses)?;

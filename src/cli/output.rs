@@ -401,20 +401,12 @@ pub fn case_analyses(list: &[crate::store::analyses::AnalysisView]) {
             println!("       {}", short(e, 200));
         }
     }
-    let latest = list
-        .iter()
-        .rev()
-        .find(|a| matches!(a.outcome.as_deref(), Some("failure" | "success")))
-        .or_else(|| list.iter().rev().find(|a| a.report.is_some()));
-    if let Some(report) = latest.and_then(|a| a.report.clone())
-        && let Ok(report) = serde_json::from_value::<serde_json::Value>(report)
+    if let Some(latest) = crate::store::analyses::newest_conclusion(list)
+        && let Some(report) = &latest.report
     {
         println!();
-        println!(
-            "Newest conclusion (message {}):",
-            latest.map(|a| a.message_row).unwrap_or(0)
-        );
-        analysis_summary(&report);
+        println!("Newest conclusion (message {}):", latest.message_row);
+        analysis_summary(report);
     }
 }
 

@@ -95,6 +95,16 @@ impl From<Row> for AnalysisView {
     }
 }
 
+/// A case's current conclusion among its analyses (oldest mail first): the
+/// newest one that concluded something (failure or success), else the newest
+/// finished one.
+pub fn newest_conclusion(analyses: &[AnalysisView]) -> Option<&AnalysisView> {
+    let finished = || analyses.iter().rev().filter(|a| a.status == "done");
+    finished()
+        .find(|a| matches!(a.outcome.as_deref(), Some("failure" | "success")))
+        .or_else(|| finished().next())
+}
+
 const VIEW_COLUMNS: &str = "a.id, a.message_id AS message_row, m.message_id, a.status, a.outcome, a.class, a.rule, \
      a.error_codes, a.kbs, a.report, a.error, a.duration_ms, a.updated_at";
 
@@ -201,20 +211,6 @@ impl Store {
         .fetch_all(self.pool())
         .await?;
         Ok(rows.into_iter().map(AnalysisView::from).collect())
-    }
-
-    /// The case's current conclusion: its newest analysis that concluded
-    /// something (failure or success), else its newest finished one.
-    pub async fn latest_case_analysis(&self, case_row: i64) -> Result<Option<AnalysisView>> {
-        let all = self.case_analyses(case_row).await?;
-        let concluded = all
-            .iter()
-            .rev()
-            .find(|a| {
-                a.status == "done" && matches!(a.outcome.as_deref(), Some("failure" | "success"))
-            })
-            .cloned();
-        Ok(concluded.or_else(|| all.into_iter().rev().find(|a| a.status == "done")))
     }
 
     /// Row ids of a case's customer mails, oldest first.
