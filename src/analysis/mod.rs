@@ -109,18 +109,7 @@ pub enum SetupError {
 
 impl Analyzer {
     pub fn new(config: &Config) -> Result<Analyzer, SetupError> {
-        let dir = config.resolve(&config.analysis.rules_dir);
-        // The default folder missing (a binary run outside the repository):
-        // the rules built into the binary. A configured folder must exist.
-        let use_builtin = !dir.exists() && config.analysis.rules_dir == Path::new("rules");
-        let loaded = if use_builtin {
-            RuleSet::embedded()
-        } else {
-            RuleSet::load(&dir)
-        };
-        if use_builtin {
-            tracing::debug!(dir = %dir.display(), "no rules folder here: using the built-in rules");
-        }
+        let (dir, loaded) = RuleSet::configured(config);
         let rules = loaded.map_err(|errors| SetupError::Rules {
             dir: dir.display().to_string(),
             errors,

@@ -337,6 +337,20 @@ impl RuleSet {
         Self::load_from(dir, Files::Disk)
     }
 
+    /// The rules `config` names. When the setting is the default and that
+    /// folder is missing (a binary run outside the repository), the copy
+    /// built into the binary; a folder set explicitly must exist. Returns
+    /// where the rules came from, for messages.
+    pub fn configured(config: &crate::config::Config) -> (PathBuf, Result<RuleSet, RuleErrors>) {
+        let dir = config.resolve(&config.analysis.rules_dir);
+        if !dir.exists() && config.analysis.rules_dir == Path::new("rules") {
+            (PathBuf::from("<built-in rules>"), Self::embedded())
+        } else {
+            let loaded = Self::load(&dir);
+            (dir, loaded)
+        }
+    }
+
     /// The rules shipped with this build (the repository's `rules/` at compile time).
     pub fn embedded() -> Result<RuleSet, RuleErrors> {
         Self::load_from(

@@ -447,14 +447,8 @@ async fn analyze_cmd(config: &Arc<Config>, args: AnalyzeArgs) -> Result<u8, Fail
 }
 
 fn rules_check_cmd(config: &Config, json: bool) -> Result<u8, Failure> {
-    let mut dir = config.resolve(&config.analysis.rules_dir);
-    // Without the default folder, analysis uses the built-in copy: check that.
-    let loaded = if !dir.exists() && config.analysis.rules_dir == std::path::Path::new("rules") {
-        dir = PathBuf::from("<built-in rules>");
-        crate::analysis::rules::RuleSet::embedded()
-    } else {
-        crate::analysis::rules::RuleSet::load(&dir)
-    };
+    // What analysis would use, the built-in copy included.
+    let (dir, loaded) = crate::analysis::rules::RuleSet::configured(config);
     match loaded {
         Ok(set) => {
             let mut files: std::collections::BTreeMap<String, usize> = Default::default();
