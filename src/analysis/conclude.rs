@@ -119,10 +119,10 @@ fn is_failure(f: &Finding) -> bool {
 /// untimed lines (a mail's pasted text) in file order after them, because a
 /// log's own time stamps are better evidence than prose.
 pub fn order(findings: &mut [Finding]) {
-    findings.sort_by(|a, b| {
-        let key = |f: &Finding| (f.time.is_none(), f.time.clone(), f.file_index, f.line);
-        key(a).cmp(&key(b))
-    });
+    fn key(f: &Finding) -> (bool, Option<&str>, usize, u64) {
+        (f.time.is_none(), f.time.as_deref(), f.file_index, f.line)
+    }
+    findings.sort_by(|a, b| key(a).cmp(&key(b)));
 }
 
 /// Are `earlier` and `later` close enough to be links of one chain?

@@ -196,7 +196,7 @@ impl Analyzer {
         conclude::order(&mut findings);
         let conclusion = conclude::conclude(&findings, &self.rules, self.lang, self.chain);
         let listed: Vec<Finding> = findings
-            .iter()
+            .into_iter()
             .filter(|f| {
                 matches!(
                     f.role,
@@ -204,7 +204,6 @@ impl Analyzer {
                 )
             })
             .filter(|f| f.severity >= Severity::Warning || f.role == Role::Success)
-            .cloned()
             .collect();
         let findings_total = listed.len();
         // Keep the latest ones: the conclusion is drawn near the end.
