@@ -70,6 +70,42 @@ pub struct Item {
     pub findings: usize,
 }
 
+impl Item {
+    /// A file listed without being scanned (skipped or refused).
+    pub fn listed(
+        path: &str,
+        kind: &str,
+        status: ItemStatus,
+        reason: Option<String>,
+        bytes: u64,
+    ) -> Item {
+        Item {
+            path: path.to_string(),
+            kind: kind.to_string(),
+            status,
+            reason,
+            bytes,
+            encoding: None,
+            lines: None,
+            findings: 0,
+        }
+    }
+
+    /// A scanned log; its warnings become the reason.
+    pub fn scanned(path: &str, scan: &FileScan) -> Item {
+        Item {
+            path: path.to_string(),
+            kind: scan.kind.as_str().to_string(),
+            status: ItemStatus::Scanned,
+            reason: (!scan.warnings.is_empty()).then(|| scan.warnings.join("; ")),
+            bytes: scan.bytes,
+            encoding: Some(scan.encoding.as_str()),
+            lines: Some(scan.lines),
+            findings: scan.findings.len(),
+        }
+    }
+}
+
 /// Everything read from one bundle.
 #[derive(Debug, Default)]
 pub struct BundleScan {
@@ -168,16 +204,9 @@ impl<'r> Walker<'r> {
         reason: Option<String>,
         bytes: u64,
     ) {
-        self.out.items.push(Item {
-            path: path.to_string(),
-            kind: kind.to_string(),
-            status,
-            reason,
-            bytes,
-            encoding: None,
-            lines: None,
-            findings: 0,
-        });
+        self.out
+            .items
+            .push(Item::listed(path, kind, status, reason, bytes));
     }
 
     fn error(&mut self, path: &str, kind: &str, reason: impl Into<String>) {
@@ -359,16 +388,7 @@ impl<'r> Walker<'r> {
     fn record_scan(&mut self, name: &str, result: Result<FileScan, scan::ScanError>) {
         match result {
             Ok(scan) => {
-                self.out.items.push(Item {
-                    path: name.to_string(),
-                    kind: scan.kind.as_str().to_string(),
-                    status: ItemStatus::Scanned,
-                    reason: (!scan.warnings.is_empty()).then(|| scan.warnings.join("; ")),
-                    bytes: scan.bytes,
-                    encoding: Some(scan.encoding.as_str()),
-                    lines: Some(scan.lines),
-                    findings: scan.findings.len(),
-                });
+                self.out.items.push(Item::scanned(name, &scan));
                 let index = self.out.scans.len();
                 let mut scan = scan;
                 for f in &mut scan.findings {

@@ -152,16 +152,7 @@ impl Analyzer {
             Some(logs::LogKind::Text),
             self.limits.max_findings,
         );
-        let item = Item {
-            path: name.to_string(),
-            kind: "text".into(),
-            status: bundle::ItemStatus::Scanned,
-            reason: None,
-            bytes: text.len() as u64,
-            encoding: Some("utf-8"),
-            lines: Some(scan.lines),
-            findings: scan.findings.len(),
-        };
+        let item = Item::scanned(name, &scan);
         BundleScan {
             items: vec![item],
             scans: vec![scan],

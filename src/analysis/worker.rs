@@ -11,7 +11,7 @@ use std::time::Instant;
 use anyhow::Result;
 use serde::Serialize;
 
-use super::bundle::{BundleScan, Item, ItemStatus};
+use super::bundle::{Item, ItemStatus};
 use super::{Analyzer, Report};
 use crate::config::Config;
 use crate::ingest::parse::{MailParser, attachment_bytes};
@@ -138,13 +138,12 @@ impl Worker {
             .parser
             .parse(raw, chrono::Utc::now())
             .map_err(|r| anyhow::anyhow!("the mail no longer parses: {r}"))?;
-        let mut bundle = BundleScan::default();
         let analyzer = self.analyzer.clone();
 
         // Attachments and pasted text are CPU work: off the async threads.
         let new_text = mail.body.new_text.clone();
         let raw_owned = raw.to_vec();
-        let local = tokio::task::spawn_blocking(move || {
+        let mut bundle = tokio::task::spawn_blocking(move || {
             let mut walker = analyzer.walker();
             for attachment in attachment_bytes(&raw_owned) {
                 let name = attachment
@@ -161,24 +160,26 @@ impl Worker {
             bundle
         })
         .await?;
-        bundle.merge(local);
 
         for link in &mail.links {
             match link.kind {
                 "http" => match self.analyzer.scan_url(&link.url).await {
                     Ok(scan) => bundle.merge(scan),
-                    Err(e) => bundle.items.push(refused(&link.url, "link", e.to_string())),
+                    Err(e) => bundle.items.push(Item::listed(
+                        &link.url,
+                        "link",
+                        ItemStatus::Error,
+                        Some(e.to_string()),
+                        0,
+                    )),
                 },
-                _ => bundle.items.push(Item {
-                    path: link.url.clone(),
-                    kind: "smb_path".into(),
-                    status: ItemStatus::Skipped,
-                    reason: Some("a network share path: ask for the files as an upload".into()),
-                    bytes: 0,
-                    encoding: None,
-                    lines: None,
-                    findings: 0,
-                }),
+                _ => bundle.items.push(Item::listed(
+                    &link.url,
+                    "smb_path",
+                    ItemStatus::Skipped,
+                    Some("a network share path: ask for the files as an upload".into()),
+                    0,
+                )),
             }
         }
         // Signature images and the like alone are not worth an analysis.
@@ -186,18 +187,5 @@ impl Worker {
             return Ok(None);
         }
         Ok(Some(self.analyzer.report(bundle)))
-    }
-}
-
-fn refused(path: &str, kind: &str, reason: String) -> Item {
-    Item {
-        path: path.to_string(),
-        kind: kind.to_string(),
-        status: ItemStatus::Error,
-        reason: Some(reason),
-        bytes: 0,
-        encoding: None,
-        lines: None,
-        findings: 0,
     }
 }
