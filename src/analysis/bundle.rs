@@ -293,6 +293,15 @@ impl<'r> Walker<'r> {
         }
     }
 
+    /// Lists an archive nested beyond `max_depth` as refused.
+    fn refuse_too_deep(&mut self, name: &str) {
+        let reason = format!(
+            "archives nested deeper than {}: not opened",
+            self.limits.max_depth
+        );
+        self.error(name, "archive", reason);
+    }
+
     /// Counts one more entry against the bundle; false once over the limit.
     fn count_entry(&mut self, display: &str) -> bool {
         self.entries += 1;
@@ -328,14 +337,9 @@ impl<'r> Walker<'r> {
         };
         head.truncate(n);
         match logs::classify(name, &head) {
-            Content::Zip | Content::Cab if depth >= self.limits.max_depth => self.error(
-                name,
-                "archive",
-                format!(
-                    "archives nested deeper than {}: not opened",
-                    self.limits.max_depth
-                ),
-            ),
+            Content::Zip | Content::Cab if depth >= self.limits.max_depth => {
+                self.refuse_too_deep(name)
+            }
             Content::Zip => match file.rewind() {
                 Ok(()) => self.zip(name, file, len, depth + 1),
                 Err(e) => self.error(name, "archive", format!("cannot read: {e}")),
@@ -467,14 +471,7 @@ impl<'r> Walker<'r> {
         match logs::classify(name, &head) {
             content @ (Content::Zip | Content::Cab) => {
                 if depth >= self.limits.max_depth {
-                    return self.error(
-                        name,
-                        "archive",
-                        format!(
-                            "archives nested deeper than {}: not opened",
-                            self.limits.max_depth
-                        ),
-                    );
+                    return self.refuse_too_deep(name);
                 }
                 // Archives need to seek: spool the member to an anonymous
                 // temporary file (bounded like any member), then open it.
