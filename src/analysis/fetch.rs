@@ -272,8 +272,9 @@ impl Fetcher {
             .redirect(policy)
             .dns_resolver(Arc::new(GuardedResolver(guard.clone())))
             .connect_timeout(Duration::from_secs(config.connect_timeout_secs.max(1)))
+            // The whole fetch is bounded by `fetch`'s deadline; this bounds a
+            // server that goes silent half-way.
             .read_timeout(Duration::from_secs(config.timeout_secs.clamp(1, 60)))
-            .timeout(Duration::from_secs(config.timeout_secs.max(1)))
             .no_proxy()
             .user_agent(concat!("casebot/", env!("CARGO_PKG_VERSION")))
             .build()
