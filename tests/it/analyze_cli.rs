@@ -5,7 +5,7 @@ use std::io::Write;
 
 use base64::Engine;
 
-use super::{casebot, repo, stderr, stdout};
+use super::{casebot, copy_dir, repo, stderr, stdout};
 
 fn write_cbs(dir: &std::path::Path) -> std::path::PathBuf {
     let log = "2023-02-22 15:20:00, Info                  CBS    TI: --- Initializing Trusted Installer ---\n\
@@ -138,19 +138,6 @@ fn rules_check_passes_and_names_file_and_line_of_a_broken_rule() {
     );
     assert_eq!(o.status.code(), Some(2));
     assert!(stderr(&o).contains("30-cbs.toml"), "{}", stderr(&o));
-}
-
-fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for entry in std::fs::read_dir(from).unwrap() {
-        let entry = entry.unwrap();
-        let target = to.join(entry.file_name());
-        if entry.path().is_dir() {
-            copy_dir(&entry.path(), &target);
-        } else {
-            std::fs::copy(entry.path(), target).unwrap();
-        }
-    }
 }
 
 fn mail_with_zip(zip: &[u8], message_id: &str, body: &str) -> String {

@@ -608,12 +608,26 @@ fn every_class_is_concluded_by_some_rule() {
     }
 }
 
+/// The loader refuses a noise rule that names a class (so none of the
+/// shipped ones can), and every shipped noise rule is classless.
 #[test]
 fn noise_rules_never_conclude_a_cause() {
     let set = rules();
     for rule in set.rules.iter().filter(|r| r.role == Role::Noise) {
         assert!(rule.class.is_none(), "{}", rule.id);
     }
+    let dir = tempfile::tempdir().unwrap();
+    super::copy_dir(&repo().join("rules"), dir.path());
+    std::fs::write(
+        dir.path().join("21-bad.toml"),
+        "[[rule]]\nid = \"noise.bad\"\nrole = \"noise\"\nclass = \"reboot_pending\"\npattern = 'x'\nexplain = { zh = \"x\", en = \"x\" }\n",
+    )
+    .unwrap();
+    let errors = RuleSet::load(dir.path()).unwrap_err().to_string();
+    assert!(
+        errors.contains("21-bad.toml:4:") && errors.contains("cannot name a root-cause class"),
+        "{errors}"
+    );
 }
 
 #[test]
