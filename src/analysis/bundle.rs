@@ -127,6 +127,8 @@ impl BundleScan {
 }
 
 const HEAD: usize = 64 << 10;
+/// Why a trace, an image or a binary is listed and not scanned.
+const NOT_A_LOG: &str = "not a text log";
 
 /// Walks one bundle. Owns the budget shared by everything inside it.
 pub struct Walker<'r> {
@@ -352,7 +354,7 @@ impl<'r> Walker<'r> {
                 name,
                 label,
                 ItemStatus::Skipped,
-                Some("not a text log".into()),
+                Some(NOT_A_LOG.into()),
                 len,
             ),
             Content::Text { encoding, bom } => {
@@ -491,7 +493,7 @@ impl<'r> Walker<'r> {
                 name,
                 label,
                 ItemStatus::Skipped,
-                Some("not a text log".into()),
+                Some(NOT_A_LOG.into()),
                 size,
             ),
             Content::Text { encoding, bom } => {
