@@ -1,22 +1,39 @@
 //! Build script: rebuild when the migrations change (they are embedded), and
-//! embed a copy of the shipped `rules/` folder, which the binary falls back on
-//! when the configured folder is the default and does not exist (a binary run
-//! outside the repository still analyses).
+//! embed copies of the shipped `rules/` and `templates/` folders, which the
+//! binary falls back on when the configured folder is the default and does
+//! not exist (a binary run outside the repository still analyses and drafts).
 
 use std::fmt::Write as _;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 fn main() {
     println!("cargo:rerun-if-changed=migrations");
-    println!("cargo:rerun-if-changed=rules");
+    let out_dir = PathBuf::from(std::env::var("OUT_DIR").unwrap_or_else(|_| ".".into()));
+    embed(
+        "rules",
+        "toml",
+        "EMBEDDED_RULES",
+        &out_dir.join("embedded_rules.rs"),
+    );
+    embed(
+        "templates",
+        "hbs",
+        "EMBEDDED_TEMPLATES",
+        &out_dir.join("embedded_templates.rs"),
+    );
+}
+
+/// Writes `const NAME: &[(path inside folder, contents)]` for every `.ext` file.
+fn embed(folder: &str, ext: &str, name: &str, dest: &Path) {
+    println!("cargo:rerun-if-changed={folder}");
     let mut files = Vec::new();
-    collect(Path::new("rules"), &mut files);
+    collect(Path::new(folder), ext, &mut files);
     files.sort();
-    let mut out = String::from(
-        "/// The shipped rules folder: (path inside it, contents).\npub const EMBEDDED_RULES: &[(&str, &str)] = &[\n",
+    let mut out = format!(
+        "/// The shipped {folder} folder: (path inside it, contents).\npub const {name}: &[(&str, &str)] = &[\n"
     );
     for file in &files {
-        let rel = file.strip_prefix("rules").unwrap_or(file);
+        let rel = file.strip_prefix(folder).unwrap_or(file);
         let abs = std::fs::canonicalize(file).unwrap_or_else(|_| file.clone());
         let _ = writeln!(
             out,
@@ -26,20 +43,18 @@ fn main() {
         );
     }
     out.push_str("];\n");
-    let dest = Path::new(&std::env::var("OUT_DIR").unwrap_or_else(|_| ".".into()))
-        .join("embedded_rules.rs");
-    std::fs::write(dest, out).unwrap_or_else(|e| panic!("cannot write embedded_rules.rs: {e}"));
+    std::fs::write(dest, out).unwrap_or_else(|e| panic!("cannot write {}: {e}", dest.display()));
 }
 
-fn collect(dir: &Path, files: &mut Vec<std::path::PathBuf>) {
+fn collect(dir: &Path, ext: &str, files: &mut Vec<PathBuf>) {
     let Ok(entries) = std::fs::read_dir(dir) else {
         return;
     };
     for entry in entries.flatten() {
         let path = entry.path();
         if path.is_dir() {
-            collect(&path, files);
-        } else if path.extension().is_some_and(|e| e == "toml") {
+            collect(&path, ext, files);
+        } else if path.extension().is_some_and(|e| e == ext) {
             files.push(path);
         }
     }

@@ -693,3 +693,80 @@ fn ripgrep(patterns: &std::path::Path, log: &std::path::Path) -> Option<(f64, u6
         .unwrap_or(0);
     Some((secs, count))
 }
+
+/// Figures of `casebot bench render`.
+#[derive(Debug, Clone, Serialize)]
+pub struct RenderFigures {
+    /// Cases rendered (each: scope, next steps, closure and archive).
+    pub iterations: u64,
+    pub templates_per_case: usize,
+    pub mean_us: f64,
+    pub p50_us: f64,
+    pub p99_us: f64,
+    pub max_us: f64,
+    /// The budget for all templates of a case.
+    pub target_us: f64,
+}
+
+impl RenderFigures {
+    pub fn describe(&self) -> String {
+        format!(
+            "render: all {} templates of a case over {} cases: mean {:.1} µs, p50 {:.1} µs, p99 {:.1} µs, max {:.1} µs (target < {:.0} µs: {})",
+            self.templates_per_case,
+            self.iterations,
+            self.mean_us,
+            self.p50_us,
+            self.p99_us,
+            self.max_us,
+            self.target_us,
+            if self.p99_us < self.target_us {
+                "met"
+            } else {
+                "MISSED"
+            }
+        )
+    }
+}
+
+/// Times building the context and rendering every kind of reply for one
+/// case, with a real analysis of a sample log behind it, `iterations` times.
+pub fn render(
+    templates: &crate::drafting::templates::Templates,
+    rules: &crate::analysis::rules::RuleSet,
+    settings: &crate::config::DraftingConfig,
+    iterations: u64,
+) -> Result<RenderFigures> {
+    use crate::drafting::context;
+    // The richest samples (a failure with its evidence, similar cases, the
+    // closure facts): the worst case of a real desk.
+    let samples = crate::drafting::templates::samples(rules, settings);
+    let case: Vec<_> = samples
+        .iter()
+        .filter(|s| s.name == "failure" && s.context.lang == "zh-CN")
+        .collect();
+    anyhow::ensure!(!case.is_empty(), "no sample to render");
+    let mut times = Vec::with_capacity(iterations as usize);
+    let mut bytes = 0usize;
+    for _ in 0..iterations.max(1) {
+        let start = Instant::now();
+        for sample in &case {
+            // Rebuilding the context is part of drafting a case: clone it
+            // as build() would produce it.
+            let ctx: context::ReplyContext = sample.context.clone();
+            bytes += templates.render(&ctx)?.len();
+        }
+        times.push(start.elapsed().as_secs_f64() * 1e6);
+    }
+    std::hint::black_box(bytes);
+    times.sort_by(f64::total_cmp);
+    let pick = |q: f64| times[((times.len() as f64 - 1.0) * q).round() as usize];
+    Ok(RenderFigures {
+        iterations: times.len() as u64,
+        templates_per_case: case.len(),
+        mean_us: times.iter().sum::<f64>() / times.len() as f64,
+        p50_us: pick(0.5),
+        p99_us: pick(0.99),
+        max_us: times.last().copied().unwrap_or(0.0),
+        target_us: 1000.0,
+    })
+}

@@ -45,6 +45,8 @@ pub struct Config {
     pub grammar: GrammarConfig,
     pub ingest: IngestConfig,
     pub analysis: AnalysisConfig,
+    pub drafting: DraftingConfig,
+    pub outbox: OutboxConfig,
     /// Where the file was read from; relative paths are resolved against its folder.
     #[serde(skip)]
     pub base_dir: PathBuf,
@@ -280,13 +282,165 @@ impl Default for DownloadConfig {
     }
 }
 
+/// Drafted replies: templates, language, and what the templates may not
+/// hard-code (the engineer, the upload portal, per-case credentials).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DraftingConfig {
+    /// The templates folder (relative to the config file). When the default
+    /// folder is missing, the copy built into the binary is used.
+    pub templates_dir: PathBuf,
+    /// `auto` (the customer's language: Chinese text gives zh-CN, else en),
+    /// `zh-CN` or `en`.
+    pub language: String,
+    /// The one reply prefix before the partner's subject (never stacked).
+    pub reply_prefix: String,
+    /// The engineer who signs, until cases have owners.
+    pub engineer_name: String,
+    /// Lines under the engineer's name in the signature (team, phone).
+    pub signature_lines: Vec<String>,
+    /// The log collector the customer runs (a file name shown in the scope mail).
+    pub log_collector: String,
+    pub portal: PortalConfig,
+}
+
+impl Default for DraftingConfig {
+    fn default() -> Self {
+        Self {
+            templates_dir: PathBuf::from("templates"),
+            language: "auto".into(),
+            reply_prefix: "Re: ".into(),
+            engineer_name: "Desk Engineer".into(),
+            signature_lines: vec!["Windows Servicing Support Desk".into()],
+            log_collector: "LogCollector.zip".into(),
+            portal: PortalConfig::default(),
+        }
+    }
+}
+
+/// The upload portal the customer sends logs through.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PortalConfig {
+    /// Its address, quoted in the scope mail.
+    pub url: String,
+    /// The per-case user name; `{case}` is the case number in lower case.
+    pub username: String,
+    /// Environment variable holding the secret that per-case passwords are
+    /// derived from (HMAC-SHA256 of the case number, so the portal can derive
+    /// the same). Unset: the mail says the password comes separately.
+    pub secret_env: String,
+}
+
+impl Default for PortalConfig {
+    fn default() -> Self {
+        Self {
+            url: "https://upload.example.com/".into(),
+            username: "{case}".into(),
+            secret_env: "CASEBOT_PORTAL_SECRET".into(),
+        }
+    }
+}
+
+/// Sending approved replies.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct OutboxConfig {
+    /// The desk's address: From of every reply; never a recipient.
+    pub from: String,
+    /// Display name beside it.
+    pub from_name: String,
+    /// `file`: each reply is written as an .eml into `dir` (the embedded
+    /// default); `smtp`: sent to `[outbox.smtp]`.
+    pub transport: TransportKind,
+    /// Folder of the file transport (relative to the config file).
+    pub dir: PathBuf,
+    pub smtp: SmtpConfig,
+    /// First retry after a failed send, in seconds; doubled each time.
+    pub retry_initial_secs: u64,
+    /// Longest wait between two retries, in seconds.
+    pub retry_max_secs: u64,
+    /// Attempts before a draft is marked `failed` (an engineer may retry it).
+    pub max_attempts: u32,
+}
+
+impl Default for OutboxConfig {
+    fn default() -> Self {
+        Self {
+            from: "support@example.com".into(),
+            from_name: "Windows Servicing Support".into(),
+            transport: TransportKind::File,
+            dir: PathBuf::from("outbox"),
+            smtp: SmtpConfig::default(),
+            retry_initial_secs: 30,
+            retry_max_secs: 1800,
+            max_attempts: 12,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum TransportKind {
+    File,
+    Smtp,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SmtpConfig {
+    pub host: String,
+    pub port: u16,
+    /// `tls` (implicit TLS, port 465), `starttls` (port 587), or `plain`
+    /// (no encryption: only for a relay on loopback).
+    pub security: SmtpSecurity,
+    /// Environment variables with the login; unset or empty: no AUTH.
+    pub username_env: String,
+    pub password_env: String,
+    /// Connect and each command, in seconds.
+    pub timeout_secs: u64,
+    /// EHLO name; empty: the `from` address's domain.
+    pub hello_name: String,
+}
+
+impl Default for SmtpConfig {
+    fn default() -> Self {
+        Self {
+            host: "localhost".into(),
+            port: 587,
+            security: SmtpSecurity::Starttls,
+            username_env: "CASEBOT_SMTP_USER".into(),
+            password_env: "CASEBOT_SMTP_PASSWORD".into(),
+            timeout_secs: 60,
+            hello_name: String::new(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum SmtpSecurity {
+    Tls,
+    Starttls,
+    Plain,
+}
+
+impl OutboxConfig {
+    /// The domain of the desk's address: Message-IDs are minted under it.
+    pub fn domain(&self) -> &str {
+        self.from.rsplit_once('@').map(|(_, d)| d).unwrap_or("")
+    }
+}
+
 impl Config {
     /// Loads `path`. When `path` is the implicit default and does not exist,
     /// the embedded defaults are used; an explicit path must exist.
     pub fn load(path: &Path, explicit: bool) -> Result<Self, ConfigError> {
         let mut config = match std::fs::read_to_string(path) {
             Ok(text) => Self::parse(&text, path)?,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound && !explicit => Config::default(),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound && !explicit => {
+                Self::parse("", path)?
+            }
             Err(source) => {
                 return Err(ConfigError::Read {
                     path: path.to_owned(),
@@ -319,6 +473,17 @@ impl Config {
             config.mailboxes = vec![MailboxConfig::default_maildir()];
         }
         config.validate(path)?;
+        // The desk's own replies come back (a copy filed when sent, Cc, the
+        // Sent folder): they are the desk's, never the customer's.
+        let from = config.outbox.from.to_lowercase();
+        if !config
+            .desk
+            .engineer_addresses
+            .iter()
+            .any(|a| a.eq_ignore_ascii_case(&from))
+        {
+            config.desk.engineer_addresses.push(from);
+        }
         Ok(config)
     }
 
@@ -345,6 +510,21 @@ impl Config {
         for net in &self.analysis.download.allowed_networks {
             crate::analysis::fetch::Network::parse(net)
                 .map_err(|message| invalid("analysis.download.allowed_networks", message))?;
+        }
+        if !matches!(self.drafting.language.as_str(), "auto" | "zh-CN" | "en") {
+            return Err(invalid(
+                "drafting.language",
+                format!("{:?} is not auto, zh-CN or en", self.drafting.language),
+            ));
+        }
+        if self.outbox.from.parse::<lettre::Address>().is_err() || self.outbox.domain().is_empty() {
+            return Err(invalid(
+                "outbox.from",
+                format!("{:?} is not a mail address", self.outbox.from),
+            ));
+        }
+        if self.outbox.max_attempts == 0 {
+            return Err(invalid("outbox.max_attempts", "must be at least 1".into()));
         }
         let mut names = std::collections::HashSet::new();
         for mailbox in &self.mailboxes {

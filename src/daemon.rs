@@ -1,10 +1,11 @@
 //! `casebot serve`: the long-running process.
 //!
 //! It watches every configured Maildir and files what lands in `new/`
-//! through the same [`Pipeline`] as `casebot import`, and runs the analysis
-//! stage as its own task, woken after each filing (and every few seconds, so
-//! a mail filed by another command is picked up too). Each later stage
-//! (drafting, sending, IMAP, the web desk) joins here as a task.
+//! through the same [`Pipeline`] as `casebot import`. The analysis and
+//! drafting stages run as one task, in that order, woken after each filing
+//! (and every few seconds, so a mail filed by another command is picked up
+//! too); the sender is its own task, polling for drafts approved from any
+//! process. Later stages (IMAP, the web desk) join here as tasks.
 //! SIGINT/SIGTERM let the batch in hand finish before exiting.
 
 use std::path::PathBuf;
@@ -16,21 +17,31 @@ use tokio::sync::{Notify, watch};
 
 use crate::analysis::worker::Worker;
 use crate::config::{Config, MailboxKind};
+use crate::drafting::Drafter;
 use crate::ingest::{Pipeline, Status};
 use crate::mailbox::import::modified;
 use crate::mailbox::maildir::Maildir;
 use crate::mailbox::{RawMail, Source};
+use crate::outbox::Outbox;
 
 /// Runs until SIGINT or SIGTERM.
-pub async fn serve(config: Arc<Config>, pipeline: Pipeline, worker: Worker) -> Result<()> {
+pub async fn serve(
+    config: Arc<Config>,
+    pipeline: Pipeline,
+    worker: Worker,
+    drafter: Drafter,
+    outbox: Outbox,
+) -> Result<()> {
     let (stop_tx, stop_rx) = watch::channel(false);
     let filed = Arc::new(Notify::new());
     let mut tasks = Vec::new();
-    tasks.push(tokio::spawn(analyse_forever(
+    tasks.push(tokio::spawn(analyse_and_draft_forever(
         worker,
+        drafter,
         filed.clone(),
         stop_rx.clone(),
     )));
+    tasks.push(tokio::spawn(send_forever(outbox, stop_rx.clone())));
     for mailbox in &config.mailboxes {
         match mailbox.kind {
             MailboxKind::Maildir => {
@@ -94,28 +105,46 @@ async fn watch_maildir(
     }
 }
 
-/// The analysis stage: analyses every queued mail, then waits for the next
+/// The analysis and drafting stages: analyses every queued mail, then
+/// re-decides the drafts of every case that changed, then waits for the next
 /// filing (or a few seconds). A store error is logged once and retried.
-async fn analyse_forever(
+async fn analyse_and_draft_forever(
     worker: Worker,
+    drafter: Drafter,
     filed: Arc<Notify>,
     mut stop: watch::Receiver<bool>,
 ) -> Result<()> {
     let mut failing = false;
     loop {
-        match worker.run_pending().await {
-            Ok(counts) => {
+        let pass = async {
+            let analysed = worker.run_pending().await?;
+            let drafted = drafter.run().await?;
+            anyhow::Ok((analysed, drafted))
+        };
+        match pass.await {
+            Ok((analysed, drafted)) => {
+                if failing {
+                    tracing::info!("analysis and drafting work again");
+                }
                 failing = false;
-                if counts.analysed + counts.failed > 0 {
+                if analysed.analysed + analysed.failed > 0 {
                     tracing::info!(
-                        analysed = counts.analysed,
-                        failed = counts.failed,
+                        analysed = analysed.analysed,
+                        failed = analysed.failed,
                         "analysis stage ran"
+                    );
+                }
+                if drafted.created + drafted.updated + drafted.withdrawn > 0 {
+                    tracing::info!(
+                        created = drafted.created,
+                        updated = drafted.updated,
+                        withdrawn = drafted.withdrawn,
+                        "drafting stage ran"
                     );
                 }
             }
             Err(e) if !failing => {
-                tracing::error!(error = %format!("{e:#}"), "analysis stage failed; retrying");
+                tracing::error!(error = %format!("{e:#}"), "analysis or drafting failed; retrying");
                 failing = true;
             }
             Err(_) => {}
@@ -123,6 +152,41 @@ async fn analyse_forever(
         tokio::select! {
             _ = filed.notified() => {}
             _ = tokio::time::sleep(Duration::from_secs(5)) => {}
+            _ = stop.changed() => return Ok(()),
+        }
+    }
+}
+
+/// The sender: every two seconds, sends what engineers approved (from any
+/// process) and what is due for a retry. A send in progress finishes before
+/// the process stops.
+async fn send_forever(outbox: Outbox, mut stop: watch::Receiver<bool>) -> Result<()> {
+    let mut failing = false;
+    loop {
+        match outbox.send_due().await {
+            Ok(counts) => {
+                if failing {
+                    tracing::info!("the sender works again");
+                }
+                failing = false;
+                if counts.sent + counts.retrying + counts.failed + counts.recovered > 0 {
+                    tracing::info!(
+                        sent = counts.sent,
+                        retrying = counts.retrying,
+                        failed = counts.failed,
+                        recovered = counts.recovered,
+                        "sender ran"
+                    );
+                }
+            }
+            Err(e) if !failing => {
+                tracing::error!(error = %format!("{e:#}"), "sender failed; retrying");
+                failing = true;
+            }
+            Err(_) => {}
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(Duration::from_secs(2)) => {}
             _ = stop.changed() => return Ok(()),
         }
     }

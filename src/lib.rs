@@ -4,6 +4,8 @@
 //! - [`mailbox`]: where mail comes from (Maildir, mbox, .eml);
 //! - [`ingest`]: parse, subject grammar, direction, threading, filing;
 //! - [`analysis`]: logs → findings → root cause and next steps;
+//! - [`drafting`]: the reply each case calls for, from `templates/`;
+//! - [`outbox`]: approved replies sent at most once, in their thread;
 //! - [`store`]: the case store (sqlx), at the bottom;
 //! - [`daemon`]: `casebot serve`, wiring the stages together;
 //! - [`cli`]: the command line;
@@ -14,6 +16,8 @@ pub mod bench;
 pub mod cli;
 pub mod config;
 pub mod daemon;
+pub mod drafting;
 pub mod ingest;
 pub mod mailbox;
+pub mod outbox;
 pub mod store;

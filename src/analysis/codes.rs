@@ -13,7 +13,7 @@ use regex::Regex;
 use serde::Serialize;
 
 /// One code found on a line.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
 pub struct Code {
     /// Normalised: `0x` and eight lowercase hex digits.
     pub code: String,

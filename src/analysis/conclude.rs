@@ -10,14 +10,14 @@
 //! earlier failure (the retry worked). No failure and no success means
 //! `unknown`: no guess.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::codes::Code;
 use super::logs;
 use super::rules::{Lang, Role, RuleSet, Severity};
 use super::scan::Finding;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Outcome {
     Failure,
@@ -36,7 +36,7 @@ impl Outcome {
 }
 
 /// A line quoted as evidence.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Evidence {
     pub rule: String,
     pub file: String,
@@ -45,7 +45,7 @@ pub struct Evidence {
     pub text: String,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct RootCause {
     pub class: String,
     /// The class in words, in the report's language.
@@ -58,7 +58,7 @@ pub struct RootCause {
     pub evidence: Vec<Evidence>,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct NextStep {
     pub id: String,
     pub title: String,
@@ -66,7 +66,7 @@ pub struct NextStep {
 }
 
 /// What the findings add up to.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Conclusion {
     pub outcome: Outcome,
     pub root_cause: Option<RootCause>,

@@ -100,6 +100,14 @@ impl Lang {
             _ => None,
         }
     }
+
+    /// The tag used in config, template folders and output: `zh-CN` or `en`.
+    pub fn tag(self) -> &'static str {
+        match self {
+            Lang::Zh => "zh-CN",
+            Lang::En => "en",
+        }
+    }
 }
 
 /// One loaded rule.

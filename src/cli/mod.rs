@@ -4,8 +4,10 @@
 //! Exit codes (also in the README):
 //! 0 success · 1 runtime failure (store, I/O) · 2 bad usage or configuration ·
 //! 3 not found (case, draft, quarantine entry) · 4 input rejected (a file that
-//! is not a mail) · 5 import finished but some mails could not be read.
+//! is not a mail, a draft not in the state the command needs) · 5 import
+//! finished but some mails could not be read.
 
+mod drafts;
 mod output;
 
 use std::path::PathBuf;
@@ -59,6 +61,27 @@ pub enum Command {
     /// The rules folder.
     #[command(subcommand)]
     Rules(RulesCommand),
+    /// List drafted replies (pending ones wait for an engineer).
+    Drafts(drafts::DraftsArgs),
+    /// One draft: show, edit, draft anew, retry a failed send.
+    #[command(subcommand)]
+    Draft(drafts::DraftCommand),
+    /// Approve a pending draft for sending (recorded with who and when).
+    Approve(drafts::ApproveArgs),
+    /// Reject a pending draft, with a reason.
+    Reject(drafts::RejectArgs),
+    /// Send every approved draft that is due, now (the daemon does this on its own).
+    Send {
+        /// The counts as one JSON line.
+        #[arg(long)]
+        json: bool,
+    },
+    /// The reply templates.
+    #[command(subcommand)]
+    Templates(drafts::TemplatesCommand),
+    /// What closed cases taught (their failure and what fixed it).
+    #[command(subcommand)]
+    Knowledge(drafts::KnowledgeCommand),
     /// Benchmarks that print figures.
     #[command(subcommand)]
     Bench(BenchCommand),
@@ -151,6 +174,15 @@ pub enum BenchCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Render every template of a case (scope, next steps, closure, archive)
+    /// many times and report the time per case.
+    Render {
+        #[arg(long, default_value_t = 2000)]
+        iterations: u64,
+        /// Print the figures as JSON (the last line).
+        #[arg(long)]
+        json: bool,
+    },
     /// Generate a CBS.log of the given size with failures spread inside, analyse
     /// it, and time `rg -c` with every rule pattern on the same file.
     Analyze {
@@ -212,10 +244,17 @@ async fn dispatch(cli: Cli) -> Result<u8, Failure> {
         Command::Serve => {
             let store = open_store(&config).await?;
             let pipeline = Pipeline::new(store.clone(), config.clone())?;
-            let worker =
-                crate::analysis::worker::Worker::new(store, analyzer(&config, None)?, &config)?;
+            let analyzer = analyzer(&config, None)?;
+            let drafter = crate::drafting::Drafter::new(
+                store.clone(),
+                analyzer.rules.clone(),
+                config.clone(),
+            )
+            .map_err(|e| fail(2, e.into()))?;
+            let worker = crate::analysis::worker::Worker::new(store, analyzer, &config)?;
+            let outbox = crate::outbox::Outbox::new(pipeline.clone(), config.clone());
             tracing::info!(store = %config.store.url, "casebot serve starting");
-            crate::daemon::serve(config, pipeline, worker).await?;
+            crate::daemon::serve(config, pipeline, worker, drafter, outbox).await?;
             Ok(0)
         }
         Command::Import(args) => import_cmd(config, args).await,
@@ -241,12 +280,35 @@ async fn dispatch(cli: Cli) -> Result<u8, Failure> {
                 .ok_or_else(|| fail(3, anyhow::anyhow!("no case {:?} in the store", args.key)))?;
             let analyses = store.case_analyses(detail.case.id).await?;
             let latest = crate::store::analyses::newest_conclusion(&analyses).cloned();
+            let drafts: Vec<_> = store
+                .list_drafts(&crate::store::drafts::DraftFilter {
+                    case_row: Some(detail.case.id),
+                    ..Default::default()
+                })
+                .await?
+                .iter()
+                .map(crate::store::drafts::DraftRow::view)
+                .collect();
+            let drafter = crate::drafting::Drafter::from_config(store.clone(), config.clone())
+                .map_err(|e| fail(2, e.into()))?;
+            let lang = crate::analysis::rules::Lang::parse(&config.analysis.language)
+                .unwrap_or(crate::analysis::rules::Lang::Zh);
+            let conclusion = latest
+                .as_ref()
+                .and_then(|a| a.report.clone())
+                .and_then(|r| serde_json::from_value(r).ok());
+            let similar = match &conclusion {
+                Some(c) => drafter.similar(c, detail.case.id, lang).await?,
+                None => Vec::new(),
+            };
             if args.json {
                 let mut value = serde_json::to_value(&detail)?;
                 value["analyses"] = serde_json::to_value(&analyses)?;
                 value["analysis"] = latest
                     .and_then(|a| a.report)
                     .unwrap_or(serde_json::Value::Null);
+                value["drafts"] = serde_json::to_value(&drafts)?;
+                value["similar"] = serde_json::to_value(&similar)?;
                 output::json(&value)?;
             } else {
                 output::case_detail(&detail);
@@ -254,6 +316,18 @@ async fn dispatch(cli: Cli) -> Result<u8, Failure> {
                     println!();
                     println!("Log analysis:");
                     output::analysis_summary(&report);
+                }
+                if !similar.is_empty() {
+                    println!();
+                    println!("Similar resolved cases:");
+                    for s in &similar {
+                        println!("  {} ({}): {}", s.case, s.class_name, s.resolution);
+                    }
+                }
+                if !drafts.is_empty() {
+                    println!();
+                    println!("Drafts:");
+                    output::drafts_table(&drafts);
                 }
             }
             Ok(0)
@@ -309,6 +383,32 @@ async fn dispatch(cli: Cli) -> Result<u8, Failure> {
         }
         Command::Analyze(args) => analyze_cmd(&config, args).await,
         Command::Rules(RulesCommand::Check { json }) => rules_check_cmd(&config, json),
+        Command::Drafts(args) => drafts::list(&config, args).await,
+        Command::Draft(command) => drafts::draft(&config, command).await,
+        Command::Approve(args) => drafts::approve(&config, args).await,
+        Command::Reject(args) => drafts::reject(&config, args).await,
+        Command::Send { json } => drafts::send(&config, json).await,
+        Command::Templates(drafts::TemplatesCommand::Check { json }) => {
+            drafts::templates_check(&config, json)
+        }
+        Command::Knowledge(command) => drafts::knowledge(&config, command).await,
+        Command::Bench(BenchCommand::Render { iterations, json }) => {
+            let (dir, rules) = crate::analysis::rules::RuleSet::configured(&config);
+            let rules = rules.map_err(|e| {
+                fail(
+                    2,
+                    anyhow::anyhow!("the rules in {} do not load:\n{e}", dir.display()),
+                )
+            })?;
+            let templates = crate::drafting::templates::Templates::configured(&config)
+                .map_err(|e| fail(2, e.into()))?;
+            let figures = crate::bench::render(&templates, &rules, &config.drafting, iterations)?;
+            println!("{}", figures.describe());
+            if json {
+                output::json_line(&figures)?;
+            }
+            Ok(0)
+        }
         Command::Bench(BenchCommand::Analyze { size_mb, json }) => {
             let dir = tempfile::tempdir().context("Cannot create a temporary folder")?;
             let analyzer = analyzer(&config, None)?;
@@ -349,6 +449,9 @@ async fn import_cmd(config: Arc<Config>, args: ImportArgs) -> Result<u8, Failure
     let analyzer = analyzer(&config, None)?;
     let store = open_store(&config).await?;
     let pipeline = Pipeline::new(store.clone(), config.clone())?;
+    let drafter =
+        crate::drafting::Drafter::new(store.clone(), analyzer.rules.clone(), config.clone())
+            .map_err(|e| fail(2, e.into()))?;
     let worker = crate::analysis::worker::Worker::new(store, analyzer, &config)?;
     let bar = output::progress(source.len_hint, "importing");
     let json = args.json;
@@ -385,6 +488,11 @@ async fn import_cmd(config: Arc<Config>, args: ImportArgs) -> Result<u8, Failure
     eprintln!(
         "analysed {} mails with logs ({} without anything to analyse, {} failed)",
         analysed.analysed, analysed.empty, analysed.failed
+    );
+    let drafted = drafter.run().await?;
+    eprintln!(
+        "drafts: {} created, {} updated, {} withdrawn",
+        drafted.created, drafted.updated, drafted.withdrawn
     );
     Ok(if counts.failed > 0 { 5 } else { 0 })
 }

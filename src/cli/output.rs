@@ -452,3 +452,140 @@ pub fn analysis_summary(report: &serde_json::Value) {
         }
     }
 }
+
+pub fn drafts_table(drafts: &[crate::store::drafts::DraftView]) {
+    if drafts.is_empty() {
+        println!("no drafts");
+        return;
+    }
+    println!(
+        "{:>5}  {:<18} {:<10} {:<9} {:>3}  {:<20} detail",
+        "ID", "CASE", "KIND", "STATUS", "REV", "UPDATED"
+    );
+    for d in drafts {
+        let detail = match d.status.as_str() {
+            "pending" => d.edited_by.as_ref().map(|b| format!("edited by {b}")),
+            "approved" if d.attempts > 0 => Some(format!(
+                "attempt {} failed: {}; next {}",
+                d.attempts,
+                d.last_error.as_deref().unwrap_or("?"),
+                d.next_attempt_at.as_deref().unwrap_or("now")
+            )),
+            "approved" => d
+                .approved_by
+                .as_ref()
+                .map(|b| format!("approved by {b}, waiting to be sent")),
+            "rejected" => Some(format!(
+                "by {}: {}",
+                d.rejected_by.as_deref().unwrap_or("?"),
+                d.reject_reason.as_deref().unwrap_or("")
+            )),
+            "sent" => d.sent_at.as_ref().map(|t| format!("sent {t}")),
+            "failed" => d.last_error.clone(),
+            _ => None,
+        };
+        println!(
+            "{:>5}  {:<18} {:<10} {:<9} {:>3}  {:<20} {}",
+            d.id,
+            short(d.case_id.as_deref().unwrap_or(&d.case_key), 18),
+            d.kind,
+            d.status,
+            d.revision,
+            d.updated_at,
+            short(&detail.unwrap_or_default(), 80)
+        );
+    }
+}
+
+pub fn draft_detail(d: &crate::store::drafts::DraftView) {
+    println!(
+        "Draft {} · {} · {} · revision {}",
+        d.id, d.kind, d.status, d.revision
+    );
+    println!("Case:     {}", d.case_id.as_deref().unwrap_or(&d.case_key));
+    println!("Subject:  {}", d.subject);
+    println!("To:       {}", d.to.join(", "));
+    if !d.cc.is_empty() {
+        println!("Cc:       {}", d.cc.join(", "));
+    }
+    if let Some(parent) = &d.in_reply_to {
+        println!("Replying: <{parent}>");
+    }
+    if let Some(mid) = &d.message_id {
+        println!("Message-ID: <{mid}>");
+    }
+    if let (Some(by), Some(at)) = (&d.edited_by, &d.edited_at) {
+        println!("Edited:   by {by} at {at}");
+    }
+    if let (Some(by), Some(at)) = (&d.approved_by, &d.approved_at) {
+        println!("Approved: by {by} at {at}");
+    }
+    if let (Some(by), Some(at)) = (&d.rejected_by, &d.rejected_at) {
+        println!(
+            "Rejected: by {by} at {at}: {}",
+            d.reject_reason.as_deref().unwrap_or("")
+        );
+    }
+    if let Some(at) = &d.sent_at {
+        println!("Sent:     {at}");
+    }
+    if let Some(e) = &d.last_error {
+        println!("Last error (attempt {}): {e}", d.attempts);
+    }
+    println!("{}", "-".repeat(72));
+    print!("{}", d.body);
+    if !d.body.ends_with('\n') {
+        println!();
+    }
+}
+
+pub fn knowledge_table(entries: &[crate::store::knowledge::KnowledgeEntry]) {
+    if entries.is_empty() {
+        println!("no knowledge yet: it is recorded when a closure is approved");
+        return;
+    }
+    println!("{:>4}  {:<18} {:<34} resolution", "ID", "CASE", "CLASS");
+    for k in entries {
+        println!(
+            "{:>4}  {:<18} {:<34} {}",
+            k.id,
+            short(&k.case_key, 18),
+            short(&k.class, 34),
+            short(&k.resolution.replace('\n', " "), 80)
+        );
+    }
+}
+
+pub fn knowledge_detail(k: &crate::store::knowledge::KnowledgeEntry) {
+    println!("Knowledge {} · case {}", k.id, k.case_key);
+    println!("Class:      {}", k.class);
+    if let Some(rule) = &k.rule {
+        println!("Rule:       {rule}");
+    }
+    if !k.error_codes.is_empty() {
+        println!("Codes:      {}", k.error_codes.join(", "));
+    }
+    if let Some(c) = &k.component {
+        println!("Component:  {c}");
+    }
+    if let Some(p) = &k.package {
+        println!("Package:    {p}");
+    }
+    if !k.kbs.is_empty() {
+        println!("KBs:        {}", k.kbs.join(", "));
+    }
+    println!("Problem:    {}", k.problem);
+    println!("Resolution: {}", k.resolution);
+    if let Some(w) = &k.customer_words {
+        println!("Customer:   {w}");
+    }
+    println!(
+        "Recorded {}, updated {}{}",
+        k.created_at,
+        k.updated_at,
+        k.updated_by
+            .as_ref()
+            .map(|b| format!(" by {b}"))
+            .unwrap_or_default()
+    );
+}

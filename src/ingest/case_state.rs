@@ -72,18 +72,34 @@ static ARCHIVE: LazyLock<Regex> = LazyLock::new(|| {
 });
 static THANKS: LazyLock<Regex> =
     LazyLock::new(|| Regex::new(r"(?i)(谢|感谢|辛苦|thank|好的|收到|ok\b)").expect("static regex"));
+/// Words that make a short mail news rather than a thank-you: it reports
+/// logs, a result, or asks for something.
+static NEWS: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(
+        r"(?i)(上传|日志|附件|截图|失败|错误|报错|依旧|仍然|还是|问题|请|跟进|怎么|如何|能否|是否|[?？]|upload|log|attach|fail|error|still|please|how|could you|can you)",
+    )
+    .expect("static regex")
+});
 
 /// Longest new text (in chars) that still counts as a mere thank-you.
 const ACK_MAX_CHARS: usize = 40;
 
 /// Classifies a mail's new text. `resolution` is whether a resolution phrase
-/// was found (customer mails only).
-pub fn mail_signal(direction: Direction, new_text: &str, resolution: bool) -> Option<MailSignal> {
+/// was found (customer mails only); `carries_evidence` whether the mail has
+/// attachments or links (then it is never a mere thank-you).
+pub fn mail_signal(
+    direction: Direction,
+    new_text: &str,
+    resolution: bool,
+    carries_evidence: bool,
+) -> Option<MailSignal> {
     match direction {
         Direction::Customer if resolution => Some(MailSignal::Resolution),
         Direction::Customer
-            if new_text.chars().filter(|c| !c.is_whitespace()).count() <= ACK_MAX_CHARS
-                && THANKS.is_match(new_text) =>
+            if !carries_evidence
+                && new_text.chars().filter(|c| !c.is_whitespace()).count() <= ACK_MAX_CHARS
+                && THANKS.is_match(new_text)
+                && !NEWS.is_match(new_text) =>
         {
             Some(MailSignal::Ack)
         }
@@ -106,12 +122,13 @@ pub fn case_status(messages_by_date: impl IntoIterator<Item = StatusInput>) -> C
         status = match (m.direction, m.signal, status) {
             (Direction::Auto | Direction::Bounce, _, s) => s,
             (Direction::Customer, Some(MailSignal::Resolution), _) => CaseStatus::Resolved,
-            // "Thanks!" after the closure does not reopen the case.
-            (
-                Direction::Customer,
-                Some(MailSignal::Ack),
-                s @ (CaseStatus::Resolved | CaseStatus::Archived),
-            ) => s,
+            // A bare "thanks!" hands nothing back to the desk: it neither
+            // reopens a closed case nor asks for a reply. Only a case the
+            // desk has not answered yet starts waiting on it.
+            (Direction::Customer, Some(MailSignal::Ack), CaseStatus::New) => {
+                CaseStatus::WaitingOnUs
+            }
+            (Direction::Customer, Some(MailSignal::Ack), s) => s,
             (Direction::Customer, _, _) => CaseStatus::WaitingOnUs,
             (Direction::Engineer, Some(MailSignal::Archive), _) => CaseStatus::Archived,
             // The closure summary after the customer's confirmation.
@@ -130,7 +147,7 @@ mod tests {
     fn m(direction: Direction, text: &str, resolution: bool) -> StatusInput {
         StatusInput {
             direction,
-            signal: mail_signal(direction, text, resolution),
+            signal: mail_signal(direction, text, resolution, false),
         }
     }
 
@@ -169,6 +186,36 @@ mod tests {
             m(Bounce, "", false),
         ]);
         assert_eq!(s, CaseStatus::WaitingOnCustomer);
+    }
+
+    #[test]
+    fn short_news_with_thanks_is_not_a_thank_you() {
+        for text in [
+            "已按照邮件说明的步骤上传压缩包。请您跟进。谢谢！",
+            "见附件，谢谢",
+            "还是失败，谢谢",
+            "Thanks, logs uploaded.",
+        ] {
+            assert_eq!(mail_signal(Customer, text, false, false), None, "{text}");
+        }
+        assert_eq!(mail_signal(Customer, "谢谢", false, true), None);
+        assert_eq!(
+            mail_signal(Customer, "非常感谢。辛苦了！", false, false),
+            Some(MailSignal::Ack)
+        );
+    }
+
+    #[test]
+    fn a_bare_thank_you_keeps_the_ball_with_the_customer() {
+        let s = case_status([
+            m(Engineer, "已收到您上传的日志，有结果会同步。", false),
+            m(Customer, "非常感谢！", false),
+        ]);
+        assert_eq!(s, CaseStatus::WaitingOnCustomer);
+        assert_eq!(
+            case_status([m(Customer, "谢谢", false)]),
+            CaseStatus::WaitingOnUs
+        );
     }
 
     #[test]

@@ -108,7 +108,8 @@ pub fn classify(signals: &MailSignals<'_>, desk: &DeskConfig) -> Direction {
     Direction::Customer
 }
 
-fn is_engineer(from: &str, desk: &DeskConfig) -> bool {
+/// Whether `from` (lower case) is one of the desk's own addresses or domains.
+pub fn is_engineer(from: &str, desk: &DeskConfig) -> bool {
     if from.is_empty() {
         return false;
     }

@@ -423,6 +423,7 @@ async fn file_all(conn: &mut AnyConnection, items: &[Prepared]) -> Result<Vec<Re
                 mail.direction,
                 &mail.body.new_text,
                 mail.resolution_phrase.is_some(),
+                !mail.attachments.is_empty() || !mail.links.is_empty(),
             ),
             decision,
         });

@@ -23,7 +23,7 @@ use super::subject::{GrammarError, ParsedSubject, SubjectGrammar};
 use crate::config::{Config, DeskConfig, IngestConfig};
 
 /// A display name and address, both as decoded from the header.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
 pub struct Mailbox {
     pub name: Option<String>,
     pub address: Option<String>,

@@ -19,7 +19,8 @@ use crate::config::GrammarConfig;
 
 /// What the subject says about the case. Every field is optional: most mail
 /// in the world does not follow the partner's grammar.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[serde(default)]
 pub struct ParsedSubject {
     /// Reply/forward prefixes in the order they stand (`["Re", "回复"]`).
     pub prefixes: Vec<String>,

@@ -29,6 +29,8 @@ pub enum Source {
     Quarantine { id: i64 },
     /// A mail made up by the benchmark.
     Generated { index: u64 },
+    /// The copy of a reply casebot sent (draft id).
+    Sent { draft: i64 },
 }
 
 impl Source {
@@ -39,6 +41,7 @@ impl Source {
             Source::Maildir { .. } => "maildir",
             Source::Quarantine { .. } => "quarantine",
             Source::Generated { .. } => "generated",
+            Source::Sent { .. } => "sent",
         }
     }
 }
@@ -55,6 +58,7 @@ impl fmt::Display for Source {
             Source::Maildir { mailbox, file } => write!(f, "maildir:{mailbox}/{file}"),
             Source::Quarantine { id } => write!(f, "quarantine:{id}"),
             Source::Generated { index } => write!(f, "generated:{index}"),
+            Source::Sent { draft } => write!(f, "sent:draft-{draft}"),
         }
     }
 }

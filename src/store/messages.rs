@@ -506,9 +506,18 @@ async fn adopt(
     orphan_key: &str,
     parent: &str,
 ) -> Result<()> {
+    // The orphan's pending draft answered half a thread: the drafting stage
+    // drafts again for the whole case (thread_adopted is one of its triggers).
+    sqlx::query("DELETE FROM drafts WHERE case_id = $1 AND status = 'pending'")
+        .bind(orphan_row)
+        .execute(&mut *conn)
+        .await?;
     for sql in [
         "UPDATE messages SET case_id = $1 WHERE case_id = $2",
         "UPDATE events SET case_id = $1 WHERE case_id = $2",
+        "UPDATE drafts SET case_id = $1 WHERE case_id = $2",
+        "UPDATE knowledge SET case_id = $1 WHERE case_id = $2 \
+         AND NOT EXISTS (SELECT 1 FROM knowledge WHERE case_id = $1)",
     ] {
         sqlx::query(sql)
             .bind(target_row)
@@ -516,6 +525,10 @@ async fn adopt(
             .execute(&mut *conn)
             .await?;
     }
+    sqlx::query("DELETE FROM knowledge WHERE case_id = $1")
+        .bind(orphan_row)
+        .execute(&mut *conn)
+        .await?;
     sqlx::query("DELETE FROM cases WHERE id = $1")
         .bind(orphan_row)
         .execute(&mut *conn)

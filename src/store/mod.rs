@@ -9,6 +9,8 @@
 
 pub mod analyses;
 pub mod cases;
+pub mod drafts;
+pub mod knowledge;
 pub mod messages;
 pub mod quarantine;
 
