@@ -70,6 +70,8 @@ pub struct Portal {
 
 #[derive(Debug, Clone, Serialize)]
 pub struct Quote {
+    /// The line as quoted in a mail: its time stamp exactly once.
+    pub display: String,
     pub time: Option<String>,
     pub file: String,
     pub line: u64,
@@ -314,7 +316,13 @@ fn quote(e: &crate::analysis::conclude::Evidence) -> Quote {
         Some((cut, _)) => format!("{}…", &text[..cut]),
         None => text.to_string(),
     };
+    // Log lines carry their own time stamp; pasted fragments may not.
+    let display = match &e.time {
+        Some(t) if !text.starts_with(|c: char| c.is_ascii_digit()) => format!("{t} {text}"),
+        _ => text.clone(),
+    };
     Quote {
+        display,
         time: e.time.clone(),
         file: e.file.clone(),
         line: e.line,

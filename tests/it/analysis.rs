@@ -77,7 +77,7 @@ fn info_lines(date: &str, hh: u32, mm: u32, n: usize) -> String {
 /// A log in the shape of the desk's first reference case: a hard link that
 /// CSI cannot delete, wrapped by E_FAIL lines, after an earlier session whose
 /// own error recovered, with thousands of Info and noise lines around.
-fn hard_link_log() -> String {
+pub fn hard_link_log() -> String {
     let mut log = String::new();
     log.push_str("2023-02-21 09:00:00, Info                  CBS    TI: --- Initializing Trusted Installer ---\n");
     log.push_str(&info_lines("2023-02-21", 9, 0, 2000));
@@ -352,7 +352,7 @@ fn setup_rollback_and_windows_update_alone() {
     assert_eq!(c.kbs, vec!["KB3124263"]);
 }
 
-fn zip(entries: &[(&str, &[u8])]) -> Vec<u8> {
+pub fn zip(entries: &[(&str, &[u8])]) -> Vec<u8> {
     let mut out = std::io::Cursor::new(Vec::new());
     {
         let mut w = zip::ZipWriter::new(&mut out);

@@ -5,7 +5,9 @@ mod analysis;
 mod analyze_cli;
 mod cli;
 mod corpus;
+mod drafting;
 mod fixtures;
+mod mailstack;
 mod rules;
 mod threads;
 

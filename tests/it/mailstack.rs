@@ -1,0 +1,187 @@
+//! Real mail servers for the tests, started on loopback high ports and
+//! stopped when their handle drops (also when a test fails).
+//!
+//! `SmtpSink` is Postfix's smtp-sink: a real SMTP server that accepts
+//! everything and dumps each transaction into a file, which the tests parse
+//! to check exactly what a client sent. The test script installs Postfix.
+
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+const SMTP_SINK: &str = "/usr/sbin/smtp-sink";
+
+/// A free loopback port (bound, then released for the server to take).
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free loopback port")
+}
+
+pub fn is_root() -> bool {
+    // SAFETY: getuid has no preconditions.
+    unsafe { libc::getuid() == 0 }
+}
+
+/// One message as the server received it.
+#[derive(Debug, Clone)]
+pub struct Received {
+    /// The message itself (smtp-sink's own header lines removed).
+    pub message: Vec<u8>,
+    pub mail_from: String,
+    pub rcpt_to: Vec<String>,
+}
+
+impl Received {
+    pub fn parsed(&self) -> mail_parser::Message<'_> {
+        mail_parser::MessageParser::default()
+            .parse(&self.message)
+            .expect("a parseable message")
+    }
+
+    pub fn header(&self, name: &str) -> Option<String> {
+        let text = String::from_utf8_lossy(&self.message);
+        let mut value: Option<String> = None;
+        for line in text.split("\r\n").flat_map(|l| l.split('\n')) {
+            if line.is_empty() {
+                break;
+            }
+            if let Some(v) = value.as_mut()
+                && (line.starts_with(' ') || line.starts_with('\t'))
+            {
+                v.push(' ');
+                v.push_str(line.trim());
+                continue;
+            }
+            if value.is_some() {
+                break;
+            }
+            if let Some((n, v)) = line.split_once(':')
+                && n.eq_ignore_ascii_case(name)
+            {
+                value = Some(v.trim().to_string());
+            }
+        }
+        value
+    }
+}
+
+/// Postfix's smtp-sink on a loopback port.
+pub struct SmtpSink {
+    child: Child,
+    pub port: u16,
+    dump: tempfile::TempDir,
+}
+
+impl SmtpSink {
+    pub fn start(extra: &[&str]) -> SmtpSink {
+        Self::start_on(free_port(), extra)
+    }
+
+    /// Starts on `port` (a restart after a simulated outage) with extra
+    /// smtp-sink options (`-w 4` delays the answer to DATA).
+    pub fn start_on(port: u16, extra: &[&str]) -> SmtpSink {
+        assert!(
+            Path::new(SMTP_SINK).exists(),
+            "{SMTP_SINK} is missing: run scripts/test.sh (it installs postfix)"
+        );
+        let dump = tempfile::tempdir().expect("a dump folder");
+        // smtp-sink drops root privileges to `nobody`, who must write here.
+        set_mode(dump.path(), 0o777);
+        let mut cmd = Command::new(SMTP_SINK);
+        if is_root() {
+            cmd.args(["-u", "nobody"]);
+        }
+        cmd.args(["-h", "sink.example.net", "-d"])
+            .arg(format!("{}/msg.", dump.path().display()))
+            .args(extra)
+            .arg(format!("127.0.0.1:{port}"))
+            .arg("64")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
+        let child = cmd.spawn().expect("smtp-sink starts");
+        let sink = SmtpSink { child, port, dump };
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(
+                Instant::now() < deadline,
+                "smtp-sink did not listen on {port}"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        sink
+    }
+
+    /// Every complete message received so far, oldest first.
+    pub fn received(&self) -> Vec<Received> {
+        let mut files: Vec<PathBuf> = std::fs::read_dir(self.dump.path())
+            .map(|d| d.flatten().map(|e| e.path()).collect())
+            .unwrap_or_default();
+        files.sort_by_key(|p| std::fs::metadata(p).and_then(|m| m.modified()).ok());
+        files.into_iter().filter_map(|f| parse_dump(&f)).collect()
+    }
+
+    /// Waits up to `secs` for at least `n` messages.
+    pub fn wait_for(&self, n: usize, secs: u64) -> Vec<Received> {
+        let deadline = Instant::now() + Duration::from_secs(secs);
+        loop {
+            let got = self.received();
+            if got.len() >= n || Instant::now() > deadline {
+                return got;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+}
+
+impl Drop for SmtpSink {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn set_mode(path: &Path, mode: u32) {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).expect("chmod");
+}
+
+/// A dump file: smtp-sink's X-* lines and its three-line Received header,
+/// then the message. A transaction cut short has no message: `None`.
+fn parse_dump(path: &Path) -> Option<Received> {
+    let bytes = std::fs::read(path).ok()?;
+    let mut mail_from = String::new();
+    let mut rcpt_to = Vec::new();
+    let mut offset = 0;
+    let mut lines = bytes.split_inclusive(|b| *b == b'\n');
+    let mut in_received = 0;
+    for line in lines.by_ref() {
+        let text = String::from_utf8_lossy(line);
+        let t = text.trim_end();
+        offset += line.len();
+        if let Some(v) = t.strip_prefix("X-Mail-Args: ") {
+            mail_from = v.to_string();
+        } else if let Some(v) = t.strip_prefix("X-Rcpt-Args: ") {
+            rcpt_to.push(v.to_string());
+        } else if t.starts_with("Received: ") {
+            in_received = 1;
+        } else if in_received > 0 {
+            in_received += 1;
+            if in_received == 3 {
+                break;
+            }
+        }
+    }
+    let message = bytes[offset.min(bytes.len())..].to_vec();
+    let complete = in_received == 3
+        && message
+            .windows(11)
+            .any(|w| w.eq_ignore_ascii_case(b"message-id:"));
+    complete.then_some(Received {
+        message,
+        mail_from,
+        rcpt_to,
+    })
+}
