@@ -1,17 +1,27 @@
 #!/usr/bin/env bash
 # The whole test suite, as CI runs it: formatting, lints, then every test.
 # Run from anywhere. Installs what the tests and benchmarks need from Debian
-# when missing (as root): ripgrep, the baseline of `casebot bench analyze`.
+# when missing (as root): ripgrep (the baseline of `casebot bench analyze`)
+# and postfix (its smtp-sink is the SMTP server the sending tests talk to).
+# Nothing is started here: each test starts its own servers on loopback.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 need=()
 command -v rg >/dev/null 2>&1 || need+=(ripgrep)
+[ -x /usr/sbin/smtp-sink ] || need+=(postfix)
 if ((${#need[@]})); then
     if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
         echo "== apt-get install ${need[*]}"
-        DEBIAN_FRONTEND=noninteractive apt-get install -y -q "${need[@]}" >/dev/null \
-            || { apt-get update -q >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -q "${need[@]}" >/dev/null; }
+        # Postfix asks how to configure itself; the tests run their own.
+        echo "postfix postfix/main_mailer_type select No configuration" | debconf-set-selections
+        install() {
+            DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${need[@]}" >/dev/null
+        }
+        install || { apt-get update -q >/dev/null && install; }
+    elif [ ! -x /usr/sbin/smtp-sink ]; then
+        echo "error: missing ${need[*]}: run this script as root once to install them" >&2
+        exit 1
     else
         echo "warning: missing ${need[*]} (run as root to install); the ripgrep baseline is skipped" >&2
     fi

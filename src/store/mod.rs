@@ -46,7 +46,7 @@ impl Store {
                 "unsupported store URL {url:?}: expected sqlite://PATH (PostgreSQL is planned)"
             )
         };
-        let url = prepare_sqlite_url(url)?;
+        let (url, path) = prepare_sqlite_url(url)?;
         let options = AnyConnectOptions::from_str(&url)
             .with_context(|| format!("Invalid store URL {url:?}"))?;
         let pool = AnyPoolOptions::new()
@@ -67,6 +67,13 @@ impl Store {
             .connect_with(options)
             .await
             .with_context(|| format!("Cannot open the store at {url}"))?;
+        // Two processes opening a new store at once (the daemon and a
+        // command) would both apply the same migration; SQLite has no
+        // advisory lock, so a lock file beside the store serialises them.
+        let _lock = match &path {
+            Some(p) => Some(lock_file(p).await?),
+            None => None,
+        };
         sqlx::migrate!("./migrations/sqlite")
             .run(&pool)
             .await
@@ -90,9 +97,33 @@ impl Store {
     }
 }
 
+/// Holds an exclusive `flock` on `<store>.lock` until dropped.
+async fn lock_file(store: &Path) -> Result<std::fs::File> {
+    let mut name = store.as_os_str().to_owned();
+    name.push(".lock");
+    let path = std::path::PathBuf::from(name);
+    tokio::task::spawn_blocking(move || -> Result<std::fs::File> {
+        use std::os::fd::AsRawFd;
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)
+            .with_context(|| format!("Cannot open the lock file {}", path.display()))?;
+        // SAFETY: flock on a descriptor this function owns.
+        if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX) } != 0 {
+            return Err(std::io::Error::last_os_error())
+                .with_context(|| format!("Cannot lock {}", path.display()));
+        }
+        Ok(file)
+    })
+    .await
+    .context("The lock task failed")?
+}
+
 /// Adds `mode=rwc` and creates the parent folder, so a fresh machine needs
-/// nothing prepared.
-fn prepare_sqlite_url(url: &str) -> Result<String> {
+/// nothing prepared. Also returns the file's path (none for `:memory:`).
+fn prepare_sqlite_url(url: &str) -> Result<(String, Option<std::path::PathBuf>)> {
     let rest = url
         .trim_start_matches("sqlite://")
         .trim_start_matches("sqlite:");
@@ -113,7 +144,8 @@ fn prepare_sqlite_url(url: &str) -> Result<String> {
         }
         query.push_str("mode=rwc");
     }
-    Ok(format!("sqlite://{path}?{query}"))
+    let file = (path != ":memory:" && !path.is_empty()).then(|| std::path::PathBuf::from(path));
+    Ok((format!("sqlite://{path}?{query}"), file))
 }
 
 /// Now, as stored: Unix seconds.

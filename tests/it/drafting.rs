@@ -925,3 +925,84 @@ fn templates_check_names_the_template_and_the_missing_variable() {
     assert!(!o.status.success());
     assert!(stderr(&o).contains("portal.link"), "{}", stderr(&o));
 }
+
+#[test]
+fn an_english_customer_gets_an_english_draft() {
+    let desk = Desk::new(None);
+    desk.deliver(
+        "en1",
+        &customer_mail(
+            SUBJECT,
+            "en1@mail.example.cn",
+            None,
+            "2024-03-04T09:00:00+08:00",
+            "Hello,\nthe cumulative update fails on our servers. Could you help?\nMing",
+            None,
+        ),
+    );
+    let d = only_pending(&desk);
+    assert_eq!(d["language"], "en");
+    let body = d["body"].as_str().unwrap();
+    assert!(body.starts_with("Dear 赵明,"), "{body}");
+    for part in [
+        "Problem definition:",
+        "Scope:",
+        "Next steps:",
+        "Best regards,",
+    ] {
+        assert!(body.contains(part), "{part:?} missing:\n{body}");
+    }
+    assert!(!body.contains("问题"), "no Chinese template text:\n{body}");
+}
+
+#[test]
+fn the_daemon_drafts_and_sends_on_its_own() {
+    let desk = Desk::new(None);
+    let new = desk.path().join("mail/new");
+    std::fs::create_dir_all(&new).unwrap();
+    let mut serve = std::process::Command::new(env!("CARGO_BIN_EXE_casebot"))
+        .arg("serve")
+        .current_dir(desk.path())
+        .env("CASEBOT_DB", format!("sqlite://{}", desk.db().display()))
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mail = customer_mail(
+        SUBJECT,
+        "d1@mail.example.cn",
+        None,
+        &soon(-1),
+        "您好，安装失败，请协助。",
+        None,
+    );
+    std::fs::write(new.join("1700000000.d1.host"), mail).unwrap();
+    let wait = |what: &str, done: &dyn Fn() -> bool| {
+        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        while !done() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "timed out waiting for {what}"
+            );
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    };
+    wait("a draft", &|| desk.pending().len() == 1);
+    let id = id_of(&desk.pending()[0]);
+    desk.ok(&["approve", &id, "--as", "Li Desk"]);
+    let outbox = desk.path().join("outbox");
+    wait("the sent file", &|| {
+        std::fs::read_dir(&outbox)
+            .map(|d| d.count() == 1)
+            .unwrap_or(false)
+    });
+    wait("the case to wait on the customer", &|| {
+        desk.json(&["show", CASE, "--json"])["status"] == "waiting_on_customer"
+    });
+    // SAFETY: signalling our own child.
+    unsafe { libc::kill(serve.id() as i32, libc::SIGTERM) };
+    let status = serve.wait().unwrap();
+    assert!(status.success(), "serve stops cleanly on SIGTERM: {status}");
+    let d = desk.json(&["draft", "show", &id, "--json"]);
+    assert_eq!(d["status"], "sent");
+}
