@@ -387,7 +387,7 @@ impl Drafter {
             &self.config.drafting.reply_prefix,
             &self.config.desk,
         );
-        let facts = facts(&ctx, conclusion.or(last_failure), &texts);
+        let facts = facts(&ctx, last_failure.or(conclusion), &texts);
         Ok(NewDraft {
             case_row: case.id,
             kind: kind.as_str(),
