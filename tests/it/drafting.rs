@@ -1006,3 +1006,83 @@ fn the_daemon_drafts_and_sends_on_its_own() {
     let d = desk.json(&["draft", "show", &id, "--json"]);
     assert_eq!(d["status"], "sent");
 }
+
+#[test]
+fn seed_shaped_fixture_threads_are_answered_in_their_thread() {
+    let sink = SmtpSink::start(&[]);
+    let desk = Desk::new(Some(sink.port));
+    let threads = super::fixture("threads");
+    // The hard-link thread up to the customer's "uploaded" mail, and the
+    // hash-mismatch thread up to the partner's "still failing" mail.
+    for (thread, upto) in [("hardlink", 2), ("hashmismatch", 3)] {
+        let folder = desk.path().join(thread);
+        std::fs::create_dir_all(&folder).unwrap();
+        for n in 1..=upto {
+            let name = format!("{n:02}.eml");
+            std::fs::copy(threads.join(thread).join(&name), folder.join(&name)).unwrap();
+        }
+        desk.ok(&["import", folder.to_str().unwrap()]);
+    }
+    let pending = desk.pending();
+    assert_eq!(pending.len(), 2, "{pending:#?}");
+    for d in &pending {
+        assert_eq!(d["kind"], "next_steps", "both were answered before: {d:#}");
+        desk.ok(&["approve", &id_of(d), "--as", "Li Desk"]);
+    }
+    desk.ok(&["send"]);
+    let got = sink.wait_for(2, 10);
+    assert_eq!(got.len(), 2);
+    let subjects: Vec<String> = got
+        .iter()
+        .map(|r| r.parsed().subject().unwrap_or("").to_string())
+        .collect();
+    assert!(
+        subjects.contains(&"Re: [案例号:CAS-10001-HL7Q2M] %示例电脑OEM用户-某研究院用户反馈无法安装补丁% 案例重新分配 CMIT:0002001".to_string()),
+        "{subjects:#?}"
+    );
+    assert!(
+        subjects.contains(&"Re: [案例号: CAS-10002-HS4X6D ] % |P2|ACME-BANK|示例银行用户反馈1月补丁KB5022286安装失败 % 初次响应 CMIT:0002002".to_string()),
+        "one prefix, the partner's tags as written: {subjects:#?}"
+    );
+    let to_partner = got
+        .iter()
+        .find(|r| r.parsed().subject().unwrap_or("").contains("CAS-10002"))
+        .unwrap();
+    assert_eq!(to_partner.rcpt_to[0], "<xu@acme-bank.example.cn>");
+    assert_eq!(
+        to_partner.header("In-Reply-To").as_deref(),
+        Some("<b-cust-1@acme-bank.example.cn>")
+    );
+}
+
+#[test]
+fn starttls_required_but_not_offered_fails_without_sending() {
+    let sink = SmtpSink::start(&[]);
+    let desk = Desk::new(Some(sink.port));
+    let config = std::fs::read_to_string(desk.path().join("config.toml"))
+        .unwrap()
+        .replace("security = \"plain\"", "security = \"starttls\"");
+    std::fs::write(desk.path().join("config.toml"), config).unwrap();
+    desk.deliver(
+        "t1",
+        &customer_mail(
+            SUBJECT,
+            "t1@mail.example.cn",
+            None,
+            "2024-03-04T09:00:00+08:00",
+            "您好，安装失败。",
+            None,
+        ),
+    );
+    let id = id_of(&only_pending(&desk));
+    desk.ok(&["approve", &id, "--as", "Li Desk"]);
+    let o = desk.run(&["send"]);
+    assert_eq!(o.status.code(), Some(1), "a draft failed for good");
+    let d = desk.json(&["draft", "show", &id, "--json"]);
+    assert_eq!(d["status"], "failed");
+    assert!(
+        d["last_error"].as_str().unwrap().contains("STARTTLS"),
+        "{d:#}"
+    );
+    assert!(sink.received().is_empty(), "never downgraded to plain text");
+}
