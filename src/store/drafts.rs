@@ -11,7 +11,7 @@
 
 use anyhow::{Context, Result};
 use serde::Serialize;
-use sqlx::FromRow;
+use sqlx::{FromRow, Row as _};
 
 use super::analyses::AnalysisView;
 use super::knowledge::{self, NewKnowledge};
@@ -234,6 +234,27 @@ pub struct DraftFilter {
     pub case_row: Option<i64>,
 }
 
+/// What the drafting stage writes of a draft, bound by [`bind_content`] as $1 … $12.
+const CONTENT_COLUMNS: &str = "kind, origin, basis, trigger_message_id, language, subject, body, facts, \
+     to_json, cc_json, in_reply_to, references_text";
+
+type AnyQuery<'q> = sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>>;
+
+fn bind_content<'q>(q: AnyQuery<'q>, d: &'q NewDraft, to: &'q str, cc: &'q str) -> AnyQuery<'q> {
+    q.bind(d.kind)
+        .bind(d.origin)
+        .bind(&d.basis)
+        .bind(d.trigger)
+        .bind(d.language)
+        .bind(&d.subject)
+        .bind(&d.body)
+        .bind(d.facts.to_string())
+        .bind(to)
+        .bind(cc)
+        .bind(&d.in_reply_to)
+        .bind(d.references.join(" "))
+}
+
 /// Event kinds that can change what a case calls for.
 const DRAFTING_TRIGGERS: &str =
     "'message_filed', 'status_changed', 'analysis_finished', 'thread_adopted', 'case_opened'";
@@ -349,29 +370,23 @@ impl Store {
     pub async fn create_draft(&self, d: &NewDraft, reason: &str) -> Result<Option<i64>> {
         let mut tx = self.begin_write().await?;
         let now = now_ts();
-        let id: Option<i64> = sqlx::query_scalar(
-            "INSERT INTO drafts (case_id, kind, status, origin, basis, trigger_message_id, language, subject, body, \
-             facts, to_json, cc_json, in_reply_to, references_text, created_at, updated_at) \
-             VALUES ($1, $2, 'pending', $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $14) \
-             ON CONFLICT DO NOTHING RETURNING id",
+        let (to, cc) = (serde_json::to_string(&d.to)?, serde_json::to_string(&d.cc)?);
+        let row = bind_content(
+            sqlx::query(&format!(
+                "INSERT INTO drafts ({CONTENT_COLUMNS}, case_id, status, created_at, updated_at) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, 'pending', $14, $14) \
+                 ON CONFLICT DO NOTHING RETURNING id"
+            )),
+            d,
+            &to,
+            &cc,
         )
         .bind(d.case_row)
-        .bind(d.kind)
-        .bind(d.origin)
-        .bind(&d.basis)
-        .bind(d.trigger)
-        .bind(d.language)
-        .bind(&d.subject)
-        .bind(&d.body)
-        .bind(d.facts.to_string())
-        .bind(serde_json::to_string(&d.to)?)
-        .bind(serde_json::to_string(&d.cc)?)
-        .bind(&d.in_reply_to)
-        .bind(d.references.join(" "))
         .bind(now)
         .fetch_optional(&mut *tx)
         .await
         .context("Cannot create a draft")?;
+        let id: Option<i64> = row.map(|r| r.try_get(0)).transpose()?;
         if let Some(id) = id {
             messages::event(
                 &mut tx,
@@ -396,24 +411,22 @@ impl Store {
         reason: &str,
     ) -> Result<bool> {
         let mut tx = self.begin_write().await?;
-        let done = sqlx::query(
-            "UPDATE drafts SET kind = $1, origin = $2, basis = $3, trigger_message_id = $4, language = $5, \
-             subject = $6, body = $7, facts = $8, to_json = $9, cc_json = $10, in_reply_to = $11, \
-             references_text = $12, revision = revision + 1, edited_by = NULL, edited_at = NULL, updated_at = $13 \
-             WHERE id = $14 AND status = 'pending'",
+        let assignments: Vec<String> = CONTENT_COLUMNS
+            .split(", ")
+            .enumerate()
+            .map(|(i, c)| format!("{c} = ${}", i + 1))
+            .collect();
+        let (to, cc) = (serde_json::to_string(&d.to)?, serde_json::to_string(&d.cc)?);
+        let done = bind_content(
+            sqlx::query(&format!(
+                "UPDATE drafts SET {}, revision = revision + 1, edited_by = NULL, edited_at = NULL, \
+                 updated_at = $13 WHERE id = $14 AND status = 'pending'",
+                assignments.join(", ")
+            )),
+            d,
+            &to,
+            &cc,
         )
-        .bind(d.kind)
-        .bind(d.origin)
-        .bind(&d.basis)
-        .bind(d.trigger)
-        .bind(d.language)
-        .bind(&d.subject)
-        .bind(&d.body)
-        .bind(d.facts.to_string())
-        .bind(serde_json::to_string(&d.to)?)
-        .bind(serde_json::to_string(&d.cc)?)
-        .bind(&d.in_reply_to)
-        .bind(d.references.join(" "))
         .bind(now_ts())
         .bind(old.id)
         .execute(&mut *tx)
@@ -503,36 +516,21 @@ impl Store {
         body: &str,
     ) -> Result<DraftRow, GateError> {
         let d = self.pending_for_gate(id, None, "pending").await?;
-        let mut tx = self.begin_write().await?;
-        let now = now_ts();
-        let done = sqlx::query(
+        let subject = subject.unwrap_or(&d.subject);
+        let update = sqlx::query(
             "UPDATE drafts SET body = $1, subject = $2, revision = revision + 1, edited_by = $3, edited_at = $4, \
              updated_at = $4 WHERE id = $5 AND status = 'pending' AND revision = $6",
         )
         .bind(body)
-        .bind(subject.unwrap_or(&d.subject))
+        .bind(subject)
         .bind(by)
-        .bind(now)
+        .bind(now_ts())
         .bind(id)
-        .bind(d.revision)
-        .execute(&mut *tx)
-        .await?
-        .rows_affected()
-            == 1;
-        if !done {
-            return Err(self.gate_race(id, "pending").await);
-        }
-        messages::event(
-            &mut tx,
-            Some(d.case_row),
-            None,
-            "draft_edited",
-            serde_json::json!({"draft": id, "by": by, "revision": d.revision + 1,
-                "subject": subject.unwrap_or(&d.subject), "body": body}),
-        )
-        .await?;
-        tx.commit().await?;
-        self.reread(id).await
+        .bind(d.revision);
+        let detail = serde_json::json!({"draft": id, "by": by, "revision": d.revision + 1,
+            "subject": subject, "body": body});
+        self.transition(&d, update, "draft_edited", detail, None)
+            .await
     }
 
     /// Approves a pending draft: freezes its text (hash recorded), mints its
@@ -550,48 +548,27 @@ impl Store {
         let sha = sha256_text(&d.body);
         let mid = message_id(&d);
         let learned = knowledge(&d);
-        let mut tx = self.begin_write().await?;
-        let now = now_ts();
-        let done = sqlx::query(
+        let update = sqlx::query(
             "UPDATE drafts SET status = 'approved', approved_by = $1, approved_at = $2, approved_sha256 = $3, \
              message_id = $4, next_attempt_at = $2, updated_at = $2 \
              WHERE id = $5 AND status = 'pending' AND revision = $6",
         )
         .bind(by)
-        .bind(now)
+        .bind(now_ts())
         .bind(&sha)
         .bind(&mid)
         .bind(id)
-        .bind(d.revision)
-        .execute(&mut *tx)
-        .await?
-        .rows_affected()
-            == 1;
-        if !done {
-            return Err(self.gate_race(id, "pending").await);
-        }
-        messages::event(
-            &mut tx,
-            Some(d.case_row),
-            None,
+        .bind(d.revision);
+        let detail = serde_json::json!({"draft": id, "kind": d.kind, "by": by, "revision": d.revision,
+            "sha256": sha, "message_id": mid, "subject": d.subject, "body": d.body});
+        self.transition(
+            &d,
+            update,
             "draft_approved",
-            serde_json::json!({"draft": id, "kind": d.kind, "by": by, "revision": d.revision,
-                "sha256": sha, "message_id": mid, "subject": d.subject, "body": d.body}),
+            detail,
+            learned.map(|k| (k, by)),
         )
-        .await?;
-        if let Some(k) = learned {
-            let kid = knowledge::upsert(&mut tx, &k, by).await?;
-            messages::event(
-                &mut tx,
-                Some(d.case_row),
-                None,
-                "knowledge_recorded",
-                serde_json::json!({"knowledge": kid, "draft": id, "class": k.class}),
-            )
-            .await?;
-        }
-        tx.commit().await?;
-        self.reread(id).await
+        .await
     }
 
     pub async fn reject_draft(
@@ -601,33 +578,50 @@ impl Store {
         reason: &str,
     ) -> Result<DraftRow, GateError> {
         let d = self.pending_for_gate(id, None, "pending").await?;
-        let mut tx = self.begin_write().await?;
-        let now = now_ts();
-        let done = sqlx::query(
+        let update = sqlx::query(
             "UPDATE drafts SET status = 'rejected', rejected_by = $1, rejected_at = $2, reject_reason = $3, \
-             updated_at = $2 WHERE id = $4 AND status = 'pending'",
+             updated_at = $2 WHERE id = $4 AND status = 'pending' AND revision = $5",
         )
         .bind(by)
-        .bind(now)
+        .bind(now_ts())
         .bind(reason)
         .bind(id)
-        .execute(&mut *tx)
-        .await?
-        .rows_affected()
-            == 1;
-        if !done {
-            return Err(self.gate_race(id, "pending").await);
+        .bind(d.revision);
+        let detail = serde_json::json!({"draft": id, "kind": d.kind, "by": by, "reason": reason});
+        self.transition(&d, update, "draft_rejected", detail, None)
+            .await
+    }
+
+    /// One gate transition of the pending draft `d`: `update` (guarded by
+    /// its status and revision) must change its row, then the event (and a
+    /// closure's knowledge) are written in the same transaction. Someone
+    /// else's change in between is reported, never overwritten.
+    async fn transition<'q>(
+        &self,
+        d: &DraftRow,
+        update: AnyQuery<'q>,
+        event: &str,
+        detail: serde_json::Value,
+        learned: Option<(NewKnowledge, &str)>,
+    ) -> Result<DraftRow, GateError> {
+        let mut tx = self.begin_write().await?;
+        if update.execute(&mut *tx).await?.rows_affected() != 1 {
+            return Err(self.gate_race(d.id, "pending").await);
         }
-        messages::event(
-            &mut tx,
-            Some(d.case_row),
-            None,
-            "draft_rejected",
-            serde_json::json!({"draft": id, "kind": d.kind, "by": by, "reason": reason}),
-        )
-        .await?;
+        messages::event(&mut tx, Some(d.case_row), None, event, detail).await?;
+        if let Some((k, by)) = learned {
+            let kid = knowledge::upsert(&mut tx, &k, by).await?;
+            messages::event(
+                &mut tx,
+                Some(d.case_row),
+                None,
+                "knowledge_recorded",
+                serde_json::json!({"knowledge": kid, "draft": d.id, "class": k.class}),
+            )
+            .await?;
+        }
         tx.commit().await?;
-        self.reread(id).await
+        self.reread(d.id).await
     }
 
     /// Puts a failed draft back in the send queue (an engineer checked that

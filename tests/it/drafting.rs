@@ -124,23 +124,15 @@ fn customer_mail(
     text: &str,
     attachment: Option<(&str, Vec<u8>)>,
 ) -> Vec<u8> {
-    let mut b = lettre::Message::builder()
-        .from(CUSTOMER.parse().unwrap())
-        .to("support@example.com".parse().unwrap())
-        .cc(PARTNER.parse().unwrap())
-        .subject(subject)
-        .message_id(Some(format!("<{message_id}>")))
-        .date(
-            chrono::DateTime::parse_from_rfc3339(date)
-                .unwrap()
-                .with_timezone(&chrono::Utc)
-                .into(),
-        );
-    if let Some(parent) = parent {
-        b = b
-            .in_reply_to(format!("<{parent}>"))
-            .references(format!("<{parent}>"));
-    }
+    let b = thread_mail(
+        CUSTOMER,
+        "support@example.com",
+        subject,
+        message_id,
+        parent,
+        date,
+    )
+    .cc(PARTNER.parse().unwrap());
     let body = SinglePart::plain(text.to_string());
     let m = match attachment {
         Some((name, bytes)) => b
@@ -154,6 +146,34 @@ fn customer_mail(
         None => b.singlepart(body).unwrap(),
     };
     m.formatted()
+}
+
+/// The headers every test mail has; `parent` makes it a reply.
+fn thread_mail(
+    from: &str,
+    to: &str,
+    subject: &str,
+    message_id: &str,
+    parent: Option<&str>,
+    date: &str,
+) -> lettre::message::MessageBuilder {
+    let b = lettre::Message::builder()
+        .from(from.parse().unwrap())
+        .to(to.parse().unwrap())
+        .subject(subject)
+        .message_id(Some(format!("<{message_id}>")))
+        .date(
+            chrono::DateTime::parse_from_rfc3339(date)
+                .unwrap()
+                .with_timezone(&chrono::Utc)
+                .into(),
+        );
+    match parent {
+        Some(parent) => b
+            .in_reply_to(format!("<{parent}>"))
+            .references(format!("<{parent}>")),
+        None => b,
+    }
 }
 
 /// A date `minutes` from now: mails that interleave with replies sent now.
@@ -482,21 +502,17 @@ fn new_evidence_updates_the_pending_draft_and_a_desk_reply_withdraws_it() {
     }
 
     // An engineer answers from their own mail client: nothing is owed.
-    let reply = lettre::Message::builder()
-        .from("Li Desk <li.desk@desk.example.com>".parse().unwrap())
-        .to(CUSTOMER.parse().unwrap())
-        .subject(format!("Re: {SUBJECT}"))
-        .message_id(Some("<r1@desk.example.com>".into()))
-        .in_reply_to("<e2@mail.example.cn>".into())
-        .date(
-            chrono::DateTime::parse_from_rfc3339("2024-03-04T11:00:00+08:00")
-                .unwrap()
-                .with_timezone(&chrono::Utc)
-                .into(),
-        )
-        .body("已收到日志，我们会尽快分析。".to_string())
-        .unwrap()
-        .formatted();
+    let reply = thread_mail(
+        "Li Desk <li.desk@desk.example.com>",
+        CUSTOMER,
+        &format!("Re: {SUBJECT}"),
+        "r1@desk.example.com",
+        Some("e2@mail.example.cn"),
+        "2024-03-04T11:00:00+08:00",
+    )
+    .body("已收到日志，我们会尽快分析。".to_string())
+    .unwrap()
+    .formatted();
     desk.deliver("r1", &reply);
     assert!(desk.drafts().is_empty(), "withdrawn: {:#?}", desk.drafts());
     let case = desk.json(&["show", CASE, "--json"]);
@@ -510,15 +526,18 @@ fn new_evidence_updates_the_pending_draft_and_a_desk_reply_withdraws_it() {
         assert!(kinds.contains(&kind), "{kind} missing from {kinds:?}");
     }
     // An auto-reply after that never draws a draft.
-    let ooo = lettre::Message::builder()
-        .from(CUSTOMER.parse().unwrap())
-        .to("support@example.com".parse().unwrap())
-        .subject(format!("自动回复: Re: {SUBJECT}"))
-        .message_id(Some("<ooo@mail.example.cn>".into()))
-        .header(AutoSubmitted)
-        .body("我正在休假。".to_string())
-        .unwrap()
-        .formatted();
+    let ooo = thread_mail(
+        CUSTOMER,
+        "support@example.com",
+        &format!("自动回复: Re: {SUBJECT}"),
+        "ooo@mail.example.cn",
+        Some("r1@desk.example.com"),
+        "2024-03-04T11:05:00+08:00",
+    )
+    .header(AutoSubmitted)
+    .body("我正在休假。".to_string())
+    .unwrap()
+    .formatted();
     desk.deliver("ooo", &ooo);
     assert!(desk.drafts().is_empty(), "{:#?}", desk.drafts());
 }
