@@ -186,6 +186,12 @@ fn log_zip() -> Vec<u8> {
     super::analysis::zip(&[("Logs/CBS/CBS.log", log.as_bytes())])
 }
 
+fn assert_contains_all(body: &str, parts: &[&str], what: &str) {
+    for part in parts {
+        assert!(body.contains(part), "{what} {part:?}:\n{body}");
+    }
+}
+
 /// The one pending draft; panics unless there is exactly one.
 fn only_pending(desk: &Desk) -> Value {
     let pending = desk.pending();
@@ -271,18 +277,20 @@ fn resolved_case() -> (Desk, SmtpSink, Value) {
     assert_eq!(scope["kind"], "scope");
     assert_eq!(scope["case_id"], CASE);
     let body = scope["body"].as_str().unwrap();
-    for part in [
-        "赵明，您好",
-        "问题定义",
-        "问题范围",
-        "下一步动作",
-        "LogCollectorV3.zip",
-        "https://upload.example.com/",
-        "u-cas-20001-ab12cd",
-        "Li Desk",
-    ] {
-        assert!(body.contains(part), "scope lacks {part:?}:\n{body}");
-    }
+    assert_contains_all(
+        body,
+        &[
+            "赵明，您好",
+            "问题定义",
+            "问题范围",
+            "下一步动作",
+            "LogCollectorV3.zip",
+            "https://upload.example.com/",
+            "u-cas-20001-ab12cd",
+            "Li Desk",
+        ],
+        "scope lacks",
+    );
     let (sent, got) = approve_and_send(&desk, &sink, 1);
     assert_sent_as_approved(&sent, &got, "c1@mail.example.cn");
     let case = desk.json(&["show", CASE, "--json"]);
@@ -343,15 +351,17 @@ fn resolved_case() -> (Desk, SmtpSink, Value) {
     let closure = only_pending(&desk);
     assert_eq!(closure["kind"], "closure");
     let body = closure["body"].as_str().unwrap();
-    for part in [
-        "Case No：CAS-20001-AB12CD",
-        "问题描述",
-        "问题分析",
-        "问题总结",
-        "TrustedInstaller",
-    ] {
-        assert!(body.contains(part), "closure lacks {part:?}:\n{body}");
-    }
+    assert_contains_all(
+        body,
+        &[
+            "Case No：CAS-20001-AB12CD",
+            "问题描述",
+            "问题分析",
+            "问题总结",
+            "TrustedInstaller",
+        ],
+        "closure lacks",
+    );
     let (sent, got) = approve_and_send(&desk, &sink, 3);
     assert_sent_as_approved(&sent, &got, "c3@mail.example.cn");
     let case = desk.json(&["show", CASE, "--json"]);
@@ -963,14 +973,16 @@ fn an_english_customer_gets_an_english_draft() {
     assert_eq!(d["language"], "en");
     let body = d["body"].as_str().unwrap();
     assert!(body.starts_with("Dear 赵明,"), "{body}");
-    for part in [
-        "Problem definition:",
-        "Scope:",
-        "Next steps:",
-        "Best regards,",
-    ] {
-        assert!(body.contains(part), "{part:?} missing:\n{body}");
-    }
+    assert_contains_all(
+        body,
+        &[
+            "Problem definition:",
+            "Scope:",
+            "Next steps:",
+            "Best regards,",
+        ],
+        "",
+    );
     assert!(!body.contains("问题"), "no Chinese template text:\n{body}");
 }
 
