@@ -981,7 +981,7 @@ fn an_english_customer_gets_an_english_draft() {
             "Next steps:",
             "Best regards,",
         ],
-        "",
+        "the English draft lacks",
     );
     assert!(!body.contains("问题"), "no Chinese template text:\n{body}");
 }
