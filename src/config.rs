@@ -77,19 +77,84 @@ pub struct MailboxConfig {
     /// Maildir folder (kind = "maildir"); relative to the config file.
     #[serde(default)]
     pub path: Option<PathBuf>,
-    /// How often a Maildir is scanned for new files, in seconds.
+    /// Maildir: how often `new/` is scanned. IMAP: how often a server
+    /// without IDLE is polled. Seconds.
     #[serde(default = "default_poll_secs")]
     pub poll_interval_secs: u64,
+    /// IMAP server (kind = "imap").
+    #[serde(default)]
+    pub host: Option<String>,
+    #[serde(default)]
+    pub port: Option<u16>,
+    /// `tls` (implicit, port 993), `starttls` (143), or `plain` (no
+    /// encryption: only for a server on loopback).
+    #[serde(default = "default_imap_security")]
+    pub security: SmtpSecurity,
+    /// Environment variables holding the IMAP login.
+    #[serde(default = "default_imap_user_env")]
+    pub username_env: String,
+    #[serde(default = "default_imap_password_env")]
+    pub password_env: String,
+    /// Folders watched, each on its own connection.
+    #[serde(default = "default_folders")]
+    pub folders: Vec<String>,
+    /// Use IDLE when the server offers it (else poll).
+    #[serde(default = "default_true")]
+    pub idle: bool,
+    /// IDLE is renewed after this many seconds (servers drop it at 30 min).
+    #[serde(default = "default_idle_renew_secs")]
+    pub idle_renew_secs: u64,
+    /// Mails fetched per round trip during a catch-up.
+    #[serde(default = "default_fetch_batch")]
+    pub fetch_batch: usize,
+    /// A PEM file with extra CA certificates to trust (a company CA).
+    #[serde(default)]
+    pub ca_file: Option<PathBuf>,
+    /// Where replies are stored after sending (IMAP APPEND with \Seen);
+    /// empty: not stored.
+    #[serde(default = "default_sent_folder")]
+    pub sent_folder: String,
+    /// Longest wait between two reconnection attempts, in seconds.
+    #[serde(default = "default_reconnect_max_secs")]
+    pub reconnect_max_secs: u64,
 }
 
 fn default_poll_secs() -> u64 {
     2
+}
+fn default_imap_security() -> SmtpSecurity {
+    SmtpSecurity::Tls
+}
+fn default_imap_user_env() -> String {
+    "CASEBOT_IMAP_USER".into()
+}
+fn default_imap_password_env() -> String {
+    "CASEBOT_IMAP_PASSWORD".into()
+}
+fn default_folders() -> Vec<String> {
+    vec!["INBOX".into()]
+}
+fn default_true() -> bool {
+    true
+}
+fn default_idle_renew_secs() -> u64 {
+    25 * 60
+}
+fn default_fetch_batch() -> usize {
+    200
+}
+fn default_sent_folder() -> String {
+    "Sent".into()
+}
+fn default_reconnect_max_secs() -> u64 {
+    300
 }
 
 #[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
 #[serde(rename_all = "lowercase")]
 pub enum MailboxKind {
     Maildir,
+    Imap,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -540,6 +605,23 @@ impl Config {
                     format!("maildir mailbox {:?} needs a path", mailbox.name),
                 ));
             }
+            if mailbox.kind == MailboxKind::Imap {
+                if mailbox.host.as_deref().is_none_or(|h| h.trim().is_empty()) {
+                    return Err(invalid(
+                        "mailbox.host",
+                        format!("imap mailbox {:?} needs a host", mailbox.name),
+                    ));
+                }
+                if mailbox.folders.is_empty() || mailbox.fetch_batch == 0 {
+                    return Err(invalid(
+                        "mailbox.folders",
+                        format!(
+                            "imap mailbox {:?} needs a folder and a fetch_batch > 0",
+                            mailbox.name
+                        ),
+                    ));
+                }
+            }
         }
         Ok(())
     }
@@ -570,7 +652,27 @@ impl MailboxConfig {
             kind: MailboxKind::Maildir,
             path: Some(PathBuf::from("mail")),
             poll_interval_secs: default_poll_secs(),
+            host: None,
+            port: None,
+            security: default_imap_security(),
+            username_env: default_imap_user_env(),
+            password_env: default_imap_password_env(),
+            folders: default_folders(),
+            idle: true,
+            idle_renew_secs: default_idle_renew_secs(),
+            fetch_batch: default_fetch_batch(),
+            ca_file: None,
+            sent_folder: default_sent_folder(),
+            reconnect_max_secs: default_reconnect_max_secs(),
         }
+    }
+
+    /// The IMAP port: the configured one, else the usual one for `security`.
+    pub fn imap_port(&self) -> u16 {
+        self.port.unwrap_or(match self.security {
+            SmtpSecurity::Tls => 993,
+            _ => 143,
+        })
     }
 }
 

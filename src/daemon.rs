@@ -1,7 +1,8 @@
 //! `casebot serve`: the long-running process.
 //!
-//! It watches every configured Maildir and files what lands in `new/`
-//! through the same [`Pipeline`] as `casebot import`. The analysis and
+//! It watches every configured mailbox (each IMAP folder in IDLE on its own
+//! connection, each Maildir's `new/`) and files what arrives through the
+//! same [`Pipeline`] as `casebot import`. The analysis and
 //! drafting stages run as one task, in that order, woken after each filing
 //! (and every few seconds, so a mail filed by another command is picked up
 //! too); the sender is its own task, polling for drafts approved from any
@@ -44,6 +45,19 @@ pub async fn serve(
     tasks.push(tokio::spawn(send_forever(outbox, stop_rx.clone())));
     for mailbox in &config.mailboxes {
         match mailbox.kind {
+            MailboxKind::Imap => {
+                let account = crate::mailbox::imap::Account::from_config(&config, mailbox)?;
+                for folder in &mailbox.folders {
+                    let watcher = crate::mailbox::imap::FolderWatcher::new(
+                        account.clone(),
+                        mailbox,
+                        folder,
+                        pipeline.clone(),
+                        filed.clone(),
+                    );
+                    tasks.push(tokio::spawn(watcher.run(stop_rx.clone())));
+                }
+            }
             MailboxKind::Maildir => {
                 let path = config.resolve(mailbox.path.as_deref().unwrap_or("mail".as_ref()));
                 let maildir = Maildir::open(&mailbox.name, &path)?;

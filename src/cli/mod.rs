@@ -51,6 +51,11 @@ pub enum Command {
     Parse(ParseArgs),
     /// List the cases.
     Cases(CasesArgs),
+    /// The watched IMAP folders: connection state, UIDVALIDITY, last UID handled.
+    Mailboxes {
+        #[arg(long)]
+        json: bool,
+    },
     /// Show one case with its thread and event log.
     Show(ShowArgs),
     /// Mail that could not be filed: list it or run it through again.
@@ -384,6 +389,33 @@ async fn dispatch(cli: Cli) -> Result<u8, Failure> {
         Command::Analyze(args) => analyze_cmd(&config, args).await,
         Command::Rules(RulesCommand::Check { json }) => rules_check_cmd(&config, json),
         Command::Drafts(args) => drafts::list(&config, args).await,
+        Command::Mailboxes { json } => {
+            let store = open_store(&config).await?;
+            let folders = store.imap_folders().await?;
+            if json {
+                output::json(&folders)?;
+            } else if folders.is_empty() {
+                println!("no IMAP folder watched yet");
+            } else {
+                println!(
+                    "{:<12} {:<16} {:<13} {:>11} {:>8}  {:<20} last error",
+                    "MAILBOX", "FOLDER", "STATE", "UIDVALIDITY", "LAST UID", "SINCE"
+                );
+                for f in folders {
+                    println!(
+                        "{:<12} {:<16} {:<13} {:>11} {:>8}  {:<20} {}",
+                        f.mailbox,
+                        f.folder,
+                        f.state,
+                        f.uidvalidity,
+                        f.last_uid,
+                        f.state_since,
+                        f.last_error.unwrap_or_default()
+                    );
+                }
+            }
+            Ok(0)
+        }
         Command::Draft(command) => drafts::draft(&config, command).await,
         Command::Approve(args) => drafts::approve(&config, args).await,
         Command::Reject(args) => drafts::reject(&config, args).await,

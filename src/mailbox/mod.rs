@@ -4,6 +4,7 @@
 //! Sources only read bytes; they never parse. Each mail carries a [`Source`]
 //! that says exactly where it was found, which the store keeps as evidence.
 
+pub mod imap;
 pub mod import;
 pub mod maildir;
 
@@ -31,6 +32,13 @@ pub enum Source {
     Generated { index: u64 },
     /// The copy of a reply casebot sent (draft id).
     Sent { draft: i64 },
+    /// A message of a watched IMAP folder.
+    Imap {
+        mailbox: String,
+        folder: String,
+        uidvalidity: u32,
+        uid: u32,
+    },
 }
 
 impl Source {
@@ -42,6 +50,7 @@ impl Source {
             Source::Quarantine { .. } => "quarantine",
             Source::Generated { .. } => "generated",
             Source::Sent { .. } => "sent",
+            Source::Imap { .. } => "imap",
         }
     }
 }
@@ -59,6 +68,16 @@ impl fmt::Display for Source {
             Source::Quarantine { id } => write!(f, "quarantine:{id}"),
             Source::Generated { index } => write!(f, "generated:{index}"),
             Source::Sent { draft } => write!(f, "sent:draft-{draft}"),
+            // RFC 5092's form: the folder, its UIDVALIDITY and the UID.
+            Source::Imap {
+                mailbox,
+                folder,
+                uidvalidity,
+                uid,
+            } => write!(
+                f,
+                "imap://{mailbox}/{folder};UIDVALIDITY={uidvalidity}/;UID={uid}"
+            ),
         }
     }
 }

@@ -10,6 +10,7 @@
 pub mod analyses;
 pub mod cases;
 pub mod drafts;
+pub mod imap;
 pub mod knowledge;
 pub mod messages;
 pub mod quarantine;

@@ -185,3 +185,167 @@ fn parse_dump(path: &Path) -> Option<Received> {
         rcpt_to,
     })
 }
+
+/// A throwaway Dovecot (IMAP, no TLS) on a loopback port, its mail under a
+/// temporary folder. Any user logs in with the password `test`; each test
+/// uses its own user name, so it starts with an empty mailbox.
+pub struct Dovecot {
+    dir: tempfile::TempDir,
+    pub port: u16,
+    running: bool,
+}
+
+pub const DOVECOT_PASSWORD: &str = "test";
+
+impl Dovecot {
+    pub fn start() -> Dovecot {
+        assert!(
+            Path::new("/usr/sbin/dovecot").exists(),
+            "dovecot is missing: run scripts/test.sh (it installs dovecot-imapd)"
+        );
+        assert!(
+            is_root(),
+            "the Dovecot tests start Dovecot as root (as CI does)"
+        );
+        let dir = tempfile::tempdir().expect("a Dovecot folder");
+        set_mode(dir.path(), 0o755);
+        let mail = dir.path().join("mail");
+        std::fs::create_dir_all(dir.path().join("run")).unwrap();
+        std::fs::create_dir_all(&mail).unwrap();
+        // Mail processes run as `nobody`, which must create each user's Maildir.
+        set_mode(&mail, 0o777);
+        let port = free_port();
+        let d = dir.path().display();
+        let config = format!(
+            "protocols = imap\nlisten = 127.0.0.1\nbase_dir = {d}/run\ninstance_name = casebot-test-{port}\n\
+             ssl = no\ndisable_plaintext_auth = no\nauth_mechanisms = plain login\nauth_failure_delay = 0secs\n\
+             log_path = {d}/dovecot.log\nfirst_valid_uid = 1\nmail_location = maildir:{d}/mail/%u\nmail_fsync = never\n\
+             service imap-login {{\n  inet_listener imap {{\n    port = {port}\n  }}\n  inet_listener imaps {{\n    port = 0\n  }}\n}}\n\
+             service anvil {{\n  unix_listener anvil-auth-penalty {{\n    mode = 0\n  }}\n}}\n\
+             passdb {{\n  driver = static\n  args = password={DOVECOT_PASSWORD}\n}}\n\
+             userdb {{\n  driver = static\n  args = uid=nobody gid=nogroup home={d}/mail/%u\n}}\n"
+        );
+        std::fs::write(dir.path().join("dovecot.conf"), config).unwrap();
+        let mut dovecot = Dovecot {
+            dir,
+            port,
+            running: false,
+        };
+        dovecot.up();
+        dovecot
+    }
+
+    fn conf(&self) -> PathBuf {
+        self.dir.path().join("dovecot.conf")
+    }
+
+    /// Starts (again) on the same port and mail folder.
+    pub fn up(&mut self) {
+        let status = Command::new("/usr/sbin/dovecot")
+            .arg("-c")
+            .arg(self.conf())
+            .status()
+            .expect("dovecot runs");
+        assert!(status.success(), "dovecot did not start: {}", self.log());
+        self.running = true;
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while TcpStream::connect(("127.0.0.1", self.port)).is_err() {
+            assert!(
+                Instant::now() < deadline,
+                "dovecot did not listen: {}",
+                self.log()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Stops the server (connections drop, as in an outage).
+    pub fn down(&mut self) {
+        let _ = Command::new("/usr/sbin/dovecot")
+            .arg("-c")
+            .arg(self.conf())
+            .arg("stop")
+            .status();
+        self.running = false;
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while TcpStream::connect(("127.0.0.1", self.port)).is_ok() && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("dovecot.log")).unwrap_or_default()
+    }
+
+    /// Delivers a message straight into a user's Maildir (as a local
+    /// delivery agent would, also while the server is down).
+    pub fn deliver_file(&self, user: &str, name: &str, message: &[u8]) {
+        let new = self.dir.path().join("mail").join(user).join("new");
+        std::fs::create_dir_all(&new).unwrap();
+        for sub in ["cur", "tmp"] {
+            std::fs::create_dir_all(new.parent().unwrap().join(sub)).unwrap();
+        }
+        let tmp = new.parent().unwrap().join("tmp").join(name);
+        std::fs::write(&tmp, message).unwrap();
+        std::fs::rename(&tmp, new.join(name)).unwrap();
+        let _ = Command::new("chown")
+            .args(["-R", "nobody:nogroup"])
+            .arg(new.parent().unwrap())
+            .status();
+    }
+
+    /// A logged-in session for `user`.
+    pub async fn session(&self, user: &str) -> async_imap::Session<tokio::net::TcpStream> {
+        let tcp = tokio::net::TcpStream::connect(("127.0.0.1", self.port))
+            .await
+            .expect("connect to dovecot");
+        let mut client = async_imap::Client::new(tcp);
+        client.read_response().await.unwrap().unwrap();
+        client
+            .login(user, DOVECOT_PASSWORD)
+            .await
+            .map_err(|(e, _)| e)
+            .expect("login")
+    }
+
+    /// APPENDs `message` to `folder` of `user` (creating the folder).
+    pub async fn append(&self, user: &str, folder: &str, message: &[u8]) {
+        let mut s = self.session(user).await;
+        let _ = s.create(folder).await;
+        s.append(folder, None, None, message).await.expect("APPEND");
+        let _ = s.logout().await;
+    }
+
+    /// Every message of `folder` with its flags, by UID.
+    pub async fn messages(&self, user: &str, folder: &str) -> Vec<(u32, Vec<String>, Vec<u8>)> {
+        use futures_util::TryStreamExt;
+        let mut s = self.session(user).await;
+        if s.select(folder).await.is_err() {
+            return Vec::new();
+        }
+        let fetched: Vec<_> = s
+            .uid_fetch("1:*", "(UID FLAGS BODY.PEEK[])")
+            .await
+            .unwrap()
+            .try_collect()
+            .await
+            .unwrap();
+        let out = fetched
+            .iter()
+            .filter_map(|f| {
+                let flags = f.flags().map(|fl| format!("{fl:?}")).collect();
+                Some((f.uid?, flags, f.body()?.to_vec()))
+            })
+            .collect();
+        let _ = s.logout().await;
+        out
+    }
+}
+
+impl Drop for Dovecot {
+    fn drop(&mut self) {
+        if self.running {
+            self.down();
+        }
+    }
+}

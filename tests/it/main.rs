@@ -7,6 +7,7 @@ mod cli;
 mod corpus;
 mod drafting;
 mod fixtures;
+mod imap;
 mod mailstack;
 mod rules;
 mod threads;
