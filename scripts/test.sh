@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The whole test suite, as CI runs it: formatting, lints, then every test.
 # Run from anywhere. Installs what the tests and benchmarks need from Debian
-# when missing (as root): ripgrep (the baseline of `casebot bench analyze`)
-# and postfix (its smtp-sink is the SMTP server the sending tests talk to).
+# when missing (as root): ripgrep (the baseline of `casebot bench analyze`),
+# postfix (its smtp-sink is the SMTP server the sending tests talk to) and
+# dovecot-imapd (the IMAP server the watcher tests start).
 # Nothing is started here: each test starts its own servers on loopback.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -10,6 +11,7 @@ cd "$(dirname "$0")/.."
 need=()
 command -v rg >/dev/null 2>&1 || need+=(ripgrep)
 [ -x /usr/sbin/smtp-sink ] || need+=(postfix)
+[ -x /usr/sbin/dovecot ] || need+=(dovecot-imapd)
 if ((${#need[@]})); then
     if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
         echo "== apt-get install ${need[*]}"
@@ -19,7 +21,7 @@ if ((${#need[@]})); then
             DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${need[@]}" >/dev/null
         }
         install || { apt-get update -q >/dev/null && install; }
-    elif [ ! -x /usr/sbin/smtp-sink ]; then
+    elif [ ! -x /usr/sbin/smtp-sink ] || [ ! -x /usr/sbin/dovecot ]; then
         echo "error: missing ${need[*]}: run this script as root once to install them" >&2
         exit 1
     else

@@ -219,7 +219,8 @@ fn dovecot_down_and_up_during_idle_mail_that_arrived_meanwhile_is_picked_up() {
     });
 
     dovecot.down();
-    daemon.wait(10, "the watcher to notice", || {
+    // Dovecot tells its IDLE clients BYE only some seconds after it stops.
+    daemon.wait(40, "the watcher to notice", || {
         daemon.json(&["mailboxes", "--json"])[0]["state"] == "reconnecting"
     });
     // Mail delivered locally while IMAP is down.
