@@ -490,13 +490,24 @@ fn jitter_seed() -> u64 {
 /// Stores a sent reply in the account's Sent folder, marked \Seen.
 pub async fn append_sent(account: &Account, folder: &str, message: &[u8]) -> Result<()> {
     let mut session = account.login().await?;
-    within(
+    let flags = Some("(\\Seen)");
+    let first = within(
         COMMAND_TIMEOUT,
         "APPEND",
-        session.append(folder, Some("(\\Seen)"), None, message),
+        session.append(folder, flags, None, message),
     )
-    .await?
-    .with_context(|| format!("Cannot append to {folder:?}"))?;
+    .await?;
+    if first.is_err() {
+        // Most likely [TRYCREATE]: the folder does not exist yet.
+        let _ = within(COMMAND_TIMEOUT, "CREATE", session.create(folder)).await?;
+        within(
+            COMMAND_TIMEOUT,
+            "APPEND",
+            session.append(folder, flags, None, message),
+        )
+        .await?
+        .with_context(|| format!("Cannot append to {folder:?}"))?;
+    }
     let _ = within(CONNECT_TIMEOUT, "LOGOUT", session.logout()).await;
     Ok(())
 }

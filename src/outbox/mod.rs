@@ -44,6 +44,9 @@ pub struct Outbox {
     /// `host:pid:start`: who holds a claim, so a restart on this host can
     /// tell a dead sender's claim from a live one's.
     owner: String,
+    /// The IMAP account and folder where sent replies are stored, so the
+    /// desk's mailbox shows the whole conversation.
+    sent_folder: Option<(crate::mailbox::imap::Account, String)>,
 }
 
 impl Outbox {
@@ -52,11 +55,21 @@ impl Outbox {
             .duration_since(SystemTime::UNIX_EPOCH)
             .map(|d| d.as_nanos())
             .unwrap_or(0);
+        // The first IMAP mailbox with a Sent folder (whose login is set).
+        let sent_folder = config
+            .mailboxes
+            .iter()
+            .filter(|m| m.kind == crate::config::MailboxKind::Imap && !m.sent_folder.is_empty())
+            .find_map(|m| {
+                let account = crate::mailbox::imap::Account::from_config(&config, m).ok()?;
+                Some((account, m.sent_folder.clone()))
+            });
         Outbox {
             store: pipeline.store().clone(),
             pipeline,
             config,
             owner: format!("{}:{}:{start}", this_host(), std::process::id()),
+            sent_folder,
         }
     }
 
@@ -135,6 +148,7 @@ impl Outbox {
                     .mark_sent(d, &self.owner, serde_json::json!({"transport": answer}))
                     .await?;
                 tracing::info!(draft = d.id, case = %d.case_key, "reply sent");
+                self.store_in_sent_folder(d, &bytes).await;
                 self.file_copy(d.id, bytes).await;
                 Ok(Sent::Yes)
             }
@@ -203,6 +217,27 @@ impl Outbox {
         .await
         .context("The outbox writer failed")??;
         Ok(format!("file {shown}"))
+    }
+
+    /// APPENDs the sent reply to the IMAP Sent folder (\Seen). The reply
+    /// is out either way: a failure is logged and recorded in the case's
+    /// events, never retried by sending again.
+    async fn store_in_sent_folder(&self, d: &DraftRow, bytes: &[u8]) {
+        let Some((account, folder)) = &self.sent_folder else {
+            return;
+        };
+        if let Err(e) = crate::mailbox::imap::append_sent(account, folder, bytes).await {
+            let error = format!("{e:#}");
+            tracing::warn!(draft = d.id, %folder, %error, "cannot store the reply in the Sent folder");
+            let _ = self
+                .store
+                .case_event(
+                    d.case_row,
+                    "sent_copy_failed",
+                    serde_json::json!({"draft": d.id, "folder": folder, "error": error}),
+                )
+                .await;
+        }
     }
 
     /// Files the sent reply in its case. A failure here is logged, not

@@ -671,6 +671,17 @@ impl Store {
         }
     }
 
+    /// Records an event of a case outside any other change.
+    pub async fn case_event(
+        &self,
+        case_row: i64,
+        kind: &str,
+        detail: serde_json::Value,
+    ) -> Result<()> {
+        let mut conn = self.pool().acquire().await?;
+        messages::event(&mut conn, Some(case_row), None, kind, detail).await
+    }
+
     // --- The send queue ---------------------------------------------------
 
     /// Releases claims whose sender is gone. A claim that got as far as the

@@ -203,6 +203,38 @@ fn appended_mail_is_filed_analysed_and_drafted_within_seconds_flags_untouched() 
     let folders = daemon.json(&["mailboxes", "--json"]);
     assert_eq!(folders[0]["state"], "idle", "{folders:#}");
     assert_eq!(folders[0]["last_uid"], 1);
+
+    // Approved, the reply is sent (file transport here) and stored in the
+    // desk's Sent folder, read.
+    let id = draft["id"].as_i64().unwrap().to_string();
+    let o = casebot(
+        &daemon.db(),
+        daemon.dir.path(),
+        &["approve", &id, "--as", "Li Desk"],
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    daemon.wait(20, "the reply in the Sent folder", || {
+        !rt.block_on(dovecot.messages(&daemon.user, "Sent"))
+            .is_empty()
+    });
+    let sent = rt.block_on(dovecot.messages(&daemon.user, "Sent"));
+    assert_eq!(sent.len(), 1);
+    assert!(
+        sent[0].1.iter().any(|f| f.contains("Seen")),
+        "{:?}",
+        sent[0].1
+    );
+    let text = String::from_utf8_lossy(&sent[0].2);
+    assert!(
+        text.contains("In-Reply-To: <imap-CAS-30001-IM4P01-1@mail.example.cn>"),
+        "{text}"
+    );
+    // The watcher of INBOX does not see the Sent copy as new mail.
+    assert_eq!(
+        daemon.message_count(),
+        2,
+        "the customer's mail and the filed reply"
+    );
     assert!(daemon.stop().success());
 }
 
