@@ -32,6 +32,7 @@ pub async fn serve(
     worker: Worker,
     drafter: Drafter,
     outbox: Outbox,
+    shutdown: Shutdown,
 ) -> Result<()> {
     let (stop_tx, stop_rx) = watch::channel(false);
     let filed = Arc::new(Notify::new());
@@ -73,7 +74,7 @@ pub async fn serve(
             }
         }
     }
-    shutdown_signal().await;
+    shutdown.wait().await;
     tracing::info!("shutting down: finishing the mail in hand");
     let _ = stop_tx.send(true);
     for t in tasks {
@@ -271,23 +272,26 @@ fn read_files(maildir: &Maildir, files: Vec<PathBuf>) -> (Vec<PathBuf>, Vec<RawM
     (paths, raws)
 }
 
-async fn shutdown_signal() {
-    let ctrl_c = tokio::signal::ctrl_c();
-    #[cfg(unix)]
-    {
-        let mut term =
-            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-                Ok(s) => s,
-                Err(_) => {
-                    let _ = ctrl_c.await;
-                    return;
-                }
-            };
+/// SIGINT and SIGTERM, listened to from the moment this is made: create it
+/// first thing, so a stop during start-up is a clean stop too.
+pub struct Shutdown {
+    interrupt: tokio::signal::unix::Signal,
+    terminate: tokio::signal::unix::Signal,
+}
+
+impl Shutdown {
+    pub fn listen() -> Result<Shutdown> {
+        use tokio::signal::unix::{SignalKind, signal};
+        Ok(Shutdown {
+            interrupt: signal(SignalKind::interrupt())?,
+            terminate: signal(SignalKind::terminate())?,
+        })
+    }
+
+    async fn wait(mut self) {
         tokio::select! {
-            _ = ctrl_c => {}
-            _ = term.recv() => {}
+            _ = self.interrupt.recv() => {}
+            _ = self.terminate.recv() => {}
         }
     }
-    #[cfg(not(unix))]
-    let _ = ctrl_c.await;
 }

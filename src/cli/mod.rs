@@ -247,6 +247,7 @@ async fn dispatch(cli: Cli) -> Result<u8, Failure> {
     let config = Arc::new(load_config(&cli)?);
     match cli.command {
         Command::Serve => {
+            let shutdown = crate::daemon::Shutdown::listen()?;
             let store = open_store(&config).await?;
             let pipeline = Pipeline::new(store.clone(), config.clone())?;
             let analyzer = analyzer(&config, None)?;
@@ -259,7 +260,7 @@ async fn dispatch(cli: Cli) -> Result<u8, Failure> {
             let worker = crate::analysis::worker::Worker::new(store, analyzer, &config)?;
             let outbox = crate::outbox::Outbox::new(pipeline.clone(), config.clone());
             tracing::info!(store = %config.store.url, "casebot serve starting");
-            crate::daemon::serve(config, pipeline, worker, drafter, outbox).await?;
+            crate::daemon::serve(config, pipeline, worker, drafter, outbox, shutdown).await?;
             Ok(0)
         }
         Command::Import(args) => import_cmd(config, args).await,

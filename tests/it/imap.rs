@@ -25,6 +25,10 @@ struct Daemon {
 impl Daemon {
     /// A desk watching `folder` of a fresh user on `dovecot`.
     fn new(dovecot: &Dovecot, folder: &str) -> Daemon {
+        Self::with_batch(dovecot, folder, 50)
+    }
+
+    fn with_batch(dovecot: &Dovecot, folder: &str, fetch_batch: usize) -> Daemon {
         let dir = tempfile::tempdir().unwrap();
         let user = format!("desk{}", super::mailstack::free_port());
         let config = format!(
@@ -38,7 +42,7 @@ username_env = "{USER_ENV}"
 password_env = "{PASSWORD_ENV}"
 folders = ["{folder}"]
 reconnect_max_secs = 1
-fetch_batch = 50
+fetch_batch = {fetch_batch}
 
 [analysis]
 rules_dir = "{rules}"
@@ -77,12 +81,16 @@ templates_dir = "{templates}"
         self.child = Some(child);
     }
 
-    /// SIGTERM, and the exit status.
-    fn stop(&mut self) -> std::process::ExitStatus {
+    /// SIGTERM; true when it exited cleanly (the log is printed if not).
+    fn stop(&mut self) -> bool {
         let mut child = self.child.take().expect("running");
         // SAFETY: signalling our own child.
         unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
-        child.wait().unwrap()
+        let status = child.wait().unwrap();
+        if !status.success() {
+            eprintln!("serve exited with {status}; its log:\n{}", self.log());
+        }
+        status.success()
     }
 
     fn log(&self) -> String {
@@ -235,7 +243,7 @@ fn appended_mail_is_filed_analysed_and_drafted_within_seconds_flags_untouched() 
         2,
         "the customer's mail and the filed reply"
     );
-    assert!(daemon.stop().success());
+    assert!(daemon.stop());
 }
 
 #[test]
@@ -275,7 +283,7 @@ fn dovecot_down_and_up_during_idle_mail_that_arrived_meanwhile_is_picked_up() {
         "a state change is logged once, not every attempt ({lost}):\n{log}"
     );
     assert!(log.contains("IMAP connection back"), "{log}");
-    assert!(daemon.stop().success());
+    assert!(daemon.stop());
 }
 
 #[test]
@@ -288,7 +296,7 @@ fn a_restart_resumes_from_the_checkpoint_and_a_new_uidvalidity_stores_nothing_tw
     }
     daemon.start();
     daemon.wait(20, "three mails", || daemon.message_count() == 3);
-    assert!(daemon.stop().success(), "SIGTERM ends cleanly");
+    assert!(daemon.stop(), "SIGTERM ends cleanly");
 
     // Two more while the daemon is stopped: it catches up from UID 4.
     for n in 4..=5 {
@@ -321,7 +329,7 @@ fn a_restart_resumes_from_the_checkpoint_and_a_new_uidvalidity_stores_nothing_tw
         daemon.json(&["mailboxes", "--json"])[0]["last_uid"] == 6
     });
     assert_eq!(daemon.message_count(), 6, "nothing stored twice");
-    assert!(daemon.stop().success());
+    assert!(daemon.stop());
 }
 
 /// How many times mail was seen at a source (first deliveries and repeats).
@@ -336,4 +344,133 @@ fn sightings(db: &Path) -> i64 {
             .await
             .unwrap()
     })
+}
+
+#[test]
+fn killed_ten_times_during_a_thousand_mail_catch_up_every_mail_is_stored_once() {
+    const N: u64 = 1000;
+    let dovecot = Dovecot::start();
+    // Small batches, so the kills land in the middle of the catch-up.
+    let mut daemon = Daemon::with_batch(&dovecot, "INBOX", 10);
+    let rt = runtime();
+    rt.block_on(async {
+        let mut s = dovecot.session(&daemon.user).await;
+        for i in 0..N {
+            s.append("INBOX", None, None, casebot::bench::generate_mail(i))
+                .await
+                .expect("APPEND");
+        }
+        let _ = s.logout().await;
+    });
+    // SIGKILL at varied moments of the catch-up, ten times.
+    for round in 0..10u64 {
+        daemon.start();
+        std::thread::sleep(Duration::from_millis(80 + (round * 37) % 120));
+        let mut child = daemon.child.take().unwrap();
+        // SAFETY: signalling our own child.
+        unsafe { libc::kill(child.id() as i32, libc::SIGKILL) };
+        child.wait().unwrap();
+    }
+    let stored_before_last_start = daemon.message_count();
+    daemon.start();
+    daemon.wait(180, "the whole catch-up", || {
+        daemon.json(&["mailboxes", "--json"])[0]["last_uid"] == N
+    });
+    let stored = daemon.message_count() as u64;
+    let quarantined = daemon
+        .json(&["quarantine", "list", "--json"])
+        .as_array()
+        .unwrap()
+        .len();
+    let seen = sightings(&daemon.db()) as u64;
+    eprintln!(
+        "delivered {N}, stored {stored} (before the last start: {stored_before_last_start}), \
+         duplicates stored 0, re-read after a kill {}, quarantined {quarantined}, lost {}",
+        seen - stored,
+        N - stored
+    );
+    assert!(
+        (stored_before_last_start as u64) < N,
+        "the kills landed during the catch-up"
+    );
+    assert_eq!(stored, N, "every mail stored exactly once");
+    assert_eq!(quarantined, 0, "nothing quarantined that should not be");
+    assert!(daemon.stop());
+}
+
+#[test]
+fn a_thirty_megabyte_mail_and_a_mail_the_parser_rejects_do_not_stop_the_rest() {
+    let dovecot = Dovecot::start();
+    let mut daemon = Daemon::new(&dovecot, "INBOX");
+    let rt = runtime();
+    let big = {
+        let blob: Vec<u8> = (0..30 * 1024 * 1024u32)
+            .map(|i| (i.wrapping_mul(2654435761) >> 24) as u8)
+            .collect();
+        lettre::Message::builder()
+            .from("赵明 <zhao.ming@example.cn>".parse().unwrap())
+            .to("support@example.com".parse().unwrap())
+            .subject("[案例号:CAS-30005-BIGMAI] %大附件% 跟进 CMIT:0004005")
+            .message_id(Some("<big@mail.example.cn>".into()))
+            .multipart(
+                lettre::message::MultiPart::mixed()
+                    .singlepart(lettre::message::SinglePart::plain(
+                        "日志见附件（30 MB）。".to_string(),
+                    ))
+                    .singlepart(
+                        lettre::message::Attachment::new("memory.dmp".into()).body(
+                            blob,
+                            lettre::message::header::ContentType::parse("application/octet-stream")
+                                .unwrap(),
+                        ),
+                    ),
+            )
+            .unwrap()
+            .formatted()
+    };
+    assert!(big.len() > 30_000_000);
+    // No header casebot can use: the parser rejects it (quarantine, bytes kept).
+    let rejected = b"\x00\x01\x02 this is not a mail at all\r\n\r\n\xff\xfe".to_vec();
+    rt.block_on(async {
+        dovecot
+            .append(&daemon.user, "INBOX", &mail(1, "CAS-30005-BIGMAI", None))
+            .await;
+        dovecot.append(&daemon.user, "INBOX", &big).await;
+        dovecot.append(&daemon.user, "INBOX", &rejected).await;
+        dovecot
+            .append(&daemon.user, "INBOX", &mail(2, "CAS-30005-BIGMAI", None))
+            .await;
+    });
+    daemon.start();
+    daemon.wait(60, "all four handled", || {
+        daemon.json(&["mailboxes", "--json"])[0]["last_uid"] == 4
+    });
+    assert_eq!(
+        daemon.message_count(),
+        3,
+        "the two small mails and the 30 MB one"
+    );
+    let q = daemon.json(&["quarantine", "list", "--json"]);
+    let q = q.as_array().unwrap();
+    assert_eq!(q.len(), 1, "{q:#?}");
+    assert!(
+        q[0]["source"].as_str().unwrap().contains(";UID=3"),
+        "{:#}",
+        q[0]
+    );
+    let case = daemon.json(&["show", "CAS-30005-BIGMAI", "--json"]);
+    let sizes: Vec<i64> = case["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|m| {
+            m["attachments"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|a| a["size"].as_i64().unwrap())
+        })
+        .collect();
+    assert!(sizes.iter().any(|s| *s >= 30 * 1024 * 1024), "{sizes:?}");
+    assert!(daemon.stop());
 }
