@@ -395,25 +395,8 @@ async fn dispatch(cli: Cli) -> Result<u8, Failure> {
             let folders = store.imap_folders().await?;
             if json {
                 output::json(&folders)?;
-            } else if folders.is_empty() {
-                println!("no IMAP folder watched yet");
             } else {
-                println!(
-                    "{:<12} {:<16} {:<13} {:>11} {:>8}  {:<20} last error",
-                    "MAILBOX", "FOLDER", "STATE", "UIDVALIDITY", "LAST UID", "SINCE"
-                );
-                for f in folders {
-                    println!(
-                        "{:<12} {:<16} {:<13} {:>11} {:>8}  {:<20} {}",
-                        f.mailbox,
-                        f.folder,
-                        f.state,
-                        f.uidvalidity,
-                        f.last_uid,
-                        f.state_since,
-                        f.last_error.unwrap_or_default()
-                    );
-                }
+                output::mailboxes_table(&folders);
             }
             Ok(0)
         }

@@ -589,3 +589,26 @@ pub fn knowledge_detail(k: &crate::store::knowledge::KnowledgeEntry) {
             .unwrap_or_default()
     );
 }
+
+pub fn mailboxes_table(folders: &[crate::store::imap::FolderView]) {
+    if folders.is_empty() {
+        println!("no IMAP folder watched yet");
+        return;
+    }
+    println!(
+        "{:<12} {:<16} {:<13} {:>11} {:>8}  {:<20} LAST ERROR",
+        "MAILBOX", "FOLDER", "STATE", "UIDVALIDITY", "LAST UID", "SINCE"
+    );
+    for f in folders {
+        println!(
+            "{:<12} {:<16} {:<13} {:>11} {:>8}  {:<20} {}",
+            short(&f.mailbox, 12),
+            short(&f.folder, 16),
+            f.state,
+            f.uidvalidity,
+            f.last_uid,
+            f.state_since,
+            f.last_error.as_deref().unwrap_or("")
+        );
+    }
+}

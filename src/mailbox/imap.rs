@@ -349,16 +349,7 @@ impl FolderWatcher {
         uids.sort_unstable();
         if uids.is_empty() {
             if checkpoint.is_none_or(|c| c.uidvalidity != uidvalidity) {
-                store
-                    .set_imap_checkpoint(
-                        name,
-                        &self.folder,
-                        Checkpoint {
-                            uidvalidity,
-                            last_uid: from - 1,
-                        },
-                    )
-                    .await?;
+                self.save_checkpoint(uidvalidity, from - 1).await?;
             }
             return Ok(());
         }
@@ -400,16 +391,7 @@ impl FolderWatcher {
                 .context("The parse task failed")?;
             self.pipeline.file_batch(prepared).await?;
             let last_uid = chunk.last().copied().unwrap_or(from);
-            store
-                .set_imap_checkpoint(
-                    name,
-                    &self.folder,
-                    Checkpoint {
-                        uidvalidity,
-                        last_uid,
-                    },
-                )
-                .await?;
+            self.save_checkpoint(uidvalidity, last_uid).await?;
             if count > 0 {
                 tracing::info!(mailbox = %name, folder = %self.folder, mails = count, last_uid, "filed IMAP mail");
                 self.filed.notify_one();
@@ -419,6 +401,20 @@ impl FolderWatcher {
             }
         }
         Ok(())
+    }
+
+    async fn save_checkpoint(&self, uidvalidity: u32, last_uid: u32) -> Result<()> {
+        self.pipeline
+            .store()
+            .set_imap_checkpoint(
+                &self.account.name,
+                &self.folder,
+                Checkpoint {
+                    uidvalidity,
+                    last_uid,
+                },
+            )
+            .await
     }
 
     async fn set_state(&self, state: &str, error: Option<&str>) {
