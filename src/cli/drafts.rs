@@ -9,7 +9,7 @@ use anyhow::Context;
 use clap::{Args, Subcommand};
 use serde_json::json;
 
-use super::{Failure, fail, open_store, output};
+use super::{Failure, fail, load_rules, open_store, output};
 use crate::config::Config;
 use crate::drafting::Drafter;
 use crate::drafting::decide::DraftKind;
@@ -365,13 +365,7 @@ pub async fn send(config: &Arc<Config>, json: bool) -> Result<u8, Failure> {
 }
 
 pub fn templates_check(config: &Arc<Config>, json: bool) -> Result<u8, Failure> {
-    let (dir, rules) = crate::analysis::rules::RuleSet::configured(config);
-    let rules = rules.map_err(|e| {
-        fail(
-            2,
-            anyhow::anyhow!("the rules in {} do not load:\n{e}", dir.display()),
-        )
-    })?;
+    let rules = load_rules(config)?;
     let (origin, problems) = match crate::drafting::templates::Templates::configured(config) {
         Ok(t) => (
             t.origin.display().to_string(),

@@ -295,16 +295,18 @@ async fn dispatch(cli: Cli) -> Result<u8, Failure> {
                 .iter()
                 .map(crate::store::drafts::DraftRow::view)
                 .collect();
-            let drafter = crate::drafting::Drafter::from_config(store.clone(), config.clone())
-                .map_err(|e| fail(2, e.into()))?;
             let lang = crate::analysis::rules::Lang::parse(&config.analysis.language)
                 .unwrap_or(crate::analysis::rules::Lang::Zh);
-            let conclusion = latest
+            let conclusion: Option<crate::analysis::conclude::Conclusion> = latest
                 .as_ref()
                 .and_then(|a| a.report.clone())
                 .and_then(|r| serde_json::from_value(r).ok());
+            // Similar closed cases need the rules (class names), not the templates.
             let similar = match &conclusion {
-                Some(c) => drafter.similar(c, detail.case.id, lang).await?,
+                Some(c) => {
+                    let rules = load_rules(&config)?;
+                    crate::drafting::similar_cases(&store, &rules, c, detail.case.id, lang).await?
+                }
                 None => Vec::new(),
             };
             if args.json {
@@ -409,13 +411,7 @@ async fn dispatch(cli: Cli) -> Result<u8, Failure> {
         }
         Command::Knowledge(command) => drafts::knowledge(&config, command).await,
         Command::Bench(BenchCommand::Render { iterations, json }) => {
-            let (dir, rules) = crate::analysis::rules::RuleSet::configured(&config);
-            let rules = rules.map_err(|e| {
-                fail(
-                    2,
-                    anyhow::anyhow!("the rules in {} do not load:\n{e}", dir.display()),
-                )
-            })?;
+            let rules = load_rules(&config)?;
             let templates = crate::drafting::templates::Templates::configured(&config)
                 .map_err(|e| fail(2, e.into()))?;
             let figures = crate::bench::render(&templates, &rules, &config.drafting, iterations)?;
@@ -511,6 +507,18 @@ async fn import_cmd(config: Arc<Config>, args: ImportArgs) -> Result<u8, Failure
         drafted.created, drafted.updated, drafted.withdrawn
     );
     Ok(if counts.failed > 0 { 5 } else { 0 })
+}
+
+/// The configured rules (the built-in copy when the default folder is
+/// missing); exit 2 when they do not load.
+fn load_rules(config: &Config) -> Result<crate::analysis::rules::RuleSet, Failure> {
+    let (dir, rules) = crate::analysis::rules::RuleSet::configured(config);
+    rules.map_err(|e| {
+        fail(
+            2,
+            anyhow::anyhow!("the rules in {} do not load:\n{e}", dir.display()),
+        )
+    })
 }
 
 /// The analyser, in the language asked for (or the configured one).

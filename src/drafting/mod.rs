@@ -412,42 +412,7 @@ impl Drafter {
         case_row: i64,
         lang: Lang,
     ) -> Result<Vec<SimilarCase>> {
-        let Some(sig) = knowledge::signature(conclusion) else {
-            return Ok(Vec::new());
-        };
-        let mut scored: Vec<(u32, crate::store::knowledge::KnowledgeEntry)> = self
-            .store
-            .knowledge_of_class(&sig.class)
-            .await?
-            .into_iter()
-            .filter(|k| k.case_row != case_row)
-            .map(|k| {
-                let known = knowledge::Signature {
-                    class: k.class.clone(),
-                    rule: k.rule.clone(),
-                    codes: k.error_codes.clone(),
-                    component: k.component.clone(),
-                    package: k.package.clone(),
-                };
-                (knowledge::similarity(&known, &sig), k)
-            })
-            .filter(|(score, _)| *score >= knowledge::SIMILAR_AT)
-            .collect();
-        scored.sort_by(|a, b| b.0.cmp(&a.0).then(b.1.id.cmp(&a.1.id)));
-        Ok(scored
-            .into_iter()
-            .take(MAX_SIMILAR)
-            .map(|(_, k)| SimilarCase {
-                class_name: self
-                    .rules
-                    .classes
-                    .get(&k.class)
-                    .map(|c| c.name.get(lang).to_string())
-                    .unwrap_or(k.class.clone()),
-                case: k.case_key,
-                resolution: k.resolution.replace('\n', " "),
-            })
-            .collect())
+        similar_cases(&self.store, &self.rules, conclusion, case_row, lang).await
     }
 
     /// Approves a draft (the CLI and the web desk both come here). A closure
@@ -479,6 +444,51 @@ impl Drafter {
             )
             .await
     }
+}
+
+/// Closed cases (other than `case_row`) whose failure looks like
+/// `conclusion`, best first, named in `lang`.
+pub async fn similar_cases(
+    store: &Store,
+    rules: &RuleSet,
+    conclusion: &Conclusion,
+    case_row: i64,
+    lang: Lang,
+) -> Result<Vec<SimilarCase>> {
+    let Some(sig) = knowledge::signature(conclusion) else {
+        return Ok(Vec::new());
+    };
+    let mut scored: Vec<(u32, crate::store::knowledge::KnowledgeEntry)> = store
+        .knowledge_of_class(&sig.class)
+        .await?
+        .into_iter()
+        .filter(|k| k.case_row != case_row)
+        .map(|k| {
+            let known = knowledge::Signature {
+                class: k.class.clone(),
+                rule: k.rule.clone(),
+                codes: k.error_codes.clone(),
+                component: k.component.clone(),
+                package: k.package.clone(),
+            };
+            (knowledge::similarity(&known, &sig), k)
+        })
+        .filter(|(score, _)| *score >= knowledge::SIMILAR_AT)
+        .collect();
+    scored.sort_by(|a, b| b.0.cmp(&a.0).then(b.1.id.cmp(&a.1.id)));
+    Ok(scored
+        .into_iter()
+        .take(MAX_SIMILAR)
+        .map(|(_, k)| SimilarCase {
+            class_name: rules
+                .classes
+                .get(&k.class)
+                .map(|c| c.name.get(lang).to_string())
+                .unwrap_or(k.class.clone()),
+            case: k.case_key,
+            resolution: k.resolution.replace('\n', " "),
+        })
+        .collect())
 }
 
 /// The manual draft's basis: its kind and the newest mail it saw.
