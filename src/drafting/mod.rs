@@ -272,6 +272,11 @@ impl Drafter {
         origin: &'static str,
     ) -> Result<NewDraft> {
         let case = &input.case;
+        let subjects: Vec<ParsedSubject> = input
+            .messages
+            .iter()
+            .map(|m| serde_json::from_str(&m.subject_json).unwrap_or_default())
+            .collect();
         let human: Vec<&crate::store::drafts::ThreadRow> = input
             .messages
             .iter()
@@ -335,7 +340,7 @@ impl Drafter {
             priority: case.priority.clone(),
             customer: case.customer.clone(),
             internal_ref: case.internal_ref.clone(),
-            title_kbs: title_kbs(input),
+            title_kbs: title_kbs(&subjects),
         };
         let number = case.case_id.clone().unwrap_or_else(|| case.key.clone());
         let inputs = Inputs {
@@ -357,9 +362,8 @@ impl Drafter {
         let envelope_thread: Vec<reply::EnvelopeMessage> = input
             .messages
             .iter()
-            .map(|m| {
-                let subject: ParsedSubject =
-                    serde_json::from_str(&m.subject_json).unwrap_or_default();
+            .zip(subjects)
+            .map(|(m, subject)| {
                 let addresses = |json: &str| -> Vec<String> {
                     serde_json::from_str::<Vec<Mailbox>>(json)
                         .unwrap_or_default()
@@ -510,14 +514,12 @@ fn conclusion_of(a: &AnalysisView) -> Option<Conclusion> {
     serde_json::from_value(a.report.clone()?).ok()
 }
 
-fn title_kbs(input: &DraftingInput) -> Vec<String> {
+/// KBs named in the thread's subjects, first mention first.
+fn title_kbs(subjects: &[ParsedSubject]) -> Vec<String> {
     let mut kbs: Vec<String> = Vec::new();
-    for m in &input.messages {
-        let s: ParsedSubject = serde_json::from_str(&m.subject_json).unwrap_or_default();
-        for kb in s.kbs {
-            if !kbs.contains(&kb) {
-                kbs.push(kb);
-            }
+    for kb in subjects.iter().flat_map(|s| &s.kbs) {
+        if !kbs.contains(kb) {
+            kbs.push(kb.clone());
         }
     }
     kbs

@@ -176,9 +176,14 @@ impl Store {
                 return Ok(Some(r.into()));
             }
         }
-        let Ok(id) = key.parse::<i64>() else {
-            return Ok(None);
-        };
+        match key.parse::<i64>() {
+            Ok(id) => self.case_by_row(id).await,
+            Err(_) => Ok(None),
+        }
+    }
+
+    /// A case by its row id (what other tables refer to).
+    pub async fn case_by_row(&self, id: i64) -> Result<Option<CaseSummary>> {
         let row: Option<CaseRow> =
             sqlx::query_as(&format!("SELECT {CASE_COLUMNS} FROM cases WHERE id = $1"))
                 .bind(id)

@@ -305,7 +305,7 @@ impl Store {
 
     /// A case's thread (date order), analyses and drafts.
     pub async fn drafting_input(&self, case_row: i64) -> Result<Option<DraftingInput>> {
-        let Some(case) = self.find_case(&case_row.to_string()).await? else {
+        let Some(case) = self.case_by_row(case_row).await? else {
             return Ok(None);
         };
         let messages: Vec<ThreadRow> = sqlx::query_as(
