@@ -12,6 +12,8 @@ need=()
 command -v rg >/dev/null 2>&1 || need+=(ripgrep)
 [ -x /usr/sbin/smtp-sink ] || need+=(postfix)
 [ -x /usr/sbin/dovecot ] || need+=(dovecot-imapd)
+[ -x /usr/lib/dovecot/lmtp ] || need+=(dovecot-lmtpd)
+command -v mbsync >/dev/null 2>&1 || need+=(isync)
 if ((${#need[@]})); then
     if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
         echo "== apt-get install ${need[*]}"

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use super::mailstack::Dovecot;
+use super::mailstack::{Dovecot, Postfix};
 use super::{casebot, repo, stderr, stdout};
 
 const USER_ENV: &str = "CASEBOT_TEST_IMAP_USER";
@@ -29,9 +29,20 @@ impl Daemon {
     }
 
     fn with_batch(dovecot: &Dovecot, folder: &str, fetch_batch: usize) -> Daemon {
-        let dir = tempfile::tempdir().unwrap();
         let user = format!("desk{}", super::mailstack::free_port());
-        let config = format!(
+        Self::configured(dovecot, folder, fetch_batch, &user, "")
+    }
+
+    /// A desk logged in as `user`, with `extra` appended to its config.
+    fn configured(
+        dovecot: &Dovecot,
+        folder: &str,
+        fetch_batch: usize,
+        user: &str,
+        extra: &str,
+    ) -> Daemon {
+        let dir = tempfile::tempdir().unwrap();
+        let mut config = format!(
             r#"[[mailbox]]
 name = "desk"
 kind = "imap"
@@ -54,10 +65,11 @@ templates_dir = "{templates}"
             rules = repo().join("rules").display(),
             templates = repo().join("templates").display(),
         );
+        config.push_str(extra);
         std::fs::write(dir.path().join("config.toml"), config).unwrap();
         Daemon {
             dir,
-            user,
+            user: user.to_string(),
             child: None,
         }
     }
@@ -243,6 +255,104 @@ fn appended_mail_is_filed_analysed_and_drafted_within_seconds_flags_untouched() 
         2,
         "the customer's mail and the filed reply"
     );
+    assert!(daemon.stop());
+}
+
+/// The whole round trip through real servers: a customer's mail goes over
+/// SMTP through Postfix into the desk's mailbox on Dovecot; the daemon files,
+/// analyses and drafts it; once approved, the reply goes out through Postfix
+/// into the customer's mailbox on the same Dovecot, threaded, and a copy
+/// lands in the desk's Sent folder.
+#[test]
+fn a_customer_mail_through_postfix_is_answered_into_the_customers_mailbox() {
+    const DESK: &str = "support@example.com";
+    const CUSTOMER: &str = "zhao.ming@example.cn";
+    const CASE: &str = "CAS-30009-E2EPFX";
+    let dovecot = Dovecot::start();
+    let postfix = Postfix::start(&dovecot);
+    let outbox = format!(
+        "\n[outbox]\nfrom = \"{DESK}\"\nfrom_name = \"Example Desk\"\ntransport = \"smtp\"\n\
+         [outbox.smtp]\nhost = \"127.0.0.1\"\nport = {}\nsecurity = \"plain\"\ntimeout_secs = 10\n\
+         username_env = \"CASEBOT_TEST_NO_SMTP_USER\"\n",
+        postfix.port
+    );
+    let mut daemon = Daemon::configured(&dovecot, "INBOX", 50, DESK, &outbox);
+    daemon.start();
+    let zip = super::analysis::zip(&[(
+        "Logs/CBS/CBS.log",
+        super::analysis::hard_link_log().as_bytes(),
+    )]);
+    let customer_mail = mail(1, CASE, Some(zip));
+    let started = Instant::now();
+    postfix.submit(CUSTOMER, &[DESK], &customer_mail);
+    daemon.wait(30, "a pending draft", || {
+        daemon.json(&["drafts", "--json"]).as_array().unwrap().len() == 1
+    });
+    eprintln!(
+        "SMTP → Postfix → Dovecot → drafted in {:?}",
+        started.elapsed()
+    );
+    let case = daemon.json(&["show", CASE, "--json"]);
+    assert_eq!(
+        case["analysis"]["root_cause"]["class"], "access_denied_or_service_disabled",
+        "the attached log was analysed"
+    );
+    let draft = &daemon.json(&["drafts", "--json"])[0];
+    let id = draft["id"].as_i64().unwrap().to_string();
+    let o = casebot(
+        &daemon.db(),
+        daemon.dir.path(),
+        &["approve", &id, "--as", "Li Desk"],
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+
+    let rt = runtime();
+    daemon.wait(30, "the reply in the customer's mailbox", || {
+        !rt.block_on(dovecot.messages(CUSTOMER, "INBOX")).is_empty()
+    });
+    let inbox = rt.block_on(dovecot.messages(CUSTOMER, "INBOX"));
+    assert_eq!(inbox.len(), 1, "one reply, sent once");
+    let reply = mail_parser::MessageParser::default()
+        .parse(&inbox[0].2)
+        .expect("the reply parses");
+    let original = format!("imap-{CASE}-1@mail.example.cn");
+    assert_eq!(reply.in_reply_to().as_text(), Some(original.as_str()));
+    let references: Vec<String> = match reply.references().as_text_list() {
+        Some(list) => list.iter().map(|r| r.to_string()).collect(),
+        None => reply
+            .references()
+            .as_text()
+            .map(str::to_string)
+            .into_iter()
+            .collect(),
+    };
+    assert!(references.contains(&original), "{references:?}");
+    let subject = reply.subject().unwrap();
+    assert!(
+        subject.starts_with("Re: ")
+            && subject.contains(&format!(
+                "[案例号:{CASE}] % |P2|ACME|示例用户补丁安装失败 %"
+            )),
+        "the partner's tags intact: {subject}"
+    );
+    assert!(
+        reply.body_text(0).unwrap().contains("STATUS_CANNOT_DELETE"),
+        "the analysis is in the reply"
+    );
+    let reply_id = reply.message_id().unwrap().to_string();
+
+    daemon.wait(20, "the copy in the desk's Sent folder", || {
+        !rt.block_on(dovecot.messages(DESK, "Sent")).is_empty()
+    });
+    let sent = rt.block_on(dovecot.messages(DESK, "Sent"));
+    assert_eq!(sent.len(), 1);
+    let copy = mail_parser::MessageParser::default()
+        .parse(&sent[0].2)
+        .unwrap();
+    assert_eq!(copy.message_id(), Some(reply_id.as_str()));
+    assert!(sent[0].1.iter().any(|f| f.contains("Seen")));
+    let case = daemon.json(&["show", CASE, "--json"]);
+    assert_eq!(case["status"], "waiting_on_customer", "{case:#}");
     assert!(daemon.stop());
 }
 

@@ -3,7 +3,10 @@
 //!
 //! `SmtpSink` is Postfix's smtp-sink: a real SMTP server that accepts
 //! everything and dumps each transaction into a file, which the tests parse
-//! to check exactly what a client sent. The test script installs Postfix.
+//! to check exactly what a client sent. `Dovecot` is an IMAP server with LMTP
+//! delivery, and `Postfix` a throwaway Postfix instance that relays mail for
+//! example.com and example.cn into that Dovecot, so a reply the desk sends
+//! lands in the customer's mailbox. The test script installs all three.
 
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
@@ -217,10 +220,11 @@ impl Dovecot {
         let port = free_port();
         let d = dir.path().display();
         let config = format!(
-            "protocols = imap\nlisten = 127.0.0.1\nbase_dir = {d}/run\ninstance_name = casebot-test-{port}\n\
+            "protocols = imap lmtp\nlisten = 127.0.0.1\nbase_dir = {d}/run\ninstance_name = casebot-test-{port}\n\
              ssl = no\ndisable_plaintext_auth = no\nauth_mechanisms = plain login\nauth_failure_delay = 0secs\n\
              log_path = {d}/dovecot.log\nfirst_valid_uid = 1\nmail_location = maildir:{d}/mail/%u\nmail_fsync = never\n\
              service imap-login {{\n  inet_listener imap {{\n    port = {port}\n  }}\n  inet_listener imaps {{\n    port = 0\n  }}\n}}\n\
+             service lmtp {{\n  unix_listener lmtp {{\n    mode = 0666\n  }}\n}}\n\
              service anvil {{\n  unix_listener anvil-auth-penalty {{\n    mode = 0\n  }}\n}}\n\
              passdb {{\n  driver = static\n  args = password={DOVECOT_PASSWORD}\n}}\n\
              userdb {{\n  driver = static\n  args = uid=nobody gid=nogroup home={d}/mail/%u\n}}\n"
@@ -237,6 +241,11 @@ impl Dovecot {
 
     fn conf(&self) -> PathBuf {
         self.dir.path().join("dovecot.conf")
+    }
+
+    /// Where Dovecot takes local deliveries (LMTP over a Unix socket).
+    pub fn lmtp_socket(&self) -> PathBuf {
+        self.dir.path().join("run").join("lmtp")
     }
 
     /// Starts (again) on the same port and mail folder.
@@ -347,5 +356,141 @@ impl Drop for Dovecot {
         if self.running {
             self.down();
         }
+    }
+}
+
+/// A throwaway Postfix: its own configuration, queue and log under a
+/// temporary folder, SMTP on a loopback port, and every mail for example.com
+/// or example.cn handed to a `Dovecot` over LMTP. Stopped on drop.
+pub struct Postfix {
+    dir: tempfile::TempDir,
+    pub port: u16,
+    master: Child,
+}
+
+impl Postfix {
+    pub fn start(dovecot: &Dovecot) -> Postfix {
+        assert!(
+            Path::new("/usr/sbin/postfix").exists(),
+            "postfix is missing: run scripts/test.sh (it installs postfix)"
+        );
+        assert!(
+            is_root(),
+            "the Postfix tests start Postfix as root (as CI does)"
+        );
+        let dir = tempfile::tempdir().expect("a Postfix folder");
+        set_mode(dir.path(), 0o755);
+        let d = dir.path().display();
+        std::fs::create_dir_all(dir.path().join("queue")).unwrap();
+        std::fs::create_dir_all(dir.path().join("data")).unwrap();
+        let _ = Command::new("chown")
+            .arg("postfix")
+            .arg(dir.path().join("data"))
+            .status();
+        let port = free_port();
+        let lmtp = dovecot.lmtp_socket();
+        let lmtp = lmtp.display();
+        // Short retry times: a delivery deferred while Dovecot restarts is
+        // tried again within seconds, not minutes.
+        let main_cf = format!(
+            "compatibility_level = 3.6\nqueue_directory = {d}/queue\ndata_directory = {d}/data\n\
+             myhostname = mx.example.net\ninet_interfaces = 127.0.0.1\ninet_protocols = ipv4\n\
+             mydestination =\nrelay_domains = example.com, example.cn\n\
+             transport_maps = inline:{{ example.com=lmtp:unix:{lmtp}, example.cn=lmtp:unix:{lmtp} }}\n\
+             mynetworks = 127.0.0.0/8\nsmtpd_relay_restrictions = permit_mynetworks, reject\n\
+             alias_maps =\nalias_database =\nlocal_recipient_maps =\n\
+             queue_run_delay = 1s\nminimal_backoff_time = 1s\nmaximal_backoff_time = 2s\n\
+             maillog_file = /dev/stdout\n"
+        );
+        std::fs::write(dir.path().join("main.cf"), main_cf).unwrap();
+        // Debian's master.cf with SMTP on our port and no chroot anywhere
+        // (the queue folder has none of the files a chroot would need).
+        let master_cf = std::fs::read_to_string("/etc/postfix/master.cf").expect("master.cf");
+        let master_cf: String = master_cf
+            .lines()
+            .map(|line| {
+                let fields: Vec<&str> = line.split_whitespace().collect();
+                if line.starts_with(|c: char| c.is_ascii_lowercase()) && fields.len() >= 8 {
+                    if fields[0] == "smtp" && fields[1] == "inet" {
+                        return format!("127.0.0.1:{port} inet n - n - - smtpd\n");
+                    }
+                    let mut fields = fields;
+                    fields[4] = "n";
+                    return fields.join(" ") + "\n";
+                }
+                format!("{line}\n")
+            })
+            .collect();
+        std::fs::write(dir.path().join("master.cf"), master_cf).unwrap();
+        let status = Command::new("/usr/sbin/postfix")
+            .arg("-c")
+            .arg(dir.path())
+            .arg("set-permissions")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .expect("postfix runs");
+        assert!(status.success(), "postfix set-permissions failed");
+        let master = Command::new("/usr/sbin/postfix")
+            .arg("-c")
+            .arg(dir.path())
+            .arg("start-fg")
+            .stdout(std::fs::File::create(dir.path().join("postfix.log")).unwrap())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("postfix starts");
+        let postfix = Postfix { dir, port, master };
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(
+                Instant::now() < deadline,
+                "postfix did not listen on {port}: {}",
+                postfix.log()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        postfix
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("postfix.log")).unwrap_or_default()
+    }
+
+    /// Submits `message` over SMTP (as a customer's mail server would).
+    pub fn submit(&self, from: &str, to: &[&str], message: &[u8]) {
+        use lettre::Transport;
+        let envelope = lettre::address::Envelope::new(
+            Some(from.parse().expect("a sender address")),
+            to.iter()
+                .map(|a| a.parse().expect("a recipient address"))
+                .collect(),
+        )
+        .expect("an envelope");
+        lettre::SmtpTransport::builder_dangerous("127.0.0.1")
+            .port(self.port)
+            .build()
+            .send_raw(&envelope, message)
+            .unwrap_or_else(|e| panic!("postfix refused the mail: {e}\n{}", self.log()));
+    }
+}
+
+impl Drop for Postfix {
+    fn drop(&mut self) {
+        let _ = Command::new("/usr/sbin/postfix")
+            .arg("-c")
+            .arg(self.dir.path())
+            .arg("stop")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.master.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let _ = self.master.kill();
+        let _ = self.master.wait();
     }
 }
