@@ -648,9 +648,18 @@ impl Config {
 impl MailboxConfig {
     fn default_maildir() -> Self {
         Self {
-            name: "local".into(),
-            kind: MailboxKind::Maildir,
             path: Some(PathBuf::from("mail")),
+            ..Self::with_defaults("local", MailboxKind::Maildir)
+        }
+    }
+
+    /// A mailbox of `kind` with every setting at its default (the IMAP
+    /// server is to be set by the caller).
+    pub fn with_defaults(name: &str, kind: MailboxKind) -> Self {
+        Self {
+            name: name.into(),
+            kind,
+            path: None,
             poll_interval_secs: default_poll_secs(),
             host: None,
             port: None,

@@ -16,65 +16,124 @@ use std::time::Duration;
 use anyhow::Result;
 use tokio::sync::{Notify, watch};
 
+use crate::analysis::Analyzer;
 use crate::analysis::worker::Worker;
 use crate::config::{Config, MailboxKind};
 use crate::drafting::Drafter;
 use crate::ingest::{Pipeline, Status};
+use crate::mailbox::imap::{Account, FolderWatcher};
 use crate::mailbox::import::modified;
 use crate::mailbox::maildir::Maildir;
 use crate::mailbox::{RawMail, Source};
 use crate::outbox::Outbox;
+use crate::store::Store;
 
-/// Runs until SIGINT or SIGTERM.
-pub async fn serve(
-    config: Arc<Config>,
-    pipeline: Pipeline,
-    worker: Worker,
-    drafter: Drafter,
-    outbox: Outbox,
-    shutdown: Shutdown,
-) -> Result<()> {
-    let (stop_tx, stop_rx) = watch::channel(false);
-    let filed = Arc::new(Notify::new());
-    let mut tasks = Vec::new();
-    tasks.push(tokio::spawn(analyse_and_draft_forever(
-        worker,
-        drafter,
-        filed.clone(),
-        stop_rx.clone(),
-    )));
-    tasks.push(tokio::spawn(send_forever(outbox, stop_rx.clone())));
+/// The stages one running desk is made of, built from one store.
+pub struct Desk {
+    pub pipeline: Pipeline,
+    pub worker: Worker,
+    pub drafter: Drafter,
+    pub outbox: Outbox,
+}
+
+impl Desk {
+    /// Every stage over `store`, as `config` sets them up.
+    pub fn new(store: Store, analyzer: Analyzer, config: Arc<Config>) -> Result<Desk> {
+        let pipeline = Pipeline::new(store.clone(), config.clone())?;
+        let drafter = Drafter::new(store.clone(), analyzer.rules.clone(), config.clone())?;
+        let worker = Worker::new(store, analyzer, &config)?;
+        let outbox = Outbox::new(pipeline.clone(), config);
+        Ok(Desk {
+            pipeline,
+            worker,
+            drafter,
+            outbox,
+        })
+    }
+}
+
+/// One source of new mail the daemon watches.
+pub enum Watch {
+    ImapFolder(FolderWatcher),
+    Maildir {
+        maildir: Maildir,
+        interval: Duration,
+    },
+}
+
+/// The watchers the configuration asks for; each wakes `filed` after filing.
+pub fn configured_watchers(
+    config: &Config,
+    pipeline: &Pipeline,
+    filed: &Arc<Notify>,
+) -> Result<Vec<Watch>> {
+    let mut watchers = Vec::new();
     for mailbox in &config.mailboxes {
         match mailbox.kind {
             MailboxKind::Imap => {
-                let account = crate::mailbox::imap::Account::from_config(&config, mailbox)?;
+                let account = Account::from_config(config, mailbox)?;
                 for folder in &mailbox.folders {
-                    let watcher = crate::mailbox::imap::FolderWatcher::new(
+                    watchers.push(Watch::ImapFolder(FolderWatcher::new(
                         account.clone(),
                         mailbox,
                         folder,
                         pipeline.clone(),
                         filed.clone(),
-                    );
-                    tasks.push(tokio::spawn(watcher.run(stop_rx.clone())));
+                    )));
                 }
             }
             MailboxKind::Maildir => {
                 let path = config.resolve(mailbox.path.as_deref().unwrap_or("mail".as_ref()));
                 let maildir = Maildir::open(&mailbox.name, &path)?;
                 tracing::info!(mailbox = %mailbox.name, path = %path.display(), "watching Maildir");
-                let interval = Duration::from_secs(mailbox.poll_interval_secs.max(1));
-                tasks.push(tokio::spawn(watch_maildir(
+                watchers.push(Watch::Maildir {
                     maildir,
-                    interval,
-                    pipeline.clone(),
-                    filed.clone(),
-                    stop_rx.clone(),
-                )));
+                    interval: Duration::from_secs(mailbox.poll_interval_secs.max(1)),
+                });
             }
         }
     }
-    shutdown.wait().await;
+    Ok(watchers)
+}
+
+/// Runs the configured desk until SIGINT or SIGTERM.
+pub async fn serve(config: Arc<Config>, desk: Desk, shutdown: Shutdown) -> Result<()> {
+    let filed = Arc::new(Notify::new());
+    let watchers = configured_watchers(&config, &desk.pipeline, &filed)?;
+    run(desk, watchers, filed, shutdown.wait()).await
+}
+
+/// Runs the stages and `watchers` until `stop` completes, then lets each
+/// finish what it has in hand. `filed` is the notification the watchers
+/// were made with: it wakes the analysis and drafting stages.
+pub async fn run(
+    desk: Desk,
+    watchers: Vec<Watch>,
+    filed: Arc<Notify>,
+    stop: impl Future<Output = ()>,
+) -> Result<()> {
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let mut tasks = Vec::new();
+    tasks.push(tokio::spawn(analyse_and_draft_forever(
+        desk.worker,
+        desk.drafter,
+        filed.clone(),
+        stop_rx.clone(),
+    )));
+    tasks.push(tokio::spawn(send_forever(desk.outbox, stop_rx.clone())));
+    for watcher in watchers {
+        tasks.push(match watcher {
+            Watch::ImapFolder(folder) => tokio::spawn(folder.run(stop_rx.clone())),
+            Watch::Maildir { maildir, interval } => tokio::spawn(watch_maildir(
+                maildir,
+                interval,
+                desk.pipeline.clone(),
+                filed.clone(),
+                stop_rx.clone(),
+            )),
+        });
+    }
+    stop.await;
     tracing::info!("shutting down: finishing the mail in hand");
     let _ = stop_tx.send(true);
     for t in tasks {
@@ -132,12 +191,20 @@ async fn analyse_and_draft_forever(
     let mut failing = false;
     loop {
         let pass = async {
+            let started = std::time::Instant::now();
             let analysed = worker.run_pending().await?;
+            let analysis_ms = started.elapsed().as_millis() as u64;
+            let started = std::time::Instant::now();
             let drafted = drafter.run().await?;
-            anyhow::Ok((analysed, drafted))
+            anyhow::Ok((
+                analysed,
+                analysis_ms,
+                drafted,
+                started.elapsed().as_millis() as u64,
+            ))
         };
         match pass.await {
-            Ok((analysed, drafted)) => {
+            Ok((analysed, analysis_ms, drafted, drafting_ms)) => {
                 if failing {
                     tracing::info!("analysis and drafting work again");
                 }
@@ -146,6 +213,7 @@ async fn analyse_and_draft_forever(
                     tracing::info!(
                         analysed = analysed.analysed,
                         failed = analysed.failed,
+                        ms = analysis_ms,
                         "analysis stage ran"
                     );
                 }
@@ -154,9 +222,11 @@ async fn analyse_and_draft_forever(
                         created = drafted.created,
                         updated = drafted.updated,
                         withdrawn = drafted.withdrawn,
+                        ms = drafting_ms,
                         "drafting stage ran"
                     );
                 }
+                tracing::debug!(analysis_ms, drafting_ms, "analysis and drafting pass");
             }
             Err(e) if !failing => {
                 tracing::error!(error = %format!("{e:#}"), "analysis or drafting failed; retrying");
@@ -288,7 +358,8 @@ impl Shutdown {
         })
     }
 
-    async fn wait(mut self) {
+    /// Completes at the first SIGINT or SIGTERM.
+    pub async fn wait(mut self) {
         tokio::select! {
             _ = self.interrupt.recv() => {}
             _ = self.terminate.recv() => {}

@@ -1,7 +1,7 @@
 //! casebot: the mechanical part of an e-mail driven Windows servicing support
 //! desk. See ARCHITECTURE.md for the map; the pipeline, top to bottom:
 //!
-//! - [`mailbox`]: where mail comes from (Maildir, mbox, .eml);
+//! - [`mailbox`]: where mail comes from (IMAP in IDLE, Maildir, mbox, .eml);
 //! - [`ingest`]: parse, subject grammar, direction, threading, filing;
 //! - [`analysis`]: logs → findings → root cause and next steps;
 //! - [`drafting`]: the reply each case calls for, from `templates/`;
@@ -9,7 +9,8 @@
 //! - [`store`]: the case store (sqlx), at the bottom;
 //! - [`daemon`]: `casebot serve`, wiring the stages together;
 //! - [`cli`]: the command line;
-//! - [`bench`]: the benchmarks behind `casebot bench`.
+//! - [`bench`]: the benchmarks behind `casebot bench`;
+//! - [`parallel`]: the order-keeping parallel map batch stages use.
 
 pub mod analysis;
 pub mod bench;
@@ -20,4 +21,5 @@ pub mod drafting;
 pub mod ingest;
 pub mod mailbox;
 pub mod outbox;
+pub mod parallel;
 pub mod store;

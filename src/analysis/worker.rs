@@ -11,15 +11,16 @@ use std::time::Instant;
 use anyhow::Result;
 use serde::Serialize;
 
-use super::bundle::{Item, ItemStatus};
+use super::bundle::{BundleScan, Item, ItemStatus};
 use super::{Analyzer, Report};
 use crate::config::Config;
+use crate::ingest::links::Link;
 use crate::ingest::parse::{MailParser, attachment_bytes};
 use crate::store::Store;
 use crate::store::analyses::{AnalysisResult, AnalysisView, PendingAnalysis};
 
 /// How many mails are taken from the queue at a time.
-const BATCH: i64 = 16;
+const BATCH: i64 = 64;
 
 /// What one run of the queue did.
 #[derive(Debug, Default, Clone, Copy, Serialize)]
@@ -45,7 +46,9 @@ impl Worker {
         })
     }
 
-    /// Queues what was filed since the last run, then analyses the whole queue.
+    /// Queues what was filed since the last run, then analyses the whole
+    /// queue, a batch at a time: the batch's logs are read on every core,
+    /// and its results are recorded in one transaction.
     pub async fn run_pending(&self) -> Result<WorkerCounts> {
         self.store.enqueue_analyses().await?;
         let mut counts = WorkerCounts::default();
@@ -54,8 +57,8 @@ impl Worker {
             if batch.is_empty() {
                 return Ok(counts);
             }
-            for pending in batch {
-                let result = self.analyse(&pending).await;
+            let results = self.analyse_batch(batch).await?;
+            for (pending, result) in &results {
                 match result.status {
                     "done" => counts.analysed += 1,
                     "empty" => counts.empty += 1,
@@ -72,8 +75,8 @@ impl Worker {
                         "mail analysed"
                     );
                 }
-                self.store.finish_analysis(&pending, &result).await?;
             }
+            self.store.finish_analyses(&results).await?;
         }
     }
 
@@ -92,76 +95,45 @@ impl Worker {
         Ok(Some(self.store.case_analyses(case.id).await?))
     }
 
-    /// Analyses one mail; never fails (a failure is the result).
-    async fn analyse(&self, pending: &PendingAnalysis) -> AnalysisResult {
-        let started = Instant::now();
-        let outcome = self.bundle_of(&pending.raw).await;
-        let duration_ms = started.elapsed().as_millis() as i64;
-        let bare = |status, error| AnalysisResult {
-            status,
-            outcome: None,
-            class: None,
-            rule: None,
-            error_codes: Vec::new(),
-            kbs: Vec::new(),
-            report: None,
-            error,
-            duration_ms,
-        };
-        match outcome {
-            Err(e) => bare("failed", Some(format!("{e:#}"))),
-            Ok(None) => bare("empty", None),
-            Ok(Some(report)) => {
-                let c = &report.conclusion;
-                AnalysisResult {
-                    status: "done",
-                    outcome: Some(c.outcome.as_str().to_string()),
-                    class: c.root_cause.as_ref().map(|r| r.class.clone()),
-                    rule: c.root_cause.as_ref().map(|r| r.rule.clone()),
-                    error_codes: c.error_codes.clone(),
-                    kbs: c.kbs.clone(),
-                    error: {
-                        let errors: Vec<String> = report.errors().collect();
-                        (!errors.is_empty()).then(|| errors.join("; "))
-                    },
-                    report: serde_json::to_value(&report).ok(),
-                    duration_ms,
-                }
-            }
-        }
-    }
-
-    /// Everything in one mail worth analysing, scanned; `None` when the mail
-    /// has no log, no link and no log line in its text.
-    async fn bundle_of(&self, raw: &[u8]) -> Result<Option<Report>> {
-        let mail = self
-            .parser
-            .parse(raw, chrono::Utc::now())
-            .map_err(|r| anyhow::anyhow!("the mail no longer parses: {r}"))?;
-        let analyzer = self.analyzer.clone();
-
-        // Attachments and pasted text are CPU work: off the async threads.
-        let new_text = mail.body.new_text.clone();
-        let raw_owned = raw.to_vec();
-        let mut bundle = tokio::task::spawn_blocking(move || {
-            let mut walker = analyzer.walker();
-            for attachment in attachment_bytes(&raw_owned) {
-                let name = attachment
-                    .filename
-                    .clone()
-                    .unwrap_or_else(|| format!("attachment-{}", attachment.part));
-                walker.bytes(&name, &attachment.bytes);
-            }
-            let mut bundle = walker.finish();
-            let pasted = analyzer.scan_pasted("mail body", &new_text);
-            if pasted.scans.iter().any(|s| !s.findings.is_empty()) {
-                bundle.merge(pasted);
-            }
-            bundle
+    /// Analyses a batch; each mail's failure is its result, never the batch's.
+    async fn analyse_batch(
+        &self,
+        batch: Vec<PendingAnalysis>,
+    ) -> Result<Vec<(PendingAnalysis, AnalysisResult)>> {
+        let (parser, analyzer) = (self.parser.clone(), self.analyzer.clone());
+        // Parsing and reading logs is CPU work: off the async threads.
+        let scanned = tokio::task::spawn_blocking(move || {
+            crate::parallel::map(batch, |pending| {
+                let started = Instant::now();
+                let scanned = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                    scan_mail(&parser, &analyzer, &pending.raw)
+                }))
+                .unwrap_or_else(|_| Err(anyhow::anyhow!("the analyser crashed on this mail")));
+                (pending, scanned, started.elapsed())
+            })
         })
         .await?;
+        let mut results = Vec::with_capacity(scanned.len());
+        for (pending, scanned, cpu) in scanned {
+            let started = Instant::now();
+            let outcome = match scanned {
+                Ok((bundle, links)) => self.finish_bundle(bundle, &links).await,
+                Err(e) => Err(e),
+            };
+            let duration_ms = (cpu + started.elapsed()).as_millis() as i64;
+            results.push((pending, result_of(outcome, duration_ms)));
+        }
+        Ok(results)
+    }
 
-        for link in &mail.links {
+    /// Adds the mail's links to its bundle (fetched through the bounded
+    /// client) and concludes; `None` when nothing in it is worth a report.
+    async fn finish_bundle(
+        &self,
+        mut bundle: BundleScan,
+        links: &[Link],
+    ) -> Result<Option<Report>> {
+        for link in links {
             match link.kind {
                 "http" => match self.analyzer.scan_url(&link.url).await {
                     Ok(scan) => bundle.merge(scan),
@@ -187,5 +159,67 @@ impl Worker {
             return Ok(None);
         }
         Ok(Some(self.analyzer.report(bundle)))
+    }
+}
+
+/// Parses a stored mail and reads its attachments and pasted log lines; its
+/// links are returned to be fetched (async) by the caller.
+fn scan_mail(
+    parser: &MailParser,
+    analyzer: &Analyzer,
+    raw: &[u8],
+) -> Result<(BundleScan, Vec<Link>)> {
+    let mail = parser
+        .parse(raw, chrono::Utc::now())
+        .map_err(|r| anyhow::anyhow!("the mail no longer parses: {r}"))?;
+    let mut walker = analyzer.walker();
+    for attachment in attachment_bytes(raw) {
+        let name = attachment
+            .filename
+            .clone()
+            .unwrap_or_else(|| format!("attachment-{}", attachment.part));
+        walker.bytes(&name, &attachment.bytes);
+    }
+    let mut bundle = walker.finish();
+    let pasted = analyzer.scan_pasted("mail body", &mail.body.new_text);
+    if pasted.scans.iter().any(|s| !s.findings.is_empty()) {
+        bundle.merge(pasted);
+    }
+    Ok((bundle, mail.links))
+}
+
+/// What to record for one mail's analysis.
+fn result_of(outcome: Result<Option<Report>>, duration_ms: i64) -> AnalysisResult {
+    let bare = |status, error| AnalysisResult {
+        status,
+        outcome: None,
+        class: None,
+        rule: None,
+        error_codes: Vec::new(),
+        kbs: Vec::new(),
+        report: None,
+        error,
+        duration_ms,
+    };
+    match outcome {
+        Err(e) => bare("failed", Some(format!("{e:#}"))),
+        Ok(None) => bare("empty", None),
+        Ok(Some(report)) => {
+            let c = &report.conclusion;
+            AnalysisResult {
+                status: "done",
+                outcome: Some(c.outcome.as_str().to_string()),
+                class: c.root_cause.as_ref().map(|r| r.class.clone()),
+                rule: c.root_cause.as_ref().map(|r| r.rule.clone()),
+                error_codes: c.error_codes.clone(),
+                kbs: c.kbs.clone(),
+                error: {
+                    let errors: Vec<String> = report.errors().collect();
+                    (!errors.is_empty()).then(|| errors.join("; "))
+                },
+                report: serde_json::to_value(&report).ok(),
+                duration_ms,
+            }
+        }
     }
 }

@@ -188,6 +188,19 @@ pub enum BenchCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Start a throwaway Dovecot, APPEND N realistic mails, and time mbsync
+    /// mirroring the folder against casebot catching it up through the whole
+    /// pipeline; then the IDLE latency from APPEND to stored draft.
+    Imap {
+        #[arg(long, default_value_t = 10_000)]
+        count: u64,
+        /// New cases APPENDed one at a time, in IDLE, for the latency figures.
+        #[arg(long, default_value_t = 200)]
+        idle_samples: u64,
+        /// Print the figures as JSON (the last line).
+        #[arg(long)]
+        json: bool,
+    },
     /// Generate a CBS.log of the given size with failures spread inside, analyse
     /// it, and time `rg -c` with every rule pattern on the same file.
     Analyze {
@@ -249,18 +262,10 @@ async fn dispatch(cli: Cli) -> Result<u8, Failure> {
         Command::Serve => {
             let shutdown = crate::daemon::Shutdown::listen()?;
             let store = open_store(&config).await?;
-            let pipeline = Pipeline::new(store.clone(), config.clone())?;
-            let analyzer = analyzer(&config, None)?;
-            let drafter = crate::drafting::Drafter::new(
-                store.clone(),
-                analyzer.rules.clone(),
-                config.clone(),
-            )
-            .map_err(|e| fail(2, e.into()))?;
-            let worker = crate::analysis::worker::Worker::new(store, analyzer, &config)?;
-            let outbox = crate::outbox::Outbox::new(pipeline.clone(), config.clone());
+            let desk = crate::daemon::Desk::new(store, analyzer(&config, None)?, config.clone())
+                .map_err(|e| fail(2, e))?;
             tracing::info!(store = %config.store.url, "casebot serve starting");
-            crate::daemon::serve(config, pipeline, worker, drafter, outbox, shutdown).await?;
+            crate::daemon::serve(config, desk, shutdown).await?;
             Ok(0)
         }
         Command::Import(args) => import_cmd(config, args).await,
@@ -418,6 +423,34 @@ async fn dispatch(cli: Cli) -> Result<u8, Failure> {
             println!("{}", figures.describe());
             if json {
                 output::json_line(&figures)?;
+            }
+            Ok(0)
+        }
+        Command::Bench(BenchCommand::Imap {
+            count,
+            idle_samples,
+            json,
+        }) => {
+            let bars = output::PhaseBars::default();
+            let figures = crate::bench::imap::imap(&config, count, idle_samples, |p| {
+                use crate::bench::imap::Progress;
+                match p {
+                    Progress::Appending { done, total } => {
+                        bars.show("appending", Some(total), done)
+                    }
+                    Progress::Mbsync => bars.show("mbsync mirroring", None, 0),
+                    Progress::CatchingUp { done, total } => {
+                        bars.show("casebot catching up", Some(total), done)
+                    }
+                    Progress::Idle { done, total } => bars.show("IDLE latency", Some(total), done),
+                }
+            })
+            .await?;
+            bars.finish();
+            println!("{}", figures.describe());
+            if json {
+                output::json_line(&figures)?;
+                output::json_line(&figures.summary())?;
             }
             Ok(0)
         }

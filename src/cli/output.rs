@@ -44,6 +44,39 @@ pub fn progress(len: Option<u64>, message: &'static str) -> ProgressBar {
     bar
 }
 
+/// One progress bar per phase of a long job, each replacing the last
+/// (hidden when stderr is not a terminal, as [`progress`]).
+#[derive(Default)]
+pub struct PhaseBars {
+    current: std::sync::Mutex<Option<(&'static str, ProgressBar)>>,
+}
+
+impl PhaseBars {
+    pub fn show(&self, phase: &'static str, len: Option<u64>, position: u64) {
+        let mut current = self.current.lock().unwrap_or_else(|e| e.into_inner());
+        if current.as_ref().map(|(p, _)| *p) != Some(phase) {
+            if let Some((_, bar)) = current.take() {
+                bar.finish_and_clear();
+            }
+            let bar = progress(len, phase);
+            if len.is_none() {
+                bar.enable_steady_tick(std::time::Duration::from_millis(120));
+            }
+            *current = Some((phase, bar));
+        }
+        if let Some((_, bar)) = current.as_ref() {
+            bar.set_position(position);
+        }
+    }
+
+    pub fn finish(&self) {
+        let mut current = self.current.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some((_, bar)) = current.take() {
+            bar.finish_and_clear();
+        }
+    }
+}
+
 /// The `casebot parse --json` object.
 pub fn parse_view(m: &ParsedMail) -> serde_json::Value {
     let s = &m.subject_info;

@@ -16,6 +16,7 @@ pub mod templates;
 use std::sync::Arc;
 
 use anyhow::Result;
+use futures_util::StreamExt;
 use serde::Serialize;
 
 use crate::analysis::conclude::Conclusion;
@@ -38,6 +39,8 @@ use templates::Templates;
 const REASSIGN_STAGE: &str = "案例重新分配";
 /// Similar closed cases quoted in a reply.
 const MAX_SIMILAR: usize = 3;
+/// Cases re-decided side by side in one pass (the store has four connections).
+const CASES_AT_ONCE: usize = 4;
 
 /// What one drafting pass did.
 #[derive(Debug, Clone, Copy, Default, Serialize)]
@@ -116,8 +119,13 @@ impl Drafter {
         let cursor = self.store.cursor("drafting").await?;
         let (cases, newest) = self.store.cases_changed_since(cursor).await?;
         let mut counts = DraftCounts::default();
-        for case_row in cases {
-            match self.redraft_case(case_row).await? {
+        // Most cases need no new draft and cost only reads, which SQLite
+        // serves side by side: a few cases at a time, each on its own.
+        let mut changes = futures_util::stream::iter(cases)
+            .map(|case_row| self.redraft_case(case_row))
+            .buffer_unordered(CASES_AT_ONCE);
+        while let Some(change) = changes.next().await {
+            match change? {
                 Change::Created => counts.created += 1,
                 Change::Updated => counts.updated += 1,
                 Change::Withdrawn => counts.withdrawn += 1,

@@ -123,30 +123,10 @@ impl Pipeline {
 
     /// Parses a batch on all cores, keeping its order.
     pub fn prepare_batch(&self, raws: Vec<RawMail>) -> Vec<Prepared> {
-        let threads = std::thread::available_parallelism()
-            .map(|n| n.get())
-            .unwrap_or(1);
-        if threads < 2 || raws.len() < 8 {
+        if raws.len() < 8 {
             return raws.into_iter().map(|r| self.prepare(r)).collect();
         }
-        let chunk = raws.len().div_ceil(threads);
-        let mut chunks: Vec<Vec<RawMail>> = Vec::new();
-        let mut iter = raws.into_iter().peekable();
-        while iter.peek().is_some() {
-            chunks.push(iter.by_ref().take(chunk).collect());
-        }
-        std::thread::scope(|scope| {
-            let handles: Vec<_> = chunks
-                .into_iter()
-                .map(|c| {
-                    scope.spawn(move || c.into_iter().map(|r| self.prepare(r)).collect::<Vec<_>>())
-                })
-                .collect();
-            handles
-                .into_iter()
-                .flat_map(|h| h.join().unwrap_or_default())
-                .collect()
-        })
+        crate::parallel::map(raws, |r| self.prepare(r))
     }
 
     /// Files a parsed batch: one transaction, or one per mail if the batch

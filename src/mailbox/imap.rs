@@ -104,6 +104,20 @@ impl Account {
         })
     }
 
+    /// An account on a server without TLS (a throwaway server on loopback,
+    /// as `casebot bench imap` starts).
+    pub fn plain(name: &str, host: &str, port: u16, user: &str, password: &str) -> Account {
+        Account {
+            name: name.to_string(),
+            host: host.to_string(),
+            port,
+            security: SmtpSecurity::Plain,
+            user: user.to_string(),
+            password: password.to_string(),
+            tls: None,
+        }
+    }
+
     /// Connects and logs in.
     pub async fn login(&self) -> Result<ImapSession> {
         let server = format!("{}:{}", self.host, self.port);
@@ -356,6 +370,7 @@ impl FolderWatcher {
         self.set_state("catching_up", None).await;
         for chunk in uids.chunks(self.batch) {
             let set = uid_set(chunk);
+            let fetch_started = std::time::Instant::now();
             let fetched: Vec<(u32, Vec<u8>)> = within(COMMAND_TIMEOUT, "UID FETCH", async {
                 session
                     .uid_fetch(&set, "(UID BODY.PEEK[])")
@@ -385,15 +400,27 @@ impl FolderWatcher {
                 })
                 .collect();
             let count = raws.len();
+            let parse_started = std::time::Instant::now();
             let pipeline = self.pipeline.clone();
             let prepared = tokio::task::spawn_blocking(move || pipeline.prepare_batch(raws))
                 .await
                 .context("The parse task failed")?;
+            let file_started = std::time::Instant::now();
             self.pipeline.file_batch(prepared).await?;
+            let file_ms = file_started.elapsed().as_millis() as u64;
             let last_uid = chunk.last().copied().unwrap_or(from);
             self.save_checkpoint(uidvalidity, last_uid).await?;
             if count > 0 {
-                tracing::info!(mailbox = %name, folder = %self.folder, mails = count, last_uid, "filed IMAP mail");
+                tracing::info!(
+                    mailbox = %name,
+                    folder = %self.folder,
+                    mails = count,
+                    last_uid,
+                    fetch_ms = (parse_started - fetch_started).as_millis() as u64,
+                    parse_ms = (file_started - parse_started).as_millis() as u64,
+                    file_ms,
+                    "filed IMAP mail"
+                );
                 self.filed.notify_one();
             }
             if *stop.borrow() {

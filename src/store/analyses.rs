@@ -155,47 +155,15 @@ impl Store {
         .await?)
     }
 
-    /// Records the end of an analysis and writes it to the case's event log.
-    pub async fn finish_analysis(
+    /// Records the end of a batch of analyses, and each in its case's event
+    /// log, in one transaction.
+    pub async fn finish_analyses(
         &self,
-        pending: &PendingAnalysis,
-        result: &AnalysisResult,
+        results: &[(PendingAnalysis, AnalysisResult)],
     ) -> Result<()> {
         let mut tx = self.begin_write().await?;
-        sqlx::query(
-            "UPDATE analyses SET status = $2, attempts = attempts + 1, outcome = $3, class = $4, rule = $5, \
-             error_codes = $6, kbs = $7, report = $8, error = $9, duration_ms = $10, updated_at = $11 WHERE id = $1",
-        )
-        .bind(pending.id)
-        .bind(result.status)
-        .bind(result.outcome.as_deref())
-        .bind(result.class.as_deref())
-        .bind(result.rule.as_deref())
-        .bind(serde_json::to_string(&result.error_codes)?)
-        .bind(serde_json::to_string(&result.kbs)?)
-        .bind(result.report.as_ref().map(|r| r.to_string()))
-        .bind(result.error.as_deref())
-        .bind(result.duration_ms)
-        .bind(now_ts())
-        .execute(&mut *tx)
-        .await?;
-        if result.status != "empty" {
-            messages::event(
-                &mut tx,
-                Some(pending.case_row),
-                Some(pending.message_row),
-                "analysis_finished",
-                serde_json::json!({
-                    "status": result.status,
-                    "outcome": result.outcome,
-                    "class": result.class,
-                    "rule": result.rule,
-                    "error_codes": result.error_codes,
-                    "kbs": result.kbs,
-                    "error": result.error,
-                }),
-            )
-            .await?;
+        for (pending, result) in results {
+            finish_one(&mut tx, pending, result).await?;
         }
         tx.commit().await?;
         Ok(())
@@ -222,4 +190,48 @@ impl Store {
         .fetch_all(self.pool())
         .await?)
     }
+}
+
+/// One analysis's result and its event, inside the caller's transaction.
+async fn finish_one(
+    tx: &mut sqlx::Transaction<'static, sqlx::Any>,
+    pending: &PendingAnalysis,
+    result: &AnalysisResult,
+) -> Result<()> {
+    sqlx::query(
+        "UPDATE analyses SET status = $2, attempts = attempts + 1, outcome = $3, class = $4, rule = $5, \
+         error_codes = $6, kbs = $7, report = $8, error = $9, duration_ms = $10, updated_at = $11 WHERE id = $1",
+    )
+    .bind(pending.id)
+    .bind(result.status)
+    .bind(result.outcome.as_deref())
+    .bind(result.class.as_deref())
+    .bind(result.rule.as_deref())
+    .bind(serde_json::to_string(&result.error_codes)?)
+    .bind(serde_json::to_string(&result.kbs)?)
+    .bind(result.report.as_ref().map(|r| r.to_string()))
+    .bind(result.error.as_deref())
+    .bind(result.duration_ms)
+    .bind(now_ts())
+    .execute(&mut **tx)
+    .await?;
+    if result.status != "empty" {
+        messages::event(
+            tx,
+            Some(pending.case_row),
+            Some(pending.message_row),
+            "analysis_finished",
+            serde_json::json!({
+                "status": result.status,
+                "outcome": result.outcome,
+                "class": result.class,
+                "rule": result.rule,
+                "error_codes": result.error_codes,
+                "kbs": result.kbs,
+                "error": result.error,
+            }),
+        )
+        .await?;
+    }
+    Ok(())
 }

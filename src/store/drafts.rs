@@ -263,6 +263,19 @@ pub fn sha256_text(text: &str) -> String {
     crate::ingest::parse::sha256_hex(text.as_bytes())
 }
 
+/// What the analysis and drafting stages still have to do.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct Backlog {
+    pub unanalysed: i64,
+    pub undrafted: i64,
+}
+
+impl Backlog {
+    pub fn is_empty(&self) -> bool {
+        self.unanalysed == 0 && self.undrafted == 0
+    }
+}
+
 impl Store {
     /// Where stage `name` stopped reading the event log.
     pub async fn cursor(&self, name: &str) -> Result<i64> {
@@ -283,6 +296,31 @@ impl Store {
         .execute(self.pool())
         .await?;
         Ok(())
+    }
+
+    /// Work filed but not yet through analysis and drafting: customer mails
+    /// not yet queued or still queued for analysis, and drafting-relevant
+    /// events after the drafting stage's cursor. All zero means the pipeline
+    /// has caught up with everything filed.
+    pub async fn backlog(&self) -> Result<Backlog> {
+        let unanalysed: i64 = sqlx::query_scalar(
+            "SELECT (SELECT COUNT(*) FROM messages WHERE direction = 'customer' \
+                       AND id > COALESCE((SELECT MAX(message_id) FROM analyses), 0)) \
+                  + (SELECT COUNT(*) FROM analyses WHERE status = 'pending')",
+        )
+        .fetch_one(self.pool())
+        .await?;
+        let cursor = self.cursor("drafting").await?;
+        let undrafted: i64 = sqlx::query_scalar(&format!(
+            "SELECT COUNT(*) FROM events WHERE id > $1 AND case_id IS NOT NULL AND kind IN ({DRAFTING_TRIGGERS})"
+        ))
+        .bind(cursor)
+        .fetch_one(self.pool())
+        .await?;
+        Ok(Backlog {
+            unanalysed,
+            undrafted,
+        })
     }
 
     /// Cases with drafting-relevant events after `cursor`, and the newest

@@ -8,24 +8,18 @@
 //! example.com and example.cn into that Dovecot, so a reply the desk sends
 //! lands in the customer's mailbox. The test script installs all three.
 
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 const SMTP_SINK: &str = "/usr/sbin/smtp-sink";
 
+pub use casebot::bench::dovecot::is_root;
+
 /// A free loopback port (bound, then released for the server to take).
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free loopback port")
-}
-
-pub fn is_root() -> bool {
-    // SAFETY: getuid has no preconditions.
-    unsafe { libc::getuid() == 0 }
+    casebot::bench::dovecot::free_port().expect("a free loopback port")
 }
 
 /// One message as the server received it.
@@ -189,107 +183,44 @@ fn parse_dump(path: &Path) -> Option<Received> {
     })
 }
 
-/// A throwaway Dovecot (IMAP, no TLS) on a loopback port, its mail under a
-/// temporary folder. Any user logs in with the password `test`; each test
-/// uses its own user name, so it starts with an empty mailbox.
+/// The product's throwaway Dovecot (IMAP on a loopback port, LMTP on a
+/// socket, see `casebot::bench::dovecot`) with the tests' helpers on top.
+/// Any user logs in with the password `test`; each test uses its own user
+/// name, so it starts with an empty mailbox.
 pub struct Dovecot {
-    dir: tempfile::TempDir,
+    server: casebot::bench::dovecot::Dovecot,
     pub port: u16,
-    running: bool,
 }
 
-pub const DOVECOT_PASSWORD: &str = "test";
+pub const DOVECOT_PASSWORD: &str = casebot::bench::dovecot::PASSWORD;
 
 impl Dovecot {
     pub fn start() -> Dovecot {
-        assert!(
-            Path::new("/usr/sbin/dovecot").exists(),
-            "dovecot is missing: run scripts/test.sh (it installs dovecot-imapd)"
-        );
-        assert!(
-            is_root(),
-            "the Dovecot tests start Dovecot as root (as CI does)"
-        );
-        let dir = tempfile::tempdir().expect("a Dovecot folder");
-        set_mode(dir.path(), 0o755);
-        let mail = dir.path().join("mail");
-        std::fs::create_dir_all(dir.path().join("run")).unwrap();
-        std::fs::create_dir_all(&mail).unwrap();
-        // Mail processes run as `nobody`, which must create each user's Maildir.
-        set_mode(&mail, 0o777);
-        let port = free_port();
-        let d = dir.path().display();
-        let config = format!(
-            "protocols = imap lmtp\nlisten = 127.0.0.1\nbase_dir = {d}/run\ninstance_name = casebot-test-{port}\n\
-             ssl = no\ndisable_plaintext_auth = no\nauth_mechanisms = plain login\nauth_failure_delay = 0secs\n\
-             log_path = {d}/dovecot.log\nfirst_valid_uid = 1\nmail_location = maildir:{d}/mail/%u\nmail_fsync = never\n\
-             service imap-login {{\n  inet_listener imap {{\n    port = {port}\n  }}\n  inet_listener imaps {{\n    port = 0\n  }}\n}}\n\
-             service lmtp {{\n  unix_listener lmtp {{\n    mode = 0666\n  }}\n}}\n\
-             service anvil {{\n  unix_listener anvil-auth-penalty {{\n    mode = 0\n  }}\n}}\n\
-             passdb {{\n  driver = static\n  args = password={DOVECOT_PASSWORD}\n}}\n\
-             userdb {{\n  driver = static\n  args = uid=nobody gid=nogroup home={d}/mail/%u\n}}\n"
-        );
-        std::fs::write(dir.path().join("dovecot.conf"), config).unwrap();
-        let mut dovecot = Dovecot {
-            dir,
-            port,
-            running: false,
-        };
-        dovecot.up();
-        dovecot
-    }
-
-    fn conf(&self) -> PathBuf {
-        self.dir.path().join("dovecot.conf")
-    }
-
-    /// Where Dovecot takes local deliveries (LMTP over a Unix socket).
-    pub fn lmtp_socket(&self) -> PathBuf {
-        self.dir.path().join("run").join("lmtp")
+        let server = casebot::bench::dovecot::Dovecot::start()
+            .unwrap_or_else(|e| panic!("{e:#} (run scripts/test.sh)"));
+        let port = server.port;
+        Dovecot { server, port }
     }
 
     /// Starts (again) on the same port and mail folder.
     pub fn up(&mut self) {
-        let status = Command::new("/usr/sbin/dovecot")
-            .arg("-c")
-            .arg(self.conf())
-            .status()
-            .expect("dovecot runs");
-        assert!(status.success(), "dovecot did not start: {}", self.log());
-        self.running = true;
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while TcpStream::connect(("127.0.0.1", self.port)).is_err() {
-            assert!(
-                Instant::now() < deadline,
-                "dovecot did not listen: {}",
-                self.log()
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
+        self.server.up().unwrap_or_else(|e| panic!("{e:#}"));
     }
 
     /// Stops the server (connections drop, as in an outage).
     pub fn down(&mut self) {
-        let _ = Command::new("/usr/sbin/dovecot")
-            .arg("-c")
-            .arg(self.conf())
-            .arg("stop")
-            .status();
-        self.running = false;
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while TcpStream::connect(("127.0.0.1", self.port)).is_ok() && Instant::now() < deadline {
-            std::thread::sleep(Duration::from_millis(50));
-        }
+        self.server.down();
     }
 
-    pub fn log(&self) -> String {
-        std::fs::read_to_string(self.dir.path().join("dovecot.log")).unwrap_or_default()
+    /// Where Dovecot takes local deliveries (LMTP over a Unix socket).
+    pub fn lmtp_socket(&self) -> PathBuf {
+        self.server.lmtp_socket()
     }
 
     /// Delivers a message straight into a user's Maildir (as a local
     /// delivery agent would, also while the server is down).
     pub fn deliver_file(&self, user: &str, name: &str, message: &[u8]) {
-        let new = self.dir.path().join("mail").join(user).join("new");
+        let new = self.server.maildir(user).join("new");
         std::fs::create_dir_all(&new).unwrap();
         for sub in ["cur", "tmp"] {
             std::fs::create_dir_all(new.parent().unwrap().join(sub)).unwrap();
@@ -348,14 +279,6 @@ impl Dovecot {
             .collect();
         let _ = s.logout().await;
         out
-    }
-}
-
-impl Drop for Dovecot {
-    fn drop(&mut self) {
-        if self.running {
-            self.down();
-        }
     }
 }
 

@@ -11,6 +11,9 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use anyhow::Result;
+pub mod dovecot;
+pub mod imap;
+
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as B64;
 use chrono::{TimeZone, Utc};
@@ -170,6 +173,34 @@ fn to_traditional(s: &str) -> String {
         .collect()
 }
 
+/// What a customer's log collector uploads: a zip holding a CBS.log of
+/// ordinary servicing lines around one failing install (the same bytes in
+/// every generated mail, built once).
+pub fn log_collector_zip() -> &'static [u8] {
+    static ZIP: std::sync::OnceLock<Vec<u8>> = std::sync::OnceLock::new();
+    ZIP.get_or_init(|| {
+        use std::io::Write as _;
+        let ts = "2024-03-12 10:15:42";
+        let mut log = String::new();
+        for n in 0..400u64 {
+            log.push_str(&format!(
+                "{ts}, Info                  CBS    Exec: Processing package Package_{n}_for_KB5034000~31bf3856ad364e35~amd64~~10.0.1.{n}\n"
+            ));
+        }
+        log.push_str(&failing_session(ts, 7));
+        let mut zip = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
+        let options = zip::write::SimpleFileOptions::default()
+            .compression_method(zip::CompressionMethod::Deflated);
+        // Writing into memory cannot fail; an empty zip would show in the
+        // generator's test.
+        let written = zip
+            .start_file("Logs/CBS/CBS.log", options)
+            .and_then(|()| zip.write_all(log.as_bytes()).map_err(Into::into))
+            .and_then(|()| zip.finish());
+        written.map(|c| c.into_inner()).unwrap_or_default()
+    })
+}
+
 /// The `i`-th generated mail.
 pub fn generate_mail(i: u64) -> Vec<u8> {
     let thread = i / THREAD_LEN;
@@ -308,16 +339,11 @@ pub fn generate_mail(i: u64) -> Vec<u8> {
             .as_bytes(),
         );
         out.extend_from_slice(&text_part);
-        let mut attachment = Vec::with_capacity(6000);
-        let mut h = mix(i);
-        for _ in 0..750 {
-            h = mix(h);
-            attachment.extend_from_slice(&h.to_le_bytes());
-        }
+        let attachment = log_collector_zip();
         out.extend_from_slice(
             format!(
                 "--{boundary}\r\nContent-Type: application/zip; name=\"CBS_{thread}.zip\"\r\nContent-Disposition: attachment; filename=\"CBS_{thread}.zip\"\r\nContent-Transfer-Encoding: base64\r\n\r\n{}\r\n--{boundary}--\r\n",
-                wrap76(&B64.encode(&attachment))
+                wrap76(&B64.encode(attachment))
             )
             .as_bytes(),
         );
@@ -446,6 +472,13 @@ mod tests {
                 assert_eq!(m.attachments.len(), 1, "mail {i}");
             }
         }
+        let mut zip = zip::ZipArchive::new(std::io::Cursor::new(log_collector_zip())).unwrap();
+        let mut log = String::new();
+        std::io::Read::read_to_string(&mut zip.by_index(0).unwrap(), &mut log).unwrap();
+        assert!(
+            log.contains("STATUS_CANNOT_DELETE"),
+            "the log holds a failure"
+        );
     }
 }
 

@@ -1,0 +1,172 @@
+//! A throwaway Dovecot for `casebot bench imap` and the integration tests.
+//!
+//! Its configuration, log, sockets and Maildirs live under a temporary
+//! folder; IMAP (no TLS) listens on a free loopback port and LMTP on a Unix
+//! socket. Any user name logs in with [`PASSWORD`] and gets an empty Maildir
+//! on first use. Run as root, mail is owned by `nobody`; run as anyone else,
+//! Dovecot runs rootless as that user. It is stopped when dropped.
+
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+
+const DOVECOT: &str = "/usr/sbin/dovecot";
+pub const PASSWORD: &str = "test";
+
+pub struct Dovecot {
+    dir: tempfile::TempDir,
+    pub port: u16,
+    running: bool,
+}
+
+/// A free loopback port (bound, then released for a server to take).
+pub fn free_port() -> Result<u16> {
+    Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+}
+
+pub fn is_root() -> bool {
+    // SAFETY: getuid has no preconditions.
+    unsafe { libc::getuid() == 0 }
+}
+
+/// The name of the user this process runs as.
+fn current_user() -> Result<String> {
+    let uid = unsafe { libc::getuid() };
+    std::env::var("USER")
+        .ok()
+        .filter(|u| !u.is_empty() && u != "root")
+        .or_else(|| {
+            let out = Command::new("id").args(["-un"]).output().ok()?;
+            Some(String::from_utf8_lossy(&out.stdout).trim().to_string())
+        })
+        .filter(|u| !u.is_empty())
+        .with_context(|| format!("Cannot find the user name of uid {uid}"))
+}
+
+fn set_mode(path: &Path, mode: u32) -> Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))
+        .with_context(|| format!("Cannot chmod {}", path.display()))
+}
+
+impl Dovecot {
+    pub fn start() -> Result<Dovecot> {
+        if !Path::new(DOVECOT).exists() {
+            bail!(
+                "{DOVECOT} is missing: install Debian's dovecot-imapd and dovecot-lmtpd (scripts/test.sh does, as root)"
+            );
+        }
+        let dir = tempfile::Builder::new()
+            .prefix("casebot-dovecot-")
+            .tempdir()
+            .context("Cannot create a folder for Dovecot")?;
+        set_mode(dir.path(), 0o755)?;
+        let mail = dir.path().join("mail");
+        std::fs::create_dir_all(dir.path().join("run"))?;
+        std::fs::create_dir_all(&mail)?;
+        let port = free_port()?;
+        let d = dir.path().display();
+        // As root, mail processes run as `nobody`, which must create each
+        // user's Maildir; rootless, everything runs as the caller.
+        let (users, owner) = if is_root() {
+            set_mode(&mail, 0o777)?;
+            (String::new(), "uid=nobody gid=nogroup".to_string())
+        } else {
+            let me = current_user()?;
+            // SAFETY: getgid has no preconditions.
+            let gid = unsafe { libc::getgid() };
+            (
+                format!("default_internal_user = {me}\ndefault_login_user = {me}\n"),
+                format!("uid={} gid={gid}", unsafe { libc::getuid() }),
+            )
+        };
+        let config = format!(
+            "protocols = imap lmtp\nlisten = 127.0.0.1\nbase_dir = {d}/run\ninstance_name = casebot-dovecot-{port}\n\
+             {users}ssl = no\ndisable_plaintext_auth = no\nauth_mechanisms = plain login\nauth_failure_delay = 0secs\n\
+             log_path = {d}/dovecot.log\nfirst_valid_uid = 1\nmail_location = maildir:{d}/mail/%u\nmail_fsync = never\n\
+             service imap-login {{\n  inet_listener imap {{\n    port = {port}\n  }}\n  inet_listener imaps {{\n    port = 0\n  }}\n}}\n\
+             service lmtp {{\n  unix_listener lmtp {{\n    mode = 0666\n  }}\n}}\n\
+             service anvil {{\n  unix_listener anvil-auth-penalty {{\n    mode = 0\n  }}\n}}\n\
+             passdb {{\n  driver = static\n  args = password={PASSWORD}\n}}\n\
+             userdb {{\n  driver = static\n  args = {owner} home={d}/mail/%u\n}}\n"
+        );
+        std::fs::write(dir.path().join("dovecot.conf"), config)?;
+        let mut dovecot = Dovecot {
+            dir,
+            port,
+            running: false,
+        };
+        dovecot.up()?;
+        Ok(dovecot)
+    }
+
+    fn conf(&self) -> PathBuf {
+        self.dir.path().join("dovecot.conf")
+    }
+
+    /// Starts (again) on the same port and mail folder.
+    pub fn up(&mut self) -> Result<()> {
+        let status = Command::new(DOVECOT)
+            .arg("-c")
+            .arg(self.conf())
+            .status()
+            .context("Cannot run dovecot")?;
+        if !status.success() {
+            bail!("dovecot did not start ({status}): {}", self.log());
+        }
+        self.running = true;
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while TcpStream::connect(("127.0.0.1", self.port)).is_err() {
+            if Instant::now() > deadline {
+                bail!("dovecot did not listen on {}: {}", self.port, self.log());
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Ok(())
+    }
+
+    /// Stops the server (connections drop, as in an outage).
+    pub fn down(&mut self) {
+        let _ = Command::new(DOVECOT)
+            .arg("-c")
+            .arg(self.conf())
+            .arg("stop")
+            .status();
+        self.running = false;
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while TcpStream::connect(("127.0.0.1", self.port)).is_ok() && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("dovecot.log")).unwrap_or_default()
+    }
+
+    /// Where Dovecot takes local deliveries (LMTP over a Unix socket).
+    pub fn lmtp_socket(&self) -> PathBuf {
+        self.dir.path().join("run").join("lmtp")
+    }
+
+    /// The Maildir of `user` (it exists once the user logged in or got mail).
+    pub fn maildir(&self, user: &str) -> PathBuf {
+        self.dir.path().join("mail").join(user)
+    }
+
+    /// A folder for the caller's own files next to the server's (it goes
+    /// when the server does).
+    pub fn scratch(&self) -> PathBuf {
+        self.dir.path().join("scratch")
+    }
+}
+
+impl Drop for Dovecot {
+    fn drop(&mut self) {
+        if self.running {
+            self.down();
+        }
+    }
+}
