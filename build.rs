@@ -1,7 +1,9 @@
 //! Build script: rebuild when the migrations change (they are embedded), and
 //! embed copies of the shipped `rules/` and `templates/` folders, which the
 //! binary falls back on when the configured folder is the default and does
-//! not exist (a binary run outside the repository still analyses and drafts).
+//! not exist (a binary run outside the repository still analyses and drafts),
+//! and the invented example threads `casebot serve --demo` drops into the
+//! Maildir.
 
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
@@ -21,23 +23,35 @@ fn main() {
         "EMBEDDED_TEMPLATES",
         &out_dir.join("embedded_templates.rs"),
     );
+    embed(
+        "examples/threads",
+        "eml",
+        "EXAMPLE_THREADS",
+        &out_dir.join("example_threads.rs"),
+    );
 }
 
-/// Writes `const NAME: &[(path inside folder, contents)]` for every `.ext` file.
+/// Writes `const NAME: &[(path inside folder, contents)]` for every `.ext`
+/// file: text as `&str`, mail (raw bytes, any charset) as `&[u8]`.
 fn embed(folder: &str, ext: &str, name: &str, dest: &Path) {
+    let (kind, include) = if ext == "eml" {
+        ("&[u8]", "include_bytes")
+    } else {
+        ("&str", "include_str")
+    };
     println!("cargo:rerun-if-changed={folder}");
     let mut files = Vec::new();
     collect(Path::new(folder), ext, &mut files);
     files.sort();
     let mut out = format!(
-        "/// The shipped {folder} folder: (path inside it, contents).\npub const {name}: &[(&str, &str)] = &[\n"
+        "/// The shipped {folder} folder: (path inside it, contents).\npub const {name}: &[(&str, {kind})] = &[\n"
     );
     for file in &files {
         let rel = file.strip_prefix(folder).unwrap_or(file);
         let abs = std::fs::canonicalize(file).unwrap_or_else(|_| file.clone());
         let _ = writeln!(
             out,
-            "    ({:?}, include_str!({:?})),",
+            "    ({:?}, {include}!({:?})),",
             rel.display().to_string(),
             abs.display().to_string()
         );

@@ -15,7 +15,7 @@ fn main() -> ExitCode {
     let cli = casebot::cli::Cli::parse();
     let default_level = match (
         cli.verbose,
-        matches!(cli.command, casebot::cli::Command::Serve),
+        matches!(cli.command, casebot::cli::Command::Serve { .. }),
     ) {
         (0, false) => "warn",
         (0, true) | (1, _) => "info",

@@ -43,8 +43,14 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Run the daemon: watch the configured mailboxes and file new mail.
-    Serve,
+    /// Run the daemon: watch the configured mailboxes, file, analyse and
+    /// draft what arrives, and send what engineers approve.
+    Serve {
+        /// First drop the invented example threads into the configured
+        /// Maildir, so a fresh desk has cases and drafts to show.
+        #[arg(long)]
+        demo: bool,
+    },
     /// Import a Maildir, an mbox file, a folder of .eml files or one .eml.
     Import(ImportArgs),
     /// Parse one mail file and show what casebot reads in it (stores nothing).
@@ -259,8 +265,11 @@ async fn open_store(config: &Config) -> Result<Store, Failure> {
 async fn dispatch(cli: Cli) -> Result<u8, Failure> {
     let config = Arc::new(load_config(&cli)?);
     match cli.command {
-        Command::Serve => {
+        Command::Serve { demo } => {
             let shutdown = crate::daemon::Shutdown::listen()?;
+            if demo {
+                drop_demo_threads(&config)?;
+            }
             let store = open_store(&config).await?;
             let desk = crate::daemon::Desk::new(store, analyzer(&config, None)?, config.clone())
                 .map_err(|e| fail(2, e))?;
@@ -487,6 +496,31 @@ async fn dispatch(cli: Cli) -> Result<u8, Failure> {
             Ok(0)
         }
     }
+}
+
+/// `serve --demo`: the example threads into the first Maildir mailbox.
+fn drop_demo_threads(config: &Config) -> Result<(), Failure> {
+    let mailbox = config
+        .mailboxes
+        .iter()
+        .find(|m| m.kind == crate::config::MailboxKind::Maildir)
+        .ok_or_else(|| {
+            fail(
+                2,
+                anyhow::anyhow!(
+                    "--demo drops the example threads into a Maildir, and the configuration watches none"
+                ),
+            )
+        })?;
+    let path = config.resolve(mailbox.path.as_deref().unwrap_or("mail".as_ref()));
+    let maildir = crate::mailbox::maildir::Maildir::open(&mailbox.name, &path)?;
+    let dropped = crate::mailbox::demo::drop_examples(&maildir)?;
+    tracing::info!(mails = dropped, maildir = %path.display(), "demo: example threads dropped");
+    eprintln!(
+        "casebot: demo: {dropped} example mails dropped into {}; try `casebot cases` and `casebot drafts`",
+        path.display()
+    );
+    Ok(())
 }
 
 async fn import_cmd(config: Arc<Config>, args: ImportArgs) -> Result<u8, Failure> {

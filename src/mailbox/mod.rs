@@ -4,6 +4,7 @@
 //! Sources only read bytes; they never parse. Each mail carries a [`Source`]
 //! that says exactly where it was found, which the store keeps as evidence.
 
+pub mod demo;
 pub mod imap;
 pub mod import;
 pub mod maildir;

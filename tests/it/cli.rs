@@ -66,7 +66,7 @@ fn parse_json_has_the_documented_shape() {
 fn import_cases_show_and_duplicates() {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("store.db");
-    let threads = fixture("threads");
+    let threads = super::example("threads");
     let o = casebot(
         &db,
         dir.path(),
@@ -74,13 +74,13 @@ fn import_cases_show_and_duplicates() {
     );
     assert!(o.status.success(), "{}", stderr(&o));
     let lines = json_lines(&o);
-    assert_eq!(lines.len(), 18);
+    assert_eq!(lines.len(), 20);
     assert!(
         lines
             .iter()
             .all(|l| l["status"] == "imported" && l["case_key"].is_string())
     );
-    assert!(stderr(&o).contains("imported 18"));
+    assert!(stderr(&o).contains("imported 20"));
     assert!(db.exists(), "CASEBOT_DB must be used");
 
     let o = casebot(
@@ -92,7 +92,7 @@ fn import_cases_show_and_duplicates() {
 
     let o = casebot(&db, dir.path(), &["cases", "--json"]);
     let cases: Vec<serde_json::Value> = serde_json::from_str(&stdout(&o)).unwrap();
-    assert_eq!(cases.len(), 3);
+    assert_eq!(cases.len(), 4);
     let a = cases
         .iter()
         .find(|c| c["key"] == "CAS-10001-HL7Q2M")
@@ -240,7 +240,7 @@ fn mbox_import() {
     let mut mbox = Vec::new();
     for name in ["01.eml", "02.eml", "03.eml"] {
         mbox.extend_from_slice(b"From sender@example.cn Mon Mar  6 10:00:00 2023\n");
-        let raw = std::fs::read(fixture(&format!("threads/caseless/{name}"))).unwrap();
+        let raw = std::fs::read(super::example(&format!("threads/caseless/{name}"))).unwrap();
         mbox.extend_from_slice(&raw);
         mbox.extend_from_slice(b"\n\n");
     }
@@ -255,4 +255,106 @@ fn mbox_import() {
             .all(|l| l["status"] == "imported" && l["case_key"] == lines[0]["case_key"])
     );
     assert!(lines[1]["source"].as_str().unwrap().contains("box.mbox#1@"));
+}
+
+/// The README's first command on a fresh folder: no config file, the
+/// embedded defaults, and `--demo` gives the desk the example threads.
+#[test]
+fn serve_demo_on_a_bare_folder_files_the_example_threads_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("data/casebot.db");
+    let start = || {
+        std::process::Command::new(env!("CARGO_BIN_EXE_casebot"))
+            .args(["serve", "--demo"])
+            .current_dir(dir.path())
+            .env_remove("CASEBOT_DB")
+            .env_remove("CASEBOT_CONFIG")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap()
+    };
+    let stop = |child: std::process::Child| {
+        // SAFETY: signalling our own child.
+        unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+        let out = child.wait_with_output().unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    };
+    let examples: usize = ["hardlink", "hashmismatch", "caseless", "storecorrupt"]
+        .iter()
+        .map(|t| {
+            std::fs::read_dir(super::example("threads").join(t))
+                .unwrap()
+                .count()
+        })
+        .sum();
+    let cases = || -> Vec<serde_json::Value> {
+        let o = casebot(&db, dir.path(), &["cases", "--json"]);
+        if !o.status.success() {
+            return Vec::new();
+        }
+        serde_json::from_str::<serde_json::Value>(&stdout(&o))
+            .map(|v| v.as_array().cloned().unwrap_or_default())
+            .unwrap_or_default()
+    };
+    let filed = || -> usize {
+        cases()
+            .iter()
+            .map(|c| c["message_count"].as_u64().unwrap_or(0) as usize)
+            .sum()
+    };
+    let wait = |what: &str, done: &dyn Fn() -> bool| {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        while !done() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "timed out waiting for {what}"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(200));
+        }
+    };
+
+    let serve = start();
+    wait("every example mail filed", &|| filed() == examples);
+    // The open example case: its log analysed, its next steps drafted.
+    wait("the open case's draft", &|| {
+        let o = casebot(&db, dir.path(), &["drafts", "--json"]);
+        o.status.success()
+            && serde_json::from_str::<serde_json::Value>(&stdout(&o))
+                .map(|v| v.as_array().is_some_and(|a| a.len() == 1))
+                .unwrap_or(false)
+    });
+    let o = casebot(&db, dir.path(), &["show", "CAS-10003-SC5K8P", "--json"]);
+    let case: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
+    assert_eq!(
+        case["analysis"]["root_cause"]["class"], "component_store_corruption",
+        "{:#}",
+        case["analysis"]
+    );
+    let o = casebot(&db, dir.path(), &["drafts", "--json"]);
+    let drafts: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
+    assert_eq!(drafts[0]["case_key"], "CAS-10003-SC5K8P", "{drafts:#}");
+    assert!(
+        drafts[0]["body"].as_str().unwrap().contains("KB5031361"),
+        "the draft names the half-installed update: {}",
+        drafts[0]["body"]
+    );
+    let log = stop(serve);
+    assert!(
+        log.contains(&format!("{examples} example mails dropped")),
+        "{log}"
+    );
+    assert_eq!(cases().len(), 4, "four example threads, four cases");
+
+    // A second demo start drops nothing new and stores nothing twice.
+    let serve = start();
+    std::thread::sleep(std::time::Duration::from_secs(2));
+    let log = stop(serve);
+    assert!(log.contains("0 example mails dropped"), "{log}");
+    assert_eq!(filed(), examples);
 }

@@ -1042,7 +1042,7 @@ fn the_daemon_drafts_and_sends_on_its_own() {
 fn seed_shaped_fixture_threads_are_answered_in_their_thread() {
     let sink = SmtpSink::start(&[]);
     let desk = Desk::new(Some(sink.port));
-    let threads = super::fixture("threads");
+    let threads = super::example("threads");
     // The hard-link thread up to the customer's "uploaded" mail, and the
     // hash-mismatch thread up to the partner's "still failing" mail.
     for (thread, upto) in [("hardlink", 2), ("hashmismatch", 3)] {

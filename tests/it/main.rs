@@ -23,6 +23,11 @@ pub fn fixture(rel: &str) -> PathBuf {
     repo().join("tests/fixtures").join(rel)
 }
 
+/// The shipped example threads (`examples/`), also the tests' threads.
+pub fn example(rel: &str) -> PathBuf {
+    repo().join("examples").join(rel)
+}
+
 /// Runs `casebot` with `args` against the store at `db`, from `cwd`.
 pub fn casebot(db: &Path, cwd: &Path, args: &[&str]) -> Output {
     std::process::Command::new(env!("CARGO_BIN_EXE_casebot"))

@@ -34,7 +34,7 @@ async fn detail(store: &Store, key: &str) -> CaseDetail {
 async fn hardlink_thread_ends_resolved_with_auto_reply_ignored() {
     let dir = tempfile::tempdir().unwrap();
     let (store, pipeline) = store_in(&dir).await;
-    let counts = import(&pipeline, &super::fixture("threads/hardlink")).await;
+    let counts = import(&pipeline, &super::example("threads/hardlink")).await;
     assert_eq!((counts.imported, counts.quarantined), (10, 0));
     let cases = store.list_cases().await.unwrap();
     assert_eq!(cases.len(), 1, "{cases:?}");
@@ -62,7 +62,7 @@ async fn hardlink_thread_ends_resolved_with_auto_reply_ignored() {
 async fn hashmismatch_thread_is_archived_with_its_tags() {
     let dir = tempfile::tempdir().unwrap();
     let (store, pipeline) = store_in(&dir).await;
-    import(&pipeline, &super::fixture("threads/hashmismatch")).await;
+    import(&pipeline, &super::example("threads/hashmismatch")).await;
     let d = detail(&store, "CAS-10002-HS4X6D").await;
     assert_eq!(d.case.status, "archived");
     assert_eq!(
@@ -94,9 +94,9 @@ async fn hashmismatch_thread_is_archived_with_its_tags() {
 async fn reimport_stores_nothing_twice() {
     let dir = tempfile::tempdir().unwrap();
     let (store, pipeline) = store_in(&dir).await;
-    import(&pipeline, &super::fixture("threads")).await;
+    import(&pipeline, &super::example("threads")).await;
     let before = store.counts().await.unwrap();
-    let again = import(&pipeline, &super::fixture("threads")).await;
+    let again = import(&pipeline, &super::example("threads")).await;
     assert_eq!(again.imported, 0);
     assert_eq!(again.duplicate, before.1 as u64);
     assert_eq!(store.counts().await.unwrap(), before);
@@ -110,7 +110,7 @@ async fn caseless_thread_arriving_child_first_is_one_thread() {
     for name in ["03.eml", "02.eml", "01.eml"] {
         import(
             &pipeline,
-            &super::fixture(&format!("threads/caseless/{name}")),
+            &super::example(&format!("threads/caseless/{name}")),
         )
         .await;
     }
@@ -127,7 +127,7 @@ async fn caseless_thread_arriving_child_first_is_one_thread() {
 async fn two_case_numbers_never_merge_even_when_references_cross() {
     let dir = tempfile::tempdir().unwrap();
     let (store, pipeline) = store_in(&dir).await;
-    import(&pipeline, &super::fixture("threads/hardlink/01.eml")).await;
+    import(&pipeline, &super::example("threads/hardlink/01.eml")).await;
     // A reply whose References point into case A but whose subject names B.
     let raw = "From: x@example.cn\r\nSubject: Re: [案例号:CAS-99999-ZZZZZZ] %other%\r\nMessage-ID: <cross@x>\r\nIn-Reply-To: <a1@desk.example.com>\r\nReferences: <a1@desk.example.com>\r\n\r\nhi\r\n";
     let path = dir.path().join("cross.eml");
