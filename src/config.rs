@@ -117,6 +117,14 @@ pub struct MailboxConfig {
     /// Longest wait between two reconnection attempts, in seconds.
     #[serde(default = "default_reconnect_max_secs")]
     pub reconnect_max_secs: u64,
+    /// A flag set on every mail once it is filed (a keyword such as
+    /// `$CasebotFiled`, or `\Seen`); empty: flags are never touched.
+    #[serde(default)]
+    pub handled_keyword: Option<String>,
+    /// A server folder that gets a copy of every mail casebot quarantines
+    /// (created if missing; the original stays where it is); empty: none.
+    #[serde(default)]
+    pub quarantine_folder: Option<String>,
 }
 
 fn default_poll_secs() -> u64 {
@@ -612,6 +620,16 @@ impl Config {
                         format!("imap mailbox {:?} needs a host", mailbox.name),
                     ));
                 }
+                if let Some(keyword) = mailbox.handled_keyword.as_deref()
+                    && !is_imap_flag(keyword)
+                {
+                    return Err(invalid(
+                        "mailbox.handled_keyword",
+                        format!(
+                            "{keyword:?} is not an IMAP flag (letters, digits, $ and the like, no spaces or brackets)"
+                        ),
+                    ));
+                }
                 if mailbox.folders.is_empty() || mailbox.fetch_batch == 0 {
                     return Err(invalid(
                         "mailbox.folders",
@@ -645,6 +663,16 @@ impl Config {
     }
 }
 
+/// An IMAP keyword (an atom) or a system flag such as `\Seen`.
+fn is_imap_flag(flag: &str) -> bool {
+    let atom = flag.strip_prefix('\\').unwrap_or(flag);
+    !atom.is_empty()
+        && atom.bytes().all(|b| {
+            b.is_ascii_graphic()
+                && !matches!(b, b'(' | b')' | b'{' | b'%' | b'*' | b'"' | b'\\' | b']')
+        })
+}
+
 impl MailboxConfig {
     fn default_maildir() -> Self {
         Self {
@@ -673,6 +701,8 @@ impl MailboxConfig {
             ca_file: None,
             sent_folder: default_sent_folder(),
             reconnect_max_secs: default_reconnect_max_secs(),
+            handled_keyword: None,
+            quarantine_folder: None,
         }
     }
 
@@ -688,6 +718,21 @@ impl MailboxConfig {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_handled_keyword_must_be_an_imap_flag() {
+        for good in ["$CasebotFiled", "\\Seen", "casebot-filed"] {
+            assert!(is_imap_flag(good), "{good}");
+        }
+        for bad in ["", "two words", "(x)", "\\", "a\"b", "星"] {
+            assert!(!is_imap_flag(bad), "{bad}");
+        }
+        let text = "[[mailbox]]\nname = \"desk\"\nkind = \"imap\"\nhost = \"imap.example.com\"\nhandled_keyword = \"filed by casebot\"\n";
+        let err = Config::parse(text, Path::new("c.toml"))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("handled_keyword"), "{err}");
+    }
 
     #[test]
     fn empty_file_gives_embedded_defaults() {

@@ -54,7 +54,7 @@ impl Desk {
 
 /// One source of new mail the daemon watches.
 pub enum Watch {
-    ImapFolder(FolderWatcher),
+    ImapFolder(Box<FolderWatcher>),
     Maildir {
         maildir: Maildir,
         interval: Duration,
@@ -73,13 +73,13 @@ pub fn configured_watchers(
             MailboxKind::Imap => {
                 let account = Account::from_config(config, mailbox)?;
                 for folder in &mailbox.folders {
-                    watchers.push(Watch::ImapFolder(FolderWatcher::new(
+                    watchers.push(Watch::ImapFolder(Box::new(FolderWatcher::new(
                         account.clone(),
                         mailbox,
                         folder,
                         pipeline.clone(),
                         filed.clone(),
-                    )));
+                    ))));
                 }
             }
             MailboxKind::Maildir => {

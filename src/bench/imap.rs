@@ -175,7 +175,7 @@ pub async fn imap(
     let started = Instant::now();
     let daemon = tokio::spawn(crate::daemon::run(
         desk,
-        vec![Watch::ImapFolder(watcher)],
+        vec![Watch::ImapFolder(Box::new(watcher))],
         filed,
         async {
             let _ = stop_rx.await;

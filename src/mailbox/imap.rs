@@ -221,6 +221,8 @@ pub struct FolderWatcher {
     poll: Duration,
     batch: usize,
     reconnect_max: Duration,
+    handled_keyword: Option<String>,
+    quarantine_folder: Option<String>,
     /// The last state written to the store, so it is written on change only.
     state: std::sync::Mutex<String>,
 }
@@ -243,6 +245,8 @@ impl FolderWatcher {
             poll: Duration::from_secs(mailbox.poll_interval_secs.max(1)),
             batch: mailbox.fetch_batch.max(1),
             reconnect_max: Duration::from_secs(mailbox.reconnect_max_secs.max(1)),
+            handled_keyword: mailbox.handled_keyword.clone().filter(|k| !k.is_empty()),
+            quarantine_folder: mailbox.quarantine_folder.clone().filter(|f| !f.is_empty()),
             state: std::sync::Mutex::new(String::new()),
         }
     }
@@ -386,6 +390,7 @@ impl FolderWatcher {
             })
             .await??;
             let arrival = chrono::Utc::now();
+            let fetched_uids: Vec<u32> = fetched.iter().map(|(uid, _)| *uid).collect();
             let raws: Vec<RawMail> = fetched
                 .into_iter()
                 .map(|(uid, bytes)| RawMail {
@@ -406,8 +411,12 @@ impl FolderWatcher {
                 .await
                 .context("The parse task failed")?;
             let file_started = std::time::Instant::now();
-            self.pipeline.file_batch(prepared).await?;
+            let reports = self.pipeline.file_batch(prepared).await?;
             let file_ms = file_started.elapsed().as_millis() as u64;
+            // Before the checkpoint moves: a failure here re-reads the batch,
+            // which the store recognises, and marks it again.
+            self.mark_on_server(session, &fetched_uids, &reports)
+                .await?;
             let last_uid = chunk.last().copied().unwrap_or(from);
             self.save_checkpoint(uidvalidity, last_uid).await?;
             if count > 0 {
@@ -426,6 +435,54 @@ impl FolderWatcher {
             if *stop.borrow() {
                 break;
             }
+        }
+        Ok(())
+    }
+
+    /// What the configuration asks the server to show of a filed batch: a
+    /// flag on each mail filed, a copy of each mail quarantined in the
+    /// quarantine folder. Nothing is moved or deleted.
+    async fn mark_on_server(
+        &self,
+        session: &mut ImapSession,
+        uids: &[u32],
+        reports: &[crate::ingest::Report],
+    ) -> Result<()> {
+        use crate::ingest::Status;
+        let (mut filed, mut quarantined) = (Vec::new(), Vec::new());
+        for (uid, report) in uids.iter().zip(reports) {
+            match report.status {
+                Status::Imported | Status::Duplicate => filed.push(*uid),
+                Status::Quarantined | Status::Failed => quarantined.push(*uid),
+            }
+        }
+        if let Some(flag) = &self.handled_keyword
+            && !filed.is_empty()
+        {
+            within(COMMAND_TIMEOUT, "UID STORE", async {
+                session
+                    .uid_store(uid_set(&filed), format!("+FLAGS.SILENT ({flag})"))
+                    .await?
+                    .try_collect::<Vec<_>>()
+                    .await
+            })
+            .await?
+            .with_context(|| format!("Cannot set {flag} on filed mail"))?;
+        }
+        if let Some(folder) = &self.quarantine_folder
+            && !quarantined.is_empty()
+        {
+            let set = uid_set(&quarantined);
+            let copied =
+                within(COMMAND_TIMEOUT, "UID COPY", session.uid_copy(&set, folder)).await?;
+            if copied.is_err() {
+                // Most likely the folder does not exist yet.
+                let _ = within(COMMAND_TIMEOUT, "CREATE", session.create(folder)).await?;
+                within(COMMAND_TIMEOUT, "UID COPY", session.uid_copy(&set, folder))
+                    .await?
+                    .with_context(|| format!("Cannot copy quarantined mail to {folder:?}"))?;
+            }
+            tracing::info!(mailbox = %self.account.name, folder = %self.folder, to = %folder, mails = quarantined.len(), "quarantined mail copied on the server");
         }
         Ok(())
     }

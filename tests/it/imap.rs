@@ -30,15 +30,17 @@ impl Daemon {
 
     fn with_batch(dovecot: &Dovecot, folder: &str, fetch_batch: usize) -> Daemon {
         let user = format!("desk{}", super::mailstack::free_port());
-        Self::configured(dovecot, folder, fetch_batch, &user, "")
+        Self::configured(dovecot, folder, fetch_batch, &user, "", "")
     }
 
-    /// A desk logged in as `user`, with `extra` appended to its config.
+    /// A desk logged in as `user`, with `mailbox_extra` added to its
+    /// `[[mailbox]]` and `extra` appended to its config.
     fn configured(
         dovecot: &Dovecot,
         folder: &str,
         fetch_batch: usize,
         user: &str,
+        mailbox_extra: &str,
         extra: &str,
     ) -> Daemon {
         let dir = tempfile::tempdir().unwrap();
@@ -54,6 +56,7 @@ password_env = "{PASSWORD_ENV}"
 folders = ["{folder}"]
 reconnect_max_secs = 1
 fetch_batch = {fetch_batch}
+{mailbox_extra}
 
 [analysis]
 rules_dir = "{rules}"
@@ -276,7 +279,7 @@ fn a_customer_mail_through_postfix_is_answered_into_the_customers_mailbox() {
          username_env = \"CASEBOT_TEST_NO_SMTP_USER\"\n",
         postfix.port
     );
-    let mut daemon = Daemon::configured(&dovecot, "INBOX", 50, DESK, &outbox);
+    let mut daemon = Daemon::configured(&dovecot, "INBOX", 50, DESK, "", &outbox);
     daemon.start();
     let zip = super::analysis::zip(&[(
         "Logs/CBS/CBS.log",
@@ -511,7 +514,15 @@ fn killed_ten_times_during_a_thousand_mail_catch_up_every_mail_is_stored_once() 
 #[test]
 fn a_thirty_megabyte_mail_and_a_mail_the_parser_rejects_do_not_stop_the_rest() {
     let dovecot = Dovecot::start();
-    let mut daemon = Daemon::new(&dovecot, "INBOX");
+    let user = format!("desk{}", super::mailstack::free_port());
+    let mut daemon = Daemon::configured(
+        &dovecot,
+        "INBOX",
+        50,
+        &user,
+        "handled_keyword = \"$CasebotFiled\"\nquarantine_folder = \"Quarantine\"",
+        "",
+    );
     let rt = runtime();
     let big = {
         let blob: Vec<u8> = (0..30 * 1024 * 1024u32)
@@ -582,5 +593,92 @@ fn a_thirty_megabyte_mail_and_a_mail_the_parser_rejects_do_not_stop_the_rest() {
         })
         .collect();
     assert!(sizes.iter().any(|s| *s >= 30 * 1024 * 1024), "{sizes:?}");
+
+    // On the server: the filed mails carry the keyword, the rejected one
+    // does not and has a copy in the quarantine folder; nothing was removed.
+    let inbox = rt.block_on(dovecot.messages(&daemon.user, "INBOX"));
+    let flagged: Vec<u32> = inbox
+        .iter()
+        .filter(|(_, flags, _)| flags.iter().any(|f| f.contains("CasebotFiled")))
+        .map(|(uid, _, _)| *uid)
+        .collect();
+    assert_eq!(
+        flagged,
+        vec![1, 2, 4],
+        "{:?}",
+        inbox.iter().map(|m| (m.0, &m.1)).collect::<Vec<_>>()
+    );
+    let quarantine = rt.block_on(dovecot.messages(&daemon.user, "Quarantine"));
+    assert_eq!(quarantine.len(), 1);
+    // (Dovecot stored the NUL byte as 0x80 on APPEND; the copy is its own.)
+    assert_eq!(quarantine[0].2, inbox[2].2, "a copy of the rejected mail");
+    assert_eq!(inbox.len(), 4, "nothing moved or deleted");
     assert!(daemon.stop());
+}
+
+/// `casebot bench imap` end to end on a small count: its own Dovecot,
+/// mbsync as the baseline, every mail through the pipeline, and the summary
+/// line the issue names last.
+#[test]
+fn bench_imap_measures_both_catch_ups_and_the_idle_latency() {
+    let dir = tempfile::tempdir().unwrap();
+    let o = std::process::Command::new(env!("CARGO_BIN_EXE_casebot"))
+        .args([
+            "bench",
+            "imap",
+            "--count",
+            "60",
+            "--idle-samples",
+            "3",
+            "--json",
+        ])
+        .current_dir(dir.path())
+        .env_remove("CASEBOT_CONFIG")
+        .env_remove("CASEBOT_DB")
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    let out = stdout(&o);
+    let lines: Vec<&str> = out.lines().filter(|l| l.starts_with('{')).collect();
+    let figures: Value = serde_json::from_str(lines[lines.len() - 2]).unwrap();
+    let summary: Value = serde_json::from_str(lines[lines.len() - 1]).unwrap();
+    assert_eq!(
+        figures["stored"], 60,
+        "every mail through the pipeline: {figures:#}"
+    );
+    assert_eq!(figures["idle_samples"], 3);
+    let mut keys: Vec<&str> = summary
+        .as_object()
+        .unwrap()
+        .keys()
+        .map(|k| k.as_str())
+        .collect();
+    keys.sort_unstable();
+    assert_eq!(
+        keys,
+        [
+            "casebot_s",
+            "idle_p50_ms",
+            "idle_p99_ms",
+            "mbsync_ratio",
+            "mbsync_s"
+        ],
+        "{summary}"
+    );
+    assert!(
+        lines[lines.len() - 1].starts_with("{\"casebot_s\":"),
+        "in the documented order"
+    );
+    for key in [
+        "casebot_s",
+        "mbsync_s",
+        "mbsync_ratio",
+        "idle_p50_ms",
+        "idle_p99_ms",
+    ] {
+        assert!(summary[key].as_f64().unwrap() > 0.0, "{key}: {summary}");
+    }
+    let ratio = summary["casebot_s"].as_f64().unwrap() / summary["mbsync_s"].as_f64().unwrap();
+    assert!((ratio - summary["mbsync_ratio"].as_f64().unwrap()).abs() < 1e-9);
+    assert!(out.contains("IDLE, APPEND → stored draft"), "{out}");
 }
