@@ -70,9 +70,14 @@ const NT_STATUS: &[(&str, u32)] = &[
 
 /// `0x` and exactly eight hex digits (pointers and flags are longer or shorter),
 /// with the keyword before it when there is one, and ` - NAME` after.
+///
+/// Word boundaries here and below are ASCII ones (`(?-u:\b)`): in
+/// "报错0x800f0831。" the code touches Chinese letters, which a Unicode `\b`
+/// counts as word characters (so it would find nothing), and an ASCII
+/// boundary keeps the fast DFA on non-ASCII text.
 static HEX: LazyLock<Regex> = LazyLock::new(|| {
     Regex::new(
-        r"(?i)(?P<kw>HRESULT\s*=\s*|hr\s*[:=]\s*|gle\s*=\s*|error(?: code)?\s*[:=]?\s*|exit code\s*[:=]\s*|result\s*[:=]?\s*|with error\s+|status\s*[:=]\s*|\b(?:READ|WRITE|OPEN|CREATE)\s*,\s*)?\b0x(?P<hex>[0-9a-f]{8})\b(?:\s*-\s*(?P<name>[A-Z][A-Z0-9_]{2,}))?(?:\s*\((?P<dec>\d{6,10})\))?",
+        r"(?i)(?P<kw>HRESULT\s*=\s*|hr\s*[:=]\s*|gle\s*=\s*|error(?: code)?\s*[:=]?\s*|exit code\s*[:=]\s*|result\s*[:=]?\s*|with error\s+|status\s*[:=]\s*|(?-u:\b)(?:READ|WRITE|OPEN|CREATE)\s*,\s*)?(?-u:\b)0x(?P<hex>[0-9a-f]{8})(?-u:\b)(?:\s*-\s*(?P<name>[A-Z][A-Z0-9_]{2,}))?(?:\s*\((?P<dec>\d{6,10})\))?",
     )
     .expect("static regex")
 });
@@ -80,17 +85,17 @@ static HEX: LazyLock<Regex> = LazyLock::new(|| {
 /// A decimal code after DISM's `Error:` (`Error: 14098`), or a signed or
 /// unsigned 32-bit HRESULT in decimal after an error keyword.
 static DECIMAL: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(r"(?i)\b(?:error|error code|exit code|hr)\s*[:=]\s*(?P<neg>-)?(?P<dec>\d{1,10})\b(?:[^.\d]|$)")
+    Regex::new(r"(?i)(?-u:\b)(?:error|error code|exit code|hr)\s*[:=]\s*(?P<neg>-)?(?P<dec>\d{1,10})(?-u:\b)(?:[^.\d]|$)")
         .expect("static regex")
 });
 
 /// DISM writes `HRESULT=800F081F`, without the `0x`.
 static BARE: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(r"(?i)\bHRESULT\s*=\s*(?P<hex>[0-9a-f]{8})\b").expect("static regex")
+    Regex::new(r"(?i)(?-u:\b)HRESULT\s*=\s*(?P<hex>[0-9a-f]{8})(?-u:\b)").expect("static regex")
 });
 
 static STATUS_NAME: LazyLock<Regex> =
-    LazyLock::new(|| Regex::new(r"\bSTATUS_[A-Z_]{3,}\b").expect("static regex"));
+    LazyLock::new(|| Regex::new(r"(?-u:\b)STATUS_[A-Z_]{3,}(?-u:\b)").expect("static regex"));
 
 /// Every code on `text`, in order of appearance, each normalised once.
 /// `names` supplies symbolic names the line does not give.
@@ -224,18 +229,20 @@ pub fn pattern_for(codes: &[String], names: &[String]) -> String {
         let Ok(value) = u32::from_str_radix(digits, 16) else {
             continue;
         };
-        alternatives.push(format!(r"(?i:\b(?:0x)?{digits}\b)"));
+        alternatives.push(format!(r"(?i:(?-u:\b)(?:0x)?{digits}(?-u:\b))"));
         if value >= 0x8000_0000 {
-            alternatives.push(format!(r"\b{value}\b"));
-            alternatives.push(format!(r"-{}\b", (value as i32).unsigned_abs()));
+            alternatives.push(format!(r"(?-u:\b){value}(?-u:\b)"));
+            alternatives.push(format!(r"-{}(?-u:\b)", (value as i32).unsigned_abs()));
         }
         if value & 0xffff_0000 == 0x8007_0000 {
             let win32 = value & 0xffff;
-            alternatives.push(format!(r"(?i:\berror(?: code)?\s*[:=]\s*{win32}\b)"));
+            alternatives.push(format!(
+                r"(?i:(?-u:\b)error(?: code)?\s*[:=]\s*{win32}(?-u:\b))"
+            ));
         }
     }
     for name in names {
-        alternatives.push(format!(r"\b{}\b", regex::escape(name)));
+        alternatives.push(format!(r"(?-u:\b){}(?-u:\b)", regex::escape(name)));
     }
     alternatives.join("|")
 }
@@ -251,6 +258,23 @@ mod tests {
         .into_iter()
         .map(|c| (c.code, c.raw, c.name))
         .collect()
+    }
+
+    #[test]
+    fn a_code_touching_chinese_text_is_found() {
+        let found = codes(
+            "用户反馈补丁安装失败，报错0x800f0831。错误代码:0x80070005，STATUS_CANNOT_DELETE也有",
+        );
+        let hex: Vec<&str> = found.iter().map(|c| c.0.as_str()).collect();
+        assert!(hex.contains(&"0x800f0831"), "{found:?}");
+        assert!(hex.contains(&"0x80070005"), "{found:?}");
+        let rule = Regex::new(&pattern_for(
+            &["0x800f0831".into()],
+            &["CBS_E_STORE_CORRUPTION".into()],
+        ))
+        .unwrap();
+        assert!(rule.is_match("报错0x800f0831。"));
+        assert!(rule.is_match("错误CBS_E_STORE_CORRUPTION。"));
     }
 
     #[test]
