@@ -43,6 +43,11 @@ pub type ImapSession = Session<Box<dyn ImapStream>>;
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
 /// Any other command.
 const COMMAND_TIMEOUT: Duration = Duration::from_secs(120);
+/// TCP keepalive: first probe after this much silence, then every
+/// interval, the connection dropped after this many unanswered probes.
+const KEEPALIVE_IDLE: Duration = Duration::from_secs(60);
+const KEEPALIVE_INTERVAL: Duration = Duration::from_secs(10);
+const KEEPALIVE_RETRIES: u32 = 3;
 
 /// How to reach and log in to one IMAP account.
 #[derive(Clone)]
@@ -129,6 +134,16 @@ impl Account {
         .await?
         .with_context(|| format!("Cannot connect to {server}"))?;
         let _ = tcp.set_nodelay(true);
+        // A server or NAT that vanishes without a FIN would otherwise go
+        // unnoticed in IDLE until the renewal (25 minutes): TCP keepalive
+        // probes find it within about a minute and a half.
+        let keepalive = socket2::TcpKeepalive::new()
+            .with_time(KEEPALIVE_IDLE)
+            .with_interval(KEEPALIVE_INTERVAL)
+            .with_retries(KEEPALIVE_RETRIES);
+        if let Err(e) = socket2::SockRef::from(&tcp).set_tcp_keepalive(&keepalive) {
+            tracing::debug!(error = %e, "cannot set TCP keepalive");
+        }
         let stream: Box<dyn ImapStream> = match (&self.security, &self.tls) {
             (SmtpSecurity::Tls, Some(tls)) => Box::new(self.handshake(tls, tcp).await?),
             (SmtpSecurity::Starttls, Some(tls)) => {
