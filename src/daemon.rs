@@ -6,7 +6,7 @@
 //! drafting stages run as one task, in that order, woken after each filing
 //! (and every few seconds, so a mail filed by another command is picked up
 //! too); the sender is its own task, polling for drafts approved from any
-//! process. Later stages (IMAP, the web desk) join here as tasks.
+//! process. The web desk will join here as one more task.
 //! SIGINT/SIGTERM let the batch in hand finish before exiting.
 
 use std::path::PathBuf;
@@ -226,7 +226,6 @@ async fn analyse_and_draft_forever(
                         "drafting stage ran"
                     );
                 }
-                tracing::debug!(analysis_ms, drafting_ms, "analysis and drafting pass");
             }
             Err(e) if !failing => {
                 tracing::error!(error = %format!("{e:#}"), "analysis or drafting failed; retrying");

@@ -4,7 +4,9 @@
 //! folder; IMAP (no TLS) listens on a free loopback port and LMTP on a Unix
 //! socket. Any user name logs in with [`PASSWORD`] and gets an empty Maildir
 //! on first use. Run as root, mail is owned by `nobody`; run as anyone else,
-//! Dovecot runs rootless as that user. It is stopped when dropped.
+//! Dovecot runs rootless as that user (no chroot for its login and anvil
+//! processes in either case: this is a server for one benchmark or test on
+//! loopback). It is stopped when dropped.
 
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
@@ -34,16 +36,14 @@ pub fn is_root() -> bool {
 
 /// The name of the user this process runs as.
 fn current_user() -> Result<String> {
-    let uid = unsafe { libc::getuid() };
-    std::env::var("USER")
-        .ok()
-        .filter(|u| !u.is_empty() && u != "root")
-        .or_else(|| {
-            let out = Command::new("id").args(["-un"]).output().ok()?;
-            Some(String::from_utf8_lossy(&out.stdout).trim().to_string())
-        })
-        .filter(|u| !u.is_empty())
-        .with_context(|| format!("Cannot find the user name of uid {uid}"))
+    command_output("id", &["-un"]).context("Cannot find the name of the current user")
+}
+
+/// A command's first output line, if it ran and printed one.
+fn command_output(program: &str, args: &[&str]) -> Option<String> {
+    let out = Command::new(program).args(args).output().ok()?;
+    let line = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    (out.status.success() && !line.is_empty()).then_some(line)
 }
 
 fn set_mode(path: &Path, mode: u32) -> Result<()> {
@@ -66,6 +66,7 @@ impl Dovecot {
         set_mode(dir.path(), 0o755)?;
         let mail = dir.path().join("mail");
         std::fs::create_dir_all(dir.path().join("run"))?;
+        std::fs::create_dir_all(dir.path().join("state"))?;
         std::fs::create_dir_all(&mail)?;
         let port = free_port()?;
         let d = dir.path().display();
@@ -76,20 +77,25 @@ impl Dovecot {
             (String::new(), "uid=nobody gid=nogroup".to_string())
         } else {
             let me = current_user()?;
-            // SAFETY: getgid has no preconditions.
-            let gid = unsafe { libc::getgid() };
+            let group = command_output("id", &["-gn"])
+                .with_context(|| format!("Cannot find the group of {me}"))?;
+            // SAFETY: getuid and getgid have no preconditions.
+            let (uid, gid) = unsafe { (libc::getuid(), libc::getgid()) };
             (
-                format!("default_internal_user = {me}\ndefault_login_user = {me}\n"),
-                format!("uid={} gid={gid}", unsafe { libc::getuid() }),
+                format!(
+                    "default_internal_user = {me}\ndefault_internal_group = {group}\ndefault_login_user = {me}\n"
+                ),
+                format!("uid={uid} gid={gid}"),
             )
         };
         let config = format!(
             "protocols = imap lmtp\nlisten = 127.0.0.1\nbase_dir = {d}/run\ninstance_name = casebot-dovecot-{port}\n\
              {users}ssl = no\ndisable_plaintext_auth = no\nauth_mechanisms = plain login\nauth_failure_delay = 0secs\n\
              log_path = {d}/dovecot.log\nfirst_valid_uid = 1\nmail_location = maildir:{d}/mail/%u\nmail_fsync = never\n\
-             service imap-login {{\n  inet_listener imap {{\n    port = {port}\n  }}\n  inet_listener imaps {{\n    port = 0\n  }}\n}}\n\
+             state_dir = {d}/state\n\
+             service imap-login {{\n  chroot =\n  inet_listener imap {{\n    port = {port}\n  }}\n  inet_listener imaps {{\n    port = 0\n  }}\n}}\n\
              service lmtp {{\n  unix_listener lmtp {{\n    mode = 0666\n  }}\n}}\n\
-             service anvil {{\n  unix_listener anvil-auth-penalty {{\n    mode = 0\n  }}\n}}\n\
+             service anvil {{\n  chroot =\n  unix_listener anvil-auth-penalty {{\n    mode = 0\n  }}\n}}\n\
              passdb {{\n  driver = static\n  args = password={PASSWORD}\n}}\n\
              userdb {{\n  driver = static\n  args = {owner} home={d}/mail/%u\n}}\n"
         );

@@ -32,7 +32,7 @@ const FOLDER: &str = "INBOX";
 /// A probe whose draft has not appeared by then counts as a failure.
 const PROBE_TIMEOUT: Duration = Duration::from_secs(30);
 
-/// Figures of `casebot bench imap`; the last four fields are the ones the
+/// Figures of `casebot bench imap`; the last five fields are the ones the
 /// summary line carries.
 #[derive(Debug, Clone, Serialize)]
 pub struct ImapFigures {
@@ -128,7 +128,14 @@ pub async fn imap(
     let account = Account::plain("bench", "127.0.0.1", dovecot.port, USER, PASSWORD);
 
     let started = Instant::now();
-    let mut appender = account.login().await?;
+    let mut appender = account.login().await.with_context(|| {
+        let log = dovecot.log();
+        let tail: Vec<&str> = log.lines().rev().take(8).collect();
+        format!(
+            "cannot log in to the throwaway Dovecot; the end of its log:\n{}",
+            tail.into_iter().rev().collect::<Vec<_>>().join("\n")
+        )
+    })?;
     for i in 0..count {
         appender
             .append(FOLDER, None, None, generate_mail(i))

@@ -471,6 +471,9 @@ impl FolderWatcher {
                 Status::Quarantined | Status::Failed => quarantined.push(*uid),
             }
         }
+        // FETCH answers in the server's order; a UID set wants them sorted.
+        filed.sort_unstable();
+        quarantined.sort_unstable();
         if let Some(flag) = &self.handled_keyword
             && !filed.is_empty()
         {

@@ -118,6 +118,17 @@ templates_dir = "{templates}"
         serde_json::from_str(&stdout(&o)).unwrap()
     }
 
+    /// Approves a draft as an engineer would, from the command line.
+    fn approve(&self, draft: &Value) {
+        let id = draft["id"].as_i64().unwrap().to_string();
+        let o = casebot(
+            &self.db(),
+            self.dir.path(),
+            &["approve", &id, "--as", "Li Desk"],
+        );
+        assert!(o.status.success(), "{}", stderr(&o));
+    }
+
     fn message_count(&self) -> usize {
         self.json(&["cases", "--json"])
             .as_array()
@@ -229,13 +240,7 @@ fn appended_mail_is_filed_analysed_and_drafted_within_seconds_flags_untouched() 
 
     // Approved, the reply is sent (file transport here) and stored in the
     // desk's Sent folder, read.
-    let id = draft["id"].as_i64().unwrap().to_string();
-    let o = casebot(
-        &daemon.db(),
-        daemon.dir.path(),
-        &["approve", &id, "--as", "Li Desk"],
-    );
-    assert!(o.status.success(), "{}", stderr(&o));
+    daemon.approve(draft);
     daemon.wait(20, "the reply in the Sent folder", || {
         !rt.block_on(dovecot.messages(&daemon.user, "Sent"))
             .is_empty()
@@ -301,13 +306,7 @@ fn a_customer_mail_through_postfix_is_answered_into_the_customers_mailbox() {
         "the attached log was analysed"
     );
     let draft = &daemon.json(&["drafts", "--json"])[0];
-    let id = draft["id"].as_i64().unwrap().to_string();
-    let o = casebot(
-        &daemon.db(),
-        daemon.dir.path(),
-        &["approve", &id, "--as", "Li Desk"],
-    );
-    assert!(o.status.success(), "{}", stderr(&o));
+    daemon.approve(draft);
 
     let rt = runtime();
     daemon.wait(30, "the reply in the customer's mailbox", || {
