@@ -20,7 +20,10 @@ pub const PASSWORD: &str = "test";
 
 pub struct Dovecot {
     dir: tempfile::TempDir,
+    /// IMAP (with STARTTLS when started with a certificate).
     pub port: u16,
+    /// IMAP over implicit TLS, when started with a certificate.
+    pub tls_port: Option<u16>,
     running: bool,
 }
 
@@ -53,7 +56,18 @@ fn set_mode(path: &Path, mode: u32) -> Result<()> {
 }
 
 impl Dovecot {
+    /// Plain IMAP only (no TLS at all).
     pub fn start() -> Result<Dovecot> {
+        Self::launch(None)
+    }
+
+    /// IMAP with STARTTLS on `port` and implicit TLS on `tls_port`, with the
+    /// PEM certificate chain and key given.
+    pub fn start_tls(cert: &Path, key: &Path) -> Result<Dovecot> {
+        Self::launch(Some((cert, key)))
+    }
+
+    fn launch(tls: Option<(&Path, &Path)>) -> Result<Dovecot> {
         if !Path::new(DOVECOT).exists() {
             bail!(
                 "{DOVECOT} is missing: install Debian's dovecot-imapd and dovecot-lmtpd (scripts/test.sh does, as root)"
@@ -69,6 +83,21 @@ impl Dovecot {
         std::fs::create_dir_all(dir.path().join("state"))?;
         std::fs::create_dir_all(&mail)?;
         let port = free_port()?;
+        let (ssl, tls_port) = match tls {
+            None => ("ssl = no\n".to_string(), None),
+            Some((cert, key)) => {
+                let tls_port = free_port()?;
+                (
+                    format!(
+                        "ssl = yes\nssl_cert = <{}\nssl_key = <{}\n",
+                        cert.display(),
+                        key.display()
+                    ),
+                    Some(tls_port),
+                )
+            }
+        };
+        let imaps_port = tls_port.unwrap_or(0);
         let d = dir.path().display();
         // As root, mail processes run as `nobody`, which must create each
         // user's Maildir; rootless, everything runs as the caller.
@@ -90,10 +119,10 @@ impl Dovecot {
         };
         let config = format!(
             "protocols = imap lmtp\nlisten = 127.0.0.1\nbase_dir = {d}/run\ninstance_name = casebot-dovecot-{port}\n\
-             {users}ssl = no\ndisable_plaintext_auth = no\nauth_mechanisms = plain login\nauth_failure_delay = 0secs\n\
+             {users}{ssl}disable_plaintext_auth = no\nauth_mechanisms = plain login\nauth_failure_delay = 0secs\n\
              log_path = {d}/dovecot.log\nfirst_valid_uid = 1\nmail_location = maildir:{d}/mail/%u\nmail_fsync = never\n\
              state_dir = {d}/state\n\
-             service imap-login {{\n  chroot =\n  inet_listener imap {{\n    port = {port}\n  }}\n  inet_listener imaps {{\n    port = 0\n  }}\n}}\n\
+             service imap-login {{\n  chroot =\n  inet_listener imap {{\n    port = {port}\n  }}\n  inet_listener imaps {{\n    port = {imaps_port}\n  }}\n}}\n\
              service lmtp {{\n  unix_listener lmtp {{\n    mode = 0666\n  }}\n}}\n\
              service anvil {{\n  chroot =\n  unix_listener anvil-auth-penalty {{\n    mode = 0\n  }}\n}}\n\
              passdb {{\n  driver = static\n  args = password={PASSWORD}\n}}\n\
@@ -103,6 +132,7 @@ impl Dovecot {
         let mut dovecot = Dovecot {
             dir,
             port,
+            tls_port,
             running: false,
         };
         dovecot.up()?;

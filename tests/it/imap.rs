@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use super::mailstack::{Dovecot, Postfix};
+use super::mailstack::{Dovecot, Postfix, TestCa};
 use super::{casebot, repo, stderr, stdout};
 
 const USER_ENV: &str = "CASEBOT_TEST_IMAP_USER";
@@ -43,14 +43,27 @@ impl Daemon {
         mailbox_extra: &str,
         extra: &str,
     ) -> Daemon {
+        let connection = format!("port = {}\nsecurity = \"plain\"", dovecot.port);
+        Self::build(&connection, folder, fetch_batch, user, mailbox_extra, extra)
+    }
+
+    /// A desk whose `[[mailbox]]` reaches the server as `connection` says
+    /// (port, security, CA file).
+    fn build(
+        connection: &str,
+        folder: &str,
+        fetch_batch: usize,
+        user: &str,
+        mailbox_extra: &str,
+        extra: &str,
+    ) -> Daemon {
         let dir = tempfile::tempdir().unwrap();
         let mut config = format!(
             r#"[[mailbox]]
 name = "desk"
 kind = "imap"
 host = "127.0.0.1"
-port = {port}
-security = "plain"
+{connection}
 username_env = "{USER_ENV}"
 password_env = "{PASSWORD_ENV}"
 folders = ["{folder}"]
@@ -64,7 +77,6 @@ rules_dir = "{rules}"
 [drafting]
 templates_dir = "{templates}"
 "#,
-            port = dovecot.port,
             rules = repo().join("rules").display(),
             templates = repo().join("templates").display(),
         );
@@ -680,4 +692,51 @@ fn bench_imap_measures_both_catch_ups_and_the_idle_latency() {
     let ratio = summary["casebot_s"].as_f64().unwrap() / summary["mbsync_s"].as_f64().unwrap();
     assert!((ratio - summary["mbsync_ratio"].as_f64().unwrap()).abs() < 1e-9);
     assert!(out.contains("IDLE, APPEND → stored draft"), "{out}");
+}
+
+/// The production paths: implicit TLS and STARTTLS against a Dovecot whose
+/// certificate comes from a company CA that only `ca_file` trusts; without
+/// it the certificate is refused and nothing is read.
+#[test]
+fn tls_and_starttls_work_with_a_company_ca_and_an_unknown_certificate_is_refused() {
+    let ca = TestCa::new();
+    let dovecot = Dovecot::start_tls(&ca.chain, &ca.key);
+    let rt = runtime();
+    let ca_file = format!("ca_file = \"{}\"", ca.ca.display());
+    let tls_port = dovecot.tls_port.unwrap();
+    for (n, (security, port)) in [("tls", tls_port), ("starttls", dovecot.port)]
+        .into_iter()
+        .enumerate()
+    {
+        let user = format!("tls{n}{}", super::mailstack::free_port());
+        let connection = format!("port = {port}\nsecurity = \"{security}\"\n{ca_file}");
+        let mut daemon = Daemon::build(&connection, "INBOX", 50, &user, "", "");
+        daemon.start();
+        let case = format!("CAS-3001{n}-TLSOK{n}");
+        rt.block_on(dovecot.append(&user, "INBOX", &mail(1, &case, None)));
+        daemon.wait(20, &format!("the mail over {security}"), || {
+            daemon.message_count() == 1
+        });
+        assert!(daemon.stop(), "{security}");
+    }
+
+    // The web's roots alone do not know the company CA.
+    let user = format!("untrusted{}", super::mailstack::free_port());
+    let connection = format!("port = {tls_port}\nsecurity = \"tls\"");
+    let mut daemon = Daemon::build(&connection, "INBOX", 50, &user, "", "");
+    rt.block_on(dovecot.append(&user, "INBOX", &mail(1, "CAS-30019-NOTRST", None)));
+    daemon.start();
+    daemon.wait(20, "the refused certificate", || {
+        let folders = daemon.json(&["mailboxes", "--json"]);
+        folders[0]["state"] == "reconnecting"
+            && folders[0]["last_error"]
+                .as_str()
+                .is_some_and(|e| e.contains("certificate"))
+    });
+    assert_eq!(
+        daemon.message_count(),
+        0,
+        "nothing read over an untrusted connection"
+    );
+    assert!(daemon.stop());
 }

@@ -190,6 +190,7 @@ fn parse_dump(path: &Path) -> Option<Received> {
 pub struct Dovecot {
     server: casebot::bench::dovecot::Dovecot,
     pub port: u16,
+    pub tls_port: Option<u16>,
 }
 
 pub const DOVECOT_PASSWORD: &str = casebot::bench::dovecot::PASSWORD;
@@ -199,7 +200,24 @@ impl Dovecot {
         let server = casebot::bench::dovecot::Dovecot::start()
             .unwrap_or_else(|e| panic!("{e:#} (run scripts/test.sh)"));
         let port = server.port;
-        Dovecot { server, port }
+        Dovecot {
+            server,
+            port,
+            tls_port: None,
+        }
+    }
+
+    /// With STARTTLS on `port` and implicit TLS on `tls_port`.
+    pub fn start_tls(chain: &Path, key: &Path) -> Dovecot {
+        let server = casebot::bench::dovecot::Dovecot::start_tls(chain, key)
+            .unwrap_or_else(|e| panic!("{e:#} (run scripts/test.sh)"));
+        let port = server.port;
+        let tls_port = server.tls_port;
+        Dovecot {
+            server,
+            port,
+            tls_port,
+        }
     }
 
     /// Starts (again) on the same port and mail folder.
@@ -415,5 +433,101 @@ impl Drop for Postfix {
         }
         let _ = self.master.kill();
         let _ = self.master.wait();
+    }
+}
+
+/// A company CA and a server certificate it signed for 127.0.0.1 and
+/// localhost, made with openssl in a temporary folder.
+pub struct TestCa {
+    _dir: tempfile::TempDir,
+    /// The CA certificate (what `ca_file` trusts).
+    pub ca: PathBuf,
+    /// The server certificate followed by the CA's.
+    pub chain: PathBuf,
+    pub key: PathBuf,
+}
+
+impl TestCa {
+    pub fn new() -> TestCa {
+        let dir = tempfile::tempdir().expect("a CA folder");
+        set_mode(dir.path(), 0o755);
+        let p = |name: &str| dir.path().join(name);
+        let openssl = |args: &[&str]| {
+            let out = Command::new("openssl")
+                .args(args)
+                .current_dir(dir.path())
+                .output()
+                .expect("openssl runs");
+            assert!(
+                out.status.success(),
+                "openssl {args:?}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        };
+        openssl(&[
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "2",
+            "-subj",
+            "/CN=Example Company CA",
+            "-keyout",
+            "ca.key",
+            "-out",
+            "ca.pem",
+        ]);
+        openssl(&[
+            "req",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-subj",
+            "/CN=localhost",
+            "-keyout",
+            "server.key",
+            "-out",
+            "server.csr",
+        ]);
+        std::fs::write(
+            p("server.ext"),
+            "subjectAltName = IP:127.0.0.1, DNS:localhost\nbasicConstraints = CA:FALSE\n\
+             keyUsage = digitalSignature, keyEncipherment\nextendedKeyUsage = serverAuth\n",
+        )
+        .unwrap();
+        openssl(&[
+            "x509",
+            "-req",
+            "-in",
+            "server.csr",
+            "-CA",
+            "ca.pem",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-days",
+            "2",
+            "-extfile",
+            "server.ext",
+            "-out",
+            "server.pem",
+        ]);
+        let chain = [
+            std::fs::read(p("server.pem")).unwrap(),
+            std::fs::read(p("ca.pem")).unwrap(),
+        ]
+        .concat();
+        std::fs::write(p("chain.pem"), chain).unwrap();
+        for f in ["chain.pem", "server.key", "ca.pem"] {
+            set_mode(&p(f), 0o644);
+        }
+        TestCa {
+            ca: p("ca.pem"),
+            chain: p("chain.pem"),
+            key: p("server.key"),
+            _dir: dir,
+        }
     }
 }
