@@ -644,6 +644,11 @@ impl Config {
         Ok(())
     }
 
+    /// Where a `maildir` mailbox lives (its `path`, `mail` by default).
+    pub fn maildir_path(&self, mailbox: &MailboxConfig) -> PathBuf {
+        self.resolve(mailbox.path.as_deref().unwrap_or(Path::new("mail")))
+    }
+
     /// Resolves a path from the config file against the file's folder.
     pub fn resolve(&self, path: &Path) -> PathBuf {
         if path.is_absolute() {

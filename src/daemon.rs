@@ -83,7 +83,7 @@ pub fn configured_watchers(
                 }
             }
             MailboxKind::Maildir => {
-                let path = config.resolve(mailbox.path.as_deref().unwrap_or("mail".as_ref()));
+                let path = config.maildir_path(mailbox);
                 let maildir = Maildir::open(&mailbox.name, &path)?;
                 tracing::info!(mailbox = %mailbox.name, path = %path.display(), "watching Maildir");
                 watchers.push(Watch::Maildir {

@@ -512,7 +512,7 @@ fn drop_demo_threads(config: &Config) -> Result<(), Failure> {
                 ),
             )
         })?;
-    let path = config.resolve(mailbox.path.as_deref().unwrap_or("mail".as_ref()));
+    let path = config.maildir_path(mailbox);
     let maildir = crate::mailbox::maildir::Maildir::open(&mailbox.name, &path)?;
     let dropped = crate::mailbox::demo::drop_examples(&maildir)?;
     tracing::info!(mails = dropped, maildir = %path.display(), "demo: example threads dropped");

@@ -29,23 +29,19 @@ pub fn example_mails() -> impl Iterator<Item = (String, &'static [u8])> {
 /// already in `new/` or `cur/` is left alone, so a second `--demo` start
 /// adds nothing (and the store would recognise it anyway).
 pub fn drop_examples(maildir: &Maildir) -> Result<usize> {
-    let already = |name: &str| -> Result<bool> {
-        if maildir.root.join("new").join(name).exists() {
-            return Ok(true);
-        }
-        let cur = maildir.root.join("cur");
-        let listing =
-            std::fs::read_dir(&cur).with_context(|| format!("Cannot list {}", cur.display()))?;
-        for entry in listing {
-            if entry?.file_name().to_string_lossy().starts_with(name) {
-                return Ok(true);
-            }
-        }
-        Ok(false)
-    };
+    // cur/ may hold thousands of mails: list it once. A handled mail keeps
+    // its name with the Maildir flags (`:2,…`) appended.
+    let cur = maildir.root.join("cur");
+    let mut seen = std::collections::HashSet::new();
+    for entry in
+        std::fs::read_dir(&cur).with_context(|| format!("Cannot list {}", cur.display()))?
+    {
+        let name = entry?.file_name().to_string_lossy().into_owned();
+        seen.insert(name.split(':').next().unwrap_or_default().to_string());
+    }
     let mut dropped = 0;
     for (name, bytes) in example_mails() {
-        if already(&name)? {
+        if seen.contains(&name) || maildir.root.join("new").join(&name).exists() {
             continue;
         }
         deliver(&maildir.root, &name, bytes)?;
