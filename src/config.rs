@@ -47,6 +47,8 @@ pub struct Config {
     pub analysis: AnalysisConfig,
     pub drafting: DraftingConfig,
     pub outbox: OutboxConfig,
+    pub sla: SlaConfig,
+    pub web: WebConfig,
     /// Where the file was read from; relative paths are resolved against its folder.
     #[serde(skip)]
     pub base_dir: PathBuf,
@@ -182,6 +184,105 @@ impl Default for DeskConfig {
             engineer_addresses: vec!["support@example.com".into()],
             engineer_domains: vec!["desk.example.com".into()],
             time_zone: "Asia/Shanghai".into(),
+        }
+    }
+}
+
+/// Service levels: the targets per priority and the calendar they run on.
+/// See `sla` for what each target measures.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SlaConfig {
+    /// Opening hours of a work day in the desk's time zone, e.g.
+    /// `"09:00-18:00"` or `"09:00-12:00, 13:30-18:00"`.
+    pub business_hours: String,
+    pub work_days: Vec<String>,
+    /// Days off: `"2026-10-01"` or a range `"2026-10-01..2026-10-07"`.
+    pub holidays: Vec<String>,
+    /// An iCalendar file whose all-day events are days off as well.
+    pub holiday_calendar: Option<PathBuf>,
+    /// Days off that a holiday schedule turns into work days (调休).
+    pub make_up_days: Vec<String>,
+    /// Share of a target used from which it counts as at risk.
+    pub at_risk: f64,
+    /// The priority of a case whose subject names none.
+    pub default_priority: String,
+    pub first_response_stage: String,
+    pub reassignment_stage: String,
+    /// `[sla.priorities.P1]` … with `first_response`, `update`, `resolution`.
+    pub priorities: std::collections::BTreeMap<String, TargetsConfig>,
+}
+
+/// The targets of one priority, as durations of business time.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TargetsConfig {
+    pub first_response: String,
+    pub update: String,
+    pub resolution: String,
+    /// `business` (the desk's hours) or `always` (around the clock).
+    #[serde(default = "default_hours")]
+    pub hours: String,
+}
+
+fn default_hours() -> String {
+    "business".into()
+}
+
+impl Default for SlaConfig {
+    fn default() -> Self {
+        let targets = |first: &str, update: &str, resolution: &str| TargetsConfig {
+            first_response: first.into(),
+            update: update.into(),
+            resolution: resolution.into(),
+            hours: default_hours(),
+        };
+        Self {
+            business_hours: "09:00-18:00".into(),
+            work_days: ["mon", "tue", "wed", "thu", "fri"]
+                .map(String::from)
+                .to_vec(),
+            holidays: Vec::new(),
+            holiday_calendar: None,
+            make_up_days: Vec::new(),
+            at_risk: 0.8,
+            default_priority: "P3".into(),
+            first_response_stage: "初次响应".into(),
+            reassignment_stage: "案例重新分配".into(),
+            priorities: [
+                ("P1", targets("1h", "2h", "2d")),
+                ("P2", targets("4h", "1d", "5d")),
+                ("P3", targets("1d", "2d", "10d")),
+                ("P4", targets("2d", "3d", "20d")),
+            ]
+            .into_iter()
+            .map(|(p, t)| (p.to_string(), t))
+            .collect(),
+        }
+    }
+}
+
+/// The web desk.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct WebConfig {
+    /// Where `casebot serve` serves the desk; empty: no web desk.
+    pub listen: String,
+    /// A login lasts this long without use, in hours.
+    pub session_idle_hours: u64,
+    /// Mark the session cookie `Secure` (set when a TLS proxy fronts the desk).
+    pub secure_cookies: bool,
+    /// The SLA board reloads itself this often, in seconds.
+    pub board_refresh_secs: u64,
+}
+
+impl Default for WebConfig {
+    fn default() -> Self {
+        Self {
+            listen: "127.0.0.1:8080".into(),
+            session_idle_hours: 12,
+            secure_cookies: false,
+            board_refresh_secs: 30,
         }
     }
 }
@@ -521,11 +622,6 @@ impl Config {
                 });
             }
         };
-        config.base_dir = path
-            .parent()
-            .filter(|p| !p.as_os_str().is_empty())
-            .map(Path::to_path_buf)
-            .unwrap_or_else(|| PathBuf::from("."));
         if let Ok(url) = std::env::var(DB_ENV)
             && !url.trim().is_empty()
         {
@@ -545,6 +641,11 @@ impl Config {
         if config.mailboxes.is_empty() {
             config.mailboxes = vec![MailboxConfig::default_maildir()];
         }
+        config.base_dir = path
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .map(Path::to_path_buf)
+            .unwrap_or_else(|| PathBuf::from("."));
         config.validate(path)?;
         // The desk's own replies come back (a copy filed when sent, Cc, the
         // Sent folder): they are the desk's, never the customer's.
@@ -572,6 +673,8 @@ impl Config {
                 format!("unknown time zone {:?}", self.desk.time_zone),
             ));
         }
+        crate::sla::SlaPolicies::from_config(&self.sla, &self.desk.time_zone, &self.base_dir)
+            .map_err(|(key, message)| invalid(&key, message))?;
         crate::ingest::subject::SubjectGrammar::new(&self.grammar)
             .map_err(|e| invalid(&e.key, e.message))?;
         if !matches!(self.analysis.language.as_str(), "zh-CN" | "en") {

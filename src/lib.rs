@@ -10,6 +10,7 @@
 //! - [`daemon`]: `casebot serve`, wiring the stages together;
 //! - [`cli`]: the command line;
 //! - [`bench`]: the benchmarks behind `casebot bench`;
+//! - [`sla`]: service levels, business hours and the period report;
 //! - [`parallel`]: the order-keeping parallel map batch stages use.
 
 pub mod analysis;
@@ -22,4 +23,5 @@ pub mod ingest;
 pub mod mailbox;
 pub mod outbox;
 pub mod parallel;
+pub mod sla;
 pub mod store;

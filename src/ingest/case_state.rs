@@ -6,11 +6,11 @@
 use std::sync::LazyLock;
 
 use regex::Regex;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::direction::Direction;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum CaseStatus {
     /// Only machine mail so far.
@@ -117,26 +117,27 @@ pub struct StatusInput {
 
 /// Walks the messages in date order.
 pub fn case_status(messages_by_date: impl IntoIterator<Item = StatusInput>) -> CaseStatus {
-    let mut status = CaseStatus::New;
-    for m in messages_by_date {
-        status = match (m.direction, m.signal, status) {
-            (Direction::Auto | Direction::Bounce, _, s) => s,
-            (Direction::Customer, Some(MailSignal::Resolution), _) => CaseStatus::Resolved,
-            // A bare "thanks!" hands nothing back to the desk: it neither
-            // reopens a closed case nor asks for a reply. Only a case the
-            // desk has not answered yet starts waiting on it.
-            (Direction::Customer, Some(MailSignal::Ack), CaseStatus::New) => {
-                CaseStatus::WaitingOnUs
-            }
-            (Direction::Customer, Some(MailSignal::Ack), s) => s,
-            (Direction::Customer, _, _) => CaseStatus::WaitingOnUs,
-            (Direction::Engineer, Some(MailSignal::Archive), _) => CaseStatus::Archived,
-            // The closure summary after the customer's confirmation.
-            (Direction::Engineer, _, CaseStatus::Resolved) => CaseStatus::Resolved,
-            (Direction::Engineer, _, _) => CaseStatus::WaitingOnCustomer,
-        };
+    messages_by_date
+        .into_iter()
+        .fold(CaseStatus::New, next_status)
+}
+
+/// The status after one more message (the SLA engine walks a thread with it).
+pub fn next_status(status: CaseStatus, m: StatusInput) -> CaseStatus {
+    match (m.direction, m.signal, status) {
+        (Direction::Auto | Direction::Bounce, _, s) => s,
+        (Direction::Customer, Some(MailSignal::Resolution), _) => CaseStatus::Resolved,
+        // A bare "thanks!" hands nothing back to the desk: it neither
+        // reopens a closed case nor asks for a reply. Only a case the
+        // desk has not answered yet starts waiting on it.
+        (Direction::Customer, Some(MailSignal::Ack), CaseStatus::New) => CaseStatus::WaitingOnUs,
+        (Direction::Customer, Some(MailSignal::Ack), s) => s,
+        (Direction::Customer, _, _) => CaseStatus::WaitingOnUs,
+        (Direction::Engineer, Some(MailSignal::Archive), _) => CaseStatus::Archived,
+        // The closure summary after the customer's confirmation.
+        (Direction::Engineer, _, CaseStatus::Resolved) => CaseStatus::Resolved,
+        (Direction::Engineer, _, _) => CaseStatus::WaitingOnCustomer,
     }
-    status
 }
 
 #[cfg(test)]

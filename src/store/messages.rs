@@ -529,6 +529,11 @@ async fn adopt(
         .bind(orphan_row)
         .execute(&mut *conn)
         .await?;
+    // Derived data: the adopting case's snapshot is redone from its event.
+    sqlx::query("DELETE FROM case_sla WHERE case_id = $1")
+        .bind(orphan_row)
+        .execute(&mut *conn)
+        .await?;
     sqlx::query("DELETE FROM cases WHERE id = $1")
         .bind(orphan_row)
         .execute(&mut *conn)

@@ -14,6 +14,8 @@ pub mod imap;
 pub mod knowledge;
 pub mod messages;
 pub mod quarantine;
+pub mod sla;
+pub mod users;
 
 use std::path::Path;
 use std::str::FromStr;

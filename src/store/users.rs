@@ -1,0 +1,244 @@
+//! Desk accounts and their logins.
+
+use anyhow::{Result, bail};
+use serde::Serialize;
+use sqlx::FromRow;
+
+use super::{Store, now_ts, ts_to_rfc3339};
+
+/// What a desk account may do. Leads see and do everything engineers do,
+/// plus the SLA board and the period report.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Role {
+    Engineer,
+    Lead,
+}
+
+impl Role {
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "engineer" => Some(Role::Engineer),
+            "lead" => Some(Role::Lead),
+            _ => None,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Engineer => "engineer",
+            Role::Lead => "lead",
+        }
+    }
+}
+
+#[derive(Debug, Clone, FromRow)]
+struct UserRow {
+    id: i64,
+    name: String,
+    email: Option<String>,
+    role: String,
+    password_hash: String,
+    disabled: i64,
+    created_at: i64,
+}
+
+/// A desk account.
+#[derive(Debug, Clone, Serialize)]
+pub struct User {
+    pub id: i64,
+    pub name: String,
+    pub email: Option<String>,
+    pub role: Role,
+    pub disabled: bool,
+    pub created_at: String,
+    #[serde(skip)]
+    pub password_hash: String,
+}
+
+impl From<UserRow> for User {
+    fn from(r: UserRow) -> Self {
+        User {
+            id: r.id,
+            name: r.name,
+            email: r.email,
+            role: Role::parse(&r.role).unwrap_or(Role::Engineer),
+            disabled: r.disabled != 0,
+            created_at: ts_to_rfc3339(r.created_at),
+            password_hash: r.password_hash,
+        }
+    }
+}
+
+/// A live login, as found by its cookie.
+#[derive(Debug, Clone)]
+pub struct Session {
+    pub user: User,
+    pub csrf_token: String,
+    pub expires_at: i64,
+}
+
+const USER_COLUMNS: &str = "id, name, email, role, password_hash, disabled, created_at";
+
+impl Store {
+    /// Creates an account; a name already taken is an error that says so.
+    pub async fn add_user(
+        &self,
+        name: &str,
+        email: Option<&str>,
+        role: Role,
+        password_hash: &str,
+    ) -> Result<User> {
+        if self.user(name).await?.is_some() {
+            bail!(
+                "a user named {name:?} already exists (use `casebot user passwd` to change the password)"
+            );
+        }
+        let now = now_ts();
+        sqlx::query(
+            "INSERT INTO users (name, email, role, password_hash, created_at, updated_at) \
+             VALUES ($1, $2, $3, $4, $5, $5)",
+        )
+        .bind(name)
+        .bind(email)
+        .bind(role.as_str())
+        .bind(password_hash)
+        .bind(now)
+        .execute(self.pool())
+        .await?;
+        self.user(name)
+            .await?
+            .ok_or_else(|| anyhow::anyhow!("the new user {name:?} vanished"))
+    }
+
+    pub async fn user(&self, name: &str) -> Result<Option<User>> {
+        let row: Option<UserRow> =
+            sqlx::query_as(&format!("SELECT {USER_COLUMNS} FROM users WHERE name = $1"))
+                .bind(name)
+                .fetch_optional(self.pool())
+                .await?;
+        Ok(row.map(User::from))
+    }
+
+    pub async fn users(&self) -> Result<Vec<User>> {
+        let rows: Vec<UserRow> =
+            sqlx::query_as(&format!("SELECT {USER_COLUMNS} FROM users ORDER BY name"))
+                .fetch_all(self.pool())
+                .await?;
+        Ok(rows.into_iter().map(User::from).collect())
+    }
+
+    /// Changes a password and ends the account's sessions.
+    pub async fn set_password(&self, name: &str, password_hash: &str) -> Result<bool> {
+        let mut tx = self.begin_write().await?;
+        let done =
+            sqlx::query("UPDATE users SET password_hash = $1, updated_at = $2 WHERE name = $3")
+                .bind(password_hash)
+                .bind(now_ts())
+                .bind(name)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+        sqlx::query("DELETE FROM sessions WHERE user_id IN (SELECT id FROM users WHERE name = $1)")
+            .bind(name)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(done == 1)
+    }
+
+    /// Disables (or enables) an account; disabling ends its sessions.
+    pub async fn set_user_disabled(&self, name: &str, disabled: bool) -> Result<bool> {
+        let mut tx = self.begin_write().await?;
+        let done = sqlx::query("UPDATE users SET disabled = $1, updated_at = $2 WHERE name = $3")
+            .bind(i64::from(disabled))
+            .bind(now_ts())
+            .bind(name)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+        sqlx::query("DELETE FROM sessions WHERE user_id IN (SELECT id FROM users WHERE name = $1)")
+            .bind(name)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(done == 1)
+    }
+
+    pub async fn create_session(
+        &self,
+        token_sha256: &str,
+        user_id: i64,
+        csrf_token: &str,
+        expires_at: i64,
+    ) -> Result<()> {
+        let now = now_ts();
+        sqlx::query("DELETE FROM sessions WHERE expires_at < $1")
+            .bind(now)
+            .execute(self.pool())
+            .await?;
+        sqlx::query(
+            "INSERT INTO sessions (token_sha256, user_id, csrf_token, created_at, last_seen_at, expires_at) \
+             VALUES ($1, $2, $3, $4, $4, $5)",
+        )
+        .bind(token_sha256)
+        .bind(user_id)
+        .bind(csrf_token)
+        .bind(now)
+        .bind(expires_at)
+        .execute(self.pool())
+        .await?;
+        Ok(())
+    }
+
+    /// The live session of a token, its expiry pushed to `extend_to` (at
+    /// most once a minute, to spare the store a write per page).
+    pub async fn session(&self, token_sha256: &str, extend_to: i64) -> Result<Option<Session>> {
+        let now = now_ts();
+        let row: Option<(i64, String, i64, i64)> = sqlx::query_as(
+            "SELECT user_id, csrf_token, expires_at, last_seen_at FROM sessions WHERE token_sha256 = $1",
+        )
+        .bind(token_sha256)
+        .fetch_optional(self.pool())
+        .await?;
+        let Some((user_id, csrf_token, expires_at, last_seen)) = row else {
+            return Ok(None);
+        };
+        if expires_at < now {
+            return Ok(None);
+        }
+        let user: Option<UserRow> =
+            sqlx::query_as(&format!("SELECT {USER_COLUMNS} FROM users WHERE id = $1"))
+                .bind(user_id)
+                .fetch_optional(self.pool())
+                .await?;
+        let Some(user) = user.map(User::from).filter(|u| !u.disabled) else {
+            return Ok(None);
+        };
+        let mut expires = expires_at;
+        if now - last_seen >= 60 {
+            expires = extend_to;
+            sqlx::query(
+                "UPDATE sessions SET last_seen_at = $1, expires_at = $2 WHERE token_sha256 = $3",
+            )
+            .bind(now)
+            .bind(expires)
+            .bind(token_sha256)
+            .execute(self.pool())
+            .await?;
+        }
+        Ok(Some(Session {
+            user,
+            csrf_token,
+            expires_at: expires,
+        }))
+    }
+
+    pub async fn end_session(&self, token_sha256: &str) -> Result<()> {
+        sqlx::query("DELETE FROM sessions WHERE token_sha256 = $1")
+            .bind(token_sha256)
+            .execute(self.pool())
+            .await?;
+        Ok(())
+    }
+}
