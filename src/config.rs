@@ -15,6 +15,9 @@ use serde::Deserialize;
 /// can point any command at a throwaway store.
 pub const DB_ENV: &str = "CASEBOT_DB";
 
+/// The environment variable that overrides `web.listen` (empty: no web desk).
+pub const LISTEN_ENV: &str = "CASEBOT_LISTEN";
+
 /// Why a configuration could not be loaded.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -274,6 +277,9 @@ pub struct WebConfig {
     pub secure_cookies: bool,
     /// The SLA board reloads itself this often, in seconds.
     pub board_refresh_secs: u64,
+    /// The environment variable holding a bearer token that lets a
+    /// Prometheus scraper read `/metrics` without a login; unset: none can.
+    pub metrics_token_env: String,
 }
 
 impl Default for WebConfig {
@@ -283,6 +289,7 @@ impl Default for WebConfig {
             session_idle_hours: 12,
             secure_cookies: false,
             board_refresh_secs: 30,
+            metrics_token_env: "CASEBOT_METRICS_TOKEN".into(),
         }
     }
 }
@@ -622,6 +629,9 @@ impl Config {
                 });
             }
         };
+        if let Ok(listen) = std::env::var(LISTEN_ENV) {
+            config.web.listen = listen.trim().to_string();
+        }
         if let Ok(url) = std::env::var(DB_ENV)
             && !url.trim().is_empty()
         {

@@ -6,14 +6,17 @@
 //! drafting stages run as one task, in that order, woken after each filing
 //! (and every few seconds, so a mail filed by another command is picked up
 //! too); the sender is its own task, polling for drafts approved from any
-//! process. The web desk will join here as one more task.
+//! process, and woken at once by an approval on the web desk. The SLA
+//! snapshots are brought up to date after each drafting pass. The web desk
+//! is one more task on the same stages, serving `web.listen`.
 //! SIGINT/SIGTERM let the batch in hand finish before exiting.
 
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use anyhow::Result;
+use anyhow::{Context, Result};
+use tokio::net::TcpListener;
 use tokio::sync::{Notify, watch};
 
 use crate::analysis::Analyzer;
@@ -26,28 +29,45 @@ use crate::mailbox::import::modified;
 use crate::mailbox::maildir::Maildir;
 use crate::mailbox::{RawMail, Source};
 use crate::outbox::Outbox;
+use crate::sla::SlaPolicies;
+use crate::sla::snapshots::SlaSnapshots;
 use crate::store::Store;
 
 /// The stages one running desk is made of, built from one store.
 pub struct Desk {
     pub pipeline: Pipeline,
     pub worker: Worker,
-    pub drafter: Drafter,
+    pub drafter: Arc<Drafter>,
     pub outbox: Outbox,
+    pub sla: Arc<SlaSnapshots>,
+    /// Wakes the sender (an approval on the web desk).
+    pub send_now: Arc<Notify>,
+    pub config: Arc<Config>,
 }
 
 impl Desk {
     /// Every stage over `store`, as `config` sets them up.
     pub fn new(store: Store, analyzer: Analyzer, config: Arc<Config>) -> Result<Desk> {
         let pipeline = Pipeline::new(store.clone(), config.clone())?;
-        let drafter = Drafter::new(store.clone(), analyzer.rules.clone(), config.clone())?;
+        let drafter = Arc::new(Drafter::new(
+            store.clone(),
+            analyzer.rules.clone(),
+            config.clone(),
+        )?);
+        let policies =
+            SlaPolicies::from_config(&config.sla, &config.desk.time_zone, &config.base_dir)
+                .map_err(|(key, message)| anyhow::anyhow!("{key}: {message}"))?;
+        let sla = Arc::new(SlaSnapshots::new(store.clone(), Arc::new(policies)));
         let worker = Worker::new(store, analyzer, &config)?;
-        let outbox = Outbox::new(pipeline.clone(), config);
+        let outbox = Outbox::new(pipeline.clone(), config.clone());
         Ok(Desk {
             pipeline,
             worker,
             drafter,
             outbox,
+            sla,
+            send_now: Arc::new(Notify::new()),
+            config,
         })
     }
 }
@@ -100,27 +120,59 @@ pub fn configured_watchers(
 pub async fn serve(config: Arc<Config>, desk: Desk, shutdown: Shutdown) -> Result<()> {
     let filed = Arc::new(Notify::new());
     let watchers = configured_watchers(&config, &desk.pipeline, &filed)?;
-    run(desk, watchers, filed, shutdown.wait()).await
+    let web = match config.web.listen.as_str() {
+        "" => None,
+        address => Some(TcpListener::bind(address).await.with_context(|| {
+            format!("Cannot serve the web desk on {address} (web.listen, or CASEBOT_LISTEN)")
+        })?),
+    };
+    run(desk, watchers, filed, web, shutdown.wait()).await
 }
 
-/// Runs the stages and `watchers` until `stop` completes, then lets each
-/// finish what it has in hand. `filed` is the notification the watchers
-/// were made with: it wakes the analysis and drafting stages.
+/// Runs the stages, `watchers` and the web desk (on `web`, when given)
+/// until `stop` completes, then lets each finish what it has in hand.
+/// `filed` is the notification the watchers were made with: it wakes the
+/// analysis and drafting stages.
 pub async fn run(
     desk: Desk,
     watchers: Vec<Watch>,
     filed: Arc<Notify>,
+    web: Option<TcpListener>,
     stop: impl Future<Output = ()>,
 ) -> Result<()> {
     let (stop_tx, stop_rx) = watch::channel(false);
     let mut tasks = Vec::new();
+    if let Some(listener) = web {
+        let state = crate::web::AppState {
+            store: desk.pipeline.store().clone(),
+            config: desk.config.clone(),
+            drafter: desk.drafter.clone(),
+            sla: desk.sla.clone(),
+            send_now: desk.send_now.clone(),
+            throttle: Default::default(),
+            started: std::time::Instant::now(),
+        };
+        let mut web_stop = stop_rx.clone();
+        tasks.push(tokio::spawn(crate::web::serve(
+            listener,
+            state,
+            async move {
+                let _ = web_stop.changed().await;
+            },
+        )));
+    }
     tasks.push(tokio::spawn(analyse_and_draft_forever(
         desk.worker,
         desk.drafter,
+        desk.sla,
         filed.clone(),
         stop_rx.clone(),
     )));
-    tasks.push(tokio::spawn(send_forever(desk.outbox, stop_rx.clone())));
+    tasks.push(tokio::spawn(send_forever(
+        desk.outbox,
+        desk.send_now,
+        stop_rx.clone(),
+    )));
     for watcher in watchers {
         tasks.push(match watcher {
             Watch::ImapFolder(folder) => tokio::spawn(folder.run(stop_rx.clone())),
@@ -184,7 +236,8 @@ async fn watch_maildir(
 /// filing (or a few seconds). A store error is logged once and retried.
 async fn analyse_and_draft_forever(
     worker: Worker,
-    drafter: Drafter,
+    drafter: Arc<Drafter>,
+    sla: Arc<SlaSnapshots>,
     filed: Arc<Notify>,
     mut stop: watch::Receiver<bool>,
 ) -> Result<()> {
@@ -196,6 +249,7 @@ async fn analyse_and_draft_forever(
             let analysis_ms = started.elapsed().as_millis() as u64;
             let started = std::time::Instant::now();
             let drafted = drafter.run().await?;
+            sla.refresh().await?;
             anyhow::Ok((
                 analysed,
                 analysis_ms,
@@ -244,7 +298,11 @@ async fn analyse_and_draft_forever(
 /// The sender: every two seconds, sends what engineers approved (from any
 /// process) and what is due for a retry. A send in progress finishes before
 /// the process stops.
-async fn send_forever(outbox: Outbox, mut stop: watch::Receiver<bool>) -> Result<()> {
+async fn send_forever(
+    outbox: Outbox,
+    send_now: Arc<Notify>,
+    mut stop: watch::Receiver<bool>,
+) -> Result<()> {
     let mut failing = false;
     loop {
         match outbox.send_due().await {
@@ -271,6 +329,7 @@ async fn send_forever(outbox: Outbox, mut stop: watch::Receiver<bool>) -> Result
         }
         tokio::select! {
             _ = tokio::time::sleep(Duration::from_secs(2)) => {}
+            _ = send_now.notified() => {}
             _ = stop.changed() => return Ok(()),
         }
     }

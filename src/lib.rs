@@ -11,6 +11,7 @@
 //! - [`cli`]: the command line;
 //! - [`bench`]: the benchmarks behind `casebot bench`;
 //! - [`sla`]: service levels, business hours and the period report;
+//! - [`web`]: the web desk (cases, drafts, SLA board, report, API, metrics);
 //! - [`parallel`]: the order-keeping parallel map batch stages use.
 
 pub mod analysis;
@@ -25,3 +26,4 @@ pub mod outbox;
 pub mod parallel;
 pub mod sla;
 pub mod store;
+pub mod web;

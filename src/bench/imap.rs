@@ -184,6 +184,7 @@ pub async fn imap(
         desk,
         vec![Watch::ImapFolder(Box::new(watcher))],
         filed,
+        None,
         async {
             let _ = stop_rx.await;
         },

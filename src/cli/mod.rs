@@ -7,6 +7,7 @@
 //! is not a mail, a draft not in the state the command needs) · 5 import
 //! finished but some mails could not be read.
 
+mod desk;
 mod drafts;
 mod output;
 
@@ -93,6 +94,13 @@ pub enum Command {
     /// What closed cases taught (their failure and what fixed it).
     #[command(subcommand)]
     Knowledge(drafts::KnowledgeCommand),
+    /// Every open case against its SLA, most urgent first; `sla report` for a period's figures.
+    Sla(desk::SlaArgs),
+    /// Desk accounts for the web desk (engineers and the team lead).
+    #[command(subcommand)]
+    User(desk::UserCommand),
+    /// Give a case to a new owner (the SLA then expects their first mail).
+    Assign(desk::AssignArgs),
     /// Benchmarks that print figures.
     #[command(subcommand)]
     Bench(BenchCommand),
@@ -418,6 +426,9 @@ async fn dispatch(cli: Cli) -> Result<u8, Failure> {
         }
         Command::Draft(command) => drafts::draft(&config, command).await,
         Command::Approve(args) => drafts::approve(&config, args).await,
+        Command::Sla(args) => desk::sla(&config, args).await,
+        Command::User(command) => desk::user(&config, command).await,
+        Command::Assign(args) => desk::assign(&config, args).await,
         Command::Reject(args) => drafts::reject(&config, args).await,
         Command::Send { json } => drafts::send(&config, json).await,
         Command::Templates(drafts::TemplatesCommand::Check { json }) => {

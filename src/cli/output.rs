@@ -645,3 +645,102 @@ pub fn mailboxes_table(folders: &[crate::store::imap::FolderView]) {
         );
     }
 }
+
+/// Business minutes as `2h05m`, `-1d3h` (days of 24 h are not meant: the
+/// figure is business time, so hours are shown as they are).
+pub fn business_minutes(minutes: i64) -> String {
+    let sign = if minutes < 0 { "-" } else { "" };
+    let m = minutes.abs();
+    format!("{sign}{}h{:02}m", m / 60, m % 60)
+}
+
+pub fn sla_table(
+    views: &[crate::sla::CaseSlaView],
+    tz: chrono_tz::Tz,
+    now: chrono::DateTime<chrono::Utc>,
+) {
+    println!(
+        "as of {} ({tz}); times left are business time",
+        now.with_timezone(&tz).format("%Y-%m-%d %H:%M")
+    );
+    if views.is_empty() {
+        println!("no open cases");
+        return;
+    }
+    println!(
+        "{:<18} {:<3} {:<9} {:<20} {:<16} {:>9}  {:<16} OWNER",
+        "KEY", "PRI", "URGENCY", "STATE", "NEXT DUE", "LEFT", "TARGET"
+    );
+    for v in views {
+        // The target that sets the case's urgency: the unmet one with least time.
+        let targets = [
+            ("first_response", &v.first_response),
+            ("update", &v.update),
+            ("handover", &v.handover),
+            ("resolution", &v.resolution),
+        ];
+        let worst = targets
+            .iter()
+            .filter_map(|(name, t)| t.as_ref().map(|t| (name, t)))
+            .filter(|(_, t)| t.met_at.is_none() && !t.cancelled)
+            .min_by_key(|(_, t)| t.minutes_left);
+        println!(
+            "{:<18} {:<3} {:<9} {:<20} {:<16} {:>9}  {:<16} {}",
+            v.case_key,
+            v.priority,
+            v.urgency.as_str(),
+            v.state,
+            v.next_due
+                .map(|d| d.with_timezone(&tz).format("%m-%d %H:%M").to_string())
+                .unwrap_or_else(|| "paused".into()),
+            worst
+                .map(|(_, t)| business_minutes(t.minutes_left))
+                .unwrap_or_else(|| "-".into()),
+            worst.map(|(n, _)| -> &str { n }).unwrap_or("-"),
+            v.owner.as_deref().unwrap_or("-"),
+        );
+    }
+}
+
+pub fn sla_report(r: &crate::sla::report::Report) {
+    let tz: chrono_tz::Tz = r.time_zone.parse().unwrap_or(chrono_tz::UTC);
+    let day = |t: chrono::DateTime<chrono::Utc>| {
+        t.with_timezone(&tz).format("%Y-%m-%d %H:%M").to_string()
+    };
+    println!("period {} – {} ({})", day(r.from), day(r.to), r.time_zone);
+    let pct = |p: Option<f64>| p.map(|p| format!("{p:.1}%")).unwrap_or_else(|| "-".into());
+    let mins = |m: Option<i64>| m.map(business_minutes).unwrap_or_else(|| "-".into());
+    let line = |name: &str, f: &crate::sla::report::Figures| {
+        println!(
+            "{:<22} {:>6} {:>6} {:>10} {:>10} {:>9} {:>9} {:>8}",
+            short(name, 22),
+            f.opened,
+            f.closed,
+            mins(f.first_response.median_minutes),
+            mins(f.first_response.p90_minutes),
+            pct(f.first_response_met_pct),
+            pct(f.met_pct),
+            f.breaches
+        );
+    };
+    let header = |title: &str| {
+        println!(
+            "\n{:<22} {:>6} {:>6} {:>10} {:>10} {:>9} {:>9} {:>8}",
+            title, "OPENED", "CLOSED", "1ST MEDIAN", "1ST P90", "1ST MET", "ALL MET", "BREACHES"
+        )
+    };
+    header("TOTAL");
+    line("all", &r.total);
+    header("WEEK");
+    for w in &r.weeks {
+        line(&w.starts.to_string(), &w.figures);
+    }
+    header("PRIORITY");
+    for g in &r.by_priority {
+        line(&g.name, &g.figures);
+    }
+    header("OWNER");
+    for g in &r.by_owner {
+        line(&g.name, &g.figures);
+    }
+}

@@ -190,7 +190,7 @@ impl Clock {
 }
 
 /// A target as seen at one instant (what `casebot sla --json` prints).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TargetView {
     /// When the budget runs out; `None` while the clock is paused with
     /// budget left (it has no due time until it runs again).

@@ -297,3 +297,135 @@ impl Store {
         Ok((cases, messages, quarantined))
     }
 }
+
+/// Filters of the desk's case list. Text matches are case-insensitive and
+/// literal (`%` and `_` mean themselves).
+#[derive(Debug, Clone, Default)]
+pub struct CaseQuery {
+    /// Owned by any of these (a person's name and address).
+    pub owners: Vec<String>,
+    /// Only cases waiting on the desk.
+    pub waiting_on_us: bool,
+    pub status: Option<String>,
+    pub priority: Option<String>,
+    /// Part of the customer's name.
+    pub customer: Option<String>,
+    /// Part of a case number, title, KB or error code found in its logs.
+    pub text: Option<String>,
+    pub limit: i64,
+    pub offset: i64,
+}
+
+/// A row of the desk's case list.
+#[derive(Debug, Clone, FromRow, Serialize)]
+pub struct CaseListRow {
+    pub id: i64,
+    pub key: String,
+    pub case_id: Option<String>,
+    pub title: Option<String>,
+    pub priority: Option<String>,
+    pub customer: Option<String>,
+    pub status: String,
+    pub message_count: i64,
+    pub last_message_at: Option<i64>,
+    pub owner: Option<String>,
+    /// The stored SLA snapshot (JSON), read by the page at its own instant.
+    #[serde(skip)]
+    pub snapshot: Option<String>,
+    pub pending_draft: Option<i64>,
+}
+
+fn like_pattern(text: &str) -> String {
+    let escaped = text
+        .trim()
+        .to_lowercase()
+        .replace('\\', "\\\\")
+        .replace('%', "\\%")
+        .replace('_', "\\_");
+    format!("%{escaped}%")
+}
+
+impl Store {
+    /// One page of cases matching `q`, most recently active first, and how
+    /// many match in all.
+    pub async fn search_cases(&self, q: &CaseQuery) -> Result<(Vec<CaseListRow>, i64)> {
+        let mut conditions: Vec<String> = Vec::new();
+        let mut binds: Vec<String> = Vec::new();
+        let mut bind = |value: String| {
+            binds.push(value);
+            format!("${}", binds.len())
+        };
+        if !q.owners.is_empty() {
+            let list: Vec<String> = q.owners.iter().map(|o| bind(o.to_lowercase())).collect();
+            conditions.push(format!("LOWER(s.owner) IN ({})", list.join(", ")));
+        }
+        if q.waiting_on_us {
+            conditions.push("c.status IN ('waiting_on_us', 'new')".into());
+        }
+        if let Some(status) = q.status.as_ref().filter(|s| !s.is_empty()) {
+            conditions.push(format!("c.status = {}", bind(status.clone())));
+        }
+        if let Some(priority) = q.priority.as_ref().filter(|s| !s.is_empty()) {
+            conditions.push(format!(
+                "UPPER(c.priority) = {}",
+                bind(priority.to_uppercase())
+            ));
+        }
+        if let Some(customer) = q.customer.as_ref().filter(|s| !s.trim().is_empty()) {
+            conditions.push(format!(
+                "LOWER(c.customer) LIKE {} ESCAPE '\\'",
+                bind(like_pattern(customer))
+            ));
+        }
+        if let Some(text) = q.text.as_ref().filter(|s| !s.trim().is_empty()) {
+            let p = bind(like_pattern(text));
+            conditions.push(format!(
+                "(LOWER(c.key) LIKE {p} ESCAPE '\\' OR LOWER(c.title) LIKE {p} ESCAPE '\\' \
+                 OR LOWER(c.internal_ref) LIKE {p} ESCAPE '\\' \
+                 OR EXISTS (SELECT 1 FROM analyses a JOIN messages m ON m.id = a.message_id \
+                 WHERE m.case_id = c.id AND (LOWER(a.kbs) LIKE {p} ESCAPE '\\' \
+                 OR LOWER(a.error_codes) LIKE {p} ESCAPE '\\')))"
+            ));
+        }
+        let filter = if conditions.is_empty() {
+            String::new()
+        } else {
+            format!("WHERE {}", conditions.join(" AND "))
+        };
+        let from = format!("FROM cases c LEFT JOIN case_sla s ON s.case_id = c.id {filter}");
+        let count_sql = format!("SELECT COUNT(*) {from}");
+        let mut count = sqlx::query_scalar::<_, i64>(&count_sql);
+        for b in &binds {
+            count = count.bind(b);
+        }
+        let total = count.fetch_one(self.pool()).await?;
+        let sql = format!(
+            "SELECT c.id, c.key, c.case_id, c.title, c.priority, c.customer, c.status, c.message_count, \
+             c.last_message_at, s.owner, s.snapshot, \
+             (SELECT MIN(d.id) FROM drafts d WHERE d.case_id = c.id AND d.status = 'pending') AS pending_draft \
+             {from} ORDER BY c.last_message_at DESC, c.id DESC LIMIT {} OFFSET {}",
+            q.limit.clamp(1, 500),
+            q.offset.max(0)
+        );
+        let mut rows = sqlx::query_as::<_, CaseListRow>(&sql);
+        for b in &binds {
+            rows = rows.bind(b);
+        }
+        Ok((rows.fetch_all(self.pool()).await?, total))
+    }
+
+    /// Distinct customers and owners, for the list's filter menus.
+    pub async fn case_facets(&self) -> Result<(Vec<String>, Vec<String>)> {
+        let customers: Vec<String> = sqlx::query_scalar(
+            "SELECT DISTINCT customer FROM cases WHERE customer IS NOT NULL ORDER BY customer LIMIT 500",
+        )
+        .fetch_all(self.pool())
+        .await?;
+        let owners: Vec<String> = sqlx::query_scalar(
+            "SELECT DISTINCT owner FROM case_sla WHERE owner IS NOT NULL ORDER BY owner LIMIT 500",
+        )
+        .fetch_all(self.pool())
+        .await?;
+        Ok((customers, owners))
+    }
+}

@@ -13,6 +13,7 @@ pub mod drafts;
 pub mod imap;
 pub mod knowledge;
 pub mod messages;
+pub mod metrics;
 pub mod quarantine;
 pub mod sla;
 pub mod users;

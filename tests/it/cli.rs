@@ -263,12 +263,14 @@ fn mbox_import() {
 fn serve_demo_on_a_bare_folder_files_the_example_threads_once() {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("data/casebot.db");
+    let port = super::mailstack::free_port();
     let start = || {
         std::process::Command::new(env!("CARGO_BIN_EXE_casebot"))
             .args(["serve", "--demo"])
             .current_dir(dir.path())
             .env_remove("CASEBOT_DB")
             .env_remove("CASEBOT_CONFIG")
+            .env("CASEBOT_LISTEN", format!("127.0.0.1:{port}"))
             .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::piped())
             .spawn()
@@ -321,6 +323,11 @@ fn serve_demo_on_a_bare_folder_files_the_example_threads_once() {
 
     let serve = start();
     wait("every example mail filed", &|| filed() == examples);
+    // The web desk answers, and only behind a login.
+    assert_eq!(super::http_get(port, "/healthz").0, 200);
+    let (status, head) = super::http_get(port, "/cases");
+    assert_eq!(status, 303, "{head}");
+    assert!(head.contains("location: /login?next=/cases"), "{head}");
     // The open example case: its log analysed, its next steps drafted.
     wait("the open case's draft", &|| {
         let o = casebot(&db, dir.path(), &["drafts", "--json"]);

@@ -995,6 +995,7 @@ fn the_daemon_drafts_and_sends_on_its_own() {
         .arg("serve")
         .current_dir(desk.path())
         .env("CASEBOT_DB", format!("sqlite://{}", desk.db().display()))
+        .env("CASEBOT_LISTEN", "")
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
         .spawn()

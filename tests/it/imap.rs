@@ -100,6 +100,7 @@ templates_dir = "{templates}"
             .env("CASEBOT_DB", format!("sqlite://{}", self.db().display()))
             .env(USER_ENV, &self.user)
             .env(PASSWORD_ENV, super::mailstack::DOVECOT_PASSWORD)
+            .env("CASEBOT_LISTEN", "")
             .env("RUST_LOG", "casebot=debug")
             .stdout(Stdio::null())
             .stderr(std::fs::File::create(self.dir.path().join("serve.log")).unwrap())
