@@ -184,7 +184,7 @@ pub async fn board(
                     div.card { div.n data-count=(u.as_str()) { (data.counts.get(u.as_str()).copied().unwrap_or(0)) } (urgency_badge(u)) }
                 }
             }
-            div.grid2 {
+            div.halves {
                 div { h2 { "By priority" } (matrix("Priority", &data.by_priority)) }
                 div { h2 { "By owner" } (matrix("Owner", &data.by_owner)) }
             }

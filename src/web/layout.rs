@@ -107,10 +107,16 @@ pub fn local_ts(ts: Option<i64>, tz: Tz) -> String {
         .unwrap_or_else(|| "–".into())
 }
 
-/// Business minutes as `3h05m` or `-1h20m`.
+/// Business minutes as `3h05m` or `−1h20m`; whole hours from 100 h on,
+/// where minutes no longer matter.
 pub fn minutes(m: i64) -> String {
     let sign = if m < 0 { "−" } else { "" };
-    format!("{sign}{}h{:02}m", m.abs() / 60, m.abs() % 60)
+    let (h, rest) = (m.abs() / 60, m.abs() % 60);
+    if h >= 100 {
+        format!("{sign}{h}h")
+    } else {
+        format!("{sign}{h}h{rest:02}m")
+    }
 }
 
 pub fn urgency_badge(u: Urgency) -> Markup {

@@ -3,6 +3,7 @@
 
 mod analysis;
 mod analyze_cli;
+mod browser;
 mod cli;
 mod corpus;
 mod drafting;

@@ -1,0 +1,519 @@
+//! The web desk in Debian's headless chromium, driven over WebDriver
+//! (chromedriver + fantoccini): a failed login, a login, the case list and
+//! page of an example thread, a `<script>` subject shown as text, a draft
+//! edited and approved and then received by a real SMTP server (smtp-sink),
+//! the SLA board marking a breached case, forged posts refused, logout.
+//!
+//! With `CASEBOT_SCREENSHOTS=DIR` the test also saves the README's
+//! screenshots there.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use fantoccini::{Client, ClientBuilder, Locator};
+use serde_json::json;
+
+use super::mailstack::{SmtpSink, free_port};
+use super::{casebot, example, repo, stderr};
+
+const CHROMIUM: &str = "/usr/bin/chromium";
+const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
+const ENGINEER_PASSWORD: &str = "engineer-pass-1";
+const LEAD_PASSWORD: &str = "lead-pass-2026";
+const XSS_CASE: &str = "CAS-20001-XSS0A1";
+const OPEN_CASE: &str = "CAS-10003-SC5K8P";
+
+/// A desk with the example threads and a hostile mail, its daemon serving
+/// the web desk and sending to `sink`.
+struct WebDesk {
+    dir: tempfile::TempDir,
+    port: u16,
+    serve: Option<Child>,
+}
+
+impl WebDesk {
+    fn start(sink: &SmtpSink) -> WebDesk {
+        let dir = tempfile::tempdir().unwrap();
+        let port = free_port();
+        let config = format!(
+            r#"[desk]
+engineer_addresses = ["support@example.com"]
+engineer_domains = ["desk.example.com"]
+
+[analysis]
+rules_dir = "{rules}"
+
+[drafting]
+templates_dir = "{templates}"
+
+[outbox]
+from = "support@example.com"
+transport = "smtp"
+[outbox.smtp]
+host = "127.0.0.1"
+port = {smtp}
+security = "plain"
+timeout_secs = 10
+username_env = "CASEBOT_TEST_NO_SMTP_USER"
+
+[web]
+listen = "127.0.0.1:{port}"
+board_refresh_secs = 5
+"#,
+            rules = repo().join("rules").display(),
+            templates = repo().join("templates").display(),
+            smtp = sink.port,
+        );
+        std::fs::write(dir.path().join("config.toml"), config).unwrap();
+        let desk = WebDesk {
+            dir,
+            port,
+            serve: None,
+        };
+        for thread in ["hardlink", "hashmismatch", "caseless", "storecorrupt"] {
+            desk.ok(&["import", example("threads").join(thread).to_str().unwrap()]);
+        }
+        let hostile = desk.dir.path().join("hostile.eml");
+        std::fs::write(&hostile, hostile_mail()).unwrap();
+        desk.ok(&["import", hostile.to_str().unwrap()]);
+        desk.add_user("wang.eng", "engineer", ENGINEER_PASSWORD);
+        desk.add_user("zhou.lead", "lead", LEAD_PASSWORD);
+        let mut desk = desk;
+        desk.serve = Some(
+            Command::new(env!("CARGO_BIN_EXE_casebot"))
+                .arg("serve")
+                .current_dir(desk.dir.path())
+                .env("CASEBOT_DB", format!("sqlite://{}", desk.db().display()))
+                .env_remove("CASEBOT_LISTEN")
+                .env("RUST_LOG", "casebot=info")
+                .stdout(Stdio::null())
+                .stderr(std::fs::File::create(desk.dir.path().join("serve.log")).unwrap())
+                .spawn()
+                .unwrap(),
+        );
+        desk.wait(60, "the open case's draft", || {
+            desk.json(&["drafts", "--status", "pending", "--json"])
+                .as_array()
+                .is_some_and(|a| a.iter().any(|d| d["case_key"] == OPEN_CASE))
+        });
+        desk.wait(20, "the web desk", || {
+            std::net::TcpStream::connect(("127.0.0.1", desk.port)).is_ok()
+        });
+        desk
+    }
+
+    fn db(&self) -> PathBuf {
+        self.dir.path().join("casebot.db")
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("http://127.0.0.1:{}{path}", self.port)
+    }
+
+    fn ok(&self, args: &[&str]) -> String {
+        let o = casebot(&self.db(), self.dir.path(), args);
+        assert!(o.status.success(), "{args:?}: {}", stderr(&o));
+        super::stdout(&o)
+    }
+
+    fn json(&self, args: &[&str]) -> serde_json::Value {
+        serde_json::from_str(&self.ok(args)).unwrap()
+    }
+
+    fn add_user(&self, name: &str, role: &str, password: &str) {
+        use std::io::Write as _;
+        let mut child = Command::new(env!("CARGO_BIN_EXE_casebot"))
+            .args(["user", "add", name, "--role", role])
+            .current_dir(self.dir.path())
+            .env("CASEBOT_DB", format!("sqlite://{}", self.db().display()))
+            .stdin(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        writeln!(child.stdin.take().unwrap(), "{password}").unwrap();
+        let out = child.wait_with_output().unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("serve.log")).unwrap_or_default()
+    }
+
+    fn wait(&self, secs: u64, what: &str, done: impl Fn() -> bool) {
+        let deadline = Instant::now() + Duration::from_secs(secs);
+        while !done() {
+            assert!(
+                Instant::now() < deadline,
+                "timed out waiting for {what}; serve log:\n{}",
+                self.log()
+            );
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+}
+
+impl Drop for WebDesk {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.serve.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+/// A customer mail whose subject and body try to run script in the desk.
+fn hostile_mail() -> Vec<u8> {
+    let subject = format!(
+        "[案例号:{XSS_CASE}] % |P2|EXAMPLE-BANK|<script>window.__xss=1</script>补丁失败 % CMIT:0009001"
+    );
+    lettre::Message::builder()
+        .from("钱芳 <qian.fang@example.cn>".parse().unwrap())
+        .to("support@example.com".parse().unwrap())
+        .subject(subject)
+        .message_id(Some("<hostile-1@mail.example.cn>".into()))
+        // Monday 2023-11-20 10:00 in Shanghai: long overdue by now.
+        .date(std::time::UNIX_EPOCH + Duration::from_secs(1_700_445_600))
+        .body("您好，<img src=x onerror=\"window.__xss=2\"> 安装失败。".to_string())
+        .unwrap()
+        .formatted()
+}
+
+/// chromedriver on a free port, killed on drop.
+struct Driver {
+    child: Child,
+    port: u16,
+    profile: tempfile::TempDir,
+}
+
+impl Driver {
+    fn start() -> Driver {
+        assert!(
+            Path::new(CHROMEDRIVER).exists() && Path::new(CHROMIUM).exists(),
+            "chromium and chromium-driver are missing: run scripts/test.sh (it installs them)"
+        );
+        let port = free_port();
+        let child = Command::new(CHROMEDRIVER)
+            .arg(format!("--port={port}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(Instant::now() < deadline, "chromedriver did not start");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        Driver {
+            child,
+            port,
+            profile: tempfile::tempdir().unwrap(),
+        }
+    }
+
+    async fn browser(&self) -> Client {
+        let mut caps = serde_json::Map::new();
+        caps.insert(
+            "goog:chromeOptions".into(),
+            json!({
+                "binary": CHROMIUM,
+                "args": [
+                    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
+                    "--no-first-run", "--disable-background-networking",
+                    "--disable-component-update", "--disable-sync",
+                    "--window-size=1400,1000",
+                    format!("--user-data-dir={}", self.profile.path().display()),
+                ]
+            }),
+        );
+        ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new())
+            .capabilities(caps)
+            .connect(&format!("http://127.0.0.1:{}", self.port))
+            .await
+            .expect("a chromium session")
+    }
+}
+
+impl Drop for Driver {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+async fn login(b: &Client, desk: &WebDesk, name: &str, password: &str) {
+    b.goto(&desk.url("/login")).await.unwrap();
+    b.find(Locator::Css("input[name=name]"))
+        .await
+        .unwrap()
+        .send_keys(name)
+        .await
+        .unwrap();
+    b.find(Locator::Css("input[name=password]"))
+        .await
+        .unwrap()
+        .send_keys(password)
+        .await
+        .unwrap();
+    b.find(Locator::Css("form button[type=submit]"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+}
+
+/// Waits for the browser to reach `path` (a click's navigation may still be
+/// under way when WebDriver returns).
+async fn arrive(b: &Client, path: &str) {
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let url = b.current_url().await.unwrap();
+        if url.path() == path {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "expected to be at {path}, still at {url}: {}",
+            body_text(b).await
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// The page's text; retried while a navigation replaces the document.
+async fn body_text(b: &Client) -> String {
+    let mut last_error = None;
+    for _ in 0..50 {
+        match b.find(Locator::Css("body")).await {
+            Ok(body) => match body.text().await {
+                Ok(text) => return text,
+                Err(e) => last_error = Some(e),
+            },
+            Err(e) => last_error = Some(e),
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("the page never settled: {last_error:?}")
+}
+
+/// Waits until the page's text contains `needle` (after a click's
+/// navigation), and returns the text.
+async fn wait_text(b: &Client, needle: &str) -> String {
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let text = body_text(b).await;
+        if text.contains(needle) {
+            return text;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{needle:?} never appeared in:\n{text}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+async fn screenshot(b: &Client, name: &str) {
+    if let Ok(dir) = std::env::var("CASEBOT_SCREENSHOTS") {
+        std::fs::create_dir_all(&dir).unwrap();
+        let png = b.screenshot().await.unwrap();
+        std::fs::write(Path::new(&dir).join(name), png).unwrap();
+    }
+}
+
+/// Serves one page from another origin that posts a form to the desk on
+/// load, as a hostile site would.
+fn forger(target: String) -> u16 {
+    use std::io::{Read as _, Write as _};
+    let listener = std::net::TcpListener::bind(("127.0.0.1", 0)).unwrap();
+    let port = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for stream in listener.incoming().take(4).flatten() {
+            let mut stream = stream;
+            let mut buf = [0u8; 4096];
+            let _ = stream.read(&mut buf);
+            let page = format!(
+                "<!doctype html><html><body><form method=post action=\"{target}\">\
+                 <input name=owner value=mallory><input name=csrf value=guessed></form>\
+                 <script>document.forms[0].submit()</script></body></html>"
+            );
+            let _ = write!(
+                stream,
+                "HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{page}",
+                page.len()
+            );
+        }
+    });
+    port
+}
+
+#[test]
+fn an_engineer_and_the_lead_work_the_desk_in_chromium() {
+    let sink = SmtpSink::start(&[]);
+    let desk = WebDesk::start(&sink);
+    let driver = Driver::start();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        let b = driver.browser().await;
+
+        // Nothing without a login.
+        b.goto(&desk.url("/board")).await.unwrap();
+        assert!(b.current_url().await.unwrap().path().starts_with("/login"));
+
+        // A wrong password: refused, still on the login page.
+        login(&b, &desk, "wang.eng", "not-the-password").await;
+        wait_text(&b, "wrong name or password").await;
+        assert_eq!(b.current_url().await.unwrap().path(), "/login");
+
+        // The engineer logs in and finds the open example case.
+        login(&b, &desk, "wang.eng", ENGINEER_PASSWORD).await;
+        arrive(&b, "/cases").await;
+        wait_text(&b, OPEN_CASE).await;
+        b.find(Locator::LinkText(OPEN_CASE))
+            .await
+            .unwrap()
+            .click()
+            .await
+            .unwrap();
+        let page = wait_text(&b, "Decisive lines").await;
+        assert!(page.contains("0x800f0831"), "{page}");
+        assert!(page.contains("quoted history") || page.contains("Thread"));
+        screenshot(&b, "case-page.png").await;
+
+        // The hostile subject is text, and no script of the mail ran.
+        b.goto(&desk.url(&format!("/cases/{XSS_CASE}"))).await.unwrap();
+        let page = body_text(&b).await;
+        assert!(page.contains("<script>window.__xss=1</script>"), "{page}");
+        assert!(page.contains("<img src=x onerror="), "{page}");
+        let ran = b
+            .execute("return typeof window.__xss === 'undefined';", vec![])
+            .await
+            .unwrap();
+        assert_eq!(ran, json!(true), "a mail's script ran in the desk");
+        b.goto(&desk.url("/cases?q=xss0a1")).await.unwrap();
+        assert!(body_text(&b).await.contains("<script>window.__xss=1</script>"));
+
+        // The draft editor: edit, approve; the SMTP server receives the edit.
+        b.goto(&desk.url(&format!("/cases/{OPEN_CASE}"))).await.unwrap();
+        b.find(Locator::Css("a[href^='/drafts/']"))
+            .await
+            .unwrap()
+            .click()
+            .await
+            .unwrap();
+        let editor = b.find(Locator::Css("textarea[name=body]")).await.unwrap();
+        editor
+            .send_keys("\nEdited in the browser: please also send the DISM.log.")
+            .await
+            .unwrap();
+        screenshot(&b, "draft-editor.png").await;
+        b.find(Locator::Css("button[value=approve]"))
+            .await
+            .unwrap()
+            .click()
+            .await
+            .unwrap();
+        wait_text(&b, "Approved by wang.eng").await;
+        let received = sink.wait_for(1, 30);
+        assert_eq!(received.len(), 1, "serve log:\n{}", desk.log());
+        let sent = received[0].parsed();
+        assert!(
+            sent.body_text(0)
+                .unwrap()
+                .contains("Edited in the browser: please also send the DISM.log."),
+        );
+        let subject = sent.subject().unwrap();
+        assert!(subject.contains("案例号") && subject.contains(OPEN_CASE), "{subject}");
+
+        // A post from another site is refused, and changes nothing.
+        let forged = forger(desk.url(&format!("/cases/{OPEN_CASE}/assign")));
+        b.goto(&format!("http://127.0.0.1:{forged}/")).await.unwrap();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while b.current_url().await.unwrap().port() != Some(desk.port) {
+            assert!(Instant::now() < deadline, "the forged form was not posted");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        wait_text(&b, "cross-site request refused").await;
+        // A same-site post with a wrong token is refused too.
+        b.goto(&desk.url(&format!("/cases/{OPEN_CASE}"))).await.unwrap();
+        b.execute(
+            "document.querySelector('form[action$=\"/assign\"] input[name=csrf]').value = 'forged';",
+            vec![],
+        )
+        .await
+        .unwrap();
+        b.find(Locator::Css("form[action$='/assign'] button"))
+            .await
+            .unwrap()
+            .click()
+            .await
+            .unwrap();
+        wait_text(&b, "CSRF token").await;
+        let show = desk.json(&["show", OPEN_CASE, "--json"]);
+        assert!(
+            !show["events"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|e| e["kind"] == "owner_assigned"),
+            "a forged post assigned the case"
+        );
+
+        // The engineer may not read the lead's report.
+        b.goto(&desk.url("/report")).await.unwrap();
+        wait_text(&b, "for the team lead").await;
+
+        // Log out; the lead logs in and sees the breached case on the board.
+        b.goto(&desk.url("/cases")).await.unwrap();
+        b.find(Locator::Css("form.logout button"))
+            .await
+            .unwrap()
+            .click()
+            .await
+            .unwrap();
+        arrive(&b, "/login").await;
+        b.goto(&desk.url("/cases")).await.unwrap();
+        arrive(&b, "/login").await;
+        login(&b, &desk, "zhou.lead", LEAD_PASSWORD).await;
+        arrive(&b, "/cases").await;
+        b.goto(&desk.url("/board")).await.unwrap();
+        let row = b
+            .find(Locator::XPath(&format!(
+                "//tbody[@id='board-rows']/tr[td/a[text()='{XSS_CASE}']]"
+            )))
+            .await
+            .unwrap();
+        assert_eq!(row.attr("class").await.unwrap().as_deref(), Some("row-breached"));
+        assert!(row.text().await.unwrap().contains("breached"));
+        // The board refreshes itself from /api/board (every 5 s here).
+        b.execute("document.getElementById('board-rows').replaceChildren();", vec![])
+            .await
+            .unwrap();
+        let deadline = Instant::now() + Duration::from_secs(15);
+        loop {
+            let rows = b
+                .find_all(Locator::Css("#board-rows tr.row-breached"))
+                .await
+                .unwrap();
+            if !rows.is_empty() {
+                break;
+            }
+            assert!(Instant::now() < deadline, "the board did not refresh itself");
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
+        screenshot(&b, "sla-board.png").await;
+        b.goto(&desk.url("/report?from=2023-11-01&to=2023-11-30")).await.unwrap();
+        let report = body_text(&b).await;
+        assert!(report.contains("Per owner") && report.contains("Export CSV"), "{report}");
+        b.find(Locator::Css("svg.chart")).await.unwrap();
+        b.close().await.unwrap();
+    });
+}
