@@ -3,7 +3,8 @@
 # Run from anywhere. Installs what the tests and benchmarks need from Debian
 # when missing (as root): ripgrep (the baseline of `casebot bench analyze`),
 # postfix (its smtp-sink is the SMTP server the sending tests talk to) and
-# dovecot-imapd (the IMAP server the watcher tests start).
+# dovecot-imapd (the IMAP server the watcher tests start), chromium and
+# chromium-driver (the browser test drives the web desk in them).
 # Nothing is started here: each test starts its own servers on loopback.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -14,6 +15,8 @@ command -v rg >/dev/null 2>&1 || need+=(ripgrep)
 [ -x /usr/sbin/dovecot ] || need+=(dovecot-imapd)
 [ -x /usr/lib/dovecot/lmtp ] || need+=(dovecot-lmtpd)
 command -v mbsync >/dev/null 2>&1 || need+=(isync)
+[ -x /usr/bin/chromium ] || need+=(chromium)
+[ -x /usr/bin/chromedriver ] || need+=(chromium-driver)
 if ((${#need[@]})); then
     if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
         echo "== apt-get install ${need[*]}"
@@ -23,7 +26,7 @@ if ((${#need[@]})); then
             DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${need[@]}" >/dev/null
         }
         install || { apt-get update -q >/dev/null && install; }
-    elif [ ! -x /usr/sbin/smtp-sink ] || [ ! -x /usr/sbin/dovecot ]; then
+    elif [ ! -x /usr/sbin/smtp-sink ] || [ ! -x /usr/sbin/dovecot ] || [ ! -x /usr/bin/chromedriver ]; then
         echo "error: missing ${need[*]}: run this script as root once to install them" >&2
         exit 1
     else
