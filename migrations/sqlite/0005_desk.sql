@@ -52,3 +52,7 @@ CREATE TABLE settings (
     key   TEXT PRIMARY KEY,
     value TEXT NOT NULL
 );
+
+-- The desk's case list filters by these.
+CREATE INDEX cases_status_last ON cases (status, last_message_at);
+CREATE INDEX cases_customer ON cases (customer);

@@ -13,6 +13,7 @@ use std::time::Instant;
 use anyhow::Result;
 pub mod dovecot;
 pub mod imap;
+pub mod web;
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as B64;
@@ -203,8 +204,15 @@ pub fn log_collector_zip() -> &'static [u8] {
 
 /// The `i`-th generated mail.
 pub fn generate_mail(i: u64) -> Vec<u8> {
-    let thread = i / THREAD_LEN;
-    let pos = i % THREAD_LEN;
+    generate_thread_mail(i, THREAD_LEN)
+}
+
+/// The `i`-th generated mail, in threads of `thread_len` mails: the first
+/// five are scope, logs, analysis, resolution, summary; later ones alternate
+/// follow-ups from both sides.
+pub fn generate_thread_mail(i: u64, thread_len: u64) -> Vec<u8> {
+    let thread = i / thread_len;
+    let pos = i % thread_len;
     let case = case_number(thread);
     let charset = match thread % 4 {
         0 => Charset::Utf8Qp,
@@ -295,7 +303,7 @@ pub fn generate_mail(i: u64) -> Vec<u8> {
     // Every seventh thread lost its References: the case number must carry it.
     if pos > 0 && !thread.is_multiple_of(7) {
         headers.push_str(&format!("In-Reply-To: {}\r\n", message_id(i - 1)));
-        let refs: Vec<String> = (thread * THREAD_LEN..i).map(message_id).collect();
+        let refs: Vec<String> = (thread * thread_len..i).map(message_id).collect();
         headers.push_str(&format!("References: {}\r\n", refs.join("\r\n ")));
     }
     headers.push_str("MIME-Version: 1.0\r\n");

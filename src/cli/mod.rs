@@ -215,6 +215,24 @@ pub enum BenchCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Fill a throwaway store with generated cases, serve the web desk on
+    /// loopback and time its pages (case list, search, case page, SLA board)
+    /// from one client and from many at once, against /healthz as the baseline.
+    Web {
+        #[arg(long, default_value_t = 10_000)]
+        cases: u64,
+        #[arg(long, default_value_t = 10)]
+        mails_per_case: u64,
+        /// Concurrent clients.
+        #[arg(long, default_value_t = 20)]
+        clients: usize,
+        /// Requests per page under load (a tenth, at least 20, from one client).
+        #[arg(long, default_value_t = 2000)]
+        requests: usize,
+        /// Print the figures as JSON (the last line).
+        #[arg(long)]
+        json: bool,
+    },
     /// Generate a CBS.log of the given size with failures spread inside, analyse
     /// it, and time `rg -c` with every rule pattern on the same file.
     Analyze {
@@ -483,6 +501,68 @@ async fn dispatch(cli: Cli) -> Result<u8, Failure> {
                 output::json_line(&figures.summary())?;
             }
             Ok(0)
+        }
+        Command::Bench(BenchCommand::Web {
+            cases,
+            mails_per_case,
+            clients,
+            requests,
+            json,
+        }) => {
+            let dir = tempfile::tempdir().context("Cannot create a temporary folder")?;
+            let bars = output::PhaseBars::default();
+            let figures = crate::bench::web::web(
+                cases,
+                mails_per_case,
+                clients,
+                requests,
+                dir.path(),
+                |phase, done, of| bars.show(phase, Some(of), done),
+            )
+            .await?;
+            bars.finish();
+            println!(
+                "web: {} cases, {} mails filed in {:.1} s; {} open; every case's SLA evaluated in {:.2} s",
+                figures.cases,
+                figures.messages,
+                figures.fill_s,
+                figures.open_cases,
+                figures.sla_all_s
+            );
+            println!(
+                "{:<28} {:>7} {:>8} {:>7} {:>9} {:>9} {:>9} {:>9} {:>9}",
+                "PAGE",
+                "CLIENTS",
+                "REQUESTS",
+                "ERRORS",
+                "P50 ms",
+                "P99 ms",
+                "MAX ms",
+                "REQ/S",
+                "BYTES"
+            );
+            for p in &figures.pages {
+                println!(
+                    "{:<28} {:>7} {:>8} {:>7} {:>9.2} {:>9.2} {:>9.2} {:>9.0} {:>9}",
+                    p.page,
+                    p.clients,
+                    p.requests,
+                    p.errors,
+                    p.p50_ms,
+                    p.p99_ms,
+                    p.max_ms,
+                    p.per_sec,
+                    p.bytes
+                );
+            }
+            if json {
+                output::json_line(&figures)?;
+            }
+            Ok(if figures.pages.iter().any(|p| p.errors > 0) {
+                1
+            } else {
+                0
+            })
         }
         Command::Bench(BenchCommand::Ingest { count, json }) => {
             let dir = tempfile::tempdir().context("Cannot create a temporary folder")?;

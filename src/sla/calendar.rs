@@ -8,6 +8,7 @@
 //! the people at the desk.
 
 use std::collections::BTreeSet;
+use std::sync::{Arc, OnceLock};
 
 use chrono::{DateTime, Datelike, Duration, NaiveDate, NaiveTime, TimeZone, Utc};
 use chrono_tz::Tz;
@@ -25,6 +26,23 @@ pub struct Window {
     pub end: u32,
 }
 
+/// The first day of the precomputed table (see [`DayTable`]).
+const TABLE_FIRST: (i32, u32, u32) = (2000, 1, 1);
+/// Days in the table: 2000 to about 2100.
+const TABLE_DAYS: i64 = 36_600;
+
+/// Business seconds before each day, from [`TABLE_FIRST`] on: makes the
+/// business time between any two instants O(1) instead of a walk over every
+/// day between them (a board of cases open for months would otherwise walk
+/// thousands of days per page).
+#[derive(Debug)]
+struct DayTable {
+    first: NaiveDate,
+    /// `prefix[k]`: open seconds from the table's first midnight to the
+    /// start of day `k`; one more entry than days.
+    prefix: Vec<i64>,
+}
+
 /// When the desk is open.
 #[derive(Debug, Clone)]
 pub struct BusinessCalendar {
@@ -36,6 +54,8 @@ pub struct BusinessCalendar {
     /// Days worked although they fall on a day off (a holiday schedule's
     /// make-up days).
     make_up_days: BTreeSet<NaiveDate>,
+    /// Built on first use and shared by clones.
+    table: Arc<OnceLock<DayTable>>,
 }
 
 impl BusinessCalendar {
@@ -50,6 +70,7 @@ impl BusinessCalendar {
             }],
             holidays: BTreeSet::new(),
             make_up_days: BTreeSet::new(),
+            table: Arc::default(),
         }
     }
 
@@ -67,6 +88,7 @@ impl BusinessCalendar {
             windows,
             holidays,
             make_up_days,
+            table: Arc::default(),
         }
     }
 
@@ -121,10 +143,45 @@ impl BusinessCalendar {
         t.with_timezone(&self.tz).date_naive()
     }
 
+    fn table(&self) -> &DayTable {
+        self.table.get_or_init(|| {
+            let (y, m, d) = TABLE_FIRST;
+            let first = NaiveDate::from_ymd_opt(y, m, d).unwrap_or_default();
+            let mut prefix = Vec::with_capacity(TABLE_DAYS as usize + 1);
+            let mut total = 0;
+            prefix.push(total);
+            for date in first.iter_days().take(TABLE_DAYS as usize) {
+                total += self
+                    .open_spans(date)
+                    .map(|(open, close)| (close - open).num_seconds().max(0))
+                    .sum::<i64>();
+                prefix.push(total);
+            }
+            DayTable { first, prefix }
+        })
+    }
+
+    /// Business seconds from the table's start to `t`; `None` outside it.
+    fn cumulative(&self, t: DateTime<Utc>) -> Option<i64> {
+        let table = self.table();
+        let date = self.local_date(t);
+        let day = usize::try_from((date - table.first).num_days()).ok()?;
+        let before = *table.prefix.get(day)?;
+        table.prefix.get(day + 1)?;
+        let within: i64 = self
+            .open_spans(date)
+            .map(|(open, close)| (t.min(close) - open).num_seconds().max(0))
+            .sum();
+        Some(before + within)
+    }
+
     /// Business seconds between two instants; negative when `to` is before `from`.
     pub fn seconds_between(&self, from: DateTime<Utc>, to: DateTime<Utc>) -> i64 {
         if to < from {
             return -self.seconds_between(to, from);
+        }
+        if let (Some(a), Some(b)) = (self.cumulative(from), self.cumulative(to)) {
+            return b - a;
         }
         let first = self.local_date(from);
         let last = self.local_date(to).min(first + Duration::days(MAX_DAYS));
@@ -154,6 +211,29 @@ impl BusinessCalendar {
         if seconds <= 0 {
             return from;
         }
+        if let Some(start) = self.cumulative(from) {
+            let table = self.table();
+            let target = start + seconds;
+            // The day whose opening hours hold the target: the last day
+            // that starts with less than `target` behind it.
+            let next = table.prefix.partition_point(|p| *p < target);
+            if next >= 1 && next < table.prefix.len() {
+                let date = table.first + Duration::days(next as i64 - 1);
+                let mut left = target - table.prefix[next - 1];
+                for (open, close) in self.open_spans(date) {
+                    let available = (close - open).num_seconds();
+                    if available >= left {
+                        return open + Duration::seconds(left);
+                    }
+                    left -= available;
+                }
+            }
+        }
+        self.walk_seconds(from, seconds)
+    }
+
+    /// `add_seconds` by walking the days, for instants outside the table.
+    fn walk_seconds(&self, from: DateTime<Utc>, seconds: i64) -> DateTime<Utc> {
         let mut left = seconds;
         let first = self.local_date(from);
         let mut date = first;
@@ -430,6 +510,45 @@ mod tests {
         );
         let broken = "BEGIN:VEVENT\nDTSTART:2026\nEND:VEVENT\n";
         assert!(parse_icalendar(broken).unwrap_err().starts_with("line 2:"));
+    }
+
+    #[test]
+    fn the_table_agrees_with_the_day_walk() {
+        let cal = shanghai_office();
+        let starts = [
+            "2026-09-30T17:00:00+08:00",
+            "2026-11-20T17:30:00+08:00",
+            "2026-11-21T03:00:00+00:00",
+            "2026-11-23T08:59:59+08:00",
+            "2026-11-23T18:00:00+08:00",
+        ];
+        for start in starts {
+            for seconds in [
+                1,
+                59,
+                3600,
+                9 * 3600,
+                9 * 3600 + 1,
+                5 * 9 * 3600,
+                97 * 3600 + 17,
+            ] {
+                let from = t(start);
+                let fast = cal.add_seconds(from, seconds);
+                assert_eq!(
+                    fast,
+                    cal.walk_seconds(from, seconds),
+                    "{start} + {seconds} s"
+                );
+                assert_eq!(
+                    cal.seconds_between(from, fast),
+                    seconds,
+                    "{start} + {seconds} s"
+                );
+            }
+        }
+        // Outside the table (before 2000) the walk answers alone.
+        let old = t("1999-12-31T09:00:00+08:00");
+        assert_eq!(cal.add_seconds(old, 3600), t("1999-12-31T10:00:00+08:00"));
     }
 
     #[test]

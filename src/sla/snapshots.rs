@@ -7,25 +7,42 @@
 //! config's `[sla]`, the time zone, a holiday file, or a desk account's
 //! address, which changes whose mail is whose).
 
-use std::sync::Arc;
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, RwLock};
 
 use anyhow::Result;
 use tokio::sync::Mutex;
 
-use super::{SlaPolicies, evaluate};
+use super::{CaseSla, SlaPolicies, evaluate};
+use crate::ingest::case_state::CaseStatus;
 use crate::store::Store;
 
 const CURSOR: &str = "sla";
 const FINGERPRINT_KEY: &str = "sla_fingerprint";
 
+/// The open cases' snapshots this process knows, and how far into the
+/// event log they are current.
+#[derive(Debug, Default)]
+struct Known {
+    loaded: bool,
+    cursor: i64,
+}
+
 /// The SLA stage: shared by the daemon's loop and the web desk's pages.
+///
+/// Besides the stored snapshots it keeps the open cases' snapshots in
+/// memory, so a board of thousands of open cases is computed without
+/// reading and decoding them from the store on every request. The memory
+/// follows the event log with its own cursor, so it stays right when
+/// another process (another instance, a command) changed cases.
 #[derive(Debug)]
 pub struct SlaSnapshots {
     store: Store,
     policies: Arc<SlaPolicies>,
     fingerprint: String,
     /// One refresh at a time in this process; others wait and find nothing left to do.
-    running: Mutex<()>,
+    running: Mutex<Known>,
+    open: RwLock<Arc<HashMap<i64, CaseSla>>>,
 }
 
 impl SlaSnapshots {
@@ -35,7 +52,8 @@ impl SlaSnapshots {
             store,
             policies,
             fingerprint,
-            running: Mutex::new(()),
+            running: Mutex::new(Known::default()),
+            open: RwLock::new(Arc::default()),
         }
     }
 
@@ -49,18 +67,27 @@ impl SlaSnapshots {
         store.set_setting(FINGERPRINT_KEY, "").await
     }
 
+    /// The open cases' snapshots as of the last refresh.
+    pub fn open(&self) -> Arc<HashMap<i64, CaseSla>> {
+        self.open.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
     /// Redoes the snapshots of the cases that changed; returns how many.
     pub async fn refresh(&self) -> Result<usize> {
-        let _one_at_a_time = self.running.lock().await;
+        let mut known = self.running.lock().await;
         let stored = self.store.setting(FINGERPRINT_KEY).await?;
         let everything = stored.as_deref() != Some(self.fingerprint.as_str());
-        let cursor = if everything {
-            0
-        } else {
-            self.store.cursor(CURSOR).await?
-        };
+        if !everything && !known.loaded {
+            // Another start already evaluated everything under this policy.
+            known.cursor = self.store.cursor(CURSOR).await?;
+            let open = self.store.open_sla_snapshots().await?;
+            self.publish(open.into_iter().map(|s| (s.case_row, s)).collect());
+            known.loaded = true;
+        }
+        let cursor = if everything { 0 } else { known.cursor };
         let (changed, newest) = self.store.sla_changes_since(cursor).await?;
         if !everything && changed.is_empty() {
+            known.cursor = newest;
             return Ok(0);
         }
         let timelines = if everything {
@@ -68,20 +95,21 @@ impl SlaSnapshots {
         } else {
             self.store.sla_timelines(Some(&changed)).await?
         };
-        let evaluated: Vec<_> = timelines
+        let evaluated: Vec<CaseSla> = timelines
             .iter()
             .filter_map(|t| evaluate(t, &self.policies, None))
             .collect();
-        let measured: std::collections::HashSet<i64> =
-            evaluated.iter().map(|s| s.case_row).collect();
-        let gone: Vec<i64> = if everything {
+        let measured: HashSet<i64> = evaluated.iter().map(|s| s.case_row).collect();
+        let touched: Vec<i64> = if everything {
             self.store.sla_snapshot_rows().await?
         } else {
             changed
-        }
-        .into_iter()
-        .filter(|row| !measured.contains(row))
-        .collect();
+        };
+        let gone: Vec<i64> = touched
+            .iter()
+            .copied()
+            .filter(|row| !measured.contains(row))
+            .collect();
         self.store
             .save_sla(&evaluated, &gone, &self.fingerprint)
             .await?;
@@ -91,6 +119,28 @@ impl SlaSnapshots {
                 .set_setting(FINGERPRINT_KEY, &self.fingerprint)
                 .await?;
         }
-        Ok(evaluated.len())
+        let mut open: HashMap<i64, CaseSla> = if everything {
+            HashMap::new()
+        } else {
+            (*self.open()).clone()
+        };
+        for row in touched.iter().chain(&measured) {
+            open.remove(row);
+        }
+        let count = evaluated.len();
+        open.extend(
+            evaluated
+                .into_iter()
+                .filter(|s| !matches!(s.status, CaseStatus::Resolved | CaseStatus::Archived))
+                .map(|s| (s.case_row, s)),
+        );
+        self.publish(open);
+        known.cursor = newest;
+        known.loaded = true;
+        Ok(count)
+    }
+
+    fn publish(&self, open: HashMap<i64, CaseSla>) {
+        *self.open.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(open);
     }
 }

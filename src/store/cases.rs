@@ -357,7 +357,10 @@ impl Store {
         };
         if !q.owners.is_empty() {
             let list: Vec<String> = q.owners.iter().map(|o| bind(o.to_lowercase())).collect();
-            conditions.push(format!("LOWER(s.owner) IN ({})", list.join(", ")));
+            conditions.push(format!(
+                "c.id IN (SELECT case_id FROM case_sla WHERE LOWER(owner) IN ({}))",
+                list.join(", ")
+            ));
         }
         if q.waiting_on_us {
             conditions.push("c.status IN ('waiting_on_us', 'new')".into());
@@ -379,12 +382,13 @@ impl Store {
         }
         if let Some(text) = q.text.as_ref().filter(|s| !s.trim().is_empty()) {
             let p = bind(like_pattern(text));
+            // The logs' KBs and codes are searched once over the analyses,
+            // not once per case.
             conditions.push(format!(
                 "(LOWER(c.key) LIKE {p} ESCAPE '\\' OR LOWER(c.title) LIKE {p} ESCAPE '\\' \
                  OR LOWER(c.internal_ref) LIKE {p} ESCAPE '\\' \
-                 OR EXISTS (SELECT 1 FROM analyses a JOIN messages m ON m.id = a.message_id \
-                 WHERE m.case_id = c.id AND (LOWER(a.kbs) LIKE {p} ESCAPE '\\' \
-                 OR LOWER(a.error_codes) LIKE {p} ESCAPE '\\')))"
+                 OR c.id IN (SELECT m.case_id FROM analyses a JOIN messages m ON m.id = a.message_id \
+                 WHERE LOWER(a.kbs) LIKE {p} ESCAPE '\\' OR LOWER(a.error_codes) LIKE {p} ESCAPE '\\'))"
             ));
         }
         let filter = if conditions.is_empty() {
@@ -392,8 +396,8 @@ impl Store {
         } else {
             format!("WHERE {}", conditions.join(" AND "))
         };
-        let from = format!("FROM cases c LEFT JOIN case_sla s ON s.case_id = c.id {filter}");
-        let count_sql = format!("SELECT COUNT(*) {from}");
+        let count_from = format!("FROM cases c {filter}");
+        let count_sql = format!("SELECT COUNT(*) {count_from}");
         let mut count = sqlx::query_scalar::<_, i64>(&count_sql);
         for b in &binds {
             count = count.bind(b);
@@ -403,7 +407,8 @@ impl Store {
             "SELECT c.id, c.key, c.case_id, c.title, c.priority, c.customer, c.status, c.message_count, \
              c.last_message_at, s.owner, s.snapshot, \
              (SELECT MIN(d.id) FROM drafts d WHERE d.case_id = c.id AND d.status = 'pending') AS pending_draft \
-             {from} ORDER BY c.last_message_at DESC, c.id DESC LIMIT {} OFFSET {}",
+             FROM cases c LEFT JOIN case_sla s ON s.case_id = c.id {filter} \
+             ORDER BY c.last_message_at DESC, c.id DESC LIMIT {} OFFSET {}",
             q.limit.clamp(1, 500),
             q.offset.max(0)
         );
@@ -411,7 +416,8 @@ impl Store {
         for b in &binds {
             rows = rows.bind(b);
         }
-        Ok((rows.fetch_all(self.pool()).await?, total))
+        let rows = rows.fetch_all(self.pool()).await?;
+        Ok((rows, total))
     }
 
     /// Distinct customers and owners, for the list's filter menus.

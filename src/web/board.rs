@@ -20,7 +20,13 @@ use crate::sla::{CaseSlaView, Urgency, sort_by_urgency};
 pub struct BoardParams {
     pub priority: Option<String>,
     pub owner: Option<String>,
+    /// Rows listed (the counts cover every case); default [`BOARD_ROWS`].
+    pub limit: Option<usize>,
 }
+
+/// The most urgent cases the board lists by default: a lead reads the top;
+/// the counts above it cover every open case.
+pub const BOARD_ROWS: usize = 200;
 
 /// One row of the board, ready to show (the page and `/api/board`).
 #[derive(Debug, Serialize)]
@@ -47,6 +53,8 @@ pub struct BoardData {
     pub by_priority: BTreeMap<String, BTreeMap<&'static str, usize>>,
     pub by_owner: BTreeMap<String, BTreeMap<&'static str, usize>>,
     pub cases: Vec<BoardRow>,
+    /// Open cases not listed (beyond the limit).
+    pub more: usize,
 }
 
 fn label(u: Urgency) -> &'static str {
@@ -80,10 +88,9 @@ pub async fn open_views(
             .is_none_or(|w| actual.is_some_and(|a| a.eq_ignore_ascii_case(w)))
     };
     let mut views: Vec<CaseSlaView> = state
-        .store
-        .open_sla_snapshots()
-        .await?
-        .iter()
+        .sla
+        .open()
+        .values()
         .map(|s| s.view(policies, now))
         .filter(|v| {
             wanted(&params.priority, Some(&v.priority)) && wanted(&params.owner, v.owner.as_deref())
@@ -99,8 +106,10 @@ pub async fn board_data(state: &AppState, params: &BoardParams) -> Result<BoardD
     let mut counts: BTreeMap<&'static str, usize> = SHOWN.iter().map(|u| (u.as_str(), 0)).collect();
     let mut by_priority: BTreeMap<String, BTreeMap<&'static str, usize>> = BTreeMap::new();
     let mut by_owner: BTreeMap<String, BTreeMap<&'static str, usize>> = BTreeMap::new();
-    let mut cases = Vec::with_capacity(views.len());
-    for v in views {
+    let limit = params.limit.unwrap_or(BOARD_ROWS);
+    let more = views.len().saturating_sub(limit);
+    let mut cases = Vec::with_capacity(views.len().min(limit));
+    for (n, v) in views.into_iter().enumerate() {
         let u = v.urgency.as_str();
         *counts.entry(u).or_default() += 1;
         *by_priority
@@ -113,6 +122,9 @@ pub async fn board_data(state: &AppState, params: &BoardParams) -> Result<BoardD
             .or_default()
             .entry(u)
             .or_default() += 1;
+        if n >= limit {
+            continue;
+        }
         let worst = [
             ("first response", &v.first_response),
             ("update", &v.update),
@@ -145,6 +157,7 @@ pub async fn board_data(state: &AppState, params: &BoardParams) -> Result<BoardD
         by_priority,
         by_owner,
         cases,
+        more,
     })
 }
 
@@ -210,6 +223,7 @@ pub async fn board(
                     }
                 }
             }
+            @if data.more > 0 { p.muted { "… and " (data.more) " more open cases, less urgent." } }
         },
     ))
 }

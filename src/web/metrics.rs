@@ -49,7 +49,7 @@ pub async fn metrics(
     let policies = state.sla.policies();
     let mut by_urgency: std::collections::BTreeMap<(String, &'static str), usize> =
         Default::default();
-    for s in state.store.open_sla_snapshots().await? {
+    for s in state.sla.open().values() {
         let v = s.view(policies, now);
         *by_urgency
             .entry((v.priority, v.urgency.as_str()))
