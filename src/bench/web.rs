@@ -52,8 +52,11 @@ pub struct WebFigures {
     pub pages: Vec<PageFigures>,
 }
 
+/// Makes the path of the `i`-th request to a page.
+type PathOf = Box<dyn Fn(usize) -> String + Send + Sync>;
+
 /// The pages measured: a name and how to make each request's path.
-fn pages(keys: &[String]) -> Vec<(&'static str, Box<dyn Fn(usize) -> String + Send + Sync>)> {
+fn pages(keys: &[String]) -> Vec<(&'static str, PathOf)> {
     let keys: Arc<Vec<String>> = Arc::new(keys.to_vec());
     vec![
         ("healthz (baseline)", Box::new(|_| "/healthz".to_string())),
