@@ -690,9 +690,11 @@ pub fn sla_table(
             v.priority,
             v.urgency.as_str(),
             v.state,
-            v.next_due
-                .map(|d| d.with_timezone(&tz).format("%m-%d %H:%M").to_string())
-                .unwrap_or_else(|| "paused".into()),
+            match (v.urgency, v.next_due) {
+                (crate::sla::Urgency::Closed, _) => "-".into(),
+                (_, Some(d)) => d.with_timezone(&tz).format("%m-%d %H:%M").to_string(),
+                (_, None) => "paused".into(),
+            },
             worst
                 .map(|(_, t)| business_minutes(t.minutes_left))
                 .unwrap_or_else(|| "-".into()),

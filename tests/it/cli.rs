@@ -365,3 +365,137 @@ fn serve_demo_on_a_bare_folder_files_the_example_threads_once() {
     assert!(log.contains("0 example mails dropped"), "{log}");
     assert_eq!(filed(), examples);
 }
+
+/// `casebot sla --now` is reproducible: the example threads evaluated as of
+/// one instant, in JSON, most urgent first; `sla report` gives the period.
+#[test]
+fn sla_as_of_an_instant_and_the_period_report() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("sla.db");
+    for thread in ["hardlink", "hashmismatch", "caseless", "storecorrupt"] {
+        let o = casebot(
+            &db,
+            dir.path(),
+            &[
+                "import",
+                super::example("threads").join(thread).to_str().unwrap(),
+            ],
+        );
+        assert!(o.status.success(), "{}", stderr(&o));
+    }
+    let sla = |now: &str| -> Vec<serde_json::Value> {
+        let o = casebot(&db, dir.path(), &["sla", "--now", now, "--json"]);
+        assert!(o.status.success(), "{}", stderr(&o));
+        serde_json::from_str::<serde_json::Value>(&stdout(&o))
+            .unwrap()
+            .as_array()
+            .unwrap()
+            .clone()
+    };
+    // The customer's mail with the logs came at 11:05 (+08:00); P1 owes an
+    // update within 2 business hours.
+    let at_noon = sla("2023-11-14 12:00");
+    let open = &at_noon[0];
+    assert_eq!(open["case_key"], "CAS-10003-SC5K8P");
+    assert_eq!(open["priority"], "P1");
+    assert_eq!(open["state"], "waiting_on_us");
+    assert_eq!(open["owner"], "chen.desk@desk.example.com");
+    assert_eq!(open["update"]["minutes_left"], 65);
+    assert_eq!(open["update"]["due"], "2023-11-14T05:05:00Z");
+    assert_eq!(open["update"]["breached"], false);
+    // At 12:45, 100 of 120 minutes are used: at risk (80 %).
+    let later = sla("2023-11-14T04:45:00Z");
+    assert_eq!(later[0]["update"]["at_risk"], true);
+    assert_eq!(later[0]["urgency"], "at_risk");
+    // The next morning it has breached: 6 h 55 min on the 14th and one
+    // hour on the 15th make 475 minutes used of 120.
+    let next_day = sla("2023-11-15 10:00");
+    assert_eq!(next_day[0]["update"]["breached"], true);
+    assert_eq!(next_day[0]["update"]["minutes_left"], -355);
+    // The same instant gives the same answer.
+    assert_eq!(sla("2023-11-15 10:00"), next_day);
+    // Closed cases are listed only with --all.
+    assert!(next_day.iter().all(|c| c["state"] != "resolved"));
+
+    let o = casebot(
+        &db,
+        dir.path(),
+        &[
+            "sla",
+            "report",
+            "--from",
+            "2023-01-01",
+            "--to",
+            "2023-12-31",
+            "--json",
+        ],
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    let report: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
+    assert_eq!(report["opened"], 4);
+    assert_eq!(report["closed"], 2);
+    assert!(report["by_priority"].as_array().unwrap().len() >= 3);
+    let o = casebot(
+        &db,
+        dir.path(),
+        &[
+            "sla",
+            "report",
+            "--from",
+            "2023-01-01",
+            "--to",
+            "2023-12-31",
+            "--csv",
+        ],
+    );
+    assert!(stdout(&o).starts_with("group,name,opened,closed,"));
+    let o = casebot(&db, dir.path(), &["sla", "--now", "yesterday-ish"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("is not a time"), "{}", stderr(&o));
+}
+
+/// Accounts: a short password is refused, a taken name too; a disabled
+/// account is listed as such.
+#[test]
+fn desk_accounts_from_the_command_line() {
+    use std::io::Write as _;
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("users.db");
+    let add = |name: &str, password: &str| {
+        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_casebot"))
+            .args([
+                "user",
+                "add",
+                name,
+                "--role",
+                "engineer",
+                "--email",
+                "wu.desk@desk.example.com",
+            ])
+            .current_dir(dir.path())
+            .env("CASEBOT_DB", format!("sqlite://{}", db.display()))
+            .stdin(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        writeln!(child.stdin.take().unwrap(), "{password}").unwrap();
+        child.wait_with_output().unwrap()
+    };
+    let short = add("wu", "short");
+    assert_eq!(short.status.code(), Some(4));
+    assert!(String::from_utf8_lossy(&short.stderr).contains("at least 10"));
+    assert!(add("wu", "long enough password").status.success());
+    assert_eq!(add("wu", "long enough password").status.code(), Some(4));
+    let o = casebot(&db, dir.path(), &["user", "disable", "wu"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let o = casebot(&db, dir.path(), &["user", "list", "--json"]);
+    let users: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
+    assert_eq!(users[0]["name"], "wu");
+    assert_eq!(users[0]["disabled"], true);
+    assert!(
+        users[0].get("password_hash").is_none(),
+        "the hash is never printed"
+    );
+    let o = casebot(&db, dir.path(), &["user", "disable", "nobody"]);
+    assert_eq!(o.status.code(), Some(3));
+}
