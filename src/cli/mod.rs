@@ -320,62 +320,33 @@ async fn dispatch(cli: Cli) -> Result<u8, Failure> {
         }
         Command::Show(args) => {
             let store = open_store(&config).await?;
-            let detail = store
-                .case_detail(&args.key)
-                .await?
-                .ok_or_else(|| fail(3, anyhow::anyhow!("no case {:?} in the store", args.key)))?;
-            let analyses = store.case_analyses(detail.case.id).await?;
-            let latest = crate::store::analyses::newest_conclusion(&analyses).cloned();
-            let drafts: Vec<_> = store
-                .list_drafts(&crate::store::drafts::DraftFilter {
-                    case_row: Some(detail.case.id),
-                    ..Default::default()
-                })
-                .await?
-                .iter()
-                .map(crate::store::drafts::DraftRow::view)
-                .collect();
             let lang = crate::analysis::rules::Lang::parse(&config.analysis.language)
                 .unwrap_or(crate::analysis::rules::Lang::Zh);
-            let conclusion: Option<crate::analysis::conclude::Conclusion> = latest
-                .as_ref()
-                .and_then(|a| a.report.clone())
-                .and_then(|r| serde_json::from_value(r).ok());
             // Similar closed cases need the rules (class names), not the templates.
-            let similar = match &conclusion {
-                Some(c) => {
-                    let rules = load_rules(&config)?;
-                    crate::drafting::similar_cases(&store, &rules, c, detail.case.id, lang).await?
-                }
-                None => Vec::new(),
-            };
+            let rules = load_rules(&config)?;
+            let overview = crate::drafting::case_overview(&store, &rules, lang, &args.key)
+                .await?
+                .ok_or_else(|| fail(3, anyhow::anyhow!("no case {:?} in the store", args.key)))?;
             if args.json {
-                let mut value = serde_json::to_value(&detail)?;
-                value["analyses"] = serde_json::to_value(&analyses)?;
-                value["analysis"] = latest
-                    .and_then(|a| a.report)
-                    .unwrap_or(serde_json::Value::Null);
-                value["drafts"] = serde_json::to_value(&drafts)?;
-                value["similar"] = serde_json::to_value(&similar)?;
-                output::json(&value)?;
+                output::json(&overview)?;
             } else {
-                output::case_detail(&detail);
-                if let Some(report) = latest.and_then(|a| a.report) {
+                output::case_detail(&overview.detail);
+                if !overview.analysis.is_null() {
                     println!();
                     println!("Log analysis:");
-                    output::analysis_summary(&report);
+                    output::analysis_summary(&overview.analysis);
                 }
-                if !similar.is_empty() {
+                if !overview.similar.is_empty() {
                     println!();
                     println!("Similar resolved cases:");
-                    for s in &similar {
+                    for s in &overview.similar {
                         println!("  {} ({}): {}", s.case, s.class_name, s.resolution);
                     }
                 }
-                if !drafts.is_empty() {
+                if !overview.drafts.is_empty() {
                     println!();
                     println!("Drafts:");
-                    output::drafts_table(&drafts);
+                    output::drafts_table(&overview.drafts);
                 }
             }
             Ok(0)

@@ -458,6 +458,57 @@ impl Drafter {
     }
 }
 
+/// A case as `casebot show --json` and the web desk's case page present
+/// it: the thread, every analysis and the newest conclusion, the drafts,
+/// and the closed cases whose failure looks alike.
+#[derive(Debug, Clone, Serialize)]
+pub struct CaseOverview {
+    #[serde(flatten)]
+    pub detail: crate::store::cases::CaseDetail,
+    pub analyses: Vec<AnalysisView>,
+    /// The newest conclusion's report, or null.
+    pub analysis: serde_json::Value,
+    pub drafts: Vec<crate::store::drafts::DraftView>,
+    pub similar: Vec<SimilarCase>,
+}
+
+/// Gathers a case's overview; `None` when there is no such case.
+pub async fn case_overview(
+    store: &Store,
+    rules: &RuleSet,
+    lang: Lang,
+    key: &str,
+) -> Result<Option<CaseOverview>> {
+    let Some(detail) = store.case_detail(key).await? else {
+        return Ok(None);
+    };
+    let analyses = store.case_analyses(detail.case.id).await?;
+    let report =
+        crate::store::analyses::newest_conclusion(&analyses).and_then(|a| a.report.clone());
+    let conclusion: Option<Conclusion> =
+        report.clone().and_then(|r| serde_json::from_value(r).ok());
+    let similar = match &conclusion {
+        Some(c) => similar_cases(store, rules, c, detail.case.id, lang).await?,
+        None => Vec::new(),
+    };
+    let drafts = store
+        .list_drafts(&crate::store::drafts::DraftFilter {
+            case_row: Some(detail.case.id),
+            ..Default::default()
+        })
+        .await?
+        .iter()
+        .map(DraftRow::view)
+        .collect();
+    Ok(Some(CaseOverview {
+        detail,
+        analyses,
+        analysis: report.unwrap_or_default(),
+        drafts,
+        similar,
+    }))
+}
+
 /// Closed cases (other than `case_row`) whose failure looks like
 /// `conclusion`, best first, named in `lang`.
 pub async fn similar_cases(

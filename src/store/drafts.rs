@@ -326,13 +326,25 @@ impl Store {
     /// Cases with drafting-relevant events after `cursor`, and the newest
     /// event id seen (the next cursor).
     pub async fn cases_changed_since(&self, cursor: i64) -> Result<(Vec<i64>, i64)> {
+        self.cases_with_events_since(cursor, DRAFTING_TRIGGERS)
+            .await
+    }
+
+    /// The cases with events of the `kinds` (an SQL list of quoted names)
+    /// after `cursor`, and the newest event id: what a stage that follows
+    /// the event log has to redo.
+    pub(super) async fn cases_with_events_since(
+        &self,
+        cursor: i64,
+        kinds: &str,
+    ) -> Result<(Vec<i64>, i64)> {
         let newest: Option<i64> = sqlx::query_scalar("SELECT MAX(id) FROM events")
             .fetch_one(self.pool())
             .await?;
         let newest = newest.unwrap_or(0);
         let cases: Vec<i64> = sqlx::query_scalar(&format!(
             "SELECT DISTINCT case_id FROM events WHERE id > $1 AND id <= $2 AND case_id IS NOT NULL \
-             AND kind IN ({DRAFTING_TRIGGERS}) ORDER BY case_id"
+             AND kind IN ({kinds}) ORDER BY case_id"
         ))
         .bind(cursor)
         .bind(newest)

@@ -183,19 +183,7 @@ impl Store {
     /// The cases whose SLA-relevant events are newer than `cursor`, and the
     /// newest event id.
     pub async fn sla_changes_since(&self, cursor: i64) -> Result<(Vec<i64>, i64)> {
-        let newest: Option<i64> = sqlx::query_scalar("SELECT MAX(id) FROM events")
-            .fetch_one(self.pool())
-            .await?;
-        let newest = newest.unwrap_or(0);
-        let cases: Vec<i64> = sqlx::query_scalar(&format!(
-            "SELECT DISTINCT case_id FROM events WHERE id > $1 AND id <= $2 AND case_id IS NOT NULL \
-             AND kind IN ({SLA_TRIGGERS})"
-        ))
-        .bind(cursor)
-        .bind(newest)
-        .fetch_all(self.pool())
-        .await?;
-        Ok((cases, newest))
+        self.cases_with_events_since(cursor, SLA_TRIGGERS).await
     }
 
     /// Replaces the snapshots of `evaluated` cases; `gone` are cases with

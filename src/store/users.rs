@@ -130,33 +130,37 @@ impl Store {
 
     /// Changes a password and ends the account's sessions.
     pub async fn set_password(&self, name: &str, password_hash: &str) -> Result<bool> {
-        let mut tx = self.begin_write().await?;
-        let done =
-            sqlx::query("UPDATE users SET password_hash = $1, updated_at = $2 WHERE name = $3")
-                .bind(password_hash)
-                .bind(now_ts())
-                .bind(name)
-                .execute(&mut *tx)
-                .await?
-                .rows_affected();
-        sqlx::query("DELETE FROM sessions WHERE user_id IN (SELECT id FROM users WHERE name = $1)")
-            .bind(name)
-            .execute(&mut *tx)
-            .await?;
-        tx.commit().await?;
-        Ok(done == 1)
+        self.update_user_ending_sessions(name, "password_hash", password_hash.to_string())
+            .await
     }
 
     /// Disables (or enables) an account; disabling ends its sessions.
     pub async fn set_user_disabled(&self, name: &str, disabled: bool) -> Result<bool> {
+        self.update_user_ending_sessions(name, "disabled", i64::from(disabled))
+            .await
+    }
+
+    /// Sets one column of an account and ends its sessions, in one
+    /// transaction; false when there is no such account.
+    async fn update_user_ending_sessions<T>(
+        &self,
+        name: &str,
+        column: &'static str,
+        value: T,
+    ) -> Result<bool>
+    where
+        T: for<'q> sqlx::Encode<'q, sqlx::Any> + sqlx::Type<sqlx::Any> + Send + 'static,
+    {
         let mut tx = self.begin_write().await?;
-        let done = sqlx::query("UPDATE users SET disabled = $1, updated_at = $2 WHERE name = $3")
-            .bind(i64::from(disabled))
-            .bind(now_ts())
-            .bind(name)
-            .execute(&mut *tx)
-            .await?
-            .rows_affected();
+        let done = sqlx::query(&format!(
+            "UPDATE users SET {column} = $1, updated_at = $2 WHERE name = $3"
+        ))
+        .bind(value)
+        .bind(now_ts())
+        .bind(name)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
         sqlx::query("DELETE FROM sessions WHERE user_id IN (SELECT id FROM users WHERE name = $1)")
             .bind(name)
             .execute(&mut *tx)

@@ -310,47 +310,21 @@ pub async fn list(
 
 /// Everything the case page shows, gathered once (the API returns it as JSON).
 pub async fn case_view(state: &AppState, key: &str) -> Result<serde_json::Value, WebError> {
-    let detail = state
-        .store
-        .case_detail(key)
-        .await?
-        .ok_or_else(|| WebError::NotFound(format!("no case {key}")))?;
-    let analyses = state.store.case_analyses(detail.case.id).await?;
-    let latest = crate::store::analyses::newest_conclusion(&analyses).cloned();
-    let conclusion: Option<crate::analysis::conclude::Conclusion> = latest
-        .as_ref()
-        .and_then(|a| a.report.clone())
-        .and_then(|r| serde_json::from_value(r).ok());
     let lang = crate::analysis::rules::Lang::parse(&state.config.analysis.language)
         .unwrap_or(crate::analysis::rules::Lang::Zh);
-    let similar = match &conclusion {
-        Some(c) => state.drafter.similar(c, detail.case.id, lang).await?,
-        None => Vec::new(),
-    };
-    let drafts: Vec<_> = state
-        .store
-        .list_drafts(&crate::store::drafts::DraftFilter {
-            case_row: Some(detail.case.id),
-            ..Default::default()
-        })
+    let overview = crate::drafting::case_overview(&state.store, state.drafter.rules(), lang, key)
         .await?
-        .iter()
-        .map(crate::store::drafts::DraftRow::view)
-        .collect();
+        .ok_or_else(|| WebError::NotFound(format!("no case {key}")))?;
     let now = Utc::now();
     let policies = state.sla.policies();
     let sla = state
         .store
-        .sla_timelines(Some(&[detail.case.id]))
+        .sla_timelines(Some(&[overview.detail.case.id]))
         .await?
         .first()
         .and_then(|t| evaluate(t, policies, Some(now)))
         .map(|s| s.view(policies, now));
-    let mut value = serde_json::to_value(&detail)?;
-    value["analysis"] = latest.and_then(|a| a.report).unwrap_or_default();
-    value["analyses"] = serde_json::to_value(&analyses)?;
-    value["drafts"] = serde_json::to_value(&drafts)?;
-    value["similar"] = serde_json::to_value(&similar)?;
+    let mut value = serde_json::to_value(&overview)?;
     value["sla"] = serde_json::to_value(&sla)?;
     Ok(value)
 }

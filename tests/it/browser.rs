@@ -145,15 +145,7 @@ board_refresh_secs = 5
     }
 
     fn wait(&self, secs: u64, what: &str, done: impl Fn() -> bool) {
-        let deadline = Instant::now() + Duration::from_secs(secs);
-        while !done() {
-            assert!(
-                Instant::now() < deadline,
-                "timed out waiting for {what}; serve log:\n{}",
-                self.log()
-            );
-            std::thread::sleep(Duration::from_millis(200));
-        }
+        super::wait_until(secs, what, || self.log(), done);
     }
 }
 

@@ -153,15 +153,7 @@ templates_dir = "{templates}"
 
     /// Waits up to `secs` for `done`, else fails with the daemon's log.
     fn wait(&self, secs: u64, what: &str, done: impl Fn() -> bool) {
-        let deadline = Instant::now() + Duration::from_secs(secs);
-        while !done() {
-            assert!(
-                Instant::now() < deadline,
-                "timed out waiting for {what}; serve log:\n{}",
-                self.log()
-            );
-            std::thread::sleep(Duration::from_millis(200));
-        }
+        super::wait_until(secs, what, || self.log(), done);
     }
 }
 

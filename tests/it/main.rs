@@ -92,3 +92,17 @@ pub fn http_get(port: u16, path: &str) -> (u16, String) {
     let (head, body) = answer.split_once("\r\n\r\n").unwrap_or((&answer, ""));
     (status, format!("{}\r\n\r\n{body}", head.to_lowercase()))
 }
+
+/// Waits up to `secs` for `done`, polling every 200 ms; else fails, showing
+/// `log` (a daemon's log).
+pub fn wait_until(secs: u64, what: &str, log: impl Fn() -> String, done: impl Fn() -> bool) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(secs);
+    while !done() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "timed out waiting for {what}; serve log:\n{}",
+            log()
+        );
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+}
