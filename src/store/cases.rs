@@ -420,18 +420,12 @@ impl Store {
         Ok((rows, total))
     }
 
-    /// Distinct customers and owners, for the list's filter menus.
-    pub async fn case_facets(&self) -> Result<(Vec<String>, Vec<String>)> {
-        let customers: Vec<String> = sqlx::query_scalar(
+    /// The customers named in cases, for the list's filter menu.
+    pub async fn case_customers(&self) -> Result<Vec<String>> {
+        Ok(sqlx::query_scalar(
             "SELECT DISTINCT customer FROM cases WHERE customer IS NOT NULL ORDER BY customer LIMIT 500",
         )
         .fetch_all(self.pool())
-        .await?;
-        let owners: Vec<String> = sqlx::query_scalar(
-            "SELECT DISTINCT owner FROM case_sla WHERE owner IS NOT NULL ORDER BY owner LIMIT 500",
-        )
-        .fetch_all(self.pool())
-        .await?;
-        Ok((customers, owners))
+        .await?)
     }
 }

@@ -234,7 +234,7 @@ pub async fn list(
         .store
         .search_cases(&params.query(&desk, PAGE_SIZE))
         .await?;
-    let (customers, _) = state.store.case_facets().await?;
+    let customers = state.store.case_customers().await?;
     let tz = state.time_zone();
     let now = Utc::now();
     let page_no = params.page.unwrap_or(1).max(1);

@@ -46,7 +46,7 @@ pub struct AppState {
     /// Wakes the sender after an approval, so the reply leaves at once.
     pub send_now: Arc<Notify>,
     pub throttle: Arc<auth::Throttle>,
-    /// The watched IMAP folders' state and the process's counters, for `/metrics`.
+    /// When the desk started serving (`casebot_uptime_seconds`).
     pub started: std::time::Instant,
 }
 
