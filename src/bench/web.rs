@@ -205,7 +205,7 @@ pub async fn web(
     let started = Instant::now();
     sla.refresh().await?;
     let sla_all_s = started.elapsed().as_secs_f64();
-    let open_cases = store.open_sla_snapshots().await?.len();
+    let open_cases = sla.open().len();
 
     // A lead's session, as a login would make it.
     let user = store

@@ -646,14 +646,6 @@ pub fn mailboxes_table(folders: &[crate::store::imap::FolderView]) {
     }
 }
 
-/// Business minutes as `2h05m`, `-1d3h` (days of 24 h are not meant: the
-/// figure is business time, so hours are shown as they are).
-pub fn business_minutes(minutes: i64) -> String {
-    let sign = if minutes < 0 { "-" } else { "" };
-    let m = minutes.abs();
-    format!("{sign}{}h{:02}m", m / 60, m % 60)
-}
-
 pub fn sla_table(
     views: &[crate::sla::CaseSlaView],
     tz: chrono_tz::Tz,
@@ -672,18 +664,7 @@ pub fn sla_table(
         "KEY", "PRI", "URGENCY", "STATE", "NEXT DUE", "LEFT", "TARGET"
     );
     for v in views {
-        // The target that sets the case's urgency: the unmet one with least time.
-        let targets = [
-            ("first_response", &v.first_response),
-            ("update", &v.update),
-            ("handover", &v.handover),
-            ("resolution", &v.resolution),
-        ];
-        let worst = targets
-            .iter()
-            .filter_map(|(name, t)| t.as_ref().map(|t| (name, t)))
-            .filter(|(_, t)| t.met_at.is_none() && !t.cancelled)
-            .min_by_key(|(_, t)| t.minutes_left);
+        let worst = v.worst_target();
         println!(
             "{:<18} {:<3} {:<9} {:<20} {:<16} {:>9}  {:<16} {}",
             v.case_key,
@@ -696,9 +677,9 @@ pub fn sla_table(
                 (_, None) => "paused".into(),
             },
             worst
-                .map(|(_, t)| business_minutes(t.minutes_left))
+                .map(|(_, t)| crate::sla::business_time(t.minutes_left))
                 .unwrap_or_else(|| "-".into()),
-            worst.map(|(n, _)| -> &str { n }).unwrap_or("-"),
+            worst.map(|(kind, _)| kind.as_str()).unwrap_or("-"),
             v.owner.as_deref().unwrap_or("-"),
         );
     }
@@ -711,7 +692,10 @@ pub fn sla_report(r: &crate::sla::report::Report) {
     };
     println!("period {} – {} ({})", day(r.from), day(r.to), r.time_zone);
     let pct = |p: Option<f64>| p.map(|p| format!("{p:.1}%")).unwrap_or_else(|| "-".into());
-    let mins = |m: Option<i64>| m.map(business_minutes).unwrap_or_else(|| "-".into());
+    let mins = |m: Option<i64>| {
+        m.map(crate::sla::business_time)
+            .unwrap_or_else(|| "-".into())
+    };
     let line = |name: &str, f: &crate::sla::report::Figures| {
         println!(
             "{:<22} {:>6} {:>6} {:>10} {:>10} {:>9} {:>9} {:>8}",

@@ -255,6 +255,18 @@ impl BusinessCalendar {
     }
 }
 
+/// The first instant of a local date in `tz` (the first after a gap, if
+/// midnight itself was skipped by a daylight-saving change).
+pub fn local_midnight(date: NaiveDate, tz: Tz) -> DateTime<Utc> {
+    (0..=3)
+        .find_map(|half_hours| {
+            let local = date.and_time(NaiveTime::MIN) + Duration::minutes(30 * half_hours);
+            tz.from_local_datetime(&local).earliest()
+        })
+        .map(|t| t.with_timezone(&Utc))
+        .unwrap_or_else(|| Utc.from_utc_datetime(&date.and_time(NaiveTime::MIN)))
+}
+
 /// Parses opening hours: `"09:00-18:00"`, or several windows separated by
 /// commas (`"09:00-12:00, 13:30-18:00"`, a lunch break). `24:00` closes at
 /// midnight.

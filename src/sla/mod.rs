@@ -216,6 +216,38 @@ pub enum TargetKind {
     Resolution,
 }
 
+impl TargetKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TargetKind::FirstResponse => "first_response",
+            TargetKind::Update => "update",
+            TargetKind::Handover => "handover",
+            TargetKind::Resolution => "resolution",
+        }
+    }
+
+    pub fn label(self) -> &'static str {
+        match self {
+            TargetKind::FirstResponse => "first response",
+            TargetKind::Update => "update",
+            TargetKind::Handover => "handover",
+            TargetKind::Resolution => "resolution",
+        }
+    }
+}
+
+/// Business minutes as people read them: `3h05m`, `−1h20m`; whole hours
+/// from 100 h on, where minutes no longer matter.
+pub fn business_time(minutes: i64) -> String {
+    let sign = if minutes < 0 { "−" } else { "" };
+    let (h, rest) = (minutes.abs() / 60, minutes.abs() % 60);
+    if h >= 100 {
+        format!("{sign}{h}h")
+    } else {
+        format!("{sign}{h}h{rest:02}m")
+    }
+}
+
 /// A case evaluated against its policy: independent of the current time.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct CaseSla {
@@ -254,6 +286,17 @@ pub enum Urgency {
 }
 
 impl Urgency {
+    /// How people read it on the board.
+    pub fn label(self) -> &'static str {
+        match self {
+            Urgency::Breached => "breached",
+            Urgency::AtRisk => "at risk",
+            Urgency::OnTrack => "on track",
+            Urgency::Paused => "paused",
+            Urgency::Closed => "closed",
+        }
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             Urgency::Breached => "breached",
@@ -370,6 +413,23 @@ impl CaseSla {
             handover,
             resolution,
         }
+    }
+}
+
+impl CaseSlaView {
+    /// The unmet target with the least time left: the one that sets the
+    /// case's urgency.
+    pub fn worst_target(&self) -> Option<(TargetKind, &TargetView)> {
+        [
+            (TargetKind::FirstResponse, &self.first_response),
+            (TargetKind::Update, &self.update),
+            (TargetKind::Handover, &self.handover),
+            (TargetKind::Resolution, &self.resolution),
+        ]
+        .into_iter()
+        .filter_map(|(kind, t)| t.as_ref().map(|t| (kind, t)))
+        .filter(|(_, t)| t.met_at.is_none() && !t.cancelled)
+        .min_by_key(|(_, t)| t.minutes_left)
     }
 }
 

@@ -20,8 +20,7 @@ use crate::store::Store;
 const CURSOR: &str = "sla";
 const FINGERPRINT_KEY: &str = "sla_fingerprint";
 
-/// The open cases' snapshots this process knows, and how far into the
-/// event log they are current.
+/// How far into the event log this process's open snapshots are current.
 #[derive(Debug, Default)]
 struct Known {
     loaded: bool,

@@ -66,28 +66,29 @@ impl Store {
         };
         let mut timelines = Vec::new();
         for chunk in chunks {
-            let filter = |column: &str| {
+            // `AND column IN (…)` for a chunk of ids, nothing for every case.
+            let only = |column: &str| {
                 chunk
                     .as_ref()
-                    .map(|ids| format!("WHERE {column} IN ({ids})"))
+                    .map(|ids| format!("AND {column} IN ({ids})"))
                     .unwrap_or_default()
             };
             let cases: Vec<TimelineCase> = sqlx::query_as(&format!(
-                "SELECT id, key, case_id, title, customer, priority FROM cases {}",
-                filter("id")
+                "SELECT id, key, case_id, title, customer, priority FROM cases WHERE 1 = 1 {}",
+                only("id")
             ))
             .fetch_all(self.pool())
             .await?;
             let mails: Vec<TimelineMail> = sqlx::query_as(&format!(
-                "SELECT case_id, date_utc, direction, signal, stage, from_address FROM messages {} \
-                 ORDER BY case_id, date_utc, id",
-                filter("case_id")
+                "SELECT case_id, date_utc, direction, signal, stage, from_address FROM messages \
+                 WHERE 1 = 1 {} ORDER BY case_id, date_utc, id",
+                only("case_id")
             ))
             .fetch_all(self.pool())
             .await?;
             let assignments: Vec<Assignment> = sqlx::query_as(&format!(
                 "SELECT case_id, at, detail FROM events WHERE kind = 'owner_assigned' {} ORDER BY id",
-                filter("case_id").replacen("WHERE", "AND", 1)
+                only("case_id")
             ))
             .fetch_all(self.pool())
             .await?;
@@ -236,23 +237,6 @@ impl Store {
         }
         tx.commit().await?;
         Ok(())
-    }
-
-    /// Snapshots, all of them or of the given cases.
-    pub async fn sla_snapshots(&self, case_rows: Option<&[i64]>) -> Result<Vec<CaseSla>> {
-        let sql = match case_rows {
-            None => "SELECT snapshot FROM case_sla".to_string(),
-            Some([]) => return Ok(Vec::new()),
-            Some(rows) => format!(
-                "SELECT snapshot FROM case_sla WHERE case_id IN ({})",
-                id_list(rows)
-            ),
-        };
-        let texts: Vec<String> = sqlx::query_scalar(&sql).fetch_all(self.pool()).await?;
-        texts
-            .iter()
-            .map(|t| serde_json::from_str(t).context("A stored SLA snapshot is unreadable"))
-            .collect()
     }
 
     /// The cases that have a snapshot.

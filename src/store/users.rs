@@ -70,6 +70,15 @@ impl From<UserRow> for User {
     }
 }
 
+#[derive(Debug, Clone, FromRow)]
+struct SessionRow {
+    #[sqlx(flatten)]
+    user: UserRow,
+    csrf_token: String,
+    expires_at: i64,
+    last_seen_at: i64,
+}
+
 /// A live login, as found by its cookie.
 #[derive(Debug, Clone)]
 pub struct Session {
@@ -199,28 +208,20 @@ impl Store {
     /// most once a minute, to spare the store a write per page).
     pub async fn session(&self, token_sha256: &str, extend_to: i64) -> Result<Option<Session>> {
         let now = now_ts();
-        let row: Option<(i64, String, i64, i64)> = sqlx::query_as(
-            "SELECT user_id, csrf_token, expires_at, last_seen_at FROM sessions WHERE token_sha256 = $1",
+        // One read per request: the session and its account together.
+        let row: Option<SessionRow> = sqlx::query_as(
+            "SELECT u.id, u.name, u.email, u.role, u.password_hash, u.disabled, u.created_at, \
+             s.csrf_token, s.expires_at, s.last_seen_at \
+             FROM sessions s JOIN users u ON u.id = s.user_id WHERE s.token_sha256 = $1",
         )
         .bind(token_sha256)
         .fetch_optional(self.pool())
         .await?;
-        let Some((user_id, csrf_token, expires_at, last_seen)) = row else {
+        let Some(row) = row.filter(|r| r.expires_at >= now && r.user.disabled == 0) else {
             return Ok(None);
         };
-        if expires_at < now {
-            return Ok(None);
-        }
-        let user: Option<UserRow> =
-            sqlx::query_as(&format!("SELECT {USER_COLUMNS} FROM users WHERE id = $1"))
-                .bind(user_id)
-                .fetch_optional(self.pool())
-                .await?;
-        let Some(user) = user.map(User::from).filter(|u| !u.disabled) else {
-            return Ok(None);
-        };
-        let mut expires = expires_at;
-        if now - last_seen >= 60 {
+        let mut expires = row.expires_at;
+        if now - row.last_seen_at >= 60 {
             expires = extend_to;
             sqlx::query(
                 "UPDATE sessions SET last_seen_at = $1, expires_at = $2 WHERE token_sha256 = $3",
@@ -232,8 +233,8 @@ impl Store {
             .await?;
         }
         Ok(Some(Session {
-            user,
-            csrf_token,
+            user: row.user.into(),
+            csrf_token: row.csrf_token,
             expires_at: expires,
         }))
     }

@@ -6,7 +6,9 @@ use std::collections::BTreeMap;
 use axum::extract::{Query, State};
 use axum::http::header;
 use axum::response::IntoResponse;
-use chrono::{DateTime, Duration, NaiveDate, Utc};
+use chrono::{Duration, NaiveDate, Utc};
+
+use crate::sla::calendar::local_midnight;
 use maud::{Markup, html};
 use serde::{Deserialize, Serialize};
 
@@ -55,16 +57,6 @@ pub struct BoardData {
     pub cases: Vec<BoardRow>,
     /// Open cases not listed (beyond the limit).
     pub more: usize,
-}
-
-fn label(u: Urgency) -> &'static str {
-    match u {
-        Urgency::Breached => "breached",
-        Urgency::AtRisk => "at risk",
-        Urgency::OnTrack => "on track",
-        Urgency::Paused => "paused",
-        Urgency::Closed => "closed",
-    }
 }
 
 const SHOWN: [Urgency; 4] = [
@@ -125,18 +117,9 @@ pub async fn board_data(state: &AppState, params: &BoardParams) -> Result<BoardD
         if n >= limit {
             continue;
         }
-        let worst = [
-            ("first response", &v.first_response),
-            ("update", &v.update),
-            ("handover", &v.handover),
-            ("resolution", &v.resolution),
-        ]
-        .into_iter()
-        .filter_map(|(n, t)| t.as_ref().map(|t| (n, t)))
-        .filter(|(_, t)| t.met_at.is_none() && !t.cancelled)
-        .min_by_key(|(_, t)| t.minutes_left);
+        let worst = v.worst_target();
         cases.push(BoardRow {
-            target: worst.map(|(n, _)| n),
+            target: worst.map(|(kind, _)| kind.label()),
             left: worst.map(|(_, t)| minutes(t.minutes_left)),
             minutes_left: worst.map(|(_, t)| t.minutes_left),
             due: worst
@@ -147,7 +130,7 @@ pub async fn board_data(state: &AppState, params: &BoardParams) -> Result<BoardD
             priority: v.priority,
             owner: v.owner,
             urgency: v.urgency,
-            urgency_label: label(v.urgency),
+            urgency_label: v.urgency.label(),
             state: v.state,
         });
     }
@@ -254,13 +237,8 @@ pub async fn period_report(state: &AppState, params: &ReportParams) -> Result<Re
             "the period must run forwards, at most three years".into(),
         ));
     }
-    let instant = |d: NaiveDate| -> DateTime<Utc> {
-        d.and_hms_opt(0, 0, 0)
-            .and_then(|t| t.and_local_timezone(tz).earliest())
-            .map(|t| t.with_timezone(&Utc))
-            .unwrap_or_default()
-    };
-    let (from, to) = (instant(first), instant(last + Duration::days(1)));
+    let from = local_midnight(first, tz);
+    let to = local_midnight(last + Duration::days(1), tz);
     let policies = state.sla.policies();
     let cases: Vec<_> = state
         .store

@@ -107,27 +107,10 @@ pub fn local_ts(ts: Option<i64>, tz: Tz) -> String {
         .unwrap_or_else(|| "–".into())
 }
 
-/// Business minutes as `3h05m` or `−1h20m`; whole hours from 100 h on,
-/// where minutes no longer matter.
-pub fn minutes(m: i64) -> String {
-    let sign = if m < 0 { "−" } else { "" };
-    let (h, rest) = (m.abs() / 60, m.abs() % 60);
-    if h >= 100 {
-        format!("{sign}{h}h")
-    } else {
-        format!("{sign}{h}h{rest:02}m")
-    }
-}
+pub use crate::sla::business_time as minutes;
 
 pub fn urgency_badge(u: Urgency) -> Markup {
-    let label = match u {
-        Urgency::Breached => "breached",
-        Urgency::AtRisk => "at risk",
-        Urgency::OnTrack => "on track",
-        Urgency::Paused => "paused",
-        Urgency::Closed => "closed",
-    };
-    html! { span class={"badge " (u.as_str())} { (label) } }
+    html! { span class={"badge " (u.as_str())} { (u.label()) } }
 }
 
 /// One target as a table cell: time left, due, met.

@@ -122,9 +122,14 @@ board_refresh_secs = 5
     }
 
     fn add_user(&self, name: &str, role: &str, password: &str) {
+        self.user_command(&["user", "add", name, "--role", role], password);
+    }
+
+    /// Runs a `user` command that reads a password from standard input.
+    fn user_command(&self, args: &[&str], password: &str) {
         use std::io::Write as _;
         let mut child = Command::new(env!("CARGO_BIN_EXE_casebot"))
-            .args(["user", "add", name, "--role", role])
+            .args(args)
             .current_dir(self.dir.path())
             .env("CASEBOT_DB", format!("sqlite://{}", self.db().display()))
             .stdin(Stdio::piped())
@@ -377,7 +382,12 @@ fn an_engineer_and_the_lead_work_the_desk_in_chromium() {
             .unwrap();
         let page = wait_text(&b, "Decisive lines").await;
         assert!(page.contains("0x800f0831"), "{page}");
-        assert!(page.contains("quoted history") || page.contains("Thread"));
+        // The customer's signature is folded away until asked for.
+        let folded = b
+            .find(Locator::XPath("//details[summary='signature']/pre"))
+            .await
+            .unwrap();
+        assert!(!folded.is_displayed().await.unwrap(), "the signature is unfolded");
         screenshot(&b, "case-page.png").await;
 
         // The hostile subject is text, and no script of the mail ran.
@@ -506,6 +516,10 @@ fn an_engineer_and_the_lead_work_the_desk_in_chromium() {
         let report = body_text(&b).await;
         assert!(report.contains("Per owner") && report.contains("Export CSV"), "{report}");
         b.find(Locator::Css("svg.chart")).await.unwrap();
+        // A new password ends the account's sessions at once.
+        desk.user_command(&["user", "passwd", "zhou.lead"], "another-lead-pass");
+        b.goto(&desk.url("/board")).await.unwrap();
+        arrive(&b, "/login").await;
         b.close().await.unwrap();
     });
 }

@@ -271,6 +271,7 @@ fn serve_demo_on_a_bare_folder_files_the_example_threads_once() {
             .env_remove("CASEBOT_DB")
             .env_remove("CASEBOT_CONFIG")
             .env("CASEBOT_LISTEN", format!("127.0.0.1:{port}"))
+            .env("CASEBOT_METRICS_TOKEN", "scrape-token-for-the-test")
             .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::piped())
             .spawn()
@@ -328,6 +329,21 @@ fn serve_demo_on_a_bare_folder_files_the_example_threads_once() {
     let (status, head) = super::http_get(port, "/cases");
     assert_eq!(status, 303, "{head}");
     assert!(head.contains("location: /login?next=/cases"), "{head}");
+    // No inline script may run in any answer.
+    let (_, health) = super::http_get(port, "/healthz");
+    assert!(
+        health.contains("content-security-policy: default-src 'none'; script-src 'self';"),
+        "{health}"
+    );
+    // /metrics: refused without a login or the scraper's token, served with it.
+    assert_eq!(super::http_get(port, "/metrics").0, 401);
+    let wrong = "Authorization: Bearer not-the-token\r\n";
+    assert_eq!(super::http_get_with(port, "/metrics", wrong).0, 401);
+    let right = "Authorization: Bearer scrape-token-for-the-test\r\n";
+    let (status, metrics) = super::http_get_with(port, "/metrics", right);
+    assert_eq!(status, 200, "{metrics}");
+    assert!(metrics.contains("casebot_cases{status="), "{metrics}");
+    assert!(metrics.contains("casebot_sla_breaches "), "{metrics}");
     // The open example case: its log analysed, its next steps drafted.
     wait("the open case's draft", &|| {
         let o = casebot(&db, dir.path(), &["drafts", "--json"]);
