@@ -215,6 +215,7 @@ async fn finish_one(
     .bind(now_ts())
     .execute(&mut **tx)
     .await?;
+    replace_terms(tx, pending.message_row, result).await?;
     if result.status != "empty" {
         messages::event(
             tx,
@@ -232,6 +233,36 @@ async fn finish_one(
             }),
         )
         .await?;
+    }
+    Ok(())
+}
+
+/// Indexes the analysis's KBs and error codes for the case search (see
+/// `analysis_terms`), replacing what an earlier analysis of the mail found.
+async fn replace_terms(
+    tx: &mut sqlx::Transaction<'static, sqlx::Any>,
+    message_row: i64,
+    result: &AnalysisResult,
+) -> Result<()> {
+    sqlx::query("DELETE FROM analysis_terms WHERE message_id = $1")
+        .bind(message_row)
+        .execute(&mut **tx)
+        .await?;
+    let mut terms: Vec<String> = result
+        .kbs
+        .iter()
+        .chain(&result.error_codes)
+        .map(|t| t.trim().to_lowercase())
+        .filter(|t| !t.is_empty())
+        .collect();
+    terms.sort_unstable();
+    terms.dedup();
+    for term in terms {
+        sqlx::query("INSERT INTO analysis_terms (term, message_id) VALUES ($1, $2)")
+            .bind(term)
+            .bind(message_row)
+            .execute(&mut **tx)
+            .await?;
     }
     Ok(())
 }

@@ -345,7 +345,89 @@ fn like_pattern(text: &str) -> String {
     format!("%{escaped}%")
 }
 
+/// Characters of an indexed term: what case numbers, KBs, error codes and
+/// references are made of.
+fn is_term_char(c: char) -> bool {
+    c.is_ascii_alphanumeric() || matches!(c, '-' | ':' | '_' | '.')
+}
+
+/// The index terms of a case (see `case_terms`): its key, its reference and
+/// the ASCII words of its title, lower-case, each compound word also by its
+/// pieces ("CAS-08520-Q7Z9R6" is also "08520"). "KB5022123安装失败" gives
+/// "kb5022123": Chinese text is not indexed, the search scans for it.
+pub(crate) fn case_terms(
+    key: &str,
+    title: Option<&str>,
+    internal_ref: Option<&str>,
+) -> Vec<String> {
+    let mut terms = Vec::new();
+    for text in [Some(key), title, internal_ref].into_iter().flatten() {
+        let lower = text.to_lowercase();
+        for word in lower.split(|c| !is_term_char(c)) {
+            let word = word.trim_matches(|c: char| !c.is_ascii_alphanumeric());
+            if word.len() >= 2 {
+                terms.push(word.to_string());
+            }
+            if word.contains(|c: char| !c.is_ascii_alphanumeric()) {
+                terms.extend(
+                    word.split(|c: char| !c.is_ascii_alphanumeric())
+                        .filter(|piece| piece.len() >= 2)
+                        .map(str::to_string),
+                );
+            }
+        }
+    }
+    terms.sort_unstable();
+    terms.dedup();
+    terms
+}
+
+/// The prefixes under which a searched word sits in the term indexes, or
+/// `None` when the text is not one ASCII word (it is then matched anywhere
+/// in the title by a scan). Bare digits also look for the `kb` form and bare
+/// hex for the `0x` form the log readers store ("5034441" finds KB5034441).
+fn term_prefixes(text: &str) -> Option<Vec<String>> {
+    let word = text
+        .trim()
+        .trim_matches(|c: char| c.is_ascii_punctuation())
+        .to_lowercase();
+    if word.is_empty() || !word.chars().all(is_term_char) {
+        return None;
+    }
+    let mut prefixes = vec![word.clone()];
+    if word.bytes().all(|b| b.is_ascii_digit()) {
+        prefixes.push(format!("kb{word}"));
+    }
+    if word.len() >= 4 && word.bytes().all(|b| b.is_ascii_hexdigit()) {
+        prefixes.push(format!("0x{word}"));
+    }
+    Some(prefixes)
+}
+
 impl Store {
+    /// Fills `case_terms` once for a store filed before the index existed
+    /// (its migration cannot split titles into words in SQL).
+    pub(super) async fn index_unindexed_store(&self) -> Result<()> {
+        let unindexed: bool = sqlx::query_scalar::<_, i64>(
+            "SELECT CASE WHEN EXISTS (SELECT 1 FROM cases) \
+             AND NOT EXISTS (SELECT 1 FROM case_terms) THEN 1 ELSE 0 END",
+        )
+        .fetch_one(self.pool())
+        .await?
+            == 1;
+        if !unindexed {
+            return Ok(());
+        }
+        let mut tx = self.begin_write().await?;
+        let cases: Vec<CaseRow> = sqlx::query_as(&format!("SELECT {CASE_COLUMNS} FROM cases"))
+            .fetch_all(&mut *tx)
+            .await?;
+        let ids: Vec<i64> = cases.iter().map(|c| c.id).collect();
+        super::messages::index_cases(&mut tx, &cases, &ids).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
     /// One page of cases matching `q`, most recently active first, and how
     /// many match in all.
     pub async fn search_cases(&self, q: &CaseQuery) -> Result<(Vec<CaseListRow>, i64)> {
@@ -381,15 +463,30 @@ impl Store {
             ));
         }
         if let Some(text) = q.text.as_ref().filter(|s| !s.trim().is_empty()) {
-            let p = bind(like_pattern(text));
-            // The logs' KBs and codes are searched once over the analyses,
-            // not once per case.
-            conditions.push(format!(
-                "(LOWER(c.key) LIKE {p} ESCAPE '\\' OR LOWER(c.title) LIKE {p} ESCAPE '\\' \
-                 OR LOWER(c.internal_ref) LIKE {p} ESCAPE '\\' \
-                 OR c.id IN (SELECT m.case_id FROM analyses a JOIN messages m ON m.id = a.message_id \
-                 WHERE LOWER(a.kbs) LIKE {p} ESCAPE '\\' OR LOWER(a.error_codes) LIKE {p} ESCAPE '\\'))"
-            ));
+            match term_prefixes(text) {
+                // A prefix range per spelling, over the case and log terms.
+                Some(prefixes) => {
+                    let ranges: Vec<String> = prefixes
+                        .into_iter()
+                        .map(|prefix| {
+                            let upper = format!("{prefix}{}", char::MAX);
+                            format!("(t.term >= {} AND t.term < {})", bind(prefix), bind(upper))
+                        })
+                        .collect();
+                    let ranges = ranges.join(" OR ");
+                    conditions.push(format!(
+                        "(c.id IN (SELECT t.case_id FROM case_terms t WHERE {ranges}) \
+                         OR c.id IN (SELECT m.case_id FROM analysis_terms t \
+                         JOIN messages m ON m.id = t.message_id WHERE {ranges}))"
+                    ));
+                }
+                None => {
+                    let p = bind(like_pattern(text));
+                    conditions.push(format!(
+                        "(LOWER(c.title) LIKE {p} ESCAPE '\\' OR LOWER(c.customer) LIKE {p} ESCAPE '\\')"
+                    ));
+                }
+            }
         }
         let filter = if conditions.is_empty() {
             String::new()
@@ -427,5 +524,57 @@ impl Store {
         )
         .fetch_all(self.pool())
         .await?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_case_is_indexed_by_its_key_reference_and_ascii_title_words() {
+        let terms = case_terms(
+            "cas-08520-q7z9r6",
+            Some("用户反馈补丁KB5022123安装失败, 0x800f0985。Windows Server 2019"),
+            Some("CMIT:0001077"),
+        );
+        for expected in [
+            "cas-08520-q7z9r6",
+            "08520",
+            "q7z9r6",
+            "kb5022123",
+            "0x800f0985",
+            "windows",
+            "2019",
+            "cmit:0001077",
+            "0001077",
+        ] {
+            assert!(
+                terms.contains(&expected.to_string()),
+                "{expected} in {terms:?}"
+            );
+        }
+        assert!(
+            terms.iter().all(|t| t.is_ascii() && t.len() >= 2),
+            "{terms:?}"
+        );
+    }
+
+    #[test]
+    fn one_ascii_word_is_a_term_and_other_text_is_scanned() {
+        assert_eq!(term_prefixes(" KB5034441 ").unwrap(), ["kb5034441"]);
+        assert_eq!(
+            term_prefixes("5034441").unwrap(),
+            ["5034441", "kb5034441", "0x5034441"]
+        );
+        assert_eq!(
+            term_prefixes("800F0922").unwrap(),
+            ["800f0922", "0x800f0922"]
+        );
+        assert_eq!(term_prefixes("CAS-08520").unwrap(), ["cas-08520"]);
+        assert_eq!(term_prefixes("\"0x80073712,\"").unwrap(), ["0x80073712"]);
+        assert!(term_prefixes("安装失败").is_none());
+        assert!(term_prefixes("KB 5034441").is_none());
+        assert!(term_prefixes("KB5034441安装").is_none());
     }
 }

@@ -350,11 +350,18 @@ pub async fn write(conn: &mut AnyConnection, plan: &WritePlan<'_>) -> Result<Wri
             .or_default()
             .push(n.mail);
     }
+    let mut reindex = Vec::new();
     for case in &mut cases {
         let mut mine = mails_by_case.remove(case.key.as_str()).unwrap_or_default();
         mine.sort_by_key(|m| m.date);
+        let indexed = (case.title.clone(), case.internal_ref.clone());
         for m in mine {
             apply_subject(case, m);
+        }
+        if written.opened.contains(&case.key)
+            || indexed != (case.title.clone(), case.internal_ref.clone())
+        {
+            reindex.push(case.id);
         }
     }
     let case_ids: Vec<i64> = cases.iter().map(|c| c.id).collect();
@@ -428,7 +435,49 @@ pub async fn write(conn: &mut AnyConnection, plan: &WritePlan<'_>) -> Result<Wri
         },
     )
     .await?;
+    index_cases(conn, &cases, &reindex).await?;
     Ok(written)
+}
+
+/// Rewrites the search terms (`case_terms`) of the cases in `ids`.
+pub(super) async fn index_cases(
+    conn: &mut AnyConnection,
+    cases: &[CaseRow],
+    ids: &[i64],
+) -> Result<()> {
+    if ids.is_empty() {
+        return Ok(());
+    }
+    for chunk in ids.chunks(MAX_PARAMS) {
+        let sql = format!(
+            "DELETE FROM case_terms WHERE case_id IN ({})",
+            placeholders(1, chunk.len())
+        );
+        let mut q = sqlx::query(&sql);
+        for id in chunk {
+            q = q.bind(*id);
+        }
+        q.execute(&mut *conn).await?;
+    }
+    let wanted: std::collections::HashSet<i64> = ids.iter().copied().collect();
+    let terms: Vec<(String, i64)> = cases
+        .iter()
+        .filter(|c| wanted.contains(&c.id))
+        .flat_map(|c| {
+            super::cases::case_terms(&c.key, c.title.as_deref(), c.internal_ref.as_deref())
+                .into_iter()
+                .map(move |term| (term, c.id))
+        })
+        .collect();
+    insert_rows(
+        conn,
+        "case_terms (term, case_id)",
+        "",
+        &terms,
+        |q, (term, case)| q.bind(term.as_str()).bind(*case),
+    )
+    .await?;
+    Ok(())
 }
 
 /// Title, priority, customer, stage and reference follow the newest mail
@@ -530,10 +579,15 @@ async fn adopt(
         .execute(&mut *conn)
         .await?;
     // Derived data: the adopting case's snapshot is redone from its event.
-    sqlx::query("DELETE FROM case_sla WHERE case_id = $1")
-        .bind(orphan_row)
-        .execute(&mut *conn)
-        .await?;
+    for sql in [
+        "DELETE FROM case_sla WHERE case_id = $1",
+        "DELETE FROM case_terms WHERE case_id = $1",
+    ] {
+        sqlx::query(sql)
+            .bind(orphan_row)
+            .execute(&mut *conn)
+            .await?;
+    }
     sqlx::query("DELETE FROM cases WHERE id = $1")
         .bind(orphan_row)
         .execute(&mut *conn)

@@ -82,7 +82,12 @@ impl Store {
             .run(&pool)
             .await
             .context("Cannot migrate the store")?;
-        Ok(Self { pool, backend })
+        let store = Self { pool, backend };
+        store
+            .index_unindexed_store()
+            .await
+            .context("Cannot build the case search index")?;
+        Ok(store)
     }
 
     pub fn pool(&self) -> &AnyPool {

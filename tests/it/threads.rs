@@ -178,3 +178,92 @@ async fn other_bytes_under_a_known_message_id_are_kept_but_not_filed_twice() {
         .unwrap();
     assert_eq!(raws, 2);
 }
+
+/// The desk's search finds a case by a KB or error code its logs named,
+/// spelled as the reader stores it, in another case, or bare; a code no log
+/// named finds nothing.
+#[tokio::test]
+async fn search_finds_cases_by_the_kbs_and_codes_in_their_logs() {
+    use casebot::analysis::{Analyzer, worker::Worker};
+    use casebot::store::cases::CaseQuery;
+
+    let dir = tempfile::tempdir().unwrap();
+    let (store, pipeline) = store_in(&dir).await;
+    for thread in ["storecorrupt", "hardlink"] {
+        import(&pipeline, &super::example(&format!("threads/{thread}"))).await;
+    }
+    let config = Config::default();
+    let worker = Worker::new(store.clone(), Analyzer::new(&config).unwrap(), &config).unwrap();
+    worker.run_pending().await.unwrap();
+
+    let search = |text: &str| {
+        let store = store.clone();
+        let query = CaseQuery {
+            text: Some(text.to_string()),
+            limit: 50,
+            ..CaseQuery::default()
+        };
+        async move {
+            let (rows, total) = store.search_cases(&query).await.unwrap();
+            assert_eq!(rows.len() as i64, total);
+            rows.into_iter().map(|r| r.key).collect::<Vec<_>>()
+        }
+    };
+    let mut found_any = false;
+    for case in store.list_cases().await.unwrap() {
+        for analysis in store.case_analyses(case.id).await.unwrap() {
+            for term in analysis.kbs.iter().chain(&analysis.error_codes) {
+                found_any = true;
+                for spelling in [term.clone(), term.to_uppercase(), term.to_lowercase()] {
+                    let keys = search(&spelling).await;
+                    assert!(
+                        keys.contains(&case.key),
+                        "{spelling} should find {}: {keys:?}",
+                        case.key
+                    );
+                }
+                let bare = term
+                    .to_lowercase()
+                    .trim_start_matches("kb")
+                    .trim_start_matches("0x")
+                    .to_string();
+                let keys = search(&bare).await;
+                assert!(
+                    keys.contains(&case.key),
+                    "{bare} should find {}: {keys:?}",
+                    case.key
+                );
+            }
+        }
+    }
+    assert!(found_any, "the example logs name at least one KB or code");
+    assert!(search("0x8badf00d").await.is_empty());
+    assert!(search("KB9999999").await.is_empty());
+    // A title word still finds its case; several words are not a term.
+    let hardlink = detail(&store, "cas-10001-hl7q2m").await;
+    let title = hardlink.case.title.clone().unwrap();
+    let word = title.split_whitespace().next().unwrap().to_string();
+    assert!(search(&word).await.contains(&hardlink.case.key));
+    // The case number, whole or by its middle, and the internal reference.
+    assert_eq!(
+        search("CAS-10001-HL7Q2M").await,
+        vec![hardlink.case.key.clone()]
+    );
+    assert_eq!(search("10001").await, vec![hardlink.case.key.clone()]);
+    let reference = hardlink.case.internal_ref.clone().unwrap();
+    assert_eq!(search(&reference).await, vec![hardlink.case.key.clone()]);
+
+    // A store filed before the index existed is indexed when opened.
+    sqlx::query("DELETE FROM case_terms")
+        .execute(store.pool())
+        .await
+        .unwrap();
+    assert!(search("10001").await.is_empty());
+    let (store, _) = store_in(&dir).await;
+    let query = CaseQuery {
+        text: Some("10001".into()),
+        limit: 5,
+        ..CaseQuery::default()
+    };
+    assert_eq!(store.search_cases(&query).await.unwrap().1, 1);
+}
