@@ -4,8 +4,11 @@
 # when missing (as root): ripgrep (the baseline of `casebot bench analyze`),
 # postfix (its smtp-sink is the SMTP server the sending tests talk to) and
 # dovecot-imapd (the IMAP server the watcher tests start), chromium and
-# chromium-driver (the browser test drives the web desk in them).
-# Nothing is started here: each test starts its own servers on loopback.
+# chromium-driver (the browser test drives the web desk in them), postgresql
+# (the integration tests run a second time on PostgreSQL).
+# Each test starts its own mail servers on loopback; this script starts one
+# throwaway PostgreSQL cluster (scripts/pg-cluster.sh) for the second run and
+# removes it at the end.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -17,6 +20,7 @@ command -v rg >/dev/null 2>&1 || need+=(ripgrep)
 command -v mbsync >/dev/null 2>&1 || need+=(isync)
 [ -x /usr/bin/chromium ] || need+=(chromium)
 [ -x /usr/bin/chromedriver ] || need+=(chromium-driver)
+compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null || need+=(postgresql)
 if ((${#need[@]})); then
     if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
         echo "== apt-get install ${need[*]}"
@@ -26,7 +30,8 @@ if ((${#need[@]})); then
             DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${need[@]}" >/dev/null
         }
         install || { apt-get update -q >/dev/null && install; }
-    elif [ ! -x /usr/sbin/smtp-sink ] || [ ! -x /usr/sbin/dovecot ] || [ ! -x /usr/bin/chromedriver ]; then
+    elif [ ! -x /usr/sbin/smtp-sink ] || [ ! -x /usr/sbin/dovecot ] || [ ! -x /usr/bin/chromedriver ] \
+        || ! compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null; then
         echo "error: missing ${need[*]}: run this script as root once to install them" >&2
         exit 1
     else
@@ -38,5 +43,11 @@ echo "== cargo fmt --check"
 cargo fmt --all -- --check
 echo "== cargo clippy --all-targets -- -D warnings"
 cargo clippy --all-targets --quiet -- -D warnings
-echo "== cargo test"
+echo "== cargo test (SQLite)"
 cargo test --all-targets
+
+echo "== cargo test --test it (PostgreSQL)"
+pgdir=$(mktemp -d /tmp/casebot-pg.XXXXXX)
+trap 'bash scripts/pg-cluster.sh stop "$pgdir"; rm -rf "$pgdir"' EXIT
+pgurl=$(bash scripts/pg-cluster.sh start "$pgdir" $((40000 + RANDOM % 20000)))
+CASEBOT_TEST_POSTGRES=$pgurl cargo test --test it

@@ -60,7 +60,7 @@ impl Store {
             .map(|b| format!("SUM(CASE WHEN duration_ms <= {b} THEN 1 ELSE 0 END)"))
             .collect();
         let sql = format!(
-            "SELECT {}, COUNT(*), SUM(duration_ms) FROM analyses WHERE duration_ms IS NOT NULL",
+            "SELECT {}, COUNT(*), CAST(SUM(duration_ms) AS BIGINT) FROM analyses WHERE duration_ms IS NOT NULL",
             buckets.join(", ")
         );
         let row = sqlx::query(&sql).fetch_one(self.pool()).await?;

@@ -2,10 +2,13 @@
 //! speaks SQL.
 //!
 //! It runs on sqlx's `Any` driver with runtime queries, so one SQL text
-//! serves SQLite now and PostgreSQL later (`$N` placeholders, INTEGER times,
-//! JSON as text), and a build never needs a live database. SQLite runs in WAL
-//! mode with a busy timeout; write transactions start with `BEGIN IMMEDIATE`
-//! so that two writers queue on the lock instead of failing on upgrade.
+//! serves SQLite and PostgreSQL (`$N` placeholders, integer times, JSON as
+//! text), and a build never needs a live database. Each backend has its own
+//! migrations (`migrations/sqlite`, `migrations/postgres`) defining the same
+//! tables. SQLite runs in WAL mode with a busy timeout. Write transactions
+//! hold one store-wide lock (`BEGIN IMMEDIATE`, or an advisory lock on
+//! PostgreSQL), so writers queue instead of failing, and the event log's
+//! ids commit in order on both backends.
 
 pub mod analyses;
 pub mod cases;
@@ -30,7 +33,27 @@ use sqlx::{AnyPool, Executor};
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Backend {
     Sqlite,
+    Postgres,
 }
+
+impl Backend {
+    /// The backend a store URL names, or why it names none.
+    pub fn of_url(url: &str) -> Result<Backend> {
+        if url.starts_with("sqlite:") {
+            Ok(Backend::Sqlite)
+        } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            Ok(Backend::Postgres)
+        } else {
+            anyhow::bail!(
+                "unsupported store URL {url:?}: expected sqlite://PATH or postgres://USER@HOST:PORT/DATABASE"
+            )
+        }
+    }
+}
+
+/// The key of the PostgreSQL advisory lock that every write transaction
+/// holds (see [`Store::begin_write`]); "casebot" in ASCII.
+const WRITE_LOCK_KEY: i64 = 0x0063_6173_6562_6f74;
 
 /// A handle on the store; cheap to clone.
 #[derive(Debug, Clone)]
@@ -40,16 +63,23 @@ pub struct Store {
 }
 
 impl Store {
-    /// Opens (creating if needed) the store at `url` and runs the migrations.
+    /// Opens the store at `url` (creating the SQLite file or the PostgreSQL
+    /// database if missing) and runs the migrations.
     pub async fn open(url: &str) -> Result<Self> {
         sqlx::any::install_default_drivers();
-        let backend = if url.starts_with("sqlite:") {
-            Backend::Sqlite
-        } else {
-            anyhow::bail!(
-                "unsupported store URL {url:?}: expected sqlite://PATH (PostgreSQL is planned)"
-            )
+        let backend = Backend::of_url(url)?;
+        let store = match backend {
+            Backend::Sqlite => Self::open_sqlite(url).await?,
+            Backend::Postgres => Self::open_postgres(url).await?,
         };
+        store
+            .index_unindexed_store()
+            .await
+            .context("Cannot build the case search index")?;
+        Ok(store)
+    }
+
+    async fn open_sqlite(url: &str) -> Result<Self> {
         let (url, path) = prepare_sqlite_url(url)?;
         let options = AnyConnectOptions::from_str(&url)
             .with_context(|| format!("Invalid store URL {url:?}"))?;
@@ -82,27 +112,115 @@ impl Store {
             .run(&pool)
             .await
             .context("Cannot migrate the store")?;
-        let store = Self { pool, backend };
-        store
-            .index_unindexed_store()
+        Ok(Self {
+            pool,
+            backend: Backend::Sqlite,
+        })
+    }
+
+    async fn open_postgres(url: &str) -> Result<Self> {
+        use sqlx::migrate::MigrateDatabase;
+        let shown = redact_password(url);
+        // Several instances may start at once: a lost race to create the
+        // database is no error, as long as it exists afterwards.
+        if !sqlx::Any::database_exists(url).await.unwrap_or(false)
+            && let Err(e) = sqlx::Any::create_database(url).await
+            && !sqlx::Any::database_exists(url).await.unwrap_or(false)
+        {
+            return Err(e).with_context(|| format!("Cannot create the store database at {shown}"));
+        }
+        let options = AnyConnectOptions::from_str(url)
+            .with_context(|| format!("Invalid store URL {shown:?}"))?;
+        let pool = AnyPoolOptions::new()
+            .max_connections(10)
+            .acquire_timeout(Duration::from_secs(30))
+            // A server restart leaves broken connections in the pool: test
+            // each before use, so the next query gets a fresh one.
+            .test_before_acquire(true)
+            .connect_with(options)
             .await
-            .context("Cannot build the case search index")?;
-        Ok(store)
+            .with_context(|| format!("Cannot open the store at {shown}"))?;
+        // sqlx's migrator holds an advisory lock while it runs, so instances
+        // starting together apply each migration once.
+        sqlx::migrate!("./migrations/postgres")
+            .run(&pool)
+            .await
+            .context("Cannot migrate the store")?;
+        Ok(Self {
+            pool,
+            backend: Backend::Postgres,
+        })
     }
 
     pub fn pool(&self) -> &AnyPool {
         &self.pool
     }
 
-    /// Starts a write transaction that holds the write lock from the start.
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    /// Starts a write transaction that holds the store's write lock from
+    /// the start. Writers queue instead of failing on a lock upgrade, and
+    /// on PostgreSQL (an advisory lock held until commit) the event log's ids
+    /// become visible in the order they were given: a stage that follows
+    /// the log by id can never step over an event that commits late.
     pub async fn begin_write(&self) -> Result<sqlx::Transaction<'static, sqlx::Any>> {
-        let statement = match self.backend {
-            Backend::Sqlite => "BEGIN IMMEDIATE",
-        };
-        self.pool
-            .begin_with(statement)
-            .await
-            .context("Cannot start a store transaction")
+        match self.backend {
+            Backend::Sqlite => self
+                .pool
+                .begin_with("BEGIN IMMEDIATE")
+                .await
+                .context("Cannot start a store transaction"),
+            Backend::Postgres => {
+                let mut tx = self
+                    .pool
+                    .begin()
+                    .await
+                    .context("Cannot start a store transaction")?;
+                sqlx::query("SELECT pg_advisory_xact_lock($1)")
+                    .bind(WRITE_LOCK_KEY)
+                    .execute(&mut *tx)
+                    .await
+                    .context("Cannot take the store's write lock")?;
+                Ok(tx)
+            }
+        }
+    }
+
+    /// Starts a transaction for claiming queued jobs: on PostgreSQL it does
+    /// not take the write lock (claims lock their rows with `FOR UPDATE
+    /// SKIP LOCKED`, see [`Store::skip_locked`]); on SQLite every writer
+    /// holds the one lock anyway.
+    pub async fn begin_claim(&self) -> Result<sqlx::Transaction<'static, sqlx::Any>> {
+        match self.backend {
+            Backend::Sqlite => self.begin_write().await,
+            Backend::Postgres => self
+                .pool
+                .begin()
+                .await
+                .context("Cannot start a store transaction"),
+        }
+    }
+
+    /// The clause that makes a claiming SELECT skip rows another instance
+    /// is claiming at that moment (empty on SQLite, which has one writer).
+    pub fn skip_locked(&self) -> &'static str {
+        match self.backend {
+            Backend::Sqlite => "",
+            Backend::Postgres => " FOR UPDATE SKIP LOCKED",
+        }
+    }
+}
+
+/// The URL with its password replaced, for messages and logs.
+pub fn redact_password(url: &str) -> String {
+    match url::Url::parse(url) {
+        Ok(mut parsed) if parsed.password().is_some() => {
+            let _ = parsed.set_password(Some("***"));
+            parsed.to_string()
+        }
+        _ => url.to_string(),
     }
 }
 

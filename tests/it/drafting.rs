@@ -608,7 +608,7 @@ fn edit_approve_reject_are_audited_and_guarded() {
     let o = std::process::Command::new(env!("CARGO_BIN_EXE_casebot"))
         .args(["draft", "edit", &id, "--as", "Wang Desk"])
         .current_dir(desk.path())
-        .env("CASEBOT_DB", format!("sqlite://{}", desk.db().display()))
+        .env("CASEBOT_DB", super::store_url(&desk.db()))
         .env("EDITOR", &editor)
         .env_remove("VISUAL")
         .output()
@@ -813,7 +813,7 @@ fn a_sender_killed_mid_send_never_sends_twice() {
     let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_casebot"))
         .arg("send")
         .current_dir(desk.path())
-        .env("CASEBOT_DB", format!("sqlite://{}", desk.db().display()))
+        .env("CASEBOT_DB", super::store_url(&desk.db()))
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
         .spawn()
@@ -869,7 +869,7 @@ fn a_send_cut_off_during_the_message_data_waits_for_an_engineer() {
     let id = only_pending(&desk)["id"].as_i64().unwrap();
     desk.ok(&["approve", &id.to_string(), "--as", "Li Desk"]);
     rt.block_on(async {
-        let store = casebot::store::Store::open(&format!("sqlite://{}", desk.db().display()))
+        let store = casebot::store::Store::open(&super::store_url(&desk.db()))
             .await
             .unwrap();
         let claimed = store
@@ -994,7 +994,7 @@ fn the_daemon_drafts_and_sends_on_its_own() {
     let mut serve = std::process::Command::new(env!("CARGO_BIN_EXE_casebot"))
         .arg("serve")
         .current_dir(desk.path())
-        .env("CASEBOT_DB", format!("sqlite://{}", desk.db().display()))
+        .env("CASEBOT_DB", super::store_url(&desk.db()))
         .env("CASEBOT_LISTEN", "")
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())

@@ -97,7 +97,7 @@ templates_dir = "{templates}"
         let child = Command::new(env!("CARGO_BIN_EXE_casebot"))
             .arg("serve")
             .current_dir(self.dir.path())
-            .env("CASEBOT_DB", format!("sqlite://{}", self.db().display()))
+            .env("CASEBOT_DB", super::store_url(&self.db()))
             .env(USER_ENV, &self.user)
             .env(PASSWORD_ENV, super::mailstack::DOVECOT_PASSWORD)
             .env("CASEBOT_LISTEN", "")
@@ -453,7 +453,7 @@ fn a_restart_resumes_from_the_checkpoint_and_a_new_uidvalidity_stores_nothing_tw
 fn sightings(db: &Path) -> i64 {
     let rt = runtime();
     rt.block_on(async {
-        let store = casebot::store::Store::open(&format!("sqlite://{}", db.display()))
+        let store = casebot::store::Store::open(&super::store_url(db))
             .await
             .unwrap();
         sqlx::query_scalar::<_, i64>("SELECT COUNT(*) FROM message_sources")

@@ -1,5 +1,8 @@
 //! Integration tests: one binary, a module per area. Each test gets its own
-//! throwaway SQLite file; CLI tests run the real `casebot` binary.
+//! throwaway store: a SQLite file, or with `CASEBOT_TEST_POSTGRES` set to a
+//! server's URL (`postgres://USER@HOST:PORT`, as `scripts/test.sh` starts
+//! one), a database of its own on that server. CLI tests run the real
+//! `casebot` binary.
 
 mod analysis;
 mod analyze_cli;
@@ -29,12 +32,33 @@ pub fn example(rel: &str) -> PathBuf {
     repo().join("examples").join(rel)
 }
 
-/// Runs `casebot` with `args` against the store at `db`, from `cwd`.
+/// The URL of a test's store, named by a path in the test's own folder:
+/// that SQLite file, or a PostgreSQL database named after the path, which
+/// the store creates when first opened.
+pub fn store_url(db: &Path) -> String {
+    match std::env::var("CASEBOT_TEST_POSTGRES") {
+        Ok(server) if !server.is_empty() => {
+            use std::hash::{Hash, Hasher};
+            let mut hasher = std::collections::hash_map::DefaultHasher::new();
+            db.hash(&mut hasher);
+            format!("{}/t{:016x}", server.trim_end_matches('/'), hasher.finish())
+        }
+        _ => format!("sqlite://{}", db.display()),
+    }
+}
+
+/// Runs `casebot` with `args` against the test store named by `db` (see
+/// [`store_url`]), from `cwd`.
 pub fn casebot(db: &Path, cwd: &Path, args: &[&str]) -> Output {
+    casebot_at(&store_url(db), cwd, args)
+}
+
+/// Runs `casebot` with `args` against the store at `url`, from `cwd`.
+pub fn casebot_at(url: &str, cwd: &Path, args: &[&str]) -> Output {
     std::process::Command::new(env!("CARGO_BIN_EXE_casebot"))
         .args(args)
         .current_dir(cwd)
-        .env("CASEBOT_DB", format!("sqlite://{}", db.display()))
+        .env("CASEBOT_DB", url)
         .env_remove("CASEBOT_CONFIG")
         .env_remove("RUST_LOG")
         .output()

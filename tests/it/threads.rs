@@ -10,7 +10,7 @@ use casebot::store::Store;
 use casebot::store::cases::CaseDetail;
 
 async fn store_in(dir: &tempfile::TempDir) -> (Store, Pipeline) {
-    let store = Store::open(&format!("sqlite://{}/t.db", dir.path().display()))
+    let store = Store::open(&super::store_url(&dir.path().join("t.db")))
         .await
         .unwrap();
     let pipeline = Pipeline::new(store.clone(), Arc::new(Config::default())).unwrap();
@@ -194,7 +194,19 @@ async fn search_finds_cases_by_the_kbs_and_codes_in_their_logs() {
     }
     let config = Config::default();
     let worker = Worker::new(store.clone(), Analyzer::new(&config).unwrap(), &config).unwrap();
-    worker.run_pending().await.unwrap();
+    let analysed = worker.run_pending().await.unwrap();
+    // The figures /metrics serves add up on every backend.
+    let metrics = store.counts_for_metrics().await.unwrap();
+    assert_eq!(
+        metrics.analysis_count as u64,
+        analysed.analysed + analysed.empty + analysed.failed
+    );
+    assert!(
+        metrics
+            .analysis_buckets
+            .iter()
+            .all(|&b| b <= metrics.analysis_count)
+    );
 
     let search = |text: &str| {
         let store = store.clone();
