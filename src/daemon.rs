@@ -32,6 +32,7 @@ use crate::outbox::Outbox;
 use crate::sla::SlaPolicies;
 use crate::sla::snapshots::SlaSnapshots;
 use crate::store::Store;
+use crate::store::lease::Lease;
 
 /// The stages one running desk is made of, built from one store.
 pub struct Desk {
@@ -173,16 +174,38 @@ pub async fn run(
         desk.send_now,
         stop_rx.clone(),
     )));
+    let store = desk.pipeline.store().clone();
     for watcher in watchers {
         tasks.push(match watcher {
-            Watch::ImapFolder(folder) => tokio::spawn(folder.run(stop_rx.clone())),
-            Watch::Maildir { maildir, interval } => tokio::spawn(watch_maildir(
-                maildir,
-                interval,
-                desk.pipeline.clone(),
-                filed.clone(),
-                stop_rx.clone(),
-            )),
+            Watch::ImapFolder(folder) => {
+                let folder: Arc<FolderWatcher> = Arc::from(folder);
+                tokio::spawn(while_leased(
+                    store.clone(),
+                    folder.lease_name(),
+                    stop_rx.clone(),
+                    move |stop| {
+                        let folder = folder.clone();
+                        async move { folder.run(stop).await }
+                    },
+                ))
+            }
+            Watch::Maildir { maildir, interval } => {
+                let (pipeline, filed) = (desk.pipeline.clone(), filed.clone());
+                tokio::spawn(while_leased(
+                    store.clone(),
+                    format!("maildir {}", maildir.root.display()),
+                    stop_rx.clone(),
+                    move |stop| {
+                        watch_maildir(
+                            maildir.clone(),
+                            interval,
+                            pipeline.clone(),
+                            filed.clone(),
+                            stop,
+                        )
+                    },
+                ))
+            }
         });
     }
     stop.await;
@@ -193,6 +216,78 @@ pub async fn run(
     }
     tracing::info!("stopped");
     Ok(())
+}
+
+/// How often a lease holder confirms its lease, and a waiting instance asks
+/// for it: the longest a folder goes unwatched after its watcher dies.
+const LEASE_INTERVAL: Duration = Duration::from_secs(1);
+
+/// Runs `work` while this instance holds the lease `name`, so that among
+/// all instances on one store exactly one does it. A waiting instance asks
+/// again every [`LEASE_INTERVAL`]; a holder that loses its lease (the store
+/// restarted) stops the work, lets it finish what it has in hand, and waits
+/// like the others. Returns when `stop` turns true.
+async fn while_leased<W, F>(
+    store: Store,
+    name: String,
+    mut stop: watch::Receiver<bool>,
+    work: W,
+) -> Result<()>
+where
+    W: Fn(watch::Receiver<bool>) -> F,
+    F: Future<Output = Result<()>> + Send + 'static,
+{
+    let mut waiting_logged = false;
+    let mut failing = false;
+    loop {
+        if *stop.borrow() {
+            return Ok(());
+        }
+        match store.try_lease(&name).await {
+            Ok(Some(mut lease)) => {
+                tracing::info!(lease = %name, "lease taken: this instance does the work");
+                waiting_logged = false;
+                failing = false;
+                let (work_stop_tx, work_stop) = watch::channel(false);
+                let mut task = tokio::spawn(work(work_stop));
+                let ended = loop {
+                    tokio::select! {
+                        ended = &mut task => break Some(ended),
+                        _ = stop.changed() => break None,
+                        _ = tokio::time::sleep(LEASE_INTERVAL) => {
+                            if let Err(e) = lease.confirm().await {
+                                tracing::warn!(lease = %name, error = %format!("{e:#}"), "lease lost: stopping the work");
+                                break None;
+                            }
+                        }
+                    }
+                };
+                let ended = match ended {
+                    Some(ended) => ended,
+                    None => {
+                        let _ = work_stop_tx.send(true);
+                        task.await
+                    }
+                };
+                drop(lease);
+                ended??;
+            }
+            Ok(None) if !waiting_logged => {
+                tracing::info!(lease = %name, "another instance holds the lease; standing by");
+                waiting_logged = true;
+            }
+            Ok(None) => {}
+            Err(e) if !failing => {
+                tracing::warn!(lease = %name, error = %format!("{e:#}"), "cannot ask for the lease; retrying");
+                failing = true;
+            }
+            Err(_) => {}
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(LEASE_INTERVAL) => {}
+            _ = stop.changed() => return Ok(()),
+        }
+    }
 }
 
 /// Scans `new/` every `interval`, files what it finds, then moves each filed
@@ -242,13 +337,32 @@ async fn analyse_and_draft_forever(
     mut stop: watch::Receiver<bool>,
 ) -> Result<()> {
     let mut failing = false;
+    // The drafting stage follows the event log with one shared cursor: only
+    // the instance holding this lease drafts. Analysis is claimed per mail
+    // and runs on every instance.
+    let mut drafting_lease: Option<Lease> = None;
     loop {
         let pass = async {
             let started = std::time::Instant::now();
             let analysed = worker.run_pending().await?;
             let analysis_ms = started.elapsed().as_millis() as u64;
             let started = std::time::Instant::now();
-            let drafted = drafter.run().await?;
+            if let Some(lease) = &mut drafting_lease
+                && let Err(e) = lease.confirm().await
+            {
+                tracing::warn!(error = %format!("{e:#}"), "drafting lease lost");
+                drafting_lease = None;
+            }
+            if drafting_lease.is_none() {
+                drafting_lease = drafter.store().try_lease("drafting").await?;
+                if drafting_lease.is_some() {
+                    tracing::info!("drafting lease taken: this instance drafts");
+                }
+            }
+            let drafted = match drafting_lease {
+                Some(_) => drafter.run().await?,
+                None => Default::default(),
+            };
             sla.refresh().await?;
             anyhow::Ok((
                 analysed,

@@ -12,7 +12,8 @@
 //! - [`bench`]: the benchmarks behind `casebot bench`;
 //! - [`sla`]: service levels, business hours and the period report;
 //! - [`web`]: the web desk (cases, drafts, SLA board, report, API, metrics);
-//! - [`parallel`]: the order-keeping parallel map batch stages use.
+//! - [`parallel`]: the order-keeping parallel map batch stages use;
+//! - [`fuzzing`]: the readers of untrusted bytes, as the fuzz targets drive them.
 
 pub mod analysis;
 pub mod bench;
@@ -20,6 +21,7 @@ pub mod cli;
 pub mod config;
 pub mod daemon;
 pub mod drafting;
+pub mod fuzzing;
 pub mod ingest;
 pub mod mailbox;
 pub mod outbox;

@@ -17,10 +17,16 @@ use crate::config::Config;
 use crate::ingest::links::Link;
 use crate::ingest::parse::{MailParser, attachment_bytes};
 use crate::store::Store;
+use crate::store::lease::instance;
 use crate::store::analyses::{AnalysisResult, AnalysisView, PendingAnalysis};
 
 /// How many mails are taken from the queue at a time.
 const BATCH: i64 = 64;
+
+/// How long a claimed batch is this instance's: past it (a batch of slow
+/// downloads), another instance may take the mails over. A claimant that
+/// dies on this host is noticed at once.
+const CLAIM_SECS: i64 = 15 * 60;
 
 /// What one run of the queue did.
 #[derive(Debug, Default, Clone, Copy, Serialize)]
@@ -53,7 +59,10 @@ impl Worker {
         self.store.enqueue_analyses().await?;
         let mut counts = WorkerCounts::default();
         loop {
-            let batch = self.store.pending_analyses(BATCH).await?;
+            let batch = self
+                .store
+                .claim_analyses(instance::id(), BATCH, CLAIM_SECS, instance::is_dead)
+                .await?;
             if batch.is_empty() {
                 return Ok(counts);
             }
@@ -76,7 +85,7 @@ impl Worker {
                     );
                 }
             }
-            self.store.finish_analyses(&results).await?;
+            self.store.finish_analyses(instance::id(), &results).await?;
         }
     }
 

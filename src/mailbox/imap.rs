@@ -266,9 +266,14 @@ impl FolderWatcher {
         }
     }
 
+    /// The name of the lease that makes one instance the folder's watcher.
+    pub fn lease_name(&self) -> String {
+        format!("imap {}/{}", self.account.name, self.folder)
+    }
+
     /// Runs until `stop` turns true: connects, catches up, waits, and
     /// reconnects after any error.
-    pub async fn run(self, mut stop: watch::Receiver<bool>) -> Result<()> {
+    pub async fn run(&self, mut stop: watch::Receiver<bool>) -> Result<()> {
         let mut failures = 0u32;
         let mut last_error = String::new();
         while !*stop.borrow() {

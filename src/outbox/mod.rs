@@ -23,6 +23,7 @@ use crate::config::{Config, TransportKind};
 use crate::ingest::Pipeline;
 use crate::mailbox::{RawMail, Source};
 use crate::store::Store;
+use crate::store::lease::instance;
 use crate::store::drafts::{DraftRow, sha256_text};
 
 /// What one pass of the sender did.
@@ -51,10 +52,6 @@ pub struct Outbox {
 
 impl Outbox {
     pub fn new(pipeline: Pipeline, config: Arc<Config>) -> Self {
-        let start = SystemTime::now()
-            .duration_since(SystemTime::UNIX_EPOCH)
-            .map(|d| d.as_nanos())
-            .unwrap_or(0);
         // The first IMAP mailbox with a Sent folder (whose login is set).
         let sent_folder = config
             .mailboxes
@@ -68,7 +65,7 @@ impl Outbox {
             store: pipeline.store().clone(),
             pipeline,
             config,
-            owner: format!("{}:{}:{start}", this_host(), std::process::id()),
+            owner: instance::id().to_string(),
             sent_folder,
         }
     }
@@ -268,12 +265,7 @@ impl Outbox {
     }
 
     fn owner_is_dead(&self, owner: &str) -> bool {
-        let mut parts = owner.rsplitn(3, ':');
-        let (_start, pid, host) = (parts.next(), parts.next(), parts.next());
-        let Some(pid) = pid.and_then(|p| p.parse::<i32>().ok()) else {
-            return false;
-        };
-        host == Some(this_host().as_str()) && owner != self.owner && !process_alive(pid)
+        owner != self.owner && instance::is_dead(owner)
     }
 }
 
@@ -292,18 +284,7 @@ pub fn backoff(attempts: i64, initial: u64, max: u64) -> u64 {
         .min(max.max(1))
 }
 
-fn this_host() -> String {
-    hostname::get()
-        .ok()
-        .and_then(|h| h.into_string().ok())
-        .unwrap_or_else(|| "localhost".into())
-}
 
-fn process_alive(pid: i32) -> bool {
-    // SAFETY: kill with signal 0 only checks that the process exists.
-    let r = unsafe { libc::kill(pid, 0) };
-    r == 0 || std::io::Error::last_os_error().raw_os_error() == Some(libc::EPERM)
-}
 
 #[cfg(test)]
 mod tests {
@@ -315,10 +296,5 @@ mod tests {
         assert_eq!(backoff(2, 30, 1800), 60);
         assert_eq!(backoff(4, 30, 1800), 240);
         assert_eq!(backoff(30, 30, 1800), 1800);
-    }
-
-    #[test]
-    fn a_live_process_is_alive() {
-        assert!(process_alive(std::process::id() as i32));
     }
 }

@@ -105,6 +105,9 @@ pub fn newest_conclusion(analyses: &[AnalysisView]) -> Option<&AnalysisView> {
         .or_else(|| finished().next())
 }
 
+/// Claims of one analysis before it fails for good (see `claim_analyses`).
+pub const MAX_CLAIMS: i64 = 3;
+
 const VIEW_COLUMNS: &str = "a.id, a.message_id AS message_row, m.message_id, a.status, a.outcome, a.class, a.rule, \
      a.error_codes, a.kbs, a.report, a.error, a.duration_ms, a.updated_at";
 
@@ -133,7 +136,8 @@ impl Store {
         sqlx::query(
             "INSERT INTO analyses (message_id, status, attempts, created_at, updated_at) \
              VALUES ($1, 'pending', 0, $2, $2) \
-             ON CONFLICT (message_id) DO UPDATE SET status = 'pending', updated_at = excluded.updated_at",
+             ON CONFLICT (message_id) DO UPDATE SET status = 'pending', attempts = 0, claimed_by = NULL, \
+             claim_expires_at = NULL, updated_at = excluded.updated_at",
         )
         .bind(message_row)
         .bind(now_ts())
@@ -143,27 +147,96 @@ impl Store {
         Ok(())
     }
 
-    /// Up to `limit` queued analyses, oldest first, with the raw mail.
-    pub async fn pending_analyses(&self, limit: i64) -> Result<Vec<PendingAnalysis>> {
-        Ok(sqlx::query_as(
+    /// Claims up to `limit` queued analyses for `owner` (this instance) for
+    /// `lease_secs`, oldest first, and returns them with the raw mail. A
+    /// claim whose holder `is_dead` or whose time ran out is taken over; a
+    /// mail whose analysis was claimed [`MAX_CLAIMS`] times without ending
+    /// (it stopped its instance each time) fails instead of looping.
+    pub async fn claim_analyses(
+        &self,
+        owner: &str,
+        limit: i64,
+        lease_secs: i64,
+        is_dead: impl Fn(&str) -> bool,
+    ) -> Result<Vec<PendingAnalysis>> {
+        let now = now_ts();
+        let holders: Vec<String> = sqlx::query_scalar(
+            "SELECT DISTINCT claimed_by FROM analyses WHERE status = 'pending' AND claimed_by IS NOT NULL",
+        )
+        .fetch_all(self.pool())
+        .await?;
+        let mut tx = self.begin_claim().await?;
+        for dead in holders.iter().filter(|h| is_dead(h)) {
+            sqlx::query(
+                "UPDATE analyses SET claimed_by = NULL, claim_expires_at = NULL \
+                 WHERE status = 'pending' AND claimed_by = $1",
+            )
+            .bind(dead)
+            .execute(&mut *tx)
+            .await?;
+        }
+        let claimable = "status = 'pending' AND (claimed_by IS NULL OR claim_expires_at < $1)";
+        let ids: Vec<(i64, i64)> = sqlx::query_as(&format!(
+            "SELECT id, attempts FROM analyses WHERE {claimable} ORDER BY id LIMIT $2{}",
+            self.skip_locked()
+        ))
+        .bind(now)
+        .bind(limit)
+        .fetch_all(&mut *tx)
+        .await?;
+        let (ids, worn): (Vec<_>, Vec<_>) = ids.into_iter().partition(|(_, a)| *a < MAX_CLAIMS);
+        for (id, _) in &worn {
+            sqlx::query(
+                "UPDATE analyses SET status = 'failed', claimed_by = NULL, claim_expires_at = NULL, \
+                 error = $2, updated_at = $3 WHERE id = $1",
+            )
+            .bind(id)
+            .bind(format!(
+                "the analysis was started {MAX_CLAIMS} times and never ended (its instance stopped each time)"
+            ))
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+        }
+        for (id, _) in &ids {
+            sqlx::query(
+                "UPDATE analyses SET claimed_by = $2, claim_expires_at = $3, attempts = attempts + 1 \
+                 WHERE id = $1",
+            )
+            .bind(id)
+            .bind(owner)
+            .bind(now + lease_secs)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let sql = format!(
             "SELECT a.id, a.message_id AS message_row, m.case_id AS case_row, r.bytes AS raw \
              FROM analyses a JOIN messages m ON m.id = a.message_id JOIN raw_messages r ON r.id = m.raw_id \
-             WHERE a.status = 'pending' ORDER BY a.id LIMIT $1",
-        )
-        .bind(limit)
-        .fetch_all(self.pool())
-        .await?)
+             WHERE a.id IN ({}) AND a.claimed_by = $1 ORDER BY a.id",
+            messages::placeholders(2, ids.len())
+        );
+        let mut q = sqlx::query_as(&sql).bind(owner);
+        for (id, _) in &ids {
+            q = q.bind(*id);
+        }
+        Ok(q.fetch_all(self.pool()).await?)
     }
 
-    /// Records the end of a batch of analyses, and each in its case's event
-    /// log, in one transaction.
+    /// Records the end of a batch of analyses `owner` claimed, and each in
+    /// its case's event log, in one transaction. An analysis whose claim
+    /// another instance took over meanwhile is left to that instance.
     pub async fn finish_analyses(
         &self,
+        owner: &str,
         results: &[(PendingAnalysis, AnalysisResult)],
     ) -> Result<()> {
         let mut tx = self.begin_write().await?;
         for (pending, result) in results {
-            finish_one(&mut tx, pending, result).await?;
+            finish_one(&mut tx, owner, pending, result).await?;
         }
         tx.commit().await?;
         Ok(())
@@ -195,12 +268,14 @@ impl Store {
 /// One analysis's result and its event, inside the caller's transaction.
 async fn finish_one(
     tx: &mut sqlx::Transaction<'static, sqlx::Any>,
+    owner: &str,
     pending: &PendingAnalysis,
     result: &AnalysisResult,
 ) -> Result<()> {
-    sqlx::query(
-        "UPDATE analyses SET status = $2, attempts = attempts + 1, outcome = $3, class = $4, rule = $5, \
-         error_codes = $6, kbs = $7, report = $8, error = $9, duration_ms = $10, updated_at = $11 WHERE id = $1",
+    let updated = sqlx::query(
+        "UPDATE analyses SET status = $2, outcome = $3, class = $4, rule = $5, \
+         error_codes = $6, kbs = $7, report = $8, error = $9, duration_ms = $10, updated_at = $11, \
+         claimed_by = NULL, claim_expires_at = NULL WHERE id = $1 AND claimed_by = $12",
     )
     .bind(pending.id)
     .bind(result.status)
@@ -213,8 +288,16 @@ async fn finish_one(
     .bind(result.error.as_deref())
     .bind(result.duration_ms)
     .bind(now_ts())
+    .bind(owner)
     .execute(&mut **tx)
     .await?;
+    if updated.rows_affected() == 0 {
+        tracing::warn!(
+            message = pending.message_row,
+            "analysis claim taken over by another instance; its result is theirs to record"
+        );
+        return Ok(());
+    }
     replace_terms(tx, pending.message_row, result).await?;
     if result.status != "empty" {
         messages::event(

@@ -797,11 +797,15 @@ impl Store {
     /// Claims the next approved draft that is due, for `lease_secs`.
     pub async fn claim_next_send(&self, owner: &str, lease_secs: i64) -> Result<Option<DraftRow>> {
         let now = now_ts();
-        let mut tx = self.begin_write().await?;
-        let id: Option<i64> = sqlx::query_scalar(
+        // Two instances never claim the same draft: SQLite has one writer,
+        // PostgreSQL skips the row another instance is claiming, and the
+        // UPDATE below only takes an unclaimed one.
+        let mut tx = self.begin_claim().await?;
+        let id: Option<i64> = sqlx::query_scalar(&format!(
             "SELECT id FROM drafts WHERE status = 'approved' AND claimed_by IS NULL \
-             AND (next_attempt_at IS NULL OR next_attempt_at <= $1) ORDER BY next_attempt_at, id LIMIT 1",
-        )
+             AND (next_attempt_at IS NULL OR next_attempt_at <= $1) ORDER BY next_attempt_at, id LIMIT 1{}",
+            self.skip_locked()
+        ))
         .bind(now)
         .fetch_optional(&mut *tx)
         .await?;

@@ -61,7 +61,7 @@ pub async fn lookup(
 }
 
 /// `$first, $first+1, …` (n of them); `NULL` for none, so `IN (NULL)` matches nothing.
-fn placeholders(first: usize, n: usize) -> String {
+pub(super) fn placeholders(first: usize, n: usize) -> String {
     if n == 0 {
         return "NULL".into();
     }

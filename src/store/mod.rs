@@ -15,6 +15,7 @@ pub mod cases;
 pub mod drafts;
 pub mod imap;
 pub mod knowledge;
+pub mod lease;
 pub mod messages;
 pub mod metrics;
 pub mod quarantine;
@@ -60,6 +61,9 @@ const WRITE_LOCK_KEY: i64 = 0x0063_6173_6562_6f74;
 pub struct Store {
     pool: AnyPool,
     backend: Backend,
+    /// Where leases are taken: the PostgreSQL URL (a lease holds a
+    /// connection of its own) or the SQLite file (a lock file beside it).
+    lease_place: Option<std::sync::Arc<str>>,
 }
 
 impl Store {
@@ -115,6 +119,7 @@ impl Store {
         Ok(Self {
             pool,
             backend: Backend::Sqlite,
+            lease_place: path.map(|p| p.display().to_string().into()),
         })
     }
 
@@ -149,6 +154,7 @@ impl Store {
         Ok(Self {
             pool,
             backend: Backend::Postgres,
+            lease_place: Some(url.into()),
         })
     }
 

@@ -11,6 +11,7 @@ mod cli;
 mod corpus;
 mod drafting;
 mod fixtures;
+mod fuzz_regressions;
 mod imap;
 mod mailstack;
 mod rules;
