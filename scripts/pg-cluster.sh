@@ -3,6 +3,7 @@
 #   scripts/pg-cluster.sh start DIR PORT   initdb in DIR (made if missing; as root, its parent
 #                                          must be open to the postgres user, e.g. /tmp),
 #                                          start on 127.0.0.1:PORT
+#   scripts/pg-cluster.sh restart DIR      stop it (fast) and start it again, same port
 #   scripts/pg-cluster.sh stop DIR         stop it (the caller removes DIR)
 # Prints nothing on success but the store URL base (postgres://casebot@127.0.0.1:PORT).
 # The server refuses to run as root: as root, it runs as the postgres user.
@@ -24,11 +25,14 @@ start)
         start >/dev/null
     echo "postgres://casebot@127.0.0.1:$port"
     ;;
+restart)
+    as_owner "$bin/pg_ctl" -D "$2/data" -l "$2/server.log" -m fast -w -t 60 restart >/dev/null
+    ;;
 stop)
     as_owner "$bin/pg_ctl" -D "$2/data" -m immediate -w stop >/dev/null 2>&1 || true
     ;;
 *)
-    echo "usage: $0 start DIR PORT | stop DIR" >&2
+    echo "usage: $0 start DIR PORT | restart DIR | stop DIR" >&2
     exit 2
     ;;
 esac

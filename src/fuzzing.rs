@@ -39,10 +39,16 @@ pub fn subject(data: &[u8]) {
 /// splitter on the raw text as if it were a body.
 pub fn mail(data: &[u8]) {
     if let Ok(mail) = PARSER.parse(data, chrono::DateTime::UNIX_EPOCH) {
-        assert!(!mail.message_id.is_empty(), "a mail without a Message-ID key");
+        assert!(
+            !mail.message_id.is_empty(),
+            "a mail without a Message-ID key"
+        );
     }
     for attachment in attachment_bytes(data) {
-        assert!(attachment.bytes.len() <= data.len() * 4 + 64, "an attachment larger than its encoding");
+        assert!(
+            attachment.bytes.len() <= data.len() * 4 + 64,
+            "an attachment larger than its encoding"
+        );
     }
     let _ = split_body(&String::from_utf8_lossy(data));
 }
@@ -70,7 +76,11 @@ pub fn archive(data: &[u8]) {
     let Some((&selector, bytes)) = data.split_first() else {
         return;
     };
-    let name = if selector & 1 == 0 { "logs.zip" } else { "logs.cab" };
+    let name = if selector & 1 == 0 {
+        "logs.zip"
+    } else {
+        "logs.cab"
+    };
     let mut walker = ANALYZER.walker();
     walker.bytes(name, bytes);
     let _ = ANALYZER.report(walker.finish());

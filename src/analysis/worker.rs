@@ -17,8 +17,8 @@ use crate::config::Config;
 use crate::ingest::links::Link;
 use crate::ingest::parse::{MailParser, attachment_bytes};
 use crate::store::Store;
-use crate::store::lease::instance;
 use crate::store::analyses::{AnalysisResult, AnalysisView, PendingAnalysis};
+use crate::store::lease::instance;
 
 /// How many mails are taken from the queue at a time.
 const BATCH: i64 = 64;

@@ -23,8 +23,8 @@ use crate::config::{Config, TransportKind};
 use crate::ingest::Pipeline;
 use crate::mailbox::{RawMail, Source};
 use crate::store::Store;
-use crate::store::lease::instance;
 use crate::store::drafts::{DraftRow, sha256_text};
+use crate::store::lease::instance;
 
 /// What one pass of the sender did.
 #[derive(Debug, Clone, Copy, Default, Serialize)]
@@ -283,8 +283,6 @@ pub fn backoff(attempts: i64, initial: u64, max: u64) -> u64 {
         .saturating_mul(1u64 << exp.min(20))
         .min(max.max(1))
 }
-
-
 
 #[cfg(test)]
 mod tests {

@@ -14,8 +14,8 @@ use std::time::Duration;
 
 use anyhow::{Context, Result};
 use sha2::{Digest, Sha256};
-use sqlx::Connection;
 use sqlx::AnyConnection;
+use sqlx::Connection;
 
 use super::{Backend, Store};
 
@@ -82,12 +82,10 @@ impl Lease {
     /// Confirms the lease is still held; an error means it is lost.
     pub async fn confirm(&mut self) -> Result<()> {
         match &mut self.hold {
-            Hold::Postgres(conn) => {
-                tokio::time::timeout(Duration::from_secs(5), conn.ping())
-                    .await
-                    .map_err(|_| anyhow::anyhow!("the store did not answer within 5 s"))?
-                    .with_context(|| format!("the lease {} is lost", self.name))
-            }
+            Hold::Postgres(conn) => tokio::time::timeout(Duration::from_secs(5), conn.ping())
+                .await
+                .map_err(|_| anyhow::anyhow!("the store did not answer within 5 s"))?
+                .with_context(|| format!("the lease {} is lost", self.name)),
             Hold::File(_) | Hold::Alone => Ok(()),
         }
     }
@@ -168,7 +166,10 @@ pub mod instance {
             child.wait().unwrap();
             let host = super::this_host();
             assert!(super::is_dead(&format!("{host}:{pid}:1")));
-            assert!(!super::is_dead(&format!("elsewhere:{pid}:1")), "another host's claim waits for its lease");
+            assert!(
+                !super::is_dead(&format!("elsewhere:{pid}:1")),
+                "another host's claim waits for its lease"
+            );
         }
     }
 }

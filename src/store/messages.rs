@@ -555,8 +555,27 @@ async fn adopt(
     orphan_key: &str,
     parent: &str,
 ) -> Result<()> {
-    // The orphan's pending draft answered half a thread: the drafting stage
-    // drafts again for the whole case (thread_adopted is one of its triggers).
+    // The orphan's pending draft answered half a thread: it is withdrawn
+    // (its text kept in the event, as for any withdrawn draft), and the
+    // drafting stage drafts again for the whole case (thread_adopted is one
+    // of its triggers).
+    let withdrawn: Vec<(i64, String, Option<String>, String)> = sqlx::query_as(
+        "SELECT id, kind, edited_by, body FROM drafts WHERE case_id = $1 AND status = 'pending'",
+    )
+    .bind(orphan_row)
+    .fetch_all(&mut *conn)
+    .await?;
+    for (draft, kind, edited_by, body) in withdrawn {
+        event(
+            conn,
+            Some(orphan_row),
+            None,
+            "draft_withdrawn",
+            serde_json::json!({"draft": draft, "kind": kind, "edited_by": edited_by, "body": body,
+                "reason": format!("its thread joined the thread of {parent}")}),
+        )
+        .await?;
+    }
     sqlx::query("DELETE FROM drafts WHERE case_id = $1 AND status = 'pending'")
         .bind(orphan_row)
         .execute(&mut *conn)

@@ -35,7 +35,10 @@ fn replay(root: &Path) -> usize {
         let name = target.file_name().to_string_lossy().into_owned();
         let run = entry_point(&name)
             .unwrap_or_else(|| panic!("{}: no fuzz target {name}", root.display()));
-        for input in std::fs::read_dir(target.path()).unwrap().map(Result::unwrap) {
+        for input in std::fs::read_dir(target.path())
+            .unwrap()
+            .map(Result::unwrap)
+        {
             let bytes = std::fs::read(input.path()).unwrap();
             let outcome = std::panic::catch_unwind(|| run(&bytes));
             assert!(outcome.is_ok(), "{} panics", input.path().display());

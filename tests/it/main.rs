@@ -10,6 +10,7 @@ mod browser;
 mod cli;
 mod corpus;
 mod drafting;
+mod faults;
 mod fixtures;
 mod fuzz_regressions;
 mod imap;
