@@ -167,31 +167,11 @@ async fn wait_for(what: &str, secs: u64, mut done: impl AsyncFnMut() -> bool) {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn three_instances_lose_nothing_and_double_nothing_under_kills_and_a_database_restart() {
-    if std::env::var_os("CASEBOT_TEST_POSTGRES").is_some() {
-        eprintln!("skipped in the PostgreSQL pass: the SQLite pass ran it on a cluster of its own");
-        return;
-    }
-    const MAILS: u64 = 5_000;
-    const THREAD: u64 = 10;
-    const APPROVALS: usize = 30;
-    let seed = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_nanos() as u64
-        | 1;
-    eprintln!("fault test seed {seed}");
-    let mut rng = Rng(seed);
-
-    let dovecot = std::sync::Arc::new(Dovecot::start());
-    let sink = SmtpSink::start(&[]);
-    let postgres = Postgres::start();
-    let store_url = format!("{}/faults", postgres.url);
-    let dir = tempfile::tempdir().unwrap();
-    let user = format!("faults{}", free_port());
+/// The desk's configuration: the `INBOX` of the user in `USER_ENV` on the
+/// Dovecot at `imap`, replies sent to the SMTP server at `smtp`.
+fn write_config(dir: &Path, imap: u16, smtp: u16) {
     std::fs::write(
-        dir.path().join("config.toml"),
+        dir.join("config.toml"),
         format!(
             r#"[desk]
 engineer_addresses = ["support@example.com"]
@@ -228,13 +208,39 @@ security = "plain"
 timeout_secs = 10
 username_env = "CASEBOT_TEST_NO_SMTP_USER"
 "#,
-            imap = dovecot.port,
-            smtp = sink.port,
+            imap = imap,
+            smtp = smtp,
             rules = repo().join("rules").display(),
             templates = repo().join("templates").display(),
         ),
     )
     .unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_instances_lose_nothing_and_double_nothing_under_kills_and_a_database_restart() {
+    if std::env::var_os("CASEBOT_TEST_POSTGRES").is_some() {
+        eprintln!("skipped in the PostgreSQL pass: the SQLite pass ran it on a cluster of its own");
+        return;
+    }
+    const MAILS: u64 = 5_000;
+    const THREAD: u64 = 10;
+    const APPROVALS: usize = 30;
+    let seed = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos() as u64
+        | 1;
+    eprintln!("fault test seed {seed}");
+    let mut rng = Rng(seed);
+
+    let dovecot = std::sync::Arc::new(Dovecot::start());
+    let sink = SmtpSink::start(&[]);
+    let postgres = Postgres::start();
+    let store_url = format!("{}/faults", postgres.url);
+    let dir = tempfile::tempdir().unwrap();
+    let user = format!("faults{}", free_port());
+    write_config(dir.path(), dovecot.port, sink.port);
 
     let mut instances: Vec<Instance> = (0..3)
         .map(|n| Instance::start(dir.path(), &store_url, &user, n))
@@ -397,5 +403,60 @@ username_env = "CASEBOT_TEST_NO_SMTP_USER"
         sent + uncertain,
         pending.len() as i64,
         "every approval ends sent or set aside"
+    );
+}
+
+/// SIGKILL the instance watching the folder: the other one takes the lease
+/// over and files the next mail. Runs on either store (an flock beside the
+/// SQLite file, or an advisory lock) and prints the time from the kill to
+/// the mail being stored.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_standby_instance_takes_over_the_folder_after_a_sigkill() {
+    let dovecot = Dovecot::start();
+    let sink = SmtpSink::start(&[]);
+    let dir = tempfile::tempdir().unwrap();
+    let store_url = super::store_url(&dir.path().join("casebot.db"));
+    let user = format!("lease{}", free_port());
+    write_config(dir.path(), dovecot.port, sink.port);
+    let mut instances: Vec<Instance> = (0..2)
+        .map(|n| Instance::start(dir.path(), &store_url, &user, n))
+        .collect();
+    let store = Store::open(&store_url).await.unwrap();
+    let deliver = |i: u64| {
+        let raw = casebot::bench::generate_thread_mail(i, 10);
+        dovecot.deliver_file(&user, &format!("{i:05}.lease"), &raw);
+    };
+    let holds_folder = |instance: &Instance| {
+        std::fs::read_to_string(&instance.log)
+            .unwrap_or_default()
+            .lines()
+            .any(|l| l.contains("lease taken") && l.contains("imap desk/INBOX"))
+    };
+
+    deliver(0);
+    wait_for("the first mail stored", 60, async || {
+        scalar(&store, "SELECT COUNT(*) FROM messages").await == 1
+    })
+    .await;
+    let holders: Vec<usize> = (0..2).filter(|&n| holds_folder(&instances[n])).collect();
+    assert_eq!(holders.len(), 1, "exactly one instance watches the folder");
+    let (holder, standby) = (holders[0], 1 - holders[0]);
+
+    let killed = Instant::now();
+    instances[holder].kill();
+    deliver(1);
+    wait_for("the standby to file the next mail", 60, async || {
+        scalar(&store, "SELECT COUNT(*) FROM messages").await == 2
+    })
+    .await;
+    let takeover = killed.elapsed();
+    assert!(
+        holds_folder(&instances[standby]),
+        "the standby took the lease"
+    );
+    println!(
+        "lease: the standby filed the next mail {:.2} s after the watcher's SIGKILL ({})",
+        takeover.as_secs_f64(),
+        store_url.split(':').next().unwrap_or_default()
     );
 }
