@@ -131,12 +131,27 @@ impl Pipeline {
 
     /// Files a parsed batch: one transaction, or one per mail if the batch
     /// hits a store error.
+    ///
+    /// A store that cannot take anything now (disk full, connection lost)
+    /// is an error for the whole batch, never a reason to quarantine a
+    /// mail: the caller keeps the mails and files them again later.
     pub async fn file_batch(&self, batch: Vec<Prepared>) -> Result<Vec<Report>> {
-        let mut tx = self.store.begin_write().await?;
+        let unavailable = |e: anyhow::Error| {
+            e.context(format!(
+                "The store at {} cannot take mail now; nothing of this batch of {} was filed",
+                self.store.location(),
+                batch.len()
+            ))
+        };
+        let mut tx = self.store.begin_write().await.map_err(unavailable)?;
         match file_all(&mut tx, &batch).await {
             Ok(reports) => {
-                tx.commit().await?;
+                tx.commit().await.map_err(|e| unavailable(e.into()))?;
                 return Ok(reports);
+            }
+            Err(e) if crate::store::is_unavailable(&e) => {
+                let _ = tx.rollback().await;
+                return Err(unavailable(e));
             }
             Err(e) if batch.len() > 1 => {
                 tracing::warn!(error = %format!("{e:#}"), "store error in a batch; filing its mails one by one");
@@ -155,6 +170,14 @@ impl Pipeline {
                 Ok(r) => {
                     tx.commit().await?;
                     reports.extend(r);
+                }
+                Err(e) if crate::store::is_unavailable(&e) => {
+                    let _ = tx.rollback().await;
+                    return Err(e.context(format!(
+                        "The store at {} cannot take mail now; {} of this batch's mails were filed",
+                        self.store.location(),
+                        reports.len()
+                    )));
                 }
                 Err(e) => {
                     tx.rollback().await?;

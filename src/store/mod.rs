@@ -162,6 +162,15 @@ impl Store {
         &self.pool
     }
 
+    /// Where the store is, for messages: the SQLite file or the
+    /// PostgreSQL URL without its password.
+    pub fn location(&self) -> String {
+        match self.lease_place.as_deref() {
+            Some(place) => redact_password(place),
+            None => "(in memory)".into(),
+        }
+    }
+
     pub fn backend(&self) -> Backend {
         self.backend
     }
@@ -217,6 +226,38 @@ impl Store {
             Backend::Postgres => " FOR UPDATE SKIP LOCKED",
         }
     }
+}
+
+/// Whether `error` says the store cannot take writes for now (disk full,
+/// I/O error, connection lost, server shutting down, pool exhausted), as
+/// opposed to refusing this data: the caller should keep what it has and
+/// try again later rather than set anything aside.
+pub fn is_unavailable(error: &anyhow::Error) -> bool {
+    error.chain().any(|cause| {
+        let Some(e) = cause.downcast_ref::<sqlx::Error>() else {
+            return cause.downcast_ref::<std::io::Error>().is_some();
+        };
+        match e {
+            sqlx::Error::Io(_)
+            | sqlx::Error::PoolTimedOut
+            | sqlx::Error::PoolClosed
+            | sqlx::Error::WorkerCrashed => true,
+            sqlx::Error::Database(db) => {
+                let code = db.code().unwrap_or_default();
+                // SQLite: BUSY 5, LOCKED 6, IOERR 10, FULL 13, CANTOPEN 14
+                // (extended codes keep the primary one in the low byte).
+                // PostgreSQL: classes 08 (connection), 53 (resources:
+                // disk full), 57 (operator intervention: shutdown).
+                if code.len() == 5 {
+                    ["08", "53", "57"].iter().any(|c| code.starts_with(c))
+                } else {
+                    code.parse::<i32>()
+                        .is_ok_and(|n| matches!(n & 0xff, 5 | 6 | 10 | 13 | 14))
+                }
+            }
+            _ => false,
+        }
+    })
 }
 
 /// The URL with its password replaced, for messages and logs.

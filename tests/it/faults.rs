@@ -460,3 +460,93 @@ async fn a_standby_instance_takes_over_the_folder_after_a_sigkill() {
         store_url.split(':').next().unwrap_or_default()
     );
 }
+
+/// The store's disk fills up during an import (a SQLite file on a 1 MiB
+/// tmpfs): the import stops with an error that says so, the store is not
+/// corrupted, and once there is room again the same import files the rest,
+/// each mail once. Needs root (mount); skipped otherwise, and in the
+/// PostgreSQL pass.
+#[test]
+fn a_full_disk_stops_the_import_clearly_and_the_store_recovers() {
+    if std::env::var_os("CASEBOT_TEST_POSTGRES").is_some() || unsafe { libc::geteuid() } != 0 {
+        eprintln!("skipped: needs root to mount a tmpfs, and runs in the SQLite pass");
+        return;
+    }
+    const MAILS: u64 = 1_500;
+    let dir = tempfile::tempdir().unwrap();
+    let mails = dir.path().join("mails");
+    std::fs::create_dir(&mails).unwrap();
+    for i in 0..MAILS {
+        let raw = casebot::bench::generate_thread_mail(i, 10);
+        std::fs::write(mails.join(format!("{i:05}.eml")), raw).unwrap();
+    }
+    let disk = dir.path().join("disk");
+    std::fs::create_dir(&disk).unwrap();
+    let mount = |options: &str| {
+        let status = Command::new("mount")
+            .args(["-t", "tmpfs", "-o", options, "tmpfs"])
+            .arg(&disk)
+            .status()
+            .unwrap();
+        assert!(status.success(), "mount -o {options}");
+    };
+    struct Unmount(PathBuf);
+    impl Drop for Unmount {
+        fn drop(&mut self) {
+            let _ = Command::new("umount").arg(&self.0).status();
+        }
+    }
+    mount("size=1m");
+    let _unmount = Unmount(disk.clone());
+    let url = format!("sqlite://{}", disk.join("casebot.db").display());
+    let import = || super::casebot_at(&url, dir.path(), &["import", mails.to_str().unwrap()]);
+
+    let full = import();
+    let error = super::stderr(&full);
+    assert!(
+        !full.status.success(),
+        "the import cannot succeed on a full disk"
+    );
+    assert!(
+        error.contains("disk is full") && error.contains("cannot take mail now"),
+        "the error says the disk is full: {error}"
+    );
+    assert!(error.contains(disk.to_str().unwrap()), "and where: {error}");
+    assert_eq!(full.status.code(), Some(1), "{error}");
+    assert!(!error.contains("panicked"), "{error}");
+
+    let check = |expected_at_least: i64| -> i64 {
+        let runtime = tokio::runtime::Runtime::new().unwrap();
+        runtime.block_on(async {
+            let store = Store::open(&url).await.unwrap();
+            let integrity: String = sqlx::query_scalar("PRAGMA integrity_check")
+                .fetch_one(store.pool())
+                .await
+                .unwrap();
+            assert_eq!(integrity, "ok", "the store is intact");
+            let n = scalar(&store, "SELECT COUNT(*) FROM messages").await;
+            assert!(n >= expected_at_least);
+            n
+        })
+    };
+    // Room again: the store opens intact and the same import files the rest.
+    Command::new("mount")
+        .args(["-o", "remount,size=256m"])
+        .arg(&disk)
+        .status()
+        .unwrap();
+    let before = check(0);
+    let again = import();
+    assert!(again.status.success(), "{}", super::stderr(&again));
+    let after = check(MAILS as i64);
+    println!(
+        "disk full: {before} of {MAILS} mails stored when the disk filled; after room returned, {after}; \
+         the error was: {}",
+        error
+            .lines()
+            .find(|l| l.contains("full"))
+            .unwrap_or_default()
+            .trim()
+    );
+    assert_eq!(after, MAILS as i64, "each mail stored once");
+}
