@@ -32,7 +32,6 @@ use crate::outbox::Outbox;
 use crate::sla::SlaPolicies;
 use crate::sla::snapshots::SlaSnapshots;
 use crate::store::Store;
-use crate::store::lease::Lease;
 
 /// The stages one running desk is made of, built from one store.
 pub struct Desk {
@@ -237,14 +236,15 @@ where
     W: Fn(watch::Receiver<bool>) -> F,
     F: Future<Output = Result<()>> + Send + 'static,
 {
+    let mut lease = store.lease(&name);
     let mut waiting_logged = false;
     let mut failing = false;
     loop {
         if *stop.borrow() {
             return Ok(());
         }
-        match store.try_lease(&name).await {
-            Ok(Some(mut lease)) => {
+        match lease.hold().await {
+            Ok(true) => {
                 tracing::info!(lease = %name, "lease taken: this instance does the work");
                 waiting_logged = false;
                 failing = false;
@@ -255,7 +255,7 @@ where
                         ended = &mut task => break Some(ended),
                         _ = stop.changed() => break None,
                         _ = tokio::time::sleep(LEASE_INTERVAL) => {
-                            if let Err(e) = lease.confirm().await {
+                            if let Err(e) = lease.hold().await {
                                 tracing::warn!(lease = %name, error = %format!("{e:#}"), "lease lost: stopping the work");
                                 break None;
                             }
@@ -269,14 +269,14 @@ where
                         task.await
                     }
                 };
-                drop(lease);
+                lease.release();
                 ended??;
             }
-            Ok(None) if !waiting_logged => {
+            Ok(false) if !waiting_logged => {
                 tracing::info!(lease = %name, "another instance holds the lease; standing by");
                 waiting_logged = true;
             }
-            Ok(None) => {}
+            Ok(false) => {}
             Err(e) if !failing => {
                 tracing::warn!(lease = %name, error = %format!("{e:#}"), "cannot ask for the lease; retrying");
                 failing = true;
@@ -340,28 +340,27 @@ async fn analyse_and_draft_forever(
     // The drafting stage follows the event log with one shared cursor: only
     // the instance holding this lease drafts. Analysis is claimed per mail
     // and runs on every instance.
-    let mut drafting_lease: Option<Lease> = None;
+    let mut drafting_lease = drafter.store().lease("drafting");
+    let mut drafting = false;
     loop {
         let pass = async {
             let started = std::time::Instant::now();
             let analysed = worker.run_pending().await?;
             let analysis_ms = started.elapsed().as_millis() as u64;
             let started = std::time::Instant::now();
-            if let Some(lease) = &mut drafting_lease
-                && let Err(e) = lease.confirm().await
-            {
-                tracing::warn!(error = %format!("{e:#}"), "drafting lease lost");
-                drafting_lease = None;
+            let holds = drafting_lease.hold().await?;
+            if holds != drafting {
+                tracing::info!(
+                    drafts = holds,
+                    "drafting lease {}",
+                    if holds { "taken" } else { "lost" }
+                );
+                drafting = holds;
             }
-            if drafting_lease.is_none() {
-                drafting_lease = drafter.store().try_lease("drafting").await?;
-                if drafting_lease.is_some() {
-                    tracing::info!("drafting lease taken: this instance drafts");
-                }
-            }
-            let drafted = match drafting_lease {
-                Some(_) => drafter.run().await?,
-                None => Default::default(),
+            let drafted = if holds {
+                drafter.run().await?
+            } else {
+                Default::default()
             };
             sla.refresh().await?;
             anyhow::Ok((

@@ -19,17 +19,17 @@ use sqlx::Connection;
 
 use super::{Backend, Store};
 
-/// A held lease; dropping it releases it.
+/// One lease of this instance's, held or wanted. On PostgreSQL it keeps its
+/// connection while it waits, so a standby asks on one connection instead
+/// of opening one per attempt.
 pub struct Lease {
+    store: Store,
     name: String,
-    hold: Hold,
-}
-
-enum Hold {
-    Postgres(AnyConnection),
-    File(#[allow(dead_code)] std::fs::File),
-    /// An in-memory SQLite store: one process, nothing to share.
-    Alone,
+    /// The connection the advisory lock lives on (PostgreSQL).
+    conn: Option<AnyConnection>,
+    held: bool,
+    /// The lock file while held (SQLite).
+    file: Option<std::fs::File>,
 }
 
 /// The advisory-lock key of a lease name: stable across instances and builds.
@@ -39,76 +39,75 @@ fn key(name: &str) -> i64 {
 }
 
 impl Store {
-    /// Takes the lease `name` if no other instance holds it.
-    pub async fn try_lease(&self, name: &str) -> Result<Option<Lease>> {
-        let hold = match (self.backend, self.lease_place.as_deref()) {
-            (_, None) => Some(Hold::Alone),
-            (Backend::Postgres, Some(url)) => {
-                let mut conn = AnyConnection::connect(url)
-                    .await
-                    .context("Cannot connect to take a lease")?;
-                let taken: bool = sqlx::query_scalar("SELECT pg_try_advisory_lock($1)")
-                    .bind(key(name))
-                    .fetch_one(&mut conn)
-                    .await
-                    .context("Cannot ask for a lease")?;
-                if taken {
-                    Some(Hold::Postgres(conn))
-                } else {
-                    let _ = conn.close().await;
-                    None
-                }
-            }
-            (Backend::Sqlite, Some(path)) => {
-                let path = format!("{path}.lease-{:016x}", key(name) as u64);
-                tokio::task::spawn_blocking(move || try_lock_file(&path))
-                    .await
-                    .context("The lease task failed")??
-                    .map(Hold::File)
-            }
-        };
-        Ok(hold.map(|hold| Lease {
+    /// The lease `name`, not yet held: [`Lease::hold`] takes it.
+    pub fn lease(&self, name: &str) -> Lease {
+        Lease {
+            store: self.clone(),
             name: name.to_string(),
-            hold,
-        }))
-    }
-}
-
-impl Lease {
-    pub fn name(&self) -> &str {
-        &self.name
-    }
-
-    /// Confirms the lease is still held; an error means it is lost.
-    pub async fn confirm(&mut self) -> Result<()> {
-        match &mut self.hold {
-            Hold::Postgres(conn) => tokio::time::timeout(Duration::from_secs(5), conn.ping())
-                .await
-                .map_err(|_| anyhow::anyhow!("the store did not answer within 5 s"))?
-                .with_context(|| format!("the lease {} is lost", self.name)),
-            Hold::File(_) | Hold::Alone => Ok(()),
+            conn: None,
+            held: false,
+            file: None,
         }
     }
 }
 
-/// An exclusive, non-blocking `flock` on `path` (created if missing).
-fn try_lock_file(path: &str) -> Result<Option<std::fs::File>> {
-    use std::os::fd::AsRawFd;
-    let file = std::fs::OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(path)
-        .with_context(|| format!("Cannot open the lease file {path}"))?;
-    // SAFETY: flock on a descriptor this function owns.
-    if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } == 0 {
-        return Ok(Some(file));
+impl Lease {
+    /// Whether this instance holds the lease now: confirms it if held, else
+    /// asks for it. A lease that cannot be confirmed (the connection broke,
+    /// the server restarted) is lost, and the error says why; the next call
+    /// asks again like any other instance.
+    pub async fn hold(&mut self) -> Result<bool> {
+        let outcome = self.try_hold().await;
+        if outcome.is_err() {
+            self.release();
+        }
+        outcome
     }
-    let error = std::io::Error::last_os_error();
-    if error.raw_os_error() == Some(libc::EWOULDBLOCK) {
-        Ok(None)
-    } else {
-        Err(error).with_context(|| format!("Cannot lock {path}"))
+
+    async fn try_hold(&mut self) -> Result<bool> {
+        match (self.store.backend, self.store.lease_place.clone()) {
+            // An in-memory SQLite store: one process, nothing to share.
+            (_, None) => self.held = true,
+            (Backend::Postgres, Some(url)) => {
+                let conn = match &mut self.conn {
+                    Some(conn) => conn,
+                    None => self.conn.insert(
+                        AnyConnection::connect(&url)
+                            .await
+                            .context("Cannot connect to ask for a lease")?,
+                    ),
+                };
+                if self.held {
+                    tokio::time::timeout(Duration::from_secs(5), conn.ping())
+                        .await
+                        .map_err(|_| anyhow::anyhow!("the store did not answer within 5 s"))?
+                        .with_context(|| format!("the lease {} is lost", self.name))?;
+                } else {
+                    self.held = sqlx::query_scalar("SELECT pg_try_advisory_lock($1)")
+                        .bind(key(&self.name))
+                        .fetch_one(conn)
+                        .await
+                        .context("Cannot ask for a lease")?;
+                }
+            }
+            // The kernel keeps an flock for as long as the file is open.
+            (Backend::Sqlite, Some(path)) if !self.held => {
+                let path = format!("{path}.lease-{:016x}", key(&self.name) as u64);
+                self.file = tokio::task::spawn_blocking(move || super::flock(path.as_ref(), false))
+                    .await
+                    .context("The lease task failed")??;
+                self.held = self.file.is_some();
+            }
+            (Backend::Sqlite, Some(_)) => {}
+        }
+        Ok(self.held)
+    }
+
+    /// Gives the lease up (dropping the lease does too).
+    pub fn release(&mut self) {
+        self.held = false;
+        self.conn = None;
+        self.file = None;
     }
 }
 

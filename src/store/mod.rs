@@ -276,23 +276,36 @@ async fn lock_file(store: &Path) -> Result<std::fs::File> {
     let mut name = store.as_os_str().to_owned();
     name.push(".lock");
     let path = std::path::PathBuf::from(name);
-    tokio::task::spawn_blocking(move || -> Result<std::fs::File> {
-        use std::os::fd::AsRawFd;
-        let file = std::fs::OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(&path)
-            .with_context(|| format!("Cannot open the lock file {}", path.display()))?;
-        // SAFETY: flock on a descriptor this function owns.
-        if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX) } != 0 {
-            return Err(std::io::Error::last_os_error())
-                .with_context(|| format!("Cannot lock {}", path.display()));
-        }
-        Ok(file)
-    })
-    .await
-    .context("The lock task failed")?
+    tokio::task::spawn_blocking(move || flock(&path, true))
+        .await
+        .context("The lock task failed")?
+        .map(|file| file.expect("a blocking flock waits until it has the lock"))
+}
+
+/// An exclusive `flock` on `path` (created if missing). Without `wait`,
+/// `None` when another process holds it.
+fn flock(path: &Path, wait: bool) -> Result<Option<std::fs::File>> {
+    use std::os::fd::AsRawFd;
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(path)
+        .with_context(|| format!("Cannot open the lock file {}", path.display()))?;
+    let operation = if wait {
+        libc::LOCK_EX
+    } else {
+        libc::LOCK_EX | libc::LOCK_NB
+    };
+    // SAFETY: flock on a descriptor this function owns.
+    if unsafe { libc::flock(file.as_raw_fd(), operation) } == 0 {
+        return Ok(Some(file));
+    }
+    let error = std::io::Error::last_os_error();
+    if !wait && error.raw_os_error() == Some(libc::EWOULDBLOCK) {
+        return Ok(None);
+    }
+    Err(error).with_context(|| format!("Cannot lock {}", path.display()))
 }
 
 /// Adds `mode=rwc` and creates the parent folder, so a fresh machine needs
