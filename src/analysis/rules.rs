@@ -321,12 +321,78 @@ fn syntax() -> regex_automata::util::syntax::Config {
 }
 
 fn compile_one(pattern: &str) -> Result<regex::bytes::Regex, String> {
-    regex::bytes::RegexBuilder::new(pattern)
+    regex::bytes::RegexBuilder::new(&ascii_word_boundaries(pattern))
         .multi_line(true)
         .crlf(true)
         .size_limit(4 << 20)
         .build()
         .map_err(|e| e.to_string())
+}
+
+/// A rule's pattern as one of its kind's matcher: anchored to the start of
+/// its line (see [`RuleSet::load_from`]), with ASCII word boundaries.
+fn line_pattern(pattern: &str) -> String {
+    format!("^[^\\n]*?(?:{})", ascii_word_boundaries(pattern))
+}
+
+/// Rewrites `\b` and `\B` (outside classes) to their ASCII forms.
+///
+/// A Unicode word boundary makes the lazy DFA give up at the first non-ASCII
+/// byte, and the scan falls back to the PikeVM, a hundred times slower: one
+/// Chinese line or stray binary byte in a log was enough. The ASCII boundary
+/// is also the right one here, since a code written straight after Chinese
+/// text (`错误0x80070002`) starts a word.
+fn ascii_word_boundaries(pattern: &str) -> std::borrow::Cow<'_, str> {
+    if !pattern.contains("\\b") && !pattern.contains("\\B") {
+        return pattern.into();
+    }
+    let mut out = String::with_capacity(pattern.len() + 16);
+    let mut chars = pattern.chars().peekable();
+    let mut class_depth = 0usize;
+    while let Some(c) = chars.next() {
+        match c {
+            '\\' => {
+                let Some(escaped) = chars.next() else {
+                    out.push(c);
+                    break;
+                };
+                if class_depth == 0 && matches!(escaped, 'b' | 'B') {
+                    out.push_str("(?-u:\\");
+                    out.push(escaped);
+                    // `\b{start}` and its kin keep their braces inside the group.
+                    if chars.peek() == Some(&'{') {
+                        for c in chars.by_ref() {
+                            out.push(c);
+                            if c == '}' {
+                                break;
+                            }
+                        }
+                    }
+                    out.push(')');
+                } else {
+                    out.push(c);
+                    out.push(escaped);
+                }
+            }
+            '[' => {
+                class_depth += 1;
+                out.push(c);
+                // A `]` right after `[` or `[^` is a literal, not the end.
+                if chars.peek() == Some(&'^') {
+                    out.push(chars.next().unwrap_or('^'));
+                }
+                if chars.peek() == Some(&']') {
+                    out.push(chars.next().unwrap_or(']'));
+                }
+            }
+            ']' if class_depth > 0 => {
+                class_depth -= 1;
+                out.push(c);
+            }
+            _ => out.push(c),
+        }
+    }
+    out.into()
 }
 
 /// Where rule files come from: a folder on disk, or the copy built into the binary.
@@ -605,7 +671,7 @@ impl RuleSet {
             // matches a line wins, in one pass, without a second RegexSet.
             let patterns: Vec<String> = members
                 .iter()
-                .map(|&i| format!("^[^\\n]*?(?:{})", rules[i].pattern))
+                .map(|&i| line_pattern(&rules[i].pattern))
                 .collect();
             let regex = meta::Regex::builder()
                 .syntax(syntax())
@@ -922,6 +988,72 @@ mod tests {
                 set.classes.contains_key(*class),
                 "class {class} missing from classes.toml"
             );
+        }
+    }
+
+    #[test]
+    fn word_boundaries_are_rewritten_to_ascii_outside_classes_only() {
+        assert_eq!(
+            ascii_word_boundaries(r"\bEFI\b|x\By"),
+            r"(?-u:\b)EFI(?-u:\b)|x(?-u:\B)y"
+        );
+        assert_eq!(
+            ascii_word_boundaries(r"a\\b"),
+            r"a\\b",
+            "an escaped backslash"
+        );
+        assert_eq!(ascii_word_boundaries(r"\b{start}x"), r"(?-u:\b{start})x");
+        assert_eq!(ascii_word_boundaries(r"[]\b]\b"), r"[]\b](?-u:\b)");
+        assert_eq!(ascii_word_boundaries(r"[^]a]\b"), r"[^]a](?-u:\b)");
+        assert!(matches!(
+            ascii_word_boundaries("plain"),
+            std::borrow::Cow::Borrowed(_)
+        ));
+    }
+
+    #[test]
+    fn chinese_text_around_a_code_neither_hides_it_nor_slows_the_matcher_down() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("rules");
+        let set = RuleSet::load(&dir).unwrap_or_else(|e| panic!("{e}"));
+        let rule_id = |line: &str| {
+            set.first_match(LogKind::Text, line.as_bytes())
+                .map(|i| set.rules[i].id.as_str())
+        };
+        // The code written straight after Chinese text starts a word.
+        // (0x8badf00d: a code that no code rule knows.)
+        assert_eq!(
+            rule_id("更新安装错误0x8badf00d"),
+            Some("generic.error-code")
+        );
+        assert_eq!(
+            rule_id("安装失败，错误代码 0x8badf00d。"),
+            Some("generic.error-code")
+        );
+        // A code inside a longer hex word is still not a code.
+        assert_eq!(rule_id("错误 0x8badf00d1"), None);
+        // Every kind's patterns must build as one lazy DFA that searches
+        // non-ASCII text without quitting: a Unicode boundary left anywhere
+        // fails the build (the DFA cannot decide it), and the matcher would
+        // fall back to the PikeVM on every line.
+        use regex_automata::{hybrid::dfa::DFA, nfa::thompson};
+        let mut haystack = "日志行 ".repeat(2_000).into_bytes();
+        haystack.extend_from_slice("\n错误0x80070002\n".as_bytes());
+        for kind in LogKind::ALL {
+            let patterns: Vec<String> = set
+                .rules
+                .iter()
+                .filter(|r| r.applies_to(kind))
+                .map(|r| line_pattern(&r.pattern))
+                .collect();
+            let dfa = DFA::builder()
+                .syntax(syntax())
+                .thompson(thompson::Config::new().nfa_size_limit(Some(64 << 20)))
+                .configure(DFA::config().cache_capacity(8 << 20))
+                .build_many(&patterns)
+                .unwrap_or_else(|e| panic!("the {} rules as one lazy DFA: {e}", kind.as_str()));
+            let mut cache = dfa.create_cache();
+            let found = dfa.try_search_fwd(&mut cache, &regex_automata::Input::new(&haystack));
+            assert!(matches!(found, Ok(Some(_))), "{}: {found:?}", kind.as_str());
         }
     }
 }

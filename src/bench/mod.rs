@@ -605,6 +605,13 @@ pub fn write_cbs_log(path: &std::path::Path, size_mb: u64) -> Result<u64> {
                 i % 13,
                 i % 777
             ),
+            // One line in twenty is not ASCII (a Chinese user folder in a
+            // path), as on the desk's machines: a scan that handles
+            // non-ASCII text slowly shows here.
+            4 if i % 20 == 4 => format!(
+                "{ts}, Info                  CBS    Exec: Staging file C:\\Users\\管理员\\AppData\\Local\\Temp\\{:08x}\\update.mum, state: 已暂存\n",
+                mix(i) & 0xffff_ffff
+            ),
             4 => format!("{ts}, Info                  CBS    Perf: Resolve chain complete.\n"),
             5 => {
                 seq = seq.wrapping_add(1);

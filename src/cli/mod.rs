@@ -63,6 +63,12 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// The `casebot serve` processes on this store: alive or not, and the
+    /// leases each holds (which mailbox folders it watches, whether it drafts).
+    Instances {
+        #[arg(long)]
+        json: bool,
+    },
     /// Show one case with its thread and event log.
     Show(ShowArgs),
     /// Mail that could not be filed: list it or run it through again.
@@ -410,6 +416,22 @@ async fn dispatch(cli: Cli) -> Result<u8, Failure> {
                 output::json(&folders)?;
             } else {
                 output::mailboxes_table(&folders);
+            }
+            Ok(0)
+        }
+        Command::Instances { json } => {
+            let store = open_store(&config).await?;
+            let now = crate::store::now_ts();
+            let views: Vec<_> = store
+                .instances()
+                .await?
+                .iter()
+                .map(|row| row.view(now))
+                .collect();
+            if json {
+                output::json(&views)?;
+            } else {
+                output::instances_table(&views);
             }
             Ok(0)
         }

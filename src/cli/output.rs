@@ -646,6 +646,28 @@ pub fn mailboxes_table(folders: &[crate::store::imap::FolderView]) {
     }
 }
 
+pub fn instances_table(instances: &[crate::store::lease::InstanceView]) {
+    if instances.is_empty() {
+        println!("no instance has run on this store in the last day");
+        return;
+    }
+    println!(
+        "{:<24} {:>8} {:<5} {:<20} {:>9}  LEASES",
+        "HOST", "PID", "STATE", "STARTED", "SEEN"
+    );
+    for i in instances {
+        println!(
+            "{:<24} {:>8} {:<5} {:<20} {:>8}s  {}",
+            short(&i.host, 24),
+            i.pid,
+            if i.alive { "alive" } else { "gone" },
+            i.started_at,
+            i.seen_secs_ago,
+            i.leases.join(", ")
+        );
+    }
+}
+
 pub fn sla_table(
     views: &[crate::sla::CaseSlaView],
     tz: chrono_tz::Tz,

@@ -17,7 +17,107 @@ use sha2::{Digest, Sha256};
 use sqlx::AnyConnection;
 use sqlx::Connection;
 
-use super::{Backend, Store};
+use super::{Backend, Store, now_ts};
+
+/// How long an instance's row stays alive without a heartbeat: a dead
+/// instance on another host counts for this long (one on this host stops
+/// counting at once, see [`instance::is_dead`]).
+pub const LIVE_SECS: i64 = 5;
+/// Rows of instances gone for this long are deleted.
+const FORGET_SECS: i64 = 24 * 3600;
+
+/// A running (or lately running) `casebot serve`, as the store knows it.
+#[derive(Debug, Clone, sqlx::FromRow, serde::Serialize)]
+pub struct InstanceRow {
+    pub id: String,
+    pub host: String,
+    pub pid: i64,
+    pub started_at: i64,
+    pub seen_at: i64,
+    /// The leases it holds, one name per line.
+    pub leases: String,
+}
+
+/// An instance for `casebot instances`.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct InstanceView {
+    pub id: String,
+    pub host: String,
+    pub pid: i64,
+    pub started_at: String,
+    pub seen_at: String,
+    pub seen_secs_ago: i64,
+    pub alive: bool,
+    pub leases: Vec<String>,
+}
+
+impl InstanceRow {
+    /// Whether it still runs, as far as the store and this host can tell.
+    pub fn is_alive(&self, now: i64) -> bool {
+        now - self.seen_at <= LIVE_SECS && !instance::is_dead(&self.id)
+    }
+
+    pub fn view(&self, now: i64) -> InstanceView {
+        InstanceView {
+            id: self.id.clone(),
+            host: self.host.clone(),
+            pid: self.pid,
+            started_at: super::ts_to_rfc3339(self.started_at),
+            seen_at: super::ts_to_rfc3339(self.seen_at),
+            seen_secs_ago: (now - self.seen_at).max(0),
+            alive: self.is_alive(now),
+            leases: self.leases.lines().map(str::to_string).collect(),
+        }
+    }
+}
+
+impl Store {
+    /// Confirms this instance (and the leases it holds) and returns every
+    /// instance's row, this one's included. Rows gone for a day are deleted.
+    pub async fn heartbeat(&self, leases: &[String]) -> Result<Vec<InstanceRow>> {
+        let now = now_ts();
+        sqlx::query(
+            "INSERT INTO instances (id, host, pid, started_at, seen_at, leases) \
+             VALUES ($1, $2, $3, $4, $5, $6) \
+             ON CONFLICT (id) DO UPDATE SET seen_at = excluded.seen_at, leases = excluded.leases",
+        )
+        .bind(instance::id())
+        .bind(instance::host())
+        .bind(i64::from(std::process::id()))
+        .bind(instance::started_at())
+        .bind(now)
+        .bind(leases.join("\n"))
+        .execute(&self.pool)
+        .await
+        .context("Cannot record this instance's heartbeat")?;
+        sqlx::query("DELETE FROM instances WHERE seen_at < $1")
+            .bind(now - FORGET_SECS)
+            .execute(&self.pool)
+            .await
+            .context("Cannot forget instances gone for a day")?;
+        self.instances().await
+    }
+
+    /// Every instance that confirmed itself within the last day, by start.
+    pub async fn instances(&self) -> Result<Vec<InstanceRow>> {
+        sqlx::query_as(
+            "SELECT id, host, pid, started_at, seen_at, leases FROM instances ORDER BY started_at, id",
+        )
+            .fetch_all(&self.pool)
+            .await
+            .context("Cannot list the instances")
+    }
+
+    /// Removes this instance's row (on a clean stop).
+    pub async fn forget_this_instance(&self) -> Result<()> {
+        sqlx::query("DELETE FROM instances WHERE id = $1")
+            .bind(instance::id())
+            .execute(&self.pool)
+            .await
+            .context("Cannot remove this instance's row")?;
+        Ok(())
+    }
+}
 
 /// One lease of this instance's, held or wanted. On PostgreSQL it keeps its
 /// connection while it waits, so a standby asks on one connection instead
@@ -118,17 +218,22 @@ pub mod instance {
     use std::sync::LazyLock;
     use std::time::SystemTime;
 
-    static ID: LazyLock<String> = LazyLock::new(|| {
-        let start = SystemTime::now()
+    static START: LazyLock<std::time::Duration> = LazyLock::new(|| {
+        SystemTime::now()
             .duration_since(SystemTime::UNIX_EPOCH)
-            .map(|d| d.as_nanos())
-            .unwrap_or(0);
-        format!("{}:{}:{start}", this_host(), std::process::id())
+            .unwrap_or_default()
     });
+    static ID: LazyLock<String> =
+        LazyLock::new(|| format!("{}:{}:{}", host(), std::process::id(), START.as_nanos()));
 
     /// This process's claimant name.
     pub fn id() -> &'static str {
         &ID
+    }
+
+    /// When this process started, in Unix seconds.
+    pub fn started_at() -> i64 {
+        START.as_secs() as i64
     }
 
     /// Whether `owner` is known to be gone: a process of this host that no
@@ -139,10 +244,11 @@ pub mod instance {
         let Some(pid) = pid.and_then(|p| p.parse::<i32>().ok()) else {
             return false;
         };
-        owner != id() && host == Some(this_host().as_str()) && !process_alive(pid)
+        owner != id() && host == Some(self::host().as_str()) && !process_alive(pid)
     }
 
-    fn this_host() -> String {
+    /// This machine's name.
+    pub fn host() -> String {
         hostname::get()
             .ok()
             .and_then(|h| h.into_string().ok())
@@ -163,7 +269,7 @@ pub mod instance {
             let mut child = std::process::Command::new("true").spawn().unwrap();
             let pid = child.id();
             child.wait().unwrap();
-            let host = super::this_host();
+            let host = super::host();
             assert!(super::is_dead(&format!("{host}:{pid}:1")));
             assert!(
                 !super::is_dead(&format!("elsewhere:{pid}:1")),

@@ -170,6 +170,10 @@ async fn wait_for(what: &str, secs: u64, mut done: impl AsyncFnMut() -> bool) {
 /// The desk's configuration: the `INBOX` of the user in `USER_ENV` on the
 /// Dovecot at `imap`, replies sent to the SMTP server at `smtp`.
 fn write_config(dir: &Path, imap: u16, smtp: u16) {
+    write_config_with_folders(dir, imap, smtp, &["INBOX"]);
+}
+
+fn write_config_with_folders(dir: &Path, imap: u16, smtp: u16, folders: &[&str]) {
     std::fs::write(
         dir.join("config.toml"),
         format!(
@@ -185,7 +189,7 @@ port = {imap}
 security = "plain"
 username_env = "{USER_ENV}"
 password_env = "{PASSWORD_ENV}"
-folders = ["INBOX"]
+folders = {folders:?}
 reconnect_max_secs = 1
 fetch_batch = 200
 
@@ -210,6 +214,7 @@ username_env = "CASEBOT_TEST_NO_SMTP_USER"
 "#,
             imap = imap,
             smtp = smtp,
+            folders = folders,
             rules = repo().join("rules").display(),
             templates = repo().join("templates").display(),
         ),
@@ -459,6 +464,132 @@ async fn a_standby_instance_takes_over_the_folder_after_a_sigkill() {
         takeover.as_secs_f64(),
         store_url.split(':').next().unwrap_or_default()
     );
+}
+
+/// Two instances share four folders out, two each, and the survivor of a
+/// SIGKILL takes over the dead one's: no folder goes unwatched for long,
+/// and `casebot instances` shows who watches what.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn instances_share_the_folders_out_and_a_survivor_takes_the_dead_ones_share() {
+    const FOLDERS: [&str; 4] = ["INBOX", "Partner1", "Partner2", "Partner3"];
+    let dovecot = Dovecot::start();
+    let sink = SmtpSink::start(&[]);
+    let dir = tempfile::tempdir().unwrap();
+    let store_url = super::store_url(&dir.path().join("casebot.db"));
+    let user = format!("share{}", free_port());
+    let mut sent = 0u64;
+    let mut deliver_one_to_each = || {
+        for folder in FOLDERS {
+            let raw = casebot::bench::generate_thread_mail(sent, 10);
+            dovecot.deliver_to(&user, folder, &format!("{sent:05}.share"), &raw);
+            sent += 1;
+        }
+        sent
+    };
+    deliver_one_to_each();
+    write_config_with_folders(dir.path(), dovecot.port, sink.port, &FOLDERS);
+    let instances_json = || {
+        let out = Command::new(env!("CARGO_BIN_EXE_casebot"))
+            .args(["instances", "--json"])
+            .current_dir(dir.path())
+            .env("CASEBOT_DB", &store_url)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice::<Vec<serde_json::Value>>(&out.stdout).unwrap()
+    };
+    let store = Store::open(&store_url).await.unwrap();
+    // Folder leases per live instance (pid), from the heartbeat rows.
+    let shares = async || {
+        let now = casebot::store::now_ts();
+        let mut shares: Vec<(i64, usize)> = store
+            .instances()
+            .await
+            .unwrap()
+            .iter()
+            .filter(|row| row.is_alive(now))
+            .map(|row| {
+                (
+                    row.pid,
+                    row.leases
+                        .lines()
+                        .filter(|l| l.starts_with("imap "))
+                        .count(),
+                )
+            })
+            .collect();
+        shares.sort();
+        shares
+    };
+    let pid = |instance: &Instance| i64::from(instance.child.as_ref().unwrap().id());
+
+    let mut first = Instance::start(dir.path(), &store_url, &user, 0);
+    wait_for(
+        "the first instance to take all four folders",
+        60,
+        async || shares().await == [(pid(&first), 4)],
+    )
+    .await;
+    let mut second = Instance::start(dir.path(), &store_url, &user, 1);
+    wait_for(
+        "the two instances to hold two folders each",
+        60,
+        async || {
+            let shares = shares().await;
+            shares.len() == 2 && shares.iter().all(|&(_, n)| n == 2)
+        },
+    )
+    .await;
+    let delivered = deliver_one_to_each();
+    wait_for("every mail stored", 60, async || {
+        scalar(&store, "SELECT COUNT(*) FROM messages").await == delivered as i64
+    })
+    .await;
+
+    let first_pid = pid(&first);
+    let killed = Instant::now();
+    first.kill();
+    let delivered = deliver_one_to_each();
+    wait_for(
+        "the survivor to file the mail of all four folders",
+        60,
+        async || scalar(&store, "SELECT COUNT(*) FROM messages").await == delivered as i64,
+    )
+    .await;
+    let takeover = killed.elapsed();
+    assert_eq!(shares().await, [(pid(&second), 4)]);
+    let listed = instances_json();
+    let alive: Vec<&serde_json::Value> = listed.iter().filter(|i| i["alive"] == true).collect();
+    assert_eq!(alive.len(), 1, "{listed:?}");
+    assert_eq!(alive[0]["pid"], pid(&second));
+    let leases: Vec<&str> = alive[0]["leases"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|l| l.as_str())
+        .collect();
+    for folder in FOLDERS {
+        assert!(
+            leases.contains(&format!("imap desk/{folder}").as_str()),
+            "{leases:?}"
+        );
+    }
+    assert!(
+        listed
+            .iter()
+            .any(|i| i["alive"] == false && i["pid"] == first_pid),
+        "the killed instance is listed as gone: {listed:?}"
+    );
+    println!(
+        "shares: 4 folders, 2 instances, 2 each; the survivor filed the dead one's folders' mail {:.2} s after its SIGKILL ({})",
+        takeover.as_secs_f64(),
+        store_url.split(':').next().unwrap_or_default()
+    );
+    second.kill();
 }
 
 /// The store's disk fills up during an import (a SQLite file on a 1 MiB

@@ -238,7 +238,18 @@ impl Dovecot {
     /// Delivers a message straight into a user's Maildir (as a local
     /// delivery agent would, also while the server is down).
     pub fn deliver_file(&self, user: &str, name: &str, message: &[u8]) {
-        let new = self.server.maildir(user).join("new");
+        self.deliver_to(user, "INBOX", name, message)
+    }
+
+    /// Like [`Self::deliver_file`], into `folder` (made if missing; Maildir++:
+    /// a folder is a `.name` Maildir inside the user's).
+    pub fn deliver_to(&self, user: &str, folder: &str, name: &str, message: &[u8]) {
+        let root = self.server.maildir(user);
+        let maildir = match folder {
+            "INBOX" => root,
+            folder => root.join(format!(".{folder}")),
+        };
+        let new = maildir.join("new");
         std::fs::create_dir_all(&new).unwrap();
         for sub in ["cur", "tmp"] {
             std::fs::create_dir_all(new.parent().unwrap().join(sub)).unwrap();

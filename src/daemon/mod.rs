@@ -33,6 +33,9 @@ use crate::sla::SlaPolicies;
 use crate::sla::snapshots::SlaSnapshots;
 use crate::store::Store;
 
+pub mod leases;
+use leases::{Roster, heartbeat_forever, while_leased};
+
 /// The stages one running desk is made of, built from one store.
 pub struct Desk {
     pub pipeline: Pipeline,
@@ -161,10 +164,18 @@ pub async fn run(
             },
         )));
     }
+    let store = desk.pipeline.store().clone();
+    let roster = Arc::new(Roster::new(watchers.len()));
+    tasks.push(tokio::spawn(heartbeat_forever(
+        store.clone(),
+        roster.clone(),
+        stop_rx.clone(),
+    )));
     tasks.push(tokio::spawn(analyse_and_draft_forever(
         desk.worker,
         desk.drafter,
         desk.sla,
+        roster.clone(),
         filed.clone(),
         stop_rx.clone(),
     )));
@@ -173,13 +184,13 @@ pub async fn run(
         desk.send_now,
         stop_rx.clone(),
     )));
-    let store = desk.pipeline.store().clone();
     for watcher in watchers {
         tasks.push(match watcher {
             Watch::ImapFolder(folder) => {
                 let folder: Arc<FolderWatcher> = Arc::from(folder);
                 tokio::spawn(while_leased(
                     store.clone(),
+                    roster.clone(),
                     folder.lease_name(),
                     stop_rx.clone(),
                     move |stop| {
@@ -192,6 +203,7 @@ pub async fn run(
                 let (pipeline, filed) = (desk.pipeline.clone(), filed.clone());
                 tokio::spawn(while_leased(
                     store.clone(),
+                    roster.clone(),
                     format!("maildir {}", maildir.root.display()),
                     stop_rx.clone(),
                     move |stop| {
@@ -215,79 +227,6 @@ pub async fn run(
     }
     tracing::info!("stopped");
     Ok(())
-}
-
-/// How often a lease holder confirms its lease, and a waiting instance asks
-/// for it: the longest a folder goes unwatched after its watcher dies.
-const LEASE_INTERVAL: Duration = Duration::from_secs(1);
-
-/// Runs `work` while this instance holds the lease `name`, so that among
-/// all instances on one store exactly one does it. A waiting instance asks
-/// again every [`LEASE_INTERVAL`]; a holder that loses its lease (the store
-/// restarted) stops the work, lets it finish what it has in hand, and waits
-/// like the others. Returns when `stop` turns true.
-async fn while_leased<W, F>(
-    store: Store,
-    name: String,
-    mut stop: watch::Receiver<bool>,
-    work: W,
-) -> Result<()>
-where
-    W: Fn(watch::Receiver<bool>) -> F,
-    F: Future<Output = Result<()>> + Send + 'static,
-{
-    let mut lease = store.lease(&name);
-    let mut waiting_logged = false;
-    let mut failing = false;
-    loop {
-        if *stop.borrow() {
-            return Ok(());
-        }
-        match lease.hold().await {
-            Ok(true) => {
-                tracing::info!(lease = %name, "lease taken: this instance does the work");
-                waiting_logged = false;
-                failing = false;
-                let (work_stop_tx, work_stop) = watch::channel(false);
-                let mut task = tokio::spawn(work(work_stop));
-                let ended = loop {
-                    tokio::select! {
-                        ended = &mut task => break Some(ended),
-                        _ = stop.changed() => break None,
-                        _ = tokio::time::sleep(LEASE_INTERVAL) => {
-                            if let Err(e) = lease.hold().await {
-                                tracing::warn!(lease = %name, error = %format!("{e:#}"), "lease lost: stopping the work");
-                                break None;
-                            }
-                        }
-                    }
-                };
-                let ended = match ended {
-                    Some(ended) => ended,
-                    None => {
-                        let _ = work_stop_tx.send(true);
-                        task.await
-                    }
-                };
-                lease.release();
-                ended??;
-            }
-            Ok(false) if !waiting_logged => {
-                tracing::info!(lease = %name, "another instance holds the lease; standing by");
-                waiting_logged = true;
-            }
-            Ok(false) => {}
-            Err(e) if !failing => {
-                tracing::warn!(lease = %name, error = %format!("{e:#}"), "cannot ask for the lease; retrying");
-                failing = true;
-            }
-            Err(_) => {}
-        }
-        tokio::select! {
-            _ = tokio::time::sleep(LEASE_INTERVAL) => {}
-            _ = stop.changed() => return Ok(()),
-        }
-    }
 }
 
 /// Scans `new/` every `interval`, files what it finds, then moves each filed
@@ -333,6 +272,7 @@ async fn analyse_and_draft_forever(
     worker: Worker,
     drafter: Arc<Drafter>,
     sla: Arc<SlaSnapshots>,
+    roster: Arc<Roster>,
     filed: Arc<Notify>,
     mut stop: watch::Receiver<bool>,
 ) -> Result<()> {
@@ -356,6 +296,7 @@ async fn analyse_and_draft_forever(
                     if holds { "taken" } else { "lost" }
                 );
                 drafting = holds;
+                roster.set_held("drafting", holds, false);
             }
             let drafted = if holds {
                 drafter.run().await?
