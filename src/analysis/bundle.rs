@@ -562,7 +562,12 @@ impl<'r> Walker<'r> {
         }
     }
 
-    fn cab<R: Read + Seek>(&mut self, name: &str, file: R, len: u64, depth: u32) {
+    fn cab<R: Read + Seek>(&mut self, name: &str, mut file: R, len: u64, depth: u32) {
+        let checked = super::cabinet::check_layout(&mut file)
+            .and_then(|()| file.rewind().map_err(|e| format!("cannot read: {e}")));
+        if let Err(reason) = checked {
+            return self.error(name, "archive", format!("not a readable cab: {reason}"));
+        }
         let mut cabinet = match cab::Cabinet::new(file) {
             Ok(c) => c,
             Err(e) => return self.error(name, "archive", format!("not a readable cab: {e}")),

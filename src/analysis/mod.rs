@@ -13,6 +13,7 @@
 //! bytes in, a [`Report`] out.
 
 pub mod bundle;
+pub mod cabinet;
 pub mod codes;
 pub mod conclude;
 pub mod extract;

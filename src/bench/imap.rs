@@ -151,7 +151,7 @@ pub async fn imap(
     let append_s = started.elapsed().as_secs_f64();
 
     progress(Progress::Mbsync);
-    let mbsync_s = run_mbsync(&mbsync, &scratch, dovecot.port, count).await?;
+    let mbsync_s = run_mbsync(&mbsync, &scratch, dovecot.port, &[FOLDER], count).await?;
 
     let store = Store::open(&format!("sqlite://{}", scratch.join("bench.db").display())).await?;
     let mut config = config.clone();
@@ -227,7 +227,7 @@ pub async fn imap(
 }
 
 /// The nearest-rank quantile of sorted figures (0 when there are none).
-fn quantile(sorted: &[f64], q: f64) -> f64 {
+pub(super) fn quantile(sorted: &[f64], q: f64) -> f64 {
     if sorted.is_empty() {
         return 0.0;
     }
@@ -235,7 +235,7 @@ fn quantile(sorted: &[f64], q: f64) -> f64 {
     sorted[rank.clamp(1, sorted.len()) - 1]
 }
 
-fn which(program: &str) -> Option<std::path::PathBuf> {
+pub(super) fn which(program: &str) -> Option<std::path::PathBuf> {
     std::env::var_os("PATH").and_then(|paths| {
         std::env::split_paths(&paths)
             .map(|dir| dir.join(program))
@@ -243,9 +243,15 @@ fn which(program: &str) -> Option<std::path::PathBuf> {
     })
 }
 
-/// Mirrors the folder with mbsync (its default durability: it fsyncs) and
+/// Mirrors the folders with mbsync (its default durability: it fsyncs) and
 /// checks that it really copied every mail.
-async fn run_mbsync(mbsync: &Path, scratch: &Path, port: u16, count: u64) -> Result<f64> {
+pub(super) async fn run_mbsync(
+    mbsync: &Path,
+    scratch: &Path,
+    port: u16,
+    folders: &[&str],
+    count: u64,
+) -> Result<f64> {
     let maildir = scratch.join("mbsync");
     std::fs::create_dir_all(&maildir)?;
     let rc = scratch.join("mbsyncrc");
@@ -255,8 +261,9 @@ async fn run_mbsync(mbsync: &Path, scratch: &Path, port: u16, count: u64) -> Res
         "IMAPAccount bench\nHost 127.0.0.1\nPort {port}\nUser {USER}\nPass {PASSWORD}\nSSLType None\nAuthMechs LOGIN\n\n\
          IMAPStore remote\nAccount bench\n\n\
          MaildirStore local\nPath {m}/\nInbox {m}/INBOX\n\n\
-         Channel bench\nFar :remote:\nNear :local:\nPatterns INBOX\nSync Pull\nCreate Near\nSyncState *\n",
-        m = maildir.display()
+         Channel bench\nFar :remote:\nNear :local:\nPatterns {patterns}\nSync Pull\nCreate Near\nSyncState *\n",
+        m = maildir.display(),
+        patterns = folders.join(" ")
     )?;
     drop(f);
     let mut command = Command::new(mbsync);
@@ -280,10 +287,11 @@ async fn run_mbsync(mbsync: &Path, scratch: &Path, port: u16, count: u64) -> Res
             String::from_utf8_lossy(&out.stderr).trim()
         );
     }
-    let mirrored: u64 = ["cur", "new"]
+    let mirrored: u64 = folders
         .iter()
-        .map(|sub| {
-            std::fs::read_dir(maildir.join("INBOX").join(sub))
+        .flat_map(|folder| ["cur", "new"].map(|sub| maildir.join(folder).join(sub)))
+        .map(|dir| {
+            std::fs::read_dir(dir)
                 .map(|d| d.count() as u64)
                 .unwrap_or(0)
         })

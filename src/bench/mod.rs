@@ -13,6 +13,8 @@ use std::time::Instant;
 use anyhow::Result;
 pub mod dovecot;
 pub mod imap;
+pub mod instances;
+pub mod postgres;
 pub mod web;
 
 use base64::Engine;
@@ -26,7 +28,7 @@ use crate::mailbox::{RawMail, ReadResult, Source};
 use crate::store::Store;
 
 /// Messages per generated thread.
-const THREAD_LEN: u64 = 5;
+pub(crate) const THREAD_LEN: u64 = 5;
 
 /// A small deterministic PRNG: the same N gives the same mails.
 fn mix(mut x: u64) -> u64 {

@@ -239,6 +239,25 @@ pub enum BenchCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Start a throwaway Dovecot and PostgreSQL, APPEND N mails over several
+    /// folders, and time 1, 2, … `casebot serve` processes sharing them out
+    /// until every mail is stored (mbsync mirroring the same folders is the
+    /// baseline); then SIGKILL a folder's watcher and time its take-over.
+    Instances {
+        #[arg(long, default_value_t = 12_000)]
+        mails: u64,
+        #[arg(long, default_value_t = 6)]
+        folders: usize,
+        /// Runs with 1, 2, … up to this many instances.
+        #[arg(long, default_value_t = 3)]
+        max_instances: usize,
+        /// Take-over rounds (with two instances).
+        #[arg(long, default_value_t = 5)]
+        takeovers: u64,
+        /// Print the figures as JSON (the last line).
+        #[arg(long)]
+        json: bool,
+    },
     /// Generate a CBS.log of the given size with failures spread inside, analyse
     /// it, and time `rg -c` with every rule pattern on the same file.
     Analyze {
@@ -482,6 +501,48 @@ async fn dispatch(cli: Cli) -> Result<u8, Failure> {
             if json {
                 output::json_line(&figures)?;
                 output::json_line(&figures.summary())?;
+            }
+            Ok(0)
+        }
+        Command::Bench(BenchCommand::Instances {
+            mails,
+            folders,
+            max_instances,
+            takeovers,
+            json,
+        }) => {
+            use crate::bench::instances::{Options, Progress};
+            let bars = output::PhaseBars::default();
+            let options = Options {
+                mails,
+                folders,
+                max_instances,
+                takeovers,
+            };
+            let figures = crate::bench::instances::instances(&config, options, |p| match p {
+                Progress::Appending { done, total } => bars.show("appending", Some(total), done),
+                Progress::Mbsync => bars.show("mbsync mirroring", None, 0),
+                Progress::Ingesting {
+                    instances,
+                    done,
+                    total,
+                } => bars.show(
+                    match instances {
+                        1 => "1 instance storing",
+                        2 => "2 instances storing",
+                        3 => "3 instances storing",
+                        _ => "instances storing",
+                    },
+                    Some(total),
+                    done,
+                ),
+                Progress::Takeover { done, total } => bars.show("take-over", Some(total), done),
+            })
+            .await?;
+            bars.finish();
+            println!("{}", figures.describe());
+            if json {
+                output::json_line(&figures)?;
             }
             Ok(0)
         }

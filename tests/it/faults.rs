@@ -14,6 +14,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use casebot::bench::postgres::Cluster;
 use casebot::store::Store;
 
 use super::mailstack::{DOVECOT_PASSWORD, Dovecot, SmtpSink, free_port};
@@ -21,56 +22,6 @@ use super::repo;
 
 const USER_ENV: &str = "CASEBOT_TEST_IMAP_USER";
 const PASSWORD_ENV: &str = "CASEBOT_TEST_IMAP_PASSWORD";
-
-/// A PostgreSQL cluster of the test's own (`scripts/pg-cluster.sh`).
-struct Postgres {
-    dir: tempfile::TempDir,
-    url: String,
-}
-
-impl Postgres {
-    fn start() -> Postgres {
-        // As root the server runs as `postgres`, which must reach the folder.
-        let dir = tempfile::Builder::new()
-            .prefix("casebot-pg")
-            .tempdir_in("/tmp")
-            .unwrap();
-        let out = Command::new("bash")
-            .arg(repo().join("scripts/pg-cluster.sh"))
-            .arg("start")
-            .arg(dir.path())
-            .arg(free_port().to_string())
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "PostgreSQL did not start (run scripts/test.sh): {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let url = String::from_utf8(out.stdout).unwrap().trim().to_string();
-        Postgres { dir, url }
-    }
-
-    fn restart(&self) {
-        let status = Command::new("bash")
-            .arg(repo().join("scripts/pg-cluster.sh"))
-            .arg("restart")
-            .arg(self.dir.path())
-            .status()
-            .unwrap();
-        assert!(status.success(), "PostgreSQL restarts");
-    }
-}
-
-impl Drop for Postgres {
-    fn drop(&mut self) {
-        let _ = Command::new("bash")
-            .arg(repo().join("scripts/pg-cluster.sh"))
-            .arg("stop")
-            .arg(self.dir.path())
-            .status();
-    }
-}
 
 /// One `casebot serve` of the desk; its log goes on across restarts.
 struct Instance {
@@ -241,7 +192,7 @@ async fn three_instances_lose_nothing_and_double_nothing_under_kills_and_a_datab
 
     let dovecot = std::sync::Arc::new(Dovecot::start());
     let sink = SmtpSink::start(&[]);
-    let postgres = Postgres::start();
+    let postgres = Cluster::start().expect("PostgreSQL starts (run scripts/test.sh)");
     let store_url = format!("{}/faults", postgres.url);
     let dir = tempfile::tempdir().unwrap();
     let user = format!("faults{}", free_port());
@@ -278,7 +229,7 @@ async fn three_instances_lose_nothing_and_double_nothing_under_kills_and_a_datab
         instances[victim].kill();
         kills += 1;
         if round == 5 {
-            postgres.restart();
+            postgres.restart().expect("PostgreSQL restarts");
         }
         tokio::time::sleep(Duration::from_millis(100 + rng.below(700))).await;
         instances[victim].spawn(dir.path(), &store_url, &user);
@@ -561,7 +512,13 @@ async fn instances_share_the_folders_out_and_a_survivor_takes_the_dead_ones_shar
     )
     .await;
     let takeover = killed.elapsed();
-    assert_eq!(shares().await, [(pid(&second), 4)]);
+    // The heartbeat row follows the leases within a second.
+    wait_for(
+        "the survivor's row to list all four folders",
+        10,
+        async || shares().await == [(pid(&second), 4)],
+    )
+    .await;
     let listed = instances_json();
     let alive: Vec<&serde_json::Value> = listed.iter().filter(|i| i["alive"] == true).collect();
     assert_eq!(alive.len(), 1, "{listed:?}");
