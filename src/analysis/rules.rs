@@ -734,13 +734,18 @@ impl RuleSet {
         self.rules.iter().find(|r| r.id == id)
     }
 
-    /// Every rule's pattern, with named groups made non-capturing so that they
-    /// can be joined into one regex (as the ripgrep baseline needs).
+    /// Every rule's pattern as the matcher reads it (ASCII word boundaries),
+    /// with named groups made non-capturing so that they can be joined into
+    /// one regex (as the ripgrep baseline needs).
     pub fn plain_patterns(&self) -> Vec<String> {
         let named = regex::Regex::new(r"\(\?P?<[A-Za-z_][A-Za-z0-9_]*>").expect("static regex");
         self.rules
             .iter()
-            .map(|r| named.replace_all(&r.pattern, "(?:").into_owned())
+            .map(|r| {
+                named
+                    .replace_all(&ascii_word_boundaries(&r.pattern), "(?:")
+                    .into_owned()
+            })
             .collect()
     }
 }

@@ -251,7 +251,7 @@ pub enum BenchCommand {
         /// Runs with 1, 2, … up to this many instances.
         #[arg(long, default_value_t = 3)]
         max_instances: usize,
-        /// Take-over rounds (with two instances).
+        /// Take-over rounds (in the last run, with the most instances).
         #[arg(long, default_value_t = 5)]
         takeovers: u64,
         /// Print the figures as JSON (the last line).
@@ -519,7 +519,7 @@ async fn dispatch(cli: Cli) -> Result<u8, Failure> {
                 max_instances,
                 takeovers,
             };
-            let figures = crate::bench::instances::instances(&config, options, |p| match p {
+            let bench = crate::bench::instances::instances(&config, options, |p| match p {
                 Progress::Appending { done, total } => bars.show("appending", Some(total), done),
                 Progress::Mbsync => bars.show("mbsync mirroring", None, 0),
                 Progress::Ingesting {
@@ -537,8 +537,13 @@ async fn dispatch(cli: Cli) -> Result<u8, Failure> {
                     done,
                 ),
                 Progress::Takeover { done, total } => bars.show("take-over", Some(total), done),
-            })
-            .await?;
+            });
+            // On Ctrl-C the benchmark is dropped, which stops its servers
+            // and instances.
+            let figures = tokio::select! {
+                figures = bench => figures?,
+                _ = tokio::signal::ctrl_c() => return Err(fail(130, anyhow::anyhow!("interrupted"))),
+            };
             bars.finish();
             println!("{}", figures.describe());
             if json {

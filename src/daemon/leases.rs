@@ -13,9 +13,12 @@
 //!   so that a lease nobody else wants (another instance watches fewer
 //!   sources, say) is never left unwatched for long, and an instance below
 //!   its share wins the race for it;
-//! - above its share it hands one lease over every [`RELEASE_GAP`], which an
-//!   instance below its share then takes: a new instance gets its share
-//!   within seconds of starting.
+//! - above its share, or two or more sources above the least busy live
+//!   instance (3 sources on 2 + 1 + 0 is within everyone's rounded-up share,
+//!   yet uneven), it hands one lease over every [`RELEASE_GAP`]; an instance
+//!   below its share then takes it, while the one that handed it over waits
+//!   [`DEFER_TICKS`] before asking for it again. A new instance gets its
+//!   share within seconds of starting.
 //!
 //! An instance that dies stops counting at once on its own host (its
 //! process is gone) and after [`LIVE_SECS`](crate::store::lease::LIVE_SECS)
@@ -48,6 +51,9 @@ const RELEASE_GAP: Duration = Duration::from_secs(2);
 /// one taking everything.
 const HEARTBEATS_BEFORE_SHARING: u32 = 2;
 
+/// The drafting stage's lease name (not a source: it is not shared out).
+pub const DRAFTING: &str = "drafting";
+
 /// How many of `sources` each of `live` instances should watch: rounded up,
 /// so that together they cover every source.
 pub fn fair_share(sources: usize, live: usize) -> usize {
@@ -65,6 +71,8 @@ pub struct Roster {
     sources_held: AtomicUsize,
     /// Live instances at the last heartbeat, this one included.
     live: AtomicUsize,
+    /// The fewest sources another live instance holds (`usize::MAX`: none).
+    fewest_elsewhere: AtomicUsize,
     heartbeats: watch::Sender<u32>,
     last_release: Mutex<Option<Instant>>,
 }
@@ -76,6 +84,7 @@ impl Roster {
             held: Mutex::default(),
             sources_held: AtomicUsize::new(0),
             live: AtomicUsize::new(1),
+            fewest_elsewhere: AtomicUsize::new(usize::MAX),
             heartbeats: watch::channel(0).0,
             last_release: Mutex::default(),
         }
@@ -92,7 +101,13 @@ impl Roster {
     /// Whether to hand one source lease over now; true at most once per
     /// [`RELEASE_GAP`] across all of this instance's leases.
     fn should_hand_over(&self) -> bool {
-        if self.sources_held.load(Ordering::Relaxed) <= self.share() {
+        let held = self.sources_held.load(Ordering::Relaxed);
+        let uneven = self
+            .fewest_elsewhere
+            .load(Ordering::Relaxed)
+            .saturating_add(2)
+            <= held;
+        if held <= self.share() && !uneven {
             return false;
         }
         let mut last = self.last_release.lock().unwrap_or_else(|e| e.into_inner());
@@ -144,7 +159,15 @@ pub async fn heartbeat_forever(
         match store.heartbeat(&roster.held_names()).await {
             Ok(rows) => {
                 let now = crate::store::now_ts();
-                let live = rows.iter().filter(|r| r.is_alive(now)).count().max(1);
+                let alive: Vec<_> = rows.iter().filter(|r| r.is_alive(now)).collect();
+                let live = alive.len().max(1);
+                let fewest = alive
+                    .iter()
+                    .filter(|r| r.id != crate::store::lease::instance::id())
+                    .map(|r| r.leases.lines().filter(|l| *l != DRAFTING).count())
+                    .min()
+                    .unwrap_or(usize::MAX);
+                roster.fewest_elsewhere.store(fewest, Ordering::Relaxed);
                 let before = roster.live.swap(live, Ordering::Relaxed);
                 if before != live {
                     tracing::info!(
@@ -201,12 +224,15 @@ where
     let mut waiting_logged = false;
     let mut failing = false;
     let mut ticks_deferred = 0;
+    // Just handed over: leave it to the instance it was meant for.
+    let mut handed_over = false;
     loop {
         if *stop.borrow() {
             return Ok(());
         }
-        let ask = roster.below_share() || ticks_deferred >= DEFER_TICKS;
+        let ask = (roster.below_share() && !handed_over) || ticks_deferred >= DEFER_TICKS;
         ticks_deferred = if ask { 0 } else { ticks_deferred + 1 };
+        handed_over &= !ask;
         match if ask { lease.hold().await } else { Ok(false) } {
             Ok(true) => {
                 tracing::info!(lease = %name, "lease taken: this instance does the work");
@@ -226,6 +252,7 @@ where
                             }
                             if roster.should_hand_over() {
                                 tracing::info!(lease = %name, "more sources than a fair share: handing this one over");
+                                handed_over = true;
                                 break None;
                             }
                         }
@@ -282,7 +309,7 @@ mod tests {
         for name in ["a", "b", "c", "d"] {
             roster.set_held(name, true, true);
         }
-        roster.set_held("drafting", true, false);
+        roster.set_held(DRAFTING, true, false);
         assert!(!roster.should_hand_over(), "alone, all four are its share");
         roster.live.store(2, Ordering::Relaxed);
         assert!(roster.should_hand_over());
@@ -296,5 +323,22 @@ mod tests {
         roster.live.store(1, Ordering::Relaxed);
         assert!(roster.below_share(), "alone again: the fourth is its too");
         assert_eq!(roster.held_names(), ["a", "b", "c", "drafting"]);
+    }
+
+    #[test]
+    fn within_the_rounded_up_share_yet_uneven_is_handed_over_too() {
+        // Four sources, three instances: 2 + 2 + 0 is within each one's
+        // share of two, but the newcomer would get nothing.
+        let roster = Roster::new(4);
+        roster.set_held("a", true, true);
+        roster.set_held("b", true, true);
+        roster.live.store(3, Ordering::Relaxed);
+        roster.fewest_elsewhere.store(1, Ordering::Relaxed);
+        assert!(
+            !roster.should_hand_over(),
+            "2, with 1 elsewhere: even enough"
+        );
+        roster.fewest_elsewhere.store(0, Ordering::Relaxed);
+        assert!(roster.should_hand_over(), "2, with 0 elsewhere");
     }
 }

@@ -280,7 +280,7 @@ async fn analyse_and_draft_forever(
     // The drafting stage follows the event log with one shared cursor: only
     // the instance holding this lease drafts. Analysis is claimed per mail
     // and runs on every instance.
-    let mut drafting_lease = drafter.store().lease("drafting");
+    let mut drafting_lease = drafter.store().lease(leases::DRAFTING);
     let mut drafting = false;
     loop {
         let pass = async {
@@ -296,7 +296,7 @@ async fn analyse_and_draft_forever(
                     if holds { "taken" } else { "lost" }
                 );
                 drafting = holds;
-                roster.set_held("drafting", holds, false);
+                roster.set_held(leases::DRAFTING, holds, false);
             }
             let drafted = if holds {
                 drafter.run().await?
