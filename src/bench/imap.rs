@@ -24,7 +24,7 @@ use super::dovecot::{Dovecot, PASSWORD};
 use super::generate_mail;
 use crate::config::{Config, MailboxConfig, MailboxKind, SmtpSecurity, TransportKind};
 use crate::daemon::{Desk, Watch};
-use crate::mailbox::imap::{Account, FolderWatcher};
+use crate::mailbox::imap::{Account, FolderWatcher, ImapSession};
 use crate::store::Store;
 
 const USER: &str = "bench";
@@ -128,26 +128,14 @@ pub async fn imap(
     let account = Account::plain("bench", "127.0.0.1", dovecot.port, USER, PASSWORD);
 
     let started = Instant::now();
-    let mut appender = account.login().await.with_context(|| {
-        let log = dovecot.log();
-        let tail: Vec<&str> = log.lines().rev().take(8).collect();
-        format!(
-            "cannot log in to the throwaway Dovecot; the end of its log:\n{}",
-            tail.into_iter().rev().collect::<Vec<_>>().join("\n")
-        )
-    })?;
-    for i in 0..count {
-        appender
-            .append(FOLDER, None, None, generate_mail(i))
-            .await
-            .with_context(|| format!("APPEND of mail {i} failed"))?;
-        if (i + 1).is_multiple_of(100) || i + 1 == count {
-            progress(Progress::Appending {
-                done: i + 1,
-                total: count,
-            });
-        }
-    }
+    let mut appender = login(&dovecot, &account).await?;
+    append_generated(
+        &mut appender,
+        count,
+        |_| FOLDER,
+        |done| progress(Progress::Appending { done, total: count }),
+    )
+    .await?;
     let append_s = started.elapsed().as_secs_f64();
 
     progress(Progress::Mbsync);
@@ -224,6 +212,39 @@ pub async fn imap(
         idle_p50_ms: quantile(&drafted, 0.50),
         idle_p99_ms: quantile(&drafted, 0.99),
     })
+}
+
+/// Logs in to the throwaway Dovecot; on failure, the error ends with its log.
+pub(super) async fn login(dovecot: &Dovecot, account: &Account) -> Result<ImapSession> {
+    account.login().await.with_context(|| {
+        let log = dovecot.log();
+        let tail: Vec<&str> = log.lines().rev().take(8).collect();
+        format!(
+            "cannot log in to the throwaway Dovecot; the end of its log:\n{}",
+            tail.into_iter().rev().collect::<Vec<_>>().join("\n")
+        )
+    })
+}
+
+/// APPENDs the generated mails 0..count, mail i to `folder_of(i)`, and
+/// reports how many are done every hundred mails.
+pub(super) async fn append_generated<'a>(
+    session: &mut ImapSession,
+    count: u64,
+    folder_of: impl Fn(u64) -> &'a str,
+    progress: impl Fn(u64),
+) -> Result<()> {
+    for i in 0..count {
+        let folder = folder_of(i);
+        session
+            .append(folder, None, None, generate_mail(i))
+            .await
+            .with_context(|| format!("APPEND of mail {i} to {folder} failed"))?;
+        if (i + 1).is_multiple_of(100) || i + 1 == count {
+            progress(i + 1);
+        }
+    }
+    Ok(())
 }
 
 /// The nearest-rank quantile of sorted figures (0 when there are none).

@@ -26,7 +26,7 @@ use anyhow::{Context, Result, bail, ensure};
 use serde::Serialize;
 
 use super::dovecot::{Dovecot, PASSWORD};
-use super::imap::{quantile, run_mbsync, which};
+use super::imap::{append_generated, login, quantile, run_mbsync, which};
 use super::postgres::Cluster;
 use super::{THREAD_LEN, generate_mail};
 use crate::config::Config;
@@ -279,7 +279,7 @@ pub async fn instances(
     };
 
     let account = Account::plain("bench", "127.0.0.1", dovecot.port, USER, PASSWORD);
-    let mut appender = account.login().await?;
+    let mut appender = login(&dovecot, &account).await?;
     for name in names.iter().skip(1) {
         appender
             .create(name)
@@ -287,19 +287,13 @@ pub async fn instances(
             .with_context(|| format!("Cannot create the folder {name}"))?;
     }
     let started = Instant::now();
-    for i in 0..mails {
-        let folder = &names[((i / THREAD_LEN) % folders as u64) as usize];
-        appender
-            .append(folder, None, None, generate_mail(i))
-            .await
-            .with_context(|| format!("APPEND of mail {i} to {folder} failed"))?;
-        if (i + 1).is_multiple_of(100) || i + 1 == mails {
-            progress(Progress::Appending {
-                done: i + 1,
-                total: mails,
-            });
-        }
-    }
+    append_generated(
+        &mut appender,
+        mails,
+        |i| &names[((i / THREAD_LEN) % folders as u64) as usize],
+        |done| progress(Progress::Appending { done, total: mails }),
+    )
+    .await?;
     let append_s = started.elapsed().as_secs_f64();
     progress(Progress::Mbsync);
     let name_refs: Vec<&str> = names.iter().map(String::as_str).collect();

@@ -50,6 +50,9 @@ const RELEASE_GAP: Duration = Duration::from_secs(2);
 /// together have then seen each other, and share out instead of the first
 /// one taking everything.
 const HEARTBEATS_BEFORE_SHARING: u32 = 2;
+/// The pause after the first heartbeat: short, so that a lone instance
+/// starts watching at once; later ones come every [`LEASE_INTERVAL`].
+const FIRST_PAUSE: Duration = Duration::from_millis(200);
 
 /// The drafting stage's lease name (not a source: it is not shared out).
 pub const DRAFTING: &str = "drafting";
@@ -67,8 +70,6 @@ pub struct Roster {
     sources: usize,
     /// Every lease held (sources and the drafting stage), for the heartbeat.
     held: Mutex<BTreeSet<String>>,
-    /// How many of `held` are sources.
-    sources_held: AtomicUsize,
     /// Live instances at the last heartbeat, this one included.
     live: AtomicUsize,
     /// The fewest sources another live instance holds (`usize::MAX`: none).
@@ -82,7 +83,6 @@ impl Roster {
         Roster {
             sources,
             held: Mutex::default(),
-            sources_held: AtomicUsize::new(0),
             live: AtomicUsize::new(1),
             fewest_elsewhere: AtomicUsize::new(usize::MAX),
             heartbeats: watch::channel(0).0,
@@ -94,14 +94,20 @@ impl Roster {
         fair_share(self.sources, self.live.load(Ordering::Relaxed))
     }
 
+    /// The source leases held: every lease but the drafting stage's.
+    fn sources_held(&self) -> usize {
+        let names = self.held.lock().unwrap_or_else(|e| e.into_inner());
+        names.len() - usize::from(names.contains(DRAFTING))
+    }
+
     fn below_share(&self) -> bool {
-        self.sources_held.load(Ordering::Relaxed) < self.share()
+        self.sources_held() < self.share()
     }
 
     /// Whether to hand one source lease over now; true at most once per
     /// [`RELEASE_GAP`] across all of this instance's leases.
     fn should_hand_over(&self) -> bool {
-        let held = self.sources_held.load(Ordering::Relaxed);
+        let held = self.sources_held();
         let uneven = self
             .fewest_elsewhere
             .load(Ordering::Relaxed)
@@ -119,19 +125,12 @@ impl Roster {
     }
 
     /// Records that this instance now holds (or no longer holds) `name`.
-    pub fn set_held(&self, name: &str, held: bool, is_source: bool) {
+    pub fn set_held(&self, name: &str, held: bool) {
         let mut names = self.held.lock().unwrap_or_else(|e| e.into_inner());
-        let changed = if held {
-            names.insert(name.to_string())
+        if held {
+            names.insert(name.to_string());
         } else {
-            names.remove(name)
-        };
-        if changed && is_source {
-            if held {
-                self.sources_held.fetch_add(1, Ordering::Relaxed);
-            } else {
-                self.sources_held.fetch_sub(1, Ordering::Relaxed);
-            }
+            names.remove(name);
         }
     }
 
@@ -154,6 +153,9 @@ pub async fn heartbeat_forever(
     roster: std::sync::Arc<Roster>,
     mut stop: watch::Receiver<bool>,
 ) -> Result<()> {
+    if let Err(e) = store.forget_old_instances().await {
+        tracing::warn!(error = %format!("{e:#}"), "cannot forget instances gone for a day");
+    }
     let mut failing = false;
     loop {
         match store.heartbeat(&roster.held_names()).await {
@@ -189,8 +191,13 @@ pub async fn heartbeat_forever(
             }
             Err(_) => {}
         }
+        let pause = if *roster.heartbeats.borrow() == 1 {
+            FIRST_PAUSE
+        } else {
+            LEASE_INTERVAL
+        };
         tokio::select! {
-            _ = tokio::time::sleep(LEASE_INTERVAL) => {}
+            _ = tokio::time::sleep(pause) => {}
             _ = stop.changed() => break,
         }
     }
@@ -236,7 +243,7 @@ where
         match if ask { lease.hold().await } else { Ok(false) } {
             Ok(true) => {
                 tracing::info!(lease = %name, "lease taken: this instance does the work");
-                roster.set_held(&name, true, true);
+                roster.set_held(&name, true);
                 waiting_logged = false;
                 failing = false;
                 let (work_stop_tx, work_stop) = watch::channel(false);
@@ -266,7 +273,7 @@ where
                     }
                 };
                 lease.release();
-                roster.set_held(&name, false, true);
+                roster.set_held(&name, false);
                 ended??;
             }
             Ok(false) if ask && !waiting_logged => {
@@ -307,16 +314,16 @@ mod tests {
     fn an_instance_above_its_share_hands_over_one_lease_at_a_time() {
         let roster = Roster::new(4);
         for name in ["a", "b", "c", "d"] {
-            roster.set_held(name, true, true);
+            roster.set_held(name, true);
         }
-        roster.set_held(DRAFTING, true, false);
+        roster.set_held(DRAFTING, true);
         assert!(!roster.should_hand_over(), "alone, all four are its share");
         roster.live.store(2, Ordering::Relaxed);
         assert!(roster.should_hand_over());
         assert!(!roster.should_hand_over(), "one per gap");
-        roster.set_held("d", false, true);
-        roster.set_held("d", false, true);
-        assert_eq!(roster.sources_held.load(Ordering::Relaxed), 3);
+        roster.set_held("d", false);
+        roster.set_held("d", false);
+        assert_eq!(roster.sources_held(), 3);
         assert!(!roster.below_share());
         roster.live.store(4, Ordering::Relaxed);
         assert!(!roster.below_share(), "one each, and it has three");
@@ -330,8 +337,8 @@ mod tests {
         // Four sources, three instances: 2 + 2 + 0 is within each one's
         // share of two, but the newcomer would get nothing.
         let roster = Roster::new(4);
-        roster.set_held("a", true, true);
-        roster.set_held("b", true, true);
+        roster.set_held("a", true);
+        roster.set_held("b", true);
         roster.live.store(3, Ordering::Relaxed);
         roster.fewest_elsewhere.store(1, Ordering::Relaxed);
         assert!(

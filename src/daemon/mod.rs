@@ -296,7 +296,7 @@ async fn analyse_and_draft_forever(
                     if holds { "taken" } else { "lost" }
                 );
                 drafting = holds;
-                roster.set_held(leases::DRAFTING, holds, false);
+                roster.set_held(leases::DRAFTING, holds);
             }
             let drafted = if holds {
                 drafter.run().await?

@@ -23,7 +23,8 @@ use super::{Backend, Store, now_ts};
 /// instance on another host counts for this long (one on this host stops
 /// counting at once, see [`instance::is_dead`]).
 pub const LIVE_SECS: i64 = 5;
-/// Rows of instances gone for this long are deleted.
+/// Rows of instances gone for this long are no longer listed, and an
+/// instance starting deletes them.
 const FORGET_SECS: i64 = 24 * 3600;
 
 /// A running (or lately running) `casebot serve`, as the store knows it.
@@ -73,7 +74,7 @@ impl InstanceRow {
 
 impl Store {
     /// Confirms this instance (and the leases it holds) and returns every
-    /// instance's row, this one's included. Rows gone for a day are deleted.
+    /// instance's row, this one's included.
     pub async fn heartbeat(&self, leases: &[String]) -> Result<Vec<InstanceRow>> {
         let now = now_ts();
         sqlx::query(
@@ -90,22 +91,30 @@ impl Store {
         .execute(&self.pool)
         .await
         .context("Cannot record this instance's heartbeat")?;
+        self.instances().await
+    }
+
+    /// Deletes the rows of instances gone for a day (an instance does this
+    /// once, when it starts).
+    pub async fn forget_old_instances(&self) -> Result<()> {
         sqlx::query("DELETE FROM instances WHERE seen_at < $1")
-            .bind(now - FORGET_SECS)
+            .bind(now_ts() - FORGET_SECS)
             .execute(&self.pool)
             .await
             .context("Cannot forget instances gone for a day")?;
-        self.instances().await
+        Ok(())
     }
 
     /// Every instance that confirmed itself within the last day, by start.
     pub async fn instances(&self) -> Result<Vec<InstanceRow>> {
         sqlx::query_as(
-            "SELECT id, host, pid, started_at, seen_at, leases FROM instances ORDER BY started_at, id",
+            "SELECT id, host, pid, started_at, seen_at, leases FROM instances \
+             WHERE seen_at >= $1 ORDER BY started_at, id",
         )
-            .fetch_all(&self.pool)
-            .await
-            .context("Cannot list the instances")
+        .bind(now_ts() - FORGET_SECS)
+        .fetch_all(&self.pool)
+        .await
+        .context("Cannot list the instances")
     }
 
     /// Removes this instance's row (on a clean stop).
