@@ -41,13 +41,23 @@ fi
 
 echo "== cargo fmt --check"
 cargo fmt --all -- --check
-echo "== cargo clippy --all-targets -- -D warnings"
-cargo clippy --all-targets --quiet -- -D warnings
+echo "== cargo clippy --workspace --all-targets --features bench -- -D warnings"
+cargo clippy --workspace --all-targets --features bench --quiet -- -D warnings
+# The shipped binary, without the benchmarks, is linted on its own too.
+cargo clippy --bin casebot --quiet -- -D warnings
+echo "== the pure crates: no async runtime, database, network client or web server"
+for crate in casebot-core casebot-analysis casebot-drafting; do
+    if cargo tree -p "$crate" -e normal --prefix none | grep -E '^(tokio|sqlx|reqwest|axum|hyper|lettre) '; then
+        echo "error: $crate depends on the crates above" >&2
+        exit 1
+    fi
+done
 echo "== cargo test (SQLite)"
-cargo test --all-targets
+# With the benchmarks: the tests run `casebot bench …` and use their servers.
+cargo test --workspace --all-targets --features bench
 
 echo "== cargo test --test it (PostgreSQL)"
 pgdir=$(mktemp -d /tmp/casebot-pg.XXXXXX)
 trap 'bash scripts/pg-cluster.sh stop "$pgdir"; rm -rf "$pgdir"' EXIT
 pgurl=$(bash scripts/pg-cluster.sh start "$pgdir" $((40000 + RANDOM % 20000)))
-CASEBOT_TEST_POSTGRES=$pgurl cargo test --test it
+CASEBOT_TEST_POSTGRES=$pgurl cargo test --features bench --test it

@@ -1,9 +1,36 @@
 //! The `casebot` binary: parses the command line, sets up logging, runs.
+//!
+//! The commands live in the application crate (`casebot_app::cli`); a build
+//! with `--features bench` adds `casebot bench …` from the benchmark crate,
+//! which the shipped binary does not contain.
 
 use std::process::ExitCode;
 
-use clap::Parser;
+use clap::{Parser, Subcommand};
 use tracing_subscriber::EnvFilter;
+
+use casebot_app::cli::{Command, GlobalArgs};
+
+/// casebot: files a Windows servicing support desk's mail under its cases.
+#[derive(Debug, Parser)]
+#[command(name = "casebot", version, about, long_about = None, propagate_version = true)]
+struct Cli {
+    #[command(flatten)]
+    globals: GlobalArgs,
+
+    #[command(subcommand)]
+    command: TopCommand,
+}
+
+#[derive(Debug, Subcommand)]
+enum TopCommand {
+    #[command(flatten)]
+    Desk(Command),
+    /// Benchmarks that print figures.
+    #[cfg(feature = "bench")]
+    #[command(subcommand)]
+    Bench(casebot_bench::cli::BenchCommand),
+}
 
 fn main() -> ExitCode {
     // A closed pipe (`casebot analyze … | head`) ends the process quietly, as
@@ -12,11 +39,9 @@ fn main() -> ExitCode {
     unsafe {
         libc::signal(libc::SIGPIPE, libc::SIG_DFL);
     }
-    let cli = casebot::cli::Cli::parse();
-    let default_level = match (
-        cli.verbose,
-        matches!(cli.command, casebot::cli::Command::Serve { .. }),
-    ) {
+    let cli = Cli::parse();
+    let serving = matches!(cli.command, TopCommand::Desk(Command::Serve { .. }));
+    let default_level = match (cli.globals.verbose, serving) {
         (0, false) => "warn",
         (0, true) | (1, _) => "info",
         _ => "debug",
@@ -37,5 +62,11 @@ fn main() -> ExitCode {
             return ExitCode::from(1);
         }
     };
-    runtime.block_on(casebot::cli::run(cli))
+    runtime.block_on(async {
+        match cli.command {
+            TopCommand::Desk(command) => casebot_app::cli::run(&cli.globals, command).await,
+            #[cfg(feature = "bench")]
+            TopCommand::Bench(command) => casebot_bench::cli::run(&cli.globals, command).await,
+        }
+    })
 }

@@ -1,3 +1,3 @@
 #![no_main]
 
-libfuzzer_sys::fuzz_target!(|data: &[u8]| casebot::fuzzing::archive(data));
+libfuzzer_sys::fuzz_target!(|data: &[u8]| casebot_analysis::fuzzing::archive(data));

@@ -1,5 +1,5 @@
 #![no_main]
 
-use casebot::analysis::logs::LogKind;
+use casebot_analysis::logs::LogKind;
 
-libfuzzer_sys::fuzz_target!(|data: &[u8]| casebot::fuzzing::log(LogKind::Sfc, data));
+libfuzzer_sys::fuzz_target!(|data: &[u8]| casebot_analysis::fuzzing::log(LogKind::Sfc, data));

@@ -9,10 +9,10 @@ use std::net::TcpListener;
 use std::path::Path;
 use std::time::Duration;
 
-use casebot::analysis::bundle::ItemStatus;
-use casebot::analysis::conclude::Outcome;
-use casebot::analysis::{Analyzer, Report};
-use casebot::config::Config;
+use casebot_analysis::bundle::ItemStatus;
+use casebot_analysis::conclude::Outcome;
+use casebot_analysis::{Analyzer, Report};
+use casebot_app::config::Config;
 
 use super::repo;
 
@@ -26,7 +26,7 @@ fn config() -> Config {
 fn analyzer_with(edit: impl FnOnce(&mut Config)) -> Analyzer {
     let mut c = config();
     edit(&mut c);
-    Analyzer::new(&c).unwrap_or_else(|e| panic!("{e}"))
+    Analyzer::new(&c.analysis, &c.base_dir).unwrap_or_else(|e| panic!("{e}"))
 }
 
 fn analyzer() -> Analyzer {
@@ -515,17 +515,17 @@ fn a_two_gigabyte_stream_stops_at_the_size_limit() {
         produced: 0,
         limit: 2 << 30,
     };
-    let options = casebot::analysis::scan::ScanOptions {
+    let options = casebot_analysis::scan::ScanOptions {
         max_bytes: 16 << 20,
         max_findings: 100,
         kind: None,
     };
-    let err = casebot::analysis::scan::scan(
+    let err = casebot_analysis::scan::scan(
         &a.rules,
         "CBS.log",
         b"",
         &mut stream,
-        casebot::analysis::logs::Encoding::Utf8,
+        casebot_analysis::logs::Encoding::Utf8,
         0,
         &options,
     )
@@ -701,27 +701,27 @@ fn a_silent_server_times_out_and_a_large_download_stops() {
 fn the_parallel_scan_of_a_big_file_equals_the_sequential_one() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("CBS.log");
-    casebot::bench::write_cbs_log(&path, 3).unwrap();
+    casebot_bench::write_cbs_log(&path, 3).unwrap();
     let a = analyzer();
-    let options = casebot::analysis::scan::ScanOptions {
+    let options = casebot_analysis::scan::ScanOptions {
         max_bytes: u64::MAX,
         max_findings: 10_000,
         kind: None,
     };
     let bytes = std::fs::read(&path).unwrap();
     let mut rest: &[u8] = &bytes;
-    let sequential = casebot::analysis::scan::scan(
+    let sequential = casebot_analysis::scan::scan(
         &a.rules,
         "CBS.log",
         b"",
         &mut rest,
-        casebot::analysis::logs::Encoding::Utf8,
+        casebot_analysis::logs::Encoding::Utf8,
         0,
         &options,
     )
     .unwrap();
     let file = std::fs::File::open(&path).unwrap();
-    let parallel = casebot::analysis::scan::scan_file_parallel(
+    let parallel = casebot_analysis::scan::scan_file_parallel(
         &a.rules,
         "CBS.log",
         &file,
@@ -733,7 +733,7 @@ fn the_parallel_scan_of_a_big_file_equals_the_sequential_one() {
     .unwrap();
     assert_eq!(parallel.lines, sequential.lines);
     assert_eq!(parallel.noise, sequential.noise);
-    let key = |s: &casebot::analysis::scan::FileScan| {
+    let key = |s: &casebot_analysis::scan::FileScan| {
         s.findings
             .iter()
             .map(|f| (f.rule.clone(), f.line))

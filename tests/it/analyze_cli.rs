@@ -235,6 +235,9 @@ Content-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: 8bit\r\n\r
     assert_eq!(o.status.code(), Some(3));
 }
 
+// `casebot bench` exists only in a build with `--features bench`, as the
+// test command builds it.
+#[cfg(feature = "bench")]
 #[test]
 fn bench_analyze_prints_figures_and_a_json_line() {
     let dir = tempfile::tempdir().unwrap();

@@ -226,6 +226,7 @@ fn the_shipped_config_toml_loads_and_help_works() {
         &["--help"][..],
         &["import", "--help"],
         &["quarantine", "replay", "--help"],
+        #[cfg(feature = "bench")]
         &["bench", "ingest", "--help"],
     ] {
         let o = casebot(&dir.path().join("x.db"), dir.path(), args);

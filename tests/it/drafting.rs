@@ -869,7 +869,7 @@ fn a_send_cut_off_during_the_message_data_waits_for_an_engineer() {
     let id = only_pending(&desk)["id"].as_i64().unwrap();
     desk.ok(&["approve", &id.to_string(), "--as", "Li Desk"]);
     rt.block_on(async {
-        let store = casebot::store::Store::open(&super::store_url(&desk.db()))
+        let store = casebot_store::Store::open(&super::store_url(&desk.db()))
             .await
             .unwrap();
         let claimed = store

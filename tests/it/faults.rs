@@ -14,8 +14,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use casebot::bench::postgres::Cluster;
-use casebot::store::Store;
+use casebot_bench::postgres::Cluster;
+use casebot_store::Store;
 
 use super::mailstack::{DOVECOT_PASSWORD, Dovecot, SmtpSink, free_port};
 use super::repo;
@@ -205,13 +205,13 @@ async fn three_instances_lose_nothing_and_double_nothing_under_kills_and_a_datab
 
     // Mail arrives over about twenty seconds while instances die.
     let delivered: Vec<String> = (0..MAILS)
-        .map(|i| message_id(&casebot::bench::generate_thread_mail(i, THREAD)))
+        .map(|i| message_id(&casebot_bench::generate_thread_mail(i, THREAD)))
         .collect();
     let delivering = {
         let (dovecot, user) = (dovecot.clone(), user.clone());
         std::thread::spawn(move || {
             for i in 0..MAILS {
-                let raw = casebot::bench::generate_thread_mail(i, THREAD);
+                let raw = casebot_bench::generate_thread_mail(i, THREAD);
                 dovecot.deliver_file(&user, &format!("{i:05}.fault"), &raw);
                 if i % 50 == 0 {
                     std::thread::sleep(Duration::from_millis(200));
@@ -379,7 +379,7 @@ async fn a_standby_instance_takes_over_the_folder_after_a_sigkill() {
         .collect();
     let store = Store::open(&store_url).await.unwrap();
     let deliver = |i: u64| {
-        let raw = casebot::bench::generate_thread_mail(i, 10);
+        let raw = casebot_bench::generate_thread_mail(i, 10);
         dovecot.deliver_file(&user, &format!("{i:05}.lease"), &raw);
     };
     let holds_folder = |instance: &Instance| {
@@ -431,7 +431,7 @@ async fn instances_share_the_folders_out_and_a_survivor_takes_the_dead_ones_shar
     let mut sent = 0u64;
     let mut deliver_one_to_each = || {
         for folder in FOLDERS {
-            let raw = casebot::bench::generate_thread_mail(sent, 10);
+            let raw = casebot_bench::generate_thread_mail(sent, 10);
             dovecot.deliver_to(&user, folder, &format!("{sent:05}.share"), &raw);
             sent += 1;
         }
@@ -456,7 +456,7 @@ async fn instances_share_the_folders_out_and_a_survivor_takes_the_dead_ones_shar
     let store = Store::open(&store_url).await.unwrap();
     // Folder leases per live instance (pid), from the heartbeat rows.
     let shares = async || {
-        let now = casebot::store::now_ts();
+        let now = casebot_store::now_ts();
         let mut shares: Vec<(i64, usize)> = store
             .instances()
             .await
@@ -565,7 +565,7 @@ fn a_full_disk_stops_the_import_clearly_and_the_store_recovers() {
     let mails = dir.path().join("mails");
     std::fs::create_dir(&mails).unwrap();
     for i in 0..MAILS {
-        let raw = casebot::bench::generate_thread_mail(i, 10);
+        let raw = casebot_bench::generate_thread_mail(i, 10);
         std::fs::write(mails.join(format!("{i:05}.eml")), raw).unwrap();
     }
     let disk = dir.path().join("disk");

@@ -1,13 +1,18 @@
 //! Parse tests on the hand-written fixture mails (tests/fixtures/mail).
 
-use casebot::config::Config;
-use casebot::ingest::direction::Direction;
-use casebot::ingest::parse::{DateSource, MailParser, ParsedMail};
+use casebot_app::config::Config;
+use casebot_core::domain::Direction;
+use casebot_core::mail::parse::{DateSource, MailParser, ParsedMail};
 use chrono::Utc;
 
 fn parse(name: &str) -> ParsedMail {
     let raw = std::fs::read(super::fixture(&format!("mail/{name}"))).unwrap();
-    let parser = MailParser::new(&Config::default()).unwrap();
+    let parser = MailParser::new(
+        &Config::default().desk,
+        &Config::default().grammar,
+        &Config::default().ingest,
+    )
+    .unwrap();
     parser
         .parse(&raw, Utc::now())
         .unwrap_or_else(|e| panic!("{name}: {e}"))

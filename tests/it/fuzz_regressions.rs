@@ -1,12 +1,12 @@
 //! The fuzzers' findings, replayed: every input a fuzz target once crashed
 //! on is kept in `tests/fuzz-regressions/TARGET/` and must now pass through
-//! the same entry point (`casebot::fuzzing`) without a panic. The committed
+//! the same entry point (`casebot_analysis::fuzzing`) without a panic. The committed
 //! seeds (`fuzz/seeds/`) run too, so a harness that breaks shows here first.
 
 use std::path::Path;
 
-use casebot::analysis::logs::LogKind;
-use casebot::fuzzing;
+use casebot_analysis::fuzzing;
+use casebot_analysis::logs::LogKind;
 
 fn entry_point(target: &str) -> Option<fn(&[u8])> {
     Some(match target {

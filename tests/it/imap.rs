@@ -453,7 +453,7 @@ fn a_restart_resumes_from_the_checkpoint_and_a_new_uidvalidity_stores_nothing_tw
 fn sightings(db: &Path) -> i64 {
     let rt = runtime();
     rt.block_on(async {
-        let store = casebot::store::Store::open(&super::store_url(db))
+        let store = casebot_store::Store::open(&super::store_url(db))
             .await
             .unwrap();
         sqlx::query_scalar::<_, i64>("SELECT COUNT(*) FROM message_sources")
@@ -473,7 +473,7 @@ fn killed_ten_times_during_a_thousand_mail_catch_up_every_mail_is_stored_once() 
     rt.block_on(async {
         let mut s = dovecot.session(&daemon.user).await;
         for i in 0..N {
-            s.append("INBOX", None, None, casebot::bench::generate_mail(i))
+            s.append("INBOX", None, None, casebot_bench::generate_mail(i))
                 .await
                 .expect("APPEND");
         }
@@ -623,6 +623,7 @@ fn a_thirty_megabyte_mail_and_a_mail_the_parser_rejects_do_not_stop_the_rest() {
 /// `casebot bench imap` end to end on a small count: its own Dovecot,
 /// mbsync as the baseline, every mail through the pipeline, and the summary
 /// line the issue names last.
+#[cfg(feature = "bench")]
 #[test]
 fn bench_imap_measures_both_catch_ups_and_the_idle_latency() {
     let dir = tempfile::tempdir().unwrap();

@@ -15,11 +15,11 @@ use std::time::{Duration, Instant};
 
 const SMTP_SINK: &str = "/usr/sbin/smtp-sink";
 
-pub use casebot::bench::dovecot::is_root;
+pub use casebot_bench::dovecot::is_root;
 
 /// A free loopback port (bound, then released for the server to take).
 pub fn free_port() -> u16 {
-    casebot::bench::dovecot::free_port().expect("a free loopback port")
+    casebot_bench::dovecot::free_port().expect("a free loopback port")
 }
 
 /// One message as the server received it.
@@ -184,20 +184,20 @@ fn parse_dump(path: &Path) -> Option<Received> {
 }
 
 /// The product's throwaway Dovecot (IMAP on a loopback port, LMTP on a
-/// socket, see `casebot::bench::dovecot`) with the tests' helpers on top.
+/// socket, see `casebot_bench::dovecot`) with the tests' helpers on top.
 /// Any user logs in with the password `test`; each test uses its own user
 /// name, so it starts with an empty mailbox.
 pub struct Dovecot {
-    server: casebot::bench::dovecot::Dovecot,
+    server: casebot_bench::dovecot::Dovecot,
     pub port: u16,
     pub tls_port: Option<u16>,
 }
 
-pub const DOVECOT_PASSWORD: &str = casebot::bench::dovecot::PASSWORD;
+pub const DOVECOT_PASSWORD: &str = casebot_bench::dovecot::PASSWORD;
 
 impl Dovecot {
     pub fn start() -> Dovecot {
-        let server = casebot::bench::dovecot::Dovecot::start()
+        let server = casebot_bench::dovecot::Dovecot::start()
             .unwrap_or_else(|e| panic!("{e:#} (run scripts/test.sh)"));
         let port = server.port;
         Dovecot {
@@ -209,7 +209,7 @@ impl Dovecot {
 
     /// With STARTTLS on `port` and implicit TLS on `tls_port`.
     pub fn start_tls(chain: &Path, key: &Path) -> Dovecot {
-        let server = casebot::bench::dovecot::Dovecot::start_tls(chain, key)
+        let server = casebot_bench::dovecot::Dovecot::start_tls(chain, key)
             .unwrap_or_else(|e| panic!("{e:#} (run scripts/test.sh)"));
         let port = server.port;
         let tls_port = server.tls_port;

@@ -3,9 +3,9 @@
 //! more generic or noise one), with the class and codes the rule promises.
 //! A rule without an excerpt here fails `every_rule_has_an_excerpt`.
 
-use casebot::analysis::logs::LogKind;
-use casebot::analysis::rules::{Role, RuleSet};
-use casebot::analysis::scan;
+use casebot_analysis::logs::LogKind;
+use casebot_analysis::rules::{Role, RuleSet};
+use casebot_analysis::scan;
 
 use super::repo;
 
@@ -485,7 +485,7 @@ fn first_rule<'r>(
     set: &'r RuleSet,
     kind: LogKind,
     text: &str,
-) -> Option<&'r casebot::analysis::rules::Rule> {
+) -> Option<&'r casebot_analysis::rules::Rule> {
     let scan = scan::scan_text(set, "excerpt.log", text, Some(kind), 100);
     scan.findings
         .first()
@@ -597,7 +597,7 @@ fn every_code_of_the_servicing_table_is_known() {
 #[test]
 fn every_class_is_concluded_by_some_rule() {
     let set = rules();
-    for class in casebot::analysis::CLASSES
+    for class in casebot_analysis::CLASSES
         .iter()
         .filter(|c| **c != "unknown")
     {

@@ -3,11 +3,11 @@
 
 use std::sync::Arc;
 
-use casebot::config::Config;
-use casebot::ingest::{Counts, Pipeline};
-use casebot::mailbox::import;
-use casebot::store::Store;
-use casebot::store::cases::CaseDetail;
+use casebot_app::config::Config;
+use casebot_app::mailbox::import;
+use casebot_app::stages::filing::{Counts, Pipeline};
+use casebot_store::Store;
+use casebot_store::cases::CaseDetail;
 
 async fn store_in(dir: &tempfile::TempDir) -> (Store, Pipeline) {
     let store = Store::open(&super::store_url(&dir.path().join("t.db")))
@@ -184,8 +184,9 @@ async fn other_bytes_under_a_known_message_id_are_kept_but_not_filed_twice() {
 /// named finds nothing.
 #[tokio::test]
 async fn search_finds_cases_by_the_kbs_and_codes_in_their_logs() {
-    use casebot::analysis::{Analyzer, worker::Worker};
-    use casebot::store::cases::CaseQuery;
+    use casebot_analysis::Analyzer;
+    use casebot_app::stages::analysis::Worker;
+    use casebot_store::cases::CaseQuery;
 
     let dir = tempfile::tempdir().unwrap();
     let (store, pipeline) = store_in(&dir).await;
@@ -193,7 +194,12 @@ async fn search_finds_cases_by_the_kbs_and_codes_in_their_logs() {
         import(&pipeline, &super::example(&format!("threads/{thread}"))).await;
     }
     let config = Config::default();
-    let worker = Worker::new(store.clone(), Analyzer::new(&config).unwrap(), &config).unwrap();
+    let worker = Worker::new(
+        store.clone(),
+        Analyzer::new(&config.analysis, &config.base_dir).unwrap(),
+        &config,
+    )
+    .unwrap();
     let analysed = worker.run_pending().await.unwrap();
     // The figures /metrics serves add up on every backend.
     let metrics = store.counts_for_metrics().await.unwrap();

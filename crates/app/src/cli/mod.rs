@@ -1,0 +1,616 @@
+//! The command line: `casebot <command>`. Every read command takes `--json`;
+//! every command takes `--config PATH`.
+//!
+//! Exit codes (also in the README):
+//! 0 success · 1 runtime failure (store, I/O) · 2 bad usage or configuration ·
+//! 3 not found (case, draft, quarantine entry) · 4 input rejected (a file that
+//! is not a mail, a draft not in the state the command needs) · 5 import
+//! finished but some mails could not be read.
+
+mod desk;
+mod drafts;
+pub mod output;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use anyhow::{Context, Result};
+use clap::{Args, Subcommand};
+use serde_json::json;
+
+use crate::config::Config;
+use crate::mailbox::import;
+use crate::stages::filing::{Counts, Pipeline, Status};
+use casebot_core::mail::parse::MailParser;
+use casebot_store::Store;
+
+/// The options every command takes. The binary's command line flattens
+/// these and [`Command`] into one parser.
+#[derive(Debug, Args)]
+pub struct GlobalArgs {
+    /// Configuration file. Without it, ./config.toml is read if present,
+    /// else the embedded defaults are used.
+    #[arg(long, global = true, value_name = "PATH", env = "CASEBOT_CONFIG")]
+    pub config: Option<PathBuf>,
+
+    /// More log output on stderr (-v info, -vv debug). RUST_LOG overrides.
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the daemon: watch the configured mailboxes, file, analyse and
+    /// draft what arrives, and send what engineers approve.
+    Serve {
+        /// First drop the invented example threads into the configured
+        /// Maildir, so a fresh desk has cases and drafts to show.
+        #[arg(long)]
+        demo: bool,
+    },
+    /// Import a Maildir, an mbox file, a folder of .eml files or one .eml.
+    Import(ImportArgs),
+    /// Parse one mail file and show what casebot reads in it (stores nothing).
+    Parse(ParseArgs),
+    /// List the cases.
+    Cases(CasesArgs),
+    /// The watched IMAP folders: connection state, UIDVALIDITY, last UID handled.
+    Mailboxes {
+        #[arg(long)]
+        json: bool,
+    },
+    /// The `casebot serve` processes on this store: alive or not, and the
+    /// leases each holds (which mailbox folders it watches, whether it drafts).
+    Instances {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show one case with its thread and event log.
+    Show(ShowArgs),
+    /// Mail that could not be filed: list it or run it through again.
+    #[command(subcommand)]
+    Quarantine(QuarantineCommand),
+    /// Analyse logs: a file, a folder, a zip or cab bundle, a link, or a case's mail.
+    Analyze(AnalyzeArgs),
+    /// The rules folder.
+    #[command(subcommand)]
+    Rules(RulesCommand),
+    /// List drafted replies (pending ones wait for an engineer).
+    Drafts(drafts::DraftsArgs),
+    /// One draft: show, edit, draft anew, retry a failed send.
+    #[command(subcommand)]
+    Draft(drafts::DraftCommand),
+    /// Approve a pending draft for sending (recorded with who and when).
+    Approve(drafts::ApproveArgs),
+    /// Reject a pending draft, with a reason.
+    Reject(drafts::RejectArgs),
+    /// Send every approved draft that is due, now (the daemon does this on its own).
+    Send {
+        /// The counts as one JSON line.
+        #[arg(long)]
+        json: bool,
+    },
+    /// The reply templates.
+    #[command(subcommand)]
+    Templates(drafts::TemplatesCommand),
+    /// What closed cases taught (their failure and what fixed it).
+    #[command(subcommand)]
+    Knowledge(drafts::KnowledgeCommand),
+    /// Every open case against its SLA, most urgent first; `sla report` for a period's figures.
+    Sla(desk::SlaArgs),
+    /// Desk accounts for the web desk (engineers and the team lead).
+    #[command(subcommand)]
+    User(desk::UserCommand),
+    /// Give a case to a new owner (the SLA then expects their first mail).
+    Assign(desk::AssignArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct AnalyzeArgs {
+    /// A log file, a folder, a .zip/.cab bundle, or an http(s) link.
+    #[arg(required_unless_present = "case", conflicts_with = "case")]
+    pub target: Option<String>,
+    /// Re-analyse every customer mail of this case (number, thread key or id) and store the result.
+    #[arg(long, value_name = "KEY")]
+    pub case: Option<String>,
+    /// Language of explanations and next steps (zh-CN or en); default from config.
+    #[arg(long)]
+    pub lang: Option<String>,
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum RulesCommand {
+    /// Load and check every rule, class and next step; list every problem with file and line.
+    Check {
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct ImportArgs {
+    /// Maildir, mbox file, folder of .eml files, or one .eml file.
+    pub path: PathBuf,
+    /// One JSON object per mail on stdout; counts on stderr.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ParseArgs {
+    /// An .eml file (RFC 5322 message).
+    pub file: PathBuf,
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct CasesArgs {
+    /// Only cases with this status (new, waiting_on_us, waiting_on_customer, resolved, archived).
+    #[arg(long)]
+    pub status: Option<String>,
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ShowArgs {
+    /// Case number (CAS-08268-Z0X4W9), thread key (T-…) or row id.
+    pub key: String,
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum QuarantineCommand {
+    /// List quarantined mail with the reason.
+    List {
+        /// Include mail that a replay already filed.
+        #[arg(long)]
+        all: bool,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Run quarantined mail through the pipeline again (after a fix or a config change).
+    Replay {
+        /// Quarantine entry ids; none means all entries still quarantined.
+        ids: Vec<i64>,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+/// A failure with the exit code it should end the process with.
+#[derive(Debug)]
+pub struct Failure {
+    pub code: u8,
+    pub error: anyhow::Error,
+}
+
+impl<E: Into<anyhow::Error>> From<E> for Failure {
+    fn from(e: E) -> Self {
+        Failure {
+            code: 1,
+            error: e.into(),
+        }
+    }
+}
+
+pub fn fail(code: u8, error: anyhow::Error) -> Failure {
+    Failure { code, error }
+}
+
+/// Loads the configuration the way every command does.
+pub fn load_config(globals: &GlobalArgs) -> Result<Config, Failure> {
+    let (path, explicit) = match &globals.config {
+        Some(p) => (p.clone(), true),
+        None => (PathBuf::from("config.toml"), false),
+    };
+    Config::load(&path, explicit).map_err(|e| fail(2, e.into()))
+}
+
+/// Runs a parsed command line; returns the process exit code.
+pub async fn run(globals: &GlobalArgs, command: Command) -> ExitCode {
+    finish(dispatch(globals, command).await)
+}
+
+/// The exit code of a command's result; a failure is printed first.
+pub fn finish(result: Result<u8, Failure>) -> ExitCode {
+    match result {
+        Ok(code) => ExitCode::from(code),
+        Err(f) => {
+            eprintln!("casebot: error: {:#}", f.error);
+            ExitCode::from(f.code)
+        }
+    }
+}
+
+async fn open_store(config: &Config) -> Result<Store, Failure> {
+    Store::open(&config.store.url).await.map_err(Failure::from)
+}
+
+async fn dispatch(globals: &GlobalArgs, command: Command) -> Result<u8, Failure> {
+    let config = Arc::new(load_config(globals)?);
+    match command {
+        Command::Serve { demo } => {
+            let shutdown = crate::daemon::Shutdown::listen()?;
+            if demo {
+                drop_demo_threads(&config)?;
+            }
+            let store = open_store(&config).await?;
+            let desk = crate::daemon::Desk::new(store, analyzer(&config, None)?, config.clone())
+                .map_err(|e| fail(2, e))?;
+            tracing::info!(store = %config.store.url, "casebot serve starting");
+            crate::daemon::serve(config, desk, shutdown).await?;
+            Ok(0)
+        }
+        Command::Import(args) => import_cmd(config, args).await,
+        Command::Parse(args) => parse_cmd(&config, args),
+        Command::Cases(args) => {
+            let store = open_store(&config).await?;
+            let mut cases = store.list_cases().await?;
+            if let Some(status) = &args.status {
+                cases.retain(|c| &c.status == status);
+            }
+            if args.json {
+                output::json(&cases)?;
+            } else {
+                output::cases_table(&cases);
+            }
+            Ok(0)
+        }
+        Command::Show(args) => {
+            let store = open_store(&config).await?;
+            let lang = casebot_core::domain::Lang::parse(&config.analysis.language)
+                .unwrap_or(casebot_core::domain::Lang::Zh);
+            // Similar closed cases need the rules (class names), not the templates.
+            let rules = load_rules(&config)?;
+            let overview = crate::stages::drafting::case_overview(&store, &rules, lang, &args.key)
+                .await?
+                .ok_or_else(|| fail(3, anyhow::anyhow!("no case {:?} in the store", args.key)))?;
+            if args.json {
+                output::json(&overview)?;
+            } else {
+                output::case_detail(&overview.detail);
+                if !overview.analysis.is_null() {
+                    println!();
+                    println!("Log analysis:");
+                    output::analysis_summary(&overview.analysis);
+                }
+                if !overview.similar.is_empty() {
+                    println!();
+                    println!("Similar resolved cases:");
+                    for s in &overview.similar {
+                        println!("  {} ({}): {}", s.case, s.class_name, s.resolution);
+                    }
+                }
+                if !overview.drafts.is_empty() {
+                    println!();
+                    println!("Drafts:");
+                    output::drafts_table(&overview.drafts);
+                }
+            }
+            Ok(0)
+        }
+        Command::Quarantine(QuarantineCommand::List { all, json }) => {
+            let store = open_store(&config).await?;
+            let entries = store.quarantine_list(all).await?;
+            if json {
+                output::json(&entries)?;
+            } else {
+                output::quarantine_table(&entries);
+            }
+            Ok(0)
+        }
+        Command::Quarantine(QuarantineCommand::Replay { ids, json }) => {
+            let store = open_store(&config).await?;
+            let pipeline = Pipeline::new(store.clone(), config.clone())?;
+            let ids = if ids.is_empty() {
+                store
+                    .quarantine_list(false)
+                    .await?
+                    .into_iter()
+                    .map(|e| e.id)
+                    .collect()
+            } else {
+                ids
+            };
+            let mut missing = false;
+            let mut counts = Counts::default();
+            for id in ids {
+                match pipeline.replay(id).await? {
+                    Some(report) => {
+                        counts.add(report.status);
+                        if json {
+                            output::json_line(&json!({ "id": id, "report": report }))?;
+                        } else {
+                            output::report_line(&report);
+                        }
+                    }
+                    None => {
+                        eprintln!(
+                            "casebot: quarantine entry {id} does not exist or was already released"
+                        );
+                        missing = true;
+                    }
+                }
+            }
+            eprintln!(
+                "replayed: {} filed, {} duplicate, {} still quarantined",
+                counts.imported, counts.duplicate, counts.quarantined
+            );
+            Ok(if missing { 3 } else { 0 })
+        }
+        Command::Analyze(args) => analyze_cmd(&config, args).await,
+        Command::Rules(RulesCommand::Check { json }) => rules_check_cmd(&config, json),
+        Command::Drafts(args) => drafts::list(&config, args).await,
+        Command::Mailboxes { json } => {
+            let store = open_store(&config).await?;
+            let folders = store.imap_folders().await?;
+            if json {
+                output::json(&folders)?;
+            } else {
+                output::mailboxes_table(&folders);
+            }
+            Ok(0)
+        }
+        Command::Instances { json } => {
+            let store = open_store(&config).await?;
+            let now = casebot_store::now_ts();
+            let views: Vec<_> = store
+                .instances()
+                .await?
+                .iter()
+                .map(|row| row.view(now))
+                .collect();
+            if json {
+                output::json(&views)?;
+            } else {
+                output::instances_table(&views);
+            }
+            Ok(0)
+        }
+        Command::Draft(command) => drafts::draft(&config, command).await,
+        Command::Approve(args) => drafts::approve(&config, args).await,
+        Command::Sla(args) => desk::sla(&config, args).await,
+        Command::User(command) => desk::user(&config, command).await,
+        Command::Assign(args) => desk::assign(&config, args).await,
+        Command::Reject(args) => drafts::reject(&config, args).await,
+        Command::Send { json } => drafts::send(&config, json).await,
+        Command::Templates(drafts::TemplatesCommand::Check { json }) => {
+            drafts::templates_check(&config, json)
+        }
+        Command::Knowledge(command) => drafts::knowledge(&config, command).await,
+    }
+}
+
+/// `serve --demo`: the example threads into the first Maildir mailbox.
+fn drop_demo_threads(config: &Config) -> Result<(), Failure> {
+    let mailbox = config
+        .mailboxes
+        .iter()
+        .find(|m| m.kind == crate::config::MailboxKind::Maildir)
+        .ok_or_else(|| {
+            fail(
+                2,
+                anyhow::anyhow!(
+                    "--demo drops the example threads into a Maildir, and the configuration watches none"
+                ),
+            )
+        })?;
+    let path = config.maildir_path(mailbox);
+    let maildir = crate::mailbox::maildir::Maildir::open(&mailbox.name, &path)?;
+    let dropped = crate::mailbox::demo::drop_examples(&maildir)?;
+    tracing::info!(mails = dropped, maildir = %path.display(), "demo: example threads dropped");
+    eprintln!(
+        "casebot: demo: {dropped} example mails dropped into {}; try `casebot cases` and `casebot drafts`",
+        path.display()
+    );
+    Ok(())
+}
+
+async fn import_cmd(config: Arc<Config>, args: ImportArgs) -> Result<u8, Failure> {
+    let source = import::open(&args.path).map_err(|e| fail(2, e))?;
+    let analyzer = analyzer(&config, None)?;
+    let store = open_store(&config).await?;
+    let pipeline = Pipeline::new(store.clone(), config.clone())?;
+    let drafter = crate::stages::drafting::Drafter::new(
+        store.clone(),
+        analyzer.rules.clone(),
+        config.clone(),
+    )
+    .map_err(|e| fail(2, e.into()))?;
+    let worker = crate::stages::analysis::Worker::new(store, analyzer, &config)?;
+    let bar = output::progress(source.len_hint, "importing");
+    let json = args.json;
+    let mut out_err = None;
+    let counts = pipeline
+        .run(source.mails, |report| {
+            bar.inc(1);
+            if json {
+                if let Err(e) = output::json_line(report) {
+                    out_err.get_or_insert(e);
+                }
+            } else if report.status != Status::Imported && report.status != Status::Duplicate {
+                bar.suspend(|| output::report_line(report));
+            }
+        })
+        .await?;
+    bar.finish_and_clear();
+    if let Some(e) = out_err {
+        return Err(e.into());
+    }
+    eprintln!(
+        "imported {}, duplicate {}, quarantined {}, failed {} (of {})",
+        counts.imported,
+        counts.duplicate,
+        counts.quarantined,
+        counts.failed,
+        counts.total()
+    );
+    // The same stage the daemon runs after filing: a backfill leaves the
+    // store as watching the mailbox would have.
+    let bar = output::spinner("analysing logs");
+    let analysed = worker.run_pending().await?;
+    bar.finish_and_clear();
+    eprintln!(
+        "analysed {} mails with logs ({} without anything to analyse, {} failed)",
+        analysed.analysed, analysed.empty, analysed.failed
+    );
+    let drafted = drafter.run().await?;
+    eprintln!(
+        "drafts: {} created, {} updated, {} withdrawn",
+        drafted.created, drafted.updated, drafted.withdrawn
+    );
+    Ok(if counts.failed > 0 { 5 } else { 0 })
+}
+
+/// The configured rules (the built-in copy when the default folder is
+/// missing); exit 2 when they do not load.
+pub fn load_rules(config: &Config) -> Result<casebot_analysis::rules::RuleSet, Failure> {
+    let (dir, rules) =
+        casebot_analysis::rules::RuleSet::configured(&config.analysis, &config.base_dir);
+    rules.map_err(|e| {
+        fail(
+            2,
+            anyhow::anyhow!("the rules in {} do not load:\n{e}", dir.display()),
+        )
+    })
+}
+
+/// The analyser, in the language asked for (or the configured one).
+pub fn analyzer(
+    config: &Config,
+    lang: Option<&str>,
+) -> Result<casebot_analysis::Analyzer, Failure> {
+    let mut analyzer = casebot_analysis::Analyzer::new(&config.analysis, &config.base_dir)
+        .map_err(|e| fail(2, e.into()))?;
+    if let Some(lang) = lang {
+        analyzer.lang = casebot_core::domain::Lang::parse(lang)
+            .ok_or_else(|| fail(2, anyhow::anyhow!("--lang {lang:?}: expected zh-CN or en")))?;
+    }
+    Ok(analyzer)
+}
+
+async fn analyze_cmd(config: &Arc<Config>, args: AnalyzeArgs) -> Result<u8, Failure> {
+    let analyzer = analyzer(config, args.lang.as_deref())?;
+    if let Some(key) = &args.case {
+        let store = open_store(config).await?;
+        let worker = crate::stages::analysis::Worker::new(store, analyzer, config)?;
+        let results = worker
+            .reanalyze_case(key)
+            .await?
+            .ok_or_else(|| fail(3, anyhow::anyhow!("no case {key:?} in the store")))?;
+        if args.json {
+            output::json(&results)?;
+        } else {
+            output::case_analyses(&results);
+        }
+        return Ok(0);
+    }
+    let target = args.target.unwrap_or_default();
+    let report = if target.starts_with("http://") || target.starts_with("https://") {
+        analyzer
+            .analyze_url(&target)
+            .await
+            .map_err(|e| fail(4, anyhow::anyhow!("{target}: {e}")))?
+    } else {
+        let path = PathBuf::from(&target);
+        if !path.exists() {
+            return Err(fail(3, anyhow::anyhow!("{target}: no such file or folder")));
+        }
+        let bar = output::spinner("analysing");
+        let report = tokio::task::spawn_blocking(move || analyzer.analyze_path(&path))
+            .await
+            .context("The analysis task failed")?;
+        bar.finish_and_clear();
+        report
+    };
+    if args.json {
+        output::json(&report)?;
+    } else {
+        output::analysis_report(&report);
+    }
+    let nothing_read = report.scanned_logs() == 0
+        && report
+            .items
+            .iter()
+            .any(|i| i.status == casebot_analysis::bundle::ItemStatus::Error);
+    Ok(if nothing_read { 4 } else { 0 })
+}
+
+fn rules_check_cmd(config: &Config, json: bool) -> Result<u8, Failure> {
+    // What analysis would use, the built-in copy included.
+    let (dir, loaded) =
+        casebot_analysis::rules::RuleSet::configured(&config.analysis, &config.base_dir);
+    match loaded {
+        Ok(set) => {
+            let mut files: std::collections::BTreeMap<String, usize> = Default::default();
+            for rule in &set.rules {
+                let file = rule.origin.split(':').next().unwrap_or("").to_string();
+                *files.entry(file).or_default() += 1;
+            }
+            if json {
+                output::json(&json!({
+                    "ok": true,
+                    "dir": dir.display().to_string(),
+                    "rules": set.rules.len(),
+                    "files": files,
+                    "classes": set.classes.len(),
+                    "steps": set.steps.len(),
+                    "errors": [],
+                }))?;
+            } else {
+                println!(
+                    "{}: {} rules in {} files, {} classes, {} next steps: OK",
+                    dir.display(),
+                    set.rules.len(),
+                    files.len(),
+                    set.classes.len(),
+                    set.steps.len()
+                );
+                for (file, n) in files {
+                    println!("  {file:24} {n} rules");
+                }
+            }
+            Ok(0)
+        }
+        Err(errors) => {
+            if json {
+                let list: Vec<_> = errors
+                    .0
+                    .iter()
+                    .map(|e| json!({"file": e.file.display().to_string(), "line": e.line, "column": e.column, "message": e.message}))
+                    .collect();
+                output::json(
+                    &json!({"ok": false, "dir": dir.display().to_string(), "errors": list}),
+                )?;
+            } else {
+                for e in &errors.0 {
+                    eprintln!("{e}");
+                }
+                eprintln!("{} problem(s) in {}", errors.0.len(), dir.display());
+            }
+            Ok(2)
+        }
+    }
+}
+
+fn parse_cmd(config: &Config, args: ParseArgs) -> Result<u8, Failure> {
+    let raw = std::fs::read(&args.file)
+        .with_context(|| format!("Cannot read {}", args.file.display()))?;
+    let parser = MailParser::new(&config.desk, &config.grammar, &config.ingest)?;
+    let arrival = import::modified(&args.file);
+    let mail = parser
+        .parse(&raw, arrival)
+        .map_err(|r| fail(4, anyhow::anyhow!("{}: {r}", args.file.display())))?;
+    if args.json {
+        output::json(&output::parse_view(&mail))?;
+    } else {
+        output::parsed_mail(&mail);
+    }
+    Ok(0)
+}

@@ -1,0 +1,481 @@
+//! `casebot serve`: the long-running process.
+//!
+//! It watches every configured mailbox (each IMAP folder in IDLE on its own
+//! connection, each Maildir's `new/`) and files what arrives through the
+//! same [`Pipeline`] as `casebot import`. The analysis and
+//! drafting stages run as one task, in that order, woken after each filing
+//! (and every few seconds, so a mail filed by another command is picked up
+//! too); the sender is its own task, polling for drafts approved from any
+//! process, and woken at once by an approval on the web desk. The SLA
+//! snapshots are brought up to date after each drafting pass. The web desk
+//! is one more task on the same stages, serving `web.listen`.
+//! SIGINT/SIGTERM let the batch in hand finish before exiting.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use tokio::net::TcpListener;
+use tokio::sync::{Notify, watch};
+
+use crate::config::{Config, MailboxKind};
+use crate::mailbox::RawMail;
+use crate::mailbox::imap::{Account, FolderWatcher};
+use crate::mailbox::import::modified;
+use crate::mailbox::maildir::Maildir;
+use crate::outbox::Outbox;
+use crate::stages::analysis::Worker;
+use crate::stages::drafting::Drafter;
+use crate::stages::filing::{Pipeline, Status};
+use crate::stages::sla::SlaSnapshots;
+use casebot_analysis::Analyzer;
+use casebot_core::domain::Source;
+use casebot_core::sla::SlaPolicies;
+use casebot_store::Store;
+
+pub mod leases;
+use leases::{Roster, heartbeat_forever, while_leased};
+
+/// The stages one running desk is made of, built from one store.
+pub struct Desk {
+    pub pipeline: Pipeline,
+    pub worker: Worker,
+    pub drafter: Arc<Drafter>,
+    pub outbox: Outbox,
+    pub sla: Arc<SlaSnapshots>,
+    /// Wakes the sender (an approval on the web desk).
+    pub send_now: Arc<Notify>,
+    pub config: Arc<Config>,
+}
+
+impl Desk {
+    /// Every stage over `store`, as `config` sets them up.
+    pub fn new(store: Store, analyzer: Analyzer, config: Arc<Config>) -> Result<Desk> {
+        let pipeline = Pipeline::new(store.clone(), config.clone())?;
+        let drafter = Arc::new(Drafter::new(
+            store.clone(),
+            analyzer.rules.clone(),
+            config.clone(),
+        )?);
+        let policies =
+            SlaPolicies::from_config(&config.sla, &config.desk.time_zone, &config.base_dir)
+                .map_err(|(key, message)| anyhow::anyhow!("{key}: {message}"))?;
+        let sla = Arc::new(SlaSnapshots::new(store.clone(), Arc::new(policies)));
+        let worker = Worker::new(store, analyzer, &config)?;
+        let outbox = Outbox::new(pipeline.clone(), config.clone());
+        Ok(Desk {
+            pipeline,
+            worker,
+            drafter,
+            outbox,
+            sla,
+            send_now: Arc::new(Notify::new()),
+            config,
+        })
+    }
+}
+
+/// One source of new mail the daemon watches.
+pub enum Watch {
+    ImapFolder(Box<FolderWatcher>),
+    Maildir {
+        maildir: Maildir,
+        interval: Duration,
+    },
+}
+
+/// The watchers the configuration asks for; each wakes `filed` after filing.
+pub fn configured_watchers(
+    config: &Config,
+    pipeline: &Pipeline,
+    filed: &Arc<Notify>,
+) -> Result<Vec<Watch>> {
+    let mut watchers = Vec::new();
+    for mailbox in &config.mailboxes {
+        match mailbox.kind {
+            MailboxKind::Imap => {
+                let account = Account::from_config(config, mailbox)?;
+                for folder in &mailbox.folders {
+                    watchers.push(Watch::ImapFolder(Box::new(FolderWatcher::new(
+                        account.clone(),
+                        mailbox,
+                        folder,
+                        pipeline.clone(),
+                        filed.clone(),
+                    ))));
+                }
+            }
+            MailboxKind::Maildir => {
+                let path = config.maildir_path(mailbox);
+                let maildir = Maildir::open(&mailbox.name, &path)?;
+                tracing::info!(mailbox = %mailbox.name, path = %path.display(), "watching Maildir");
+                watchers.push(Watch::Maildir {
+                    maildir,
+                    interval: Duration::from_secs(mailbox.poll_interval_secs.max(1)),
+                });
+            }
+        }
+    }
+    Ok(watchers)
+}
+
+/// Runs the configured desk until SIGINT or SIGTERM.
+pub async fn serve(config: Arc<Config>, desk: Desk, shutdown: Shutdown) -> Result<()> {
+    let filed = Arc::new(Notify::new());
+    let watchers = configured_watchers(&config, &desk.pipeline, &filed)?;
+    let web = match config.web.listen.as_str() {
+        "" => None,
+        address => Some(TcpListener::bind(address).await.with_context(|| {
+            format!("Cannot serve the web desk on {address} (web.listen, or CASEBOT_LISTEN)")
+        })?),
+    };
+    run(desk, watchers, filed, web, shutdown.wait()).await
+}
+
+/// Runs the stages, `watchers` and the web desk (on `web`, when given)
+/// until `stop` completes, then lets each finish what it has in hand.
+/// `filed` is the notification the watchers were made with: it wakes the
+/// analysis and drafting stages.
+pub async fn run(
+    desk: Desk,
+    watchers: Vec<Watch>,
+    filed: Arc<Notify>,
+    web: Option<TcpListener>,
+    stop: impl Future<Output = ()>,
+) -> Result<()> {
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let mut tasks = Vec::new();
+    if let Some(listener) = web {
+        let state = crate::web::AppState {
+            store: desk.pipeline.store().clone(),
+            config: desk.config.clone(),
+            drafter: desk.drafter.clone(),
+            sla: desk.sla.clone(),
+            send_now: desk.send_now.clone(),
+            throttle: Default::default(),
+            started: std::time::Instant::now(),
+        };
+        let mut web_stop = stop_rx.clone();
+        tasks.push(tokio::spawn(crate::web::serve(
+            listener,
+            state,
+            async move {
+                let _ = web_stop.changed().await;
+            },
+        )));
+    }
+    let store = desk.pipeline.store().clone();
+    let roster = Arc::new(Roster::new(watchers.len()));
+    tasks.push(tokio::spawn(heartbeat_forever(
+        store.clone(),
+        roster.clone(),
+        stop_rx.clone(),
+    )));
+    tasks.push(tokio::spawn(analyse_and_draft_forever(
+        desk.worker,
+        desk.drafter,
+        desk.sla,
+        roster.clone(),
+        filed.clone(),
+        stop_rx.clone(),
+    )));
+    tasks.push(tokio::spawn(send_forever(
+        desk.outbox,
+        desk.send_now,
+        stop_rx.clone(),
+    )));
+    for watcher in watchers {
+        tasks.push(match watcher {
+            Watch::ImapFolder(folder) => {
+                let folder: Arc<FolderWatcher> = Arc::from(folder);
+                tokio::spawn(while_leased(
+                    store.clone(),
+                    roster.clone(),
+                    folder.lease_name(),
+                    stop_rx.clone(),
+                    move |stop| {
+                        let folder = folder.clone();
+                        async move { folder.run(stop).await }
+                    },
+                ))
+            }
+            Watch::Maildir { maildir, interval } => {
+                let (pipeline, filed) = (desk.pipeline.clone(), filed.clone());
+                tokio::spawn(while_leased(
+                    store.clone(),
+                    roster.clone(),
+                    format!("maildir {}", maildir.root.display()),
+                    stop_rx.clone(),
+                    move |stop| {
+                        watch_maildir(
+                            maildir.clone(),
+                            interval,
+                            pipeline.clone(),
+                            filed.clone(),
+                            stop,
+                        )
+                    },
+                ))
+            }
+        });
+    }
+    stop.await;
+    tracing::info!("shutting down: finishing the mail in hand");
+    let _ = stop_tx.send(true);
+    for t in tasks {
+        t.await??;
+    }
+    tracing::info!("stopped");
+    Ok(())
+}
+
+/// Scans `new/` every `interval`, files what it finds, then moves each filed
+/// mail to `cur/`.
+async fn watch_maildir(
+    maildir: Maildir,
+    interval: Duration,
+    pipeline: Pipeline,
+    filed: Arc<Notify>,
+    mut stop: watch::Receiver<bool>,
+) -> Result<()> {
+    let mut failing = false;
+    loop {
+        match scan_once(&maildir, &pipeline).await {
+            Ok(n) => {
+                if failing {
+                    tracing::info!(mailbox = %maildir.name, "Maildir scan works again");
+                    failing = false;
+                }
+                if n > 0 {
+                    tracing::info!(mailbox = %maildir.name, mails = n, "filed new mail");
+                    filed.notify_one();
+                }
+            }
+            // Log a failure once, not on every tick.
+            Err(e) if !failing => {
+                tracing::error!(mailbox = %maildir.name, error = %format!("{e:#}"), "Maildir scan failed; retrying");
+                failing = true;
+            }
+            Err(_) => {}
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(interval) => {}
+            _ = stop.changed() => return Ok(()),
+        }
+    }
+}
+
+/// The analysis and drafting stages: analyses every queued mail, then
+/// re-decides the drafts of every case that changed, then waits for the next
+/// filing (or a few seconds). A store error is logged once and retried.
+async fn analyse_and_draft_forever(
+    worker: Worker,
+    drafter: Arc<Drafter>,
+    sla: Arc<SlaSnapshots>,
+    roster: Arc<Roster>,
+    filed: Arc<Notify>,
+    mut stop: watch::Receiver<bool>,
+) -> Result<()> {
+    let mut failing = false;
+    // The drafting stage follows the event log with one shared cursor: only
+    // the instance holding this lease drafts. Analysis is claimed per mail
+    // and runs on every instance.
+    let mut drafting_lease = drafter.store().lease(leases::DRAFTING);
+    let mut drafting = false;
+    loop {
+        let pass = async {
+            let started = std::time::Instant::now();
+            let analysed = worker.run_pending().await?;
+            let analysis_ms = started.elapsed().as_millis() as u64;
+            let started = std::time::Instant::now();
+            let holds = drafting_lease.hold().await?;
+            if holds != drafting {
+                tracing::info!(
+                    drafts = holds,
+                    "drafting lease {}",
+                    if holds { "taken" } else { "lost" }
+                );
+                drafting = holds;
+                roster.set_held(leases::DRAFTING, holds);
+            }
+            let drafted = if holds {
+                drafter.run().await?
+            } else {
+                Default::default()
+            };
+            sla.refresh().await?;
+            anyhow::Ok((
+                analysed,
+                analysis_ms,
+                drafted,
+                started.elapsed().as_millis() as u64,
+            ))
+        };
+        match pass.await {
+            Ok((analysed, analysis_ms, drafted, drafting_ms)) => {
+                if failing {
+                    tracing::info!("analysis and drafting work again");
+                }
+                failing = false;
+                if analysed.analysed + analysed.failed > 0 {
+                    tracing::info!(
+                        analysed = analysed.analysed,
+                        failed = analysed.failed,
+                        ms = analysis_ms,
+                        "analysis stage ran"
+                    );
+                }
+                if drafted.created + drafted.updated + drafted.withdrawn > 0 {
+                    tracing::info!(
+                        created = drafted.created,
+                        updated = drafted.updated,
+                        withdrawn = drafted.withdrawn,
+                        ms = drafting_ms,
+                        "drafting stage ran"
+                    );
+                }
+            }
+            Err(e) if !failing => {
+                tracing::error!(error = %format!("{e:#}"), "analysis or drafting failed; retrying");
+                failing = true;
+            }
+            Err(_) => {}
+        }
+        tokio::select! {
+            _ = filed.notified() => {}
+            _ = tokio::time::sleep(Duration::from_secs(5)) => {}
+            _ = stop.changed() => return Ok(()),
+        }
+    }
+}
+
+/// The sender: every two seconds, sends what engineers approved (from any
+/// process) and what is due for a retry. A send in progress finishes before
+/// the process stops.
+async fn send_forever(
+    outbox: Outbox,
+    send_now: Arc<Notify>,
+    mut stop: watch::Receiver<bool>,
+) -> Result<()> {
+    let mut failing = false;
+    loop {
+        match outbox.send_due().await {
+            Ok(counts) => {
+                if failing {
+                    tracing::info!("the sender works again");
+                }
+                failing = false;
+                if counts.sent + counts.retrying + counts.failed + counts.recovered > 0 {
+                    tracing::info!(
+                        sent = counts.sent,
+                        retrying = counts.retrying,
+                        failed = counts.failed,
+                        recovered = counts.recovered,
+                        "sender ran"
+                    );
+                }
+            }
+            Err(e) if !failing => {
+                tracing::error!(error = %format!("{e:#}"), "sender failed; retrying");
+                failing = true;
+            }
+            Err(_) => {}
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(Duration::from_secs(2)) => {}
+            _ = send_now.notified() => {}
+            _ = stop.changed() => return Ok(()),
+        }
+    }
+}
+
+/// Files every mail waiting in `new/`; returns how many it handled. File
+/// system work (listing, reading, moving) runs on blocking threads, never on
+/// the async workers.
+pub async fn scan_once(maildir: &Maildir, pipeline: &Pipeline) -> Result<usize> {
+    let md = maildir.clone();
+    let files = tokio::task::spawn_blocking(move || md.pending()).await??;
+    let mut handled = 0;
+    for chunk in files.chunks(crate::stages::filing::BATCH) {
+        let (md, p, chunk) = (maildir.clone(), pipeline.clone(), chunk.to_vec());
+        let (paths, prepared) = tokio::task::spawn_blocking(move || {
+            let (paths, raws) = read_files(&md, chunk);
+            (paths, p.prepare_batch(raws))
+        })
+        .await?;
+        let reports = pipeline.file_batch(prepared).await?;
+        for report in &reports {
+            match report.status {
+                Status::Quarantined => {
+                    tracing::warn!(source = %report.source, reason = ?report.reason, "quarantined")
+                }
+                _ => {
+                    tracing::debug!(source = %report.source, status = ?report.status, case = ?report.case_key, "filed")
+                }
+            }
+        }
+        // Only after the store committed: a crash before this re-files the
+        // mail on the next scan, where it is recognised as a duplicate.
+        handled += paths.len();
+        let md = maildir.clone();
+        tokio::task::spawn_blocking(move || {
+            paths.iter().try_for_each(|path| md.mark_handled(path))
+        })
+        .await??;
+    }
+    Ok(handled)
+}
+
+/// Reads a chunk of `new/`; returns the paths read and their mails, in step.
+fn read_files(maildir: &Maildir, files: Vec<PathBuf>) -> (Vec<PathBuf>, Vec<RawMail>) {
+    let mut paths = Vec::with_capacity(files.len());
+    let mut raws = Vec::with_capacity(files.len());
+    for path in files {
+        match std::fs::read(&path) {
+            Ok(bytes) => {
+                raws.push(RawMail {
+                    bytes,
+                    arrival: modified(&path),
+                    source: Source::Maildir {
+                        mailbox: maildir.name.clone(),
+                        file: path
+                            .file_name()
+                            .map(|n| n.to_string_lossy().into_owned())
+                            .unwrap_or_default(),
+                    },
+                });
+                paths.push(path);
+            }
+            // Vanished between listing and reading: another reader took it.
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => tracing::warn!(file = %path.display(), error = %e, "cannot read mail file"),
+        }
+    }
+    (paths, raws)
+}
+
+/// SIGINT and SIGTERM, listened to from the moment this is made: create it
+/// first thing, so a stop during start-up is a clean stop too.
+pub struct Shutdown {
+    interrupt: tokio::signal::unix::Signal,
+    terminate: tokio::signal::unix::Signal,
+}
+
+impl Shutdown {
+    pub fn listen() -> Result<Shutdown> {
+        use tokio::signal::unix::{SignalKind, signal};
+        Ok(Shutdown {
+            interrupt: signal(SignalKind::interrupt())?,
+            terminate: signal(SignalKind::terminate())?,
+        })
+    }
+
+    /// Completes at the first SIGINT or SIGTERM.
+    pub async fn wait(mut self) {
+        tokio::select! {
+            _ = self.interrupt.recv() => {}
+            _ = self.terminate.recv() => {}
+        }
+    }
+}

@@ -1,0 +1,22 @@
+//! casebot's application: everything that does I/O, over the pure crates
+//! below it. See ARCHITECTURE.md for the map; the pipeline, top to bottom:
+//!
+//! - [`mailbox`]: where mail comes from (IMAP in IDLE, Maildir, mbox, .eml),
+//!   and the watching of each source;
+//! - [`stages`]: the pipeline stages, each executing what the pure crates
+//!   decide: filing, analysis, drafting (the approval gate), the SLA snapshots;
+//! - [`outbox`]: approved replies sent at most once, in their thread;
+//! - [`daemon`]: `casebot serve`, wiring the stages together;
+//! - [`web`]: the web desk (cases, drafts, SLA board, report, API, metrics);
+//! - [`cli`]: the command line;
+//! - [`config`]: `config.toml`, each section owned by the crate it configures;
+//! - [`parallel`]: the order-keeping parallel map batch stages use.
+
+pub mod cli;
+pub mod config;
+pub mod daemon;
+pub mod mailbox;
+pub mod outbox;
+pub mod parallel;
+pub mod stages;
+pub mod web;

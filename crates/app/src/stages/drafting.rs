@@ -1,0 +1,681 @@
+//! Drafting: the reply each case calls for, rendered from `templates/`, kept
+//! as the case's one pending draft until an engineer approves or rejects it.
+//!
+//! The stage reads the event log from where it stopped and re-decides every
+//! case that changed (a mail filed, an analysis finished, threads merged).
+//! The decision ([`decide`]), the envelope ([`reply`]), the template context
+//! ([`context`]) and the knowledge signature ([`knowledge`]) are pure; this
+//! module only loads their inputs from the store and writes the outcome.
+
+use std::sync::Arc;
+
+use anyhow::Result;
+use futures_util::StreamExt;
+use serde::Serialize;
+
+use crate::config::Config;
+use casebot_analysis::conclude::Conclusion;
+use casebot_analysis::rules::RuleSet;
+use casebot_core::domain::Direction;
+use casebot_core::domain::Lang;
+use casebot_core::domain::{CaseStatus, MailSignal};
+use casebot_core::mail::parse::Mailbox;
+use casebot_core::mail::subject::ParsedSubject;
+use casebot_store::Store;
+use casebot_store::analyses::AnalysisView;
+use casebot_store::drafts::{DraftRow, DraftingInput, GateError, NewDraft};
+use casebot_store::knowledge::NewKnowledge;
+
+use casebot_drafting::context::{self, CaseInput, Inputs, SimilarCase, ThreadText};
+use casebot_drafting::decide::{self, AnalysisState, DraftKind, ThreadMessage, Want};
+use casebot_drafting::templates::Templates;
+use casebot_drafting::{knowledge, reply};
+
+/// The stage word that hands a case to a new engineer.
+const REASSIGN_STAGE: &str = "案例重新分配";
+/// Similar closed cases quoted in a reply.
+const MAX_SIMILAR: usize = 3;
+/// Cases re-decided side by side in one pass (the store has four connections).
+const CASES_AT_ONCE: usize = 4;
+
+/// What one drafting pass did.
+#[derive(Debug, Clone, Copy, Default, Serialize)]
+pub struct DraftCounts {
+    pub created: u64,
+    pub updated: u64,
+    pub withdrawn: u64,
+    pub unchanged: u64,
+}
+
+/// What happened to one case.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Change {
+    Created,
+    Updated,
+    Withdrawn,
+    Unchanged,
+}
+
+/// Why drafting could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum SetupError {
+    #[error(transparent)]
+    Templates(#[from] casebot_drafting::templates::LoadError),
+    #[error("the rules in {dir} do not load:\n{errors}")]
+    Rules {
+        dir: String,
+        errors: casebot_analysis::rules::RuleErrors,
+    },
+}
+
+/// The drafting stage; cheap to clone.
+#[derive(Clone)]
+pub struct Drafter {
+    store: Store,
+    rules: Arc<RuleSet>,
+    templates: Arc<Templates>,
+    config: Arc<Config>,
+}
+
+impl Drafter {
+    pub fn new(store: Store, rules: Arc<RuleSet>, config: Arc<Config>) -> Result<Self, SetupError> {
+        let templates = Arc::new(Templates::configured(&config.drafting, &config.base_dir)?);
+        Ok(Drafter {
+            store,
+            rules,
+            templates,
+            config,
+        })
+    }
+
+    /// With the configured rules (for commands that do not analyse).
+    pub fn from_config(store: Store, config: Arc<Config>) -> Result<Self, SetupError> {
+        let (dir, loaded) = RuleSet::configured(&config.analysis, &config.base_dir);
+        let rules = loaded.map_err(|errors| SetupError::Rules {
+            dir: dir.display().to_string(),
+            errors,
+        })?;
+        Self::new(store, Arc::new(rules), config)
+    }
+
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    pub fn templates(&self) -> &Templates {
+        &self.templates
+    }
+
+    pub fn rules(&self) -> &RuleSet {
+        &self.rules
+    }
+
+    /// Re-decides every case that changed since the last pass.
+    pub async fn run(&self) -> Result<DraftCounts> {
+        let cursor = self.store.cursor("drafting").await?;
+        let (cases, newest) = self.store.cases_changed_since(cursor).await?;
+        let mut counts = DraftCounts::default();
+        // Most cases need no new draft and cost only reads, which SQLite
+        // serves side by side: a few cases at a time, each on its own.
+        let mut changes = futures_util::stream::iter(cases)
+            .map(|case_row| self.redraft_case(case_row))
+            .buffer_unordered(CASES_AT_ONCE);
+        while let Some(change) = changes.next().await {
+            match change? {
+                Change::Created => counts.created += 1,
+                Change::Updated => counts.updated += 1,
+                Change::Withdrawn => counts.withdrawn += 1,
+                Change::Unchanged => counts.unchanged += 1,
+            }
+        }
+        if newest > cursor {
+            self.store.set_cursor("drafting", newest).await?;
+        }
+        Ok(counts)
+    }
+
+    /// Brings one case's pending draft in line with what it calls for.
+    pub async fn redraft_case(&self, case_row: i64) -> Result<Change> {
+        let Some(input) = self.store.drafting_input(case_row).await? else {
+            return Ok(Change::Unchanged);
+        };
+        let status = status_of(&input.case.status);
+        let thread: Vec<ThreadMessage> = input
+            .messages
+            .iter()
+            .map(|m| ThreadMessage {
+                row: m.id,
+                direction: Direction::parse(&m.direction).unwrap_or(Direction::Customer),
+                signal: m.signal.as_deref().and_then(MailSignal::parse),
+                stage: m.stage.clone(),
+            })
+            .collect();
+        let states: Vec<AnalysisState> = input
+            .analyses
+            .iter()
+            .map(|a| AnalysisState {
+                message_row: a.message_row,
+                analysis_row: a.id,
+                status: a.status.clone(),
+            })
+            .collect();
+        let want = decide::decide(status, &thread, &states, REASSIGN_STAGE);
+        let pending = input.drafts.iter().find(|d| d.status == "pending");
+        let newest_message = input.messages.last().map(|m| m.id);
+        // An engineer's own draft stands until a new mail arrives.
+        if let Some(p) = pending
+            && p.origin == "manual"
+            && p.basis == manual_basis(&p.kind, newest_message)
+        {
+            return Ok(Change::Unchanged);
+        }
+        match want {
+            Want::Wait(_) => Ok(Change::Unchanged),
+            Want::Nothing(reason) => match pending {
+                Some(p) if self.store.withdraw_draft(p, reason).await? => Ok(Change::Withdrawn),
+                _ => Ok(Change::Unchanged),
+            },
+            Want::Draft {
+                kind,
+                trigger,
+                basis,
+                round,
+            } => {
+                let handled = input.drafts.iter().any(|d| {
+                    d.status != "pending"
+                        && (d.basis == basis || matches!(d.status.as_str(), "approved" | "failed"))
+                });
+                if handled || pending.is_some_and(|p| p.basis == basis) {
+                    return Ok(Change::Unchanged);
+                }
+                let draft = self
+                    .render(&input, kind, Some(trigger), &round, basis, "auto")
+                    .await?;
+                match pending {
+                    Some(p) => {
+                        let reason = format!("new evidence: {}", draft.basis);
+                        Ok(if self.store.replace_pending(p, &draft, &reason).await? {
+                            Change::Updated
+                        } else {
+                            Change::Unchanged
+                        })
+                    }
+                    None => {
+                        let reason = format!("the case calls for a {} reply", kind.as_str());
+                        Ok(
+                            if self.store.create_draft(&draft, &reason).await?.is_some() {
+                                Change::Created
+                            } else {
+                                Change::Unchanged
+                            },
+                        )
+                    }
+                }
+            }
+        }
+    }
+
+    /// An engineer asks for a draft of `kind` (an archive notice, or another
+    /// kind than the stage chose); it replaces the case's pending draft.
+    pub async fn draft_on_request(
+        &self,
+        case_key: &str,
+        kind: DraftKind,
+        by: &str,
+    ) -> Result<Option<DraftRow>> {
+        let Some(case) = self.store.find_case(case_key).await? else {
+            return Ok(None);
+        };
+        let Some(input) = self.store.drafting_input(case.id).await? else {
+            return Ok(None);
+        };
+        let newest = input.messages.last().map(|m| m.id);
+        let trigger = input
+            .messages
+            .iter()
+            .rev()
+            .find(|m| m.direction == "customer")
+            .map(|m| m.id);
+        let draft = self
+            .render(
+                &input,
+                kind,
+                trigger,
+                &[],
+                manual_basis(kind.as_str(), newest),
+                "manual",
+            )
+            .await?;
+        let reason = format!("requested by {by}");
+        let id = match input.drafts.iter().find(|d| d.status == "pending") {
+            Some(p) => {
+                anyhow::ensure!(
+                    self.store.replace_pending(p, &draft, &reason).await?,
+                    "draft {} changed while drafting; try again",
+                    p.id
+                );
+                p.id
+            }
+            None => self
+                .store
+                .create_draft(&draft, &reason)
+                .await?
+                .ok_or_else(|| anyhow::anyhow!("another pending draft appeared; try again"))?,
+        };
+        self.store.draft(id).await
+    }
+
+    /// Renders a draft of `kind` for the case in `input`.
+    async fn render(
+        &self,
+        input: &DraftingInput,
+        kind: DraftKind,
+        trigger: Option<i64>,
+        round: &[i64],
+        basis: String,
+        origin: &'static str,
+    ) -> Result<NewDraft> {
+        let case = &input.case;
+        let subjects: Vec<ParsedSubject> = input
+            .messages
+            .iter()
+            .map(|m| serde_json::from_str(&m.subject_json).unwrap_or_default())
+            .collect();
+        let human: Vec<&casebot_store::drafts::ThreadRow> = input
+            .messages
+            .iter()
+            .filter(|m| matches!(m.direction.as_str(), "customer" | "engineer"))
+            .collect();
+        let texts: Vec<ThreadText> = human
+            .iter()
+            .map(|m| ThreadText {
+                direction: Direction::parse(&m.direction).unwrap_or(Direction::Customer),
+                from_name: m.from_name.clone(),
+                signal: m.signal.as_deref().and_then(MailSignal::parse),
+                new_text: m.new_text.clone(),
+            })
+            .collect();
+        let parent = trigger.and_then(|t| human.iter().position(|m| m.id == t));
+        let customer_text = human
+            .iter()
+            .rev()
+            .find(|m| m.direction == "customer")
+            .map(|m| m.new_text.as_str());
+        let lang = reply::language(
+            &self.config.drafting.language,
+            customer_text,
+            case.title.as_deref(),
+        );
+
+        let conclusions: Vec<(i64, Conclusion)> = input
+            .analyses
+            .iter()
+            .filter(|a| a.status == "done")
+            .filter_map(|a| Some((a.message_row, conclusion_of(a)?)))
+            .collect();
+        let concluded = |c: &Conclusion| c.outcome.as_str() != "unknown";
+        let in_round = |row: &i64| round.is_empty() || round.contains(row);
+        let conclusion = conclusions
+            .iter()
+            .rev()
+            .filter(|(row, _)| in_round(row))
+            .find(|(_, c)| concluded(c))
+            .or_else(|| conclusions.iter().rev().find(|(row, _)| in_round(row)))
+            .map(|(_, c)| c);
+        let last_failure = conclusions
+            .iter()
+            .rev()
+            .find(|(_, c)| c.outcome.as_str() == "failure")
+            .map(|(_, c)| c);
+        let conclusion = match kind {
+            DraftKind::Closure | DraftKind::Archive => conclusion.or(last_failure),
+            _ => conclusion,
+        };
+        let similar = match (kind, conclusion) {
+            (DraftKind::Scope | DraftKind::NextSteps, Some(c)) => {
+                self.similar(c, case.id, lang).await?
+            }
+            _ => Vec::new(),
+        };
+        let case_input = CaseInput {
+            key: case.key.clone(),
+            number: case.case_id.clone(),
+            title: case.title.clone(),
+            priority: case.priority.clone(),
+            customer: case.customer.clone(),
+            internal_ref: case.internal_ref.clone(),
+            title_kbs: title_kbs(&subjects),
+        };
+        let number = case.case_id.clone().unwrap_or_else(|| case.key.clone());
+        let inputs = Inputs {
+            kind,
+            lang,
+            case: &case_input,
+            thread: &texts,
+            parent,
+            conclusion,
+            last_failure,
+            similar,
+            rules: &self.rules,
+            settings: &self.config.drafting,
+            portal_password: portal_password(&self.config, &number),
+        };
+        let ctx = context::build(&inputs);
+        let body = self.templates.render(&ctx)?;
+
+        let envelope_thread: Vec<reply::EnvelopeMessage> = input
+            .messages
+            .iter()
+            .zip(subjects)
+            .map(|(m, subject)| {
+                let addresses = |json: &str| -> Vec<String> {
+                    serde_json::from_str::<Vec<Mailbox>>(json)
+                        .unwrap_or_default()
+                        .into_iter()
+                        .filter_map(|b| b.address)
+                        .collect()
+                };
+                reply::EnvelopeMessage {
+                    message_id: m.message_id.clone(),
+                    synthesized: m.message_id_synthesized != 0,
+                    direction: Direction::parse(&m.direction).unwrap_or(Direction::Customer),
+                    from: m.from_address.clone(),
+                    to: addresses(&m.to_json),
+                    cc: addresses(&m.cc_json),
+                    base_subject: subject.base_subject,
+                    case_number: subject.case_id,
+                }
+            })
+            .collect();
+        let parent_index = trigger.and_then(|t| input.messages.iter().position(|m| m.id == t));
+        let envelope = reply::envelope(
+            &envelope_thread,
+            parent_index,
+            case.case_id.as_deref(),
+            &self.config.drafting.reply_prefix,
+            &self.config.desk,
+        );
+        let facts = facts(&ctx, last_failure.or(conclusion), &texts);
+        Ok(NewDraft {
+            case_row: case.id,
+            kind: kind.as_str(),
+            origin,
+            basis,
+            trigger,
+            language: lang.tag(),
+            subject: envelope.subject,
+            body,
+            facts,
+            to: envelope.to,
+            cc: envelope.cc,
+            in_reply_to: envelope.in_reply_to,
+            references: envelope.references,
+        })
+    }
+
+    /// Closed cases whose failure looks like `conclusion`, best first.
+    pub async fn similar(
+        &self,
+        conclusion: &Conclusion,
+        case_row: i64,
+        lang: Lang,
+    ) -> Result<Vec<SimilarCase>> {
+        similar_cases(&self.store, &self.rules, conclusion, case_row, lang).await
+    }
+
+    /// Approves a draft (the CLI and the web desk both come here). A closure
+    /// records what the case taught in the same transaction.
+    pub async fn approve(
+        &self,
+        id: i64,
+        by: &str,
+        revision: Option<i64>,
+    ) -> Result<DraftRow, GateError> {
+        let domain = self.config.outbox.domain().to_string();
+        let now = chrono::Utc::now();
+        self.store
+            .approve_draft(
+                id,
+                by,
+                revision,
+                |d| {
+                    let seed = format!(
+                        "{}/{}/{}/{}",
+                        d.id,
+                        d.revision,
+                        now.timestamp_nanos_opt().unwrap_or(0),
+                        std::process::id()
+                    );
+                    reply::mint_message_id(&d.case_key, &seed, &domain)
+                },
+                learned_from,
+            )
+            .await
+    }
+}
+
+/// A case as `casebot show --json` and the web desk's case page present
+/// it: the thread, every analysis and the newest conclusion, the drafts,
+/// and the closed cases whose failure looks alike.
+#[derive(Debug, Clone, Serialize)]
+pub struct CaseOverview {
+    #[serde(flatten)]
+    pub detail: casebot_store::cases::CaseDetail,
+    pub analyses: Vec<AnalysisView>,
+    /// The newest conclusion's report, or null.
+    pub analysis: serde_json::Value,
+    pub drafts: Vec<casebot_store::drafts::DraftView>,
+    pub similar: Vec<SimilarCase>,
+}
+
+/// Gathers a case's overview; `None` when there is no such case.
+pub async fn case_overview(
+    store: &Store,
+    rules: &RuleSet,
+    lang: Lang,
+    key: &str,
+) -> Result<Option<CaseOverview>> {
+    let Some(detail) = store.case_detail(key).await? else {
+        return Ok(None);
+    };
+    let analyses = store.case_analyses(detail.case.id).await?;
+    let report =
+        casebot_store::analyses::newest_conclusion(&analyses).and_then(|a| a.report.clone());
+    let conclusion: Option<Conclusion> =
+        report.clone().and_then(|r| serde_json::from_value(r).ok());
+    let similar = match &conclusion {
+        Some(c) => similar_cases(store, rules, c, detail.case.id, lang).await?,
+        None => Vec::new(),
+    };
+    let drafts = store
+        .list_drafts(&casebot_store::drafts::DraftFilter {
+            case_row: Some(detail.case.id),
+            ..Default::default()
+        })
+        .await?
+        .iter()
+        .map(DraftRow::view)
+        .collect();
+    Ok(Some(CaseOverview {
+        detail,
+        analyses,
+        analysis: report.unwrap_or_default(),
+        drafts,
+        similar,
+    }))
+}
+
+/// Closed cases (other than `case_row`) whose failure looks like
+/// `conclusion`, best first, named in `lang`.
+pub async fn similar_cases(
+    store: &Store,
+    rules: &RuleSet,
+    conclusion: &Conclusion,
+    case_row: i64,
+    lang: Lang,
+) -> Result<Vec<SimilarCase>> {
+    let Some(sig) = knowledge::signature(conclusion) else {
+        return Ok(Vec::new());
+    };
+    let mut scored: Vec<(u32, casebot_store::knowledge::KnowledgeEntry)> = store
+        .knowledge_of_class(&sig.class)
+        .await?
+        .into_iter()
+        .filter(|k| k.case_row != case_row)
+        .map(|k| {
+            let known = knowledge::Signature {
+                class: k.class.clone(),
+                rule: k.rule.clone(),
+                codes: k.error_codes.clone(),
+                component: k.component.clone(),
+                package: k.package.clone(),
+            };
+            (knowledge::similarity(&known, &sig), k)
+        })
+        .filter(|(score, _)| *score >= knowledge::SIMILAR_AT)
+        .collect();
+    scored.sort_by(|a, b| b.0.cmp(&a.0).then(b.1.id.cmp(&a.1.id)));
+    Ok(scored
+        .into_iter()
+        .take(MAX_SIMILAR)
+        .map(|(_, k)| SimilarCase {
+            class_name: rules
+                .classes
+                .get(&k.class)
+                .map(|c| c.name.get(lang).to_string())
+                .unwrap_or(k.class.clone()),
+            case: k.case_key,
+            resolution: k.resolution.replace('\n', " "),
+        })
+        .collect())
+}
+
+/// The manual draft's basis: its kind and the newest mail it saw.
+fn manual_basis(kind: &str, newest_message: Option<i64>) -> String {
+    format!("manual:{kind}:m{}", newest_message.unwrap_or(0))
+}
+
+fn status_of(s: &str) -> CaseStatus {
+    match s {
+        "waiting_on_us" => CaseStatus::WaitingOnUs,
+        "waiting_on_customer" => CaseStatus::WaitingOnCustomer,
+        "resolved" => CaseStatus::Resolved,
+        "archived" => CaseStatus::Archived,
+        _ => CaseStatus::New,
+    }
+}
+
+fn conclusion_of(a: &AnalysisView) -> Option<Conclusion> {
+    serde_json::from_value(a.report.clone()?).ok()
+}
+
+/// KBs named in the thread's subjects, first mention first.
+fn title_kbs(subjects: &[ParsedSubject]) -> Vec<String> {
+    let mut kbs: Vec<String> = Vec::new();
+    for kb in subjects.iter().flat_map(|s| &s.kbs) {
+        if !kbs.contains(kb) {
+            kbs.push(kb.clone());
+        }
+    }
+    kbs
+}
+
+/// The facts a draft was made from: what a closure leaves as knowledge.
+fn facts(
+    ctx: &context::ReplyContext,
+    failure: Option<&Conclusion>,
+    thread: &[ThreadText],
+) -> serde_json::Value {
+    let signature = failure.and_then(knowledge::signature);
+    let customer_words = thread
+        .iter()
+        .rev()
+        .find(|m| m.direction == Direction::Customer && m.signal == Some(MailSignal::Resolution))
+        .and_then(|m| context::customer_words(&m.new_text));
+    serde_json::json!({
+        "problem": ctx.problem,
+        "kbs": ctx.case.kbs,
+        "signature": signature,
+        "customer_words": customer_words,
+    })
+}
+
+/// What an approved closure teaches, when its case had a failure to learn from.
+fn learned_from(d: &DraftRow) -> Option<NewKnowledge> {
+    if d.kind != DraftKind::Closure.as_str() {
+        return None;
+    }
+    let facts = d.facts();
+    let sig: knowledge::Signature = serde_json::from_value(facts.get("signature")?.clone()).ok()?;
+    let customer_words = facts
+        .get("customer_words")
+        .and_then(|v| v.as_str())
+        .map(str::to_string);
+    let resolution = context::stated_resolution(&d.body)
+        .or_else(|| customer_words.clone())
+        .unwrap_or_default();
+    let kbs = facts
+        .get("kbs")
+        .and_then(|v| serde_json::from_value(v.clone()).ok())
+        .unwrap_or_default();
+    Some(NewKnowledge {
+        case_row: d.case_row,
+        case_key: d.case_number.clone().unwrap_or_else(|| d.case_key.clone()),
+        draft_id: Some(d.id),
+        class: sig.class,
+        rule: sig.rule,
+        error_codes: sig.codes,
+        component: sig.component,
+        package: sig.package,
+        kbs,
+        problem: facts
+            .get("problem")
+            .and_then(|v| v.as_str())
+            .unwrap_or("")
+            .to_string(),
+        resolution,
+        customer_words,
+    })
+}
+
+/// The per-case upload password: HMAC-SHA256 of the case number under the
+/// secret in the configured environment variable, so the portal can derive
+/// the same one. `None` when the secret is not set.
+pub fn portal_password(config: &Config, case_number: &str) -> Option<String> {
+    let secret = std::env::var(&config.drafting.portal.secret_env).ok()?;
+    if secret.is_empty() {
+        return None;
+    }
+    let mac = hmac_sha256(
+        secret.as_bytes(),
+        case_number.to_ascii_uppercase().as_bytes(),
+    );
+    // No look-alike characters: the customer may type it from a phone call.
+    const ALPHABET: &[u8] = b"ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz23456789";
+    Some(
+        mac.as_ref()
+            .iter()
+            .take(12)
+            .map(|b| ALPHABET[*b as usize % ALPHABET.len()] as char)
+            .collect(),
+    )
+}
+
+fn hmac_sha256(key: &[u8], message: &[u8]) -> ring::hmac::Tag {
+    ring::hmac::sign(&ring::hmac::Key::new(ring::hmac::HMAC_SHA256, key), message)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hmac_matches_rfc_4231_case_2() {
+        let mac = hmac_sha256(b"Jefe", b"what do ya want for nothing?");
+        let hex: String = mac.as_ref().iter().map(|b| format!("{b:02x}")).collect();
+        assert_eq!(
+            hex,
+            "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843"
+        );
+    }
+}

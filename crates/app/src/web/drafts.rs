@@ -1,0 +1,174 @@
+//! The draft editor: read, edit, approve or reject a drafted reply.
+//!
+//! The subject is shown but not editable: it carries the partner's case tag
+//! and title, and a changed subject opens a new case in their system. An
+//! approval names the revision the engineer saw, so text changed by someone
+//! else in the meantime is never approved unread.
+
+use axum::Form;
+use axum::extract::{Path, Query, State};
+use axum::response::{IntoResponse, Redirect, Response};
+use maud::{Markup, html};
+use serde::Deserialize;
+
+use super::auth::Desk;
+use super::layout::{self, page};
+use super::{AppState, WebError};
+use casebot_store::drafts::{DraftView, GateError};
+
+fn gate_error(e: GateError) -> WebError {
+    match e {
+        GateError::NotFound(id) => WebError::NotFound(format!("no draft {id}")),
+        GateError::Store(e) => WebError::Internal(e),
+        other => WebError::Rejected(other.to_string()),
+    }
+}
+
+pub async fn draft_view(state: &AppState, id: i64) -> Result<DraftView, WebError> {
+    Ok(state
+        .store
+        .draft(id)
+        .await?
+        .ok_or_else(|| WebError::NotFound(format!("no draft {id}")))?
+        .view())
+}
+
+#[derive(Debug, Deserialize)]
+pub struct EditorQuery {
+    done: Option<String>,
+}
+
+pub async fn editor(
+    State(state): State<AppState>,
+    desk: Desk,
+    Path(id): Path<i64>,
+    Query(q): Query<EditorQuery>,
+) -> Result<Markup, WebError> {
+    let d = draft_view(&state, id).await?;
+    let pending = d.status == "pending";
+    Ok(page(
+        &format!("Draft {id}"),
+        Some(&desk),
+        html! {
+            h1 { "Draft " (d.id) " · " (d.kind) " · " span.badge.paused { (d.status) } }
+            p { "Case " a href={"/cases/" (layout::url_encode(&d.case_key))} { (d.case_key) }
+                " · revision " (d.revision) " · language " (d.language) }
+            @if let Some(done) = &q.done { p.notice { (done) } }
+            @if let Some(e) = &d.last_error { p.error { "Last send attempt: " (e) } }
+            div.card {
+                p { b { "To: " } (d.to.join(", ")) }
+                @if !d.cc.is_empty() { p { b { "Cc: " } (d.cc.join(", ")) } }
+                p { b { "Subject: " } span id="subject" { (d.subject) } }
+                @if let Some(r) = &d.in_reply_to { p.muted { "In reply to " (r) } }
+            }
+            @if pending {
+                form id="editor" method="post" action={"/drafts/" (d.id)} {
+                    input type="hidden" name="csrf" value=(desk.csrf());
+                    input type="hidden" name="revision" value=(d.revision);
+                    textarea name="body" id="body" spellcheck="false" { (d.body) }
+                    p {
+                        button type="submit" name="action" value="save" { "Save" }
+                        " "
+                        button.primary type="submit" name="action" value="approve" { "Approve and send" }
+                    }
+                }
+                form.filters method="post" action={"/drafts/" (d.id) "/reject"} {
+                    input type="hidden" name="csrf" value=(desk.csrf());
+                    label { "Reason for rejecting" input type="text" name="reason" required size="50"; }
+                    button.danger type="submit" { "Reject" }
+                }
+            } @else {
+                pre.card { (d.body) }
+                @if let Some(by) = &d.approved_by { p.muted { "Approved by " (by) " at " (d.approved_at.as_deref().unwrap_or("")) } }
+                @if let Some(at) = &d.sent_at { p.muted { "Sent at " (at) } }
+                @if let Some(by) = &d.rejected_by { p.muted { "Rejected by " (by) ": " (d.reject_reason.as_deref().unwrap_or("")) } }
+            }
+        },
+    ))
+}
+
+#[derive(Debug, Deserialize)]
+pub struct SaveForm {
+    csrf: String,
+    revision: i64,
+    body: String,
+    action: String,
+}
+
+/// Saves the text; with `action=approve`, then approves that very revision.
+pub async fn save(
+    State(state): State<AppState>,
+    desk: Desk,
+    Path(id): Path<i64>,
+    Form(form): Form<SaveForm>,
+) -> Result<Response, WebError> {
+    desk.check_csrf(&form.csrf)?;
+    let by = desk.user().name.clone();
+    let current = state
+        .store
+        .draft(id)
+        .await?
+        .ok_or_else(|| WebError::NotFound(format!("no draft {id}")))?;
+    if current.revision != form.revision {
+        return Err(WebError::Rejected(format!(
+            "draft {id} changed since you opened it (revision {} → {}): open it again",
+            form.revision, current.revision
+        )));
+    }
+    // Browsers send textarea text with CRLF line ends.
+    let body = form.body.replace("\r\n", "\n");
+    if body.trim().is_empty() {
+        return Err(WebError::Rejected("the reply is empty".into()));
+    }
+    let mut revision = current.revision;
+    if body != current.body {
+        revision = state
+            .store
+            .edit_draft(id, &by, None, &body)
+            .await
+            .map_err(gate_error)?
+            .revision;
+    }
+    let done = match form.action.as_str() {
+        "approve" => {
+            let d = state
+                .drafter
+                .approve(id, &by, Some(revision))
+                .await
+                .map_err(gate_error)?;
+            state.send_now.notify_one();
+            tracing::info!(draft = id, by = %by, "draft approved on the web desk");
+            format!(
+                "Approved by {by}; it is being sent (Message-ID {}).",
+                d.message_id.as_deref().unwrap_or("")
+            )
+        }
+        _ => format!("Saved as revision {revision}."),
+    };
+    Ok(Redirect::to(&format!("/drafts/{id}?done={}", layout::url_encode(&done))).into_response())
+}
+
+#[derive(Debug, Deserialize)]
+pub struct RejectForm {
+    csrf: String,
+    reason: String,
+}
+
+pub async fn reject(
+    State(state): State<AppState>,
+    desk: Desk,
+    Path(id): Path<i64>,
+    Form(form): Form<RejectForm>,
+) -> Result<Response, WebError> {
+    desk.check_csrf(&form.csrf)?;
+    let reason = form.reason.trim();
+    if reason.is_empty() {
+        return Err(WebError::Rejected("say why the draft is rejected".into()));
+    }
+    state
+        .store
+        .reject_draft(id, &desk.user().name, reason)
+        .await
+        .map_err(gate_error)?;
+    Ok(Redirect::to(&format!("/drafts/{id}?done=Rejected.")).into_response())
+}

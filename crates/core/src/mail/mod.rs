@@ -1,0 +1,16 @@
+//! Reading one mail, and deciding where it belongs: pure functions over its
+//! bytes and over what the store already holds.
+//!
+//! - `parse`: mail-parser plus repairs (charsets, dates, Message-ID) → `ParsedMail`;
+//! - `subject`: the partner's subject grammar (table tests in `subject_tests.rs`);
+//! - `body`: new text / quoted history / signature; `links`: URLs and UNC paths;
+//! - `direction`: customer / engineer / auto / bounce, and the resolution phrase;
+//! - `thread`: the case decision; `case_state`: the derived case status.
+
+pub mod body;
+pub mod case_state;
+pub mod direction;
+pub mod links;
+pub mod parse;
+pub mod subject;
+pub mod thread;

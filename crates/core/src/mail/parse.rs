@@ -1,0 +1,719 @@
+//! Raw bytes in, a [`ParsedMail`] out: everything the desk needs from a mail,
+//! decoded and normalised. Pure: no I/O, no clock except the arrival time the
+//! caller passes in.
+//!
+//! mail-parser does the MIME work. This module repairs what real Chinese mail
+//! gets wrong and mail-parser cannot know: bodies declared as `gb2312` that
+//! are really UTF-8 (and the reverse), raw 8-bit GBK subjects, dates that do
+//! not parse, and missing Message-IDs.
+
+use chrono::{DateTime, FixedOffset, TimeZone, Utc};
+use mail_parser::decoders::{
+    base64::base64_decode, charsets::map::charset_decoder,
+    quoted_printable::quoted_printable_decode,
+};
+use mail_parser::{Encoding, HeaderValue, Message, MessageParser, MimeHeaders, PartType};
+use serde::{Deserialize, Serialize};
+
+use super::body::{BodyParts, split_body};
+use super::direction::{MailSignals, classify, resolution_phrase};
+use super::links::{Link, extract_links};
+use super::subject::{GrammarConfig, GrammarError, ParsedSubject, SubjectGrammar};
+use crate::domain::{DeskConfig, Direction, sha256_hex};
+
+/// A display name and address, both as decoded from the header.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
+pub struct Mailbox {
+    pub name: Option<String>,
+    pub address: Option<String>,
+}
+
+/// Where the date of a mail came from, in order of trust.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DateSource {
+    Header,
+    Received,
+    Arrival,
+}
+
+impl DateSource {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DateSource::Header => "header",
+            DateSource::Received => "received",
+            DateSource::Arrival => "arrival",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct AttachmentInfo {
+    pub filename: Option<String>,
+    pub content_type: String,
+    /// Decoded size in bytes.
+    pub size: u64,
+    /// Index of the MIME part in the parsed message, to extract it later
+    /// from the stored raw bytes.
+    pub part: u32,
+}
+
+/// Everything casebot knows about one mail after parsing.
+#[derive(Debug, Clone, Serialize)]
+pub struct ParsedMail {
+    pub message_id: String,
+    pub message_id_synthesized: bool,
+    pub in_reply_to: Option<String>,
+    pub references: Vec<String>,
+    pub from: Option<Mailbox>,
+    pub to: Vec<Mailbox>,
+    pub cc: Vec<Mailbox>,
+    pub date: DateTime<Utc>,
+    /// The sender's UTC offset in minutes, when the date came from the header.
+    pub date_offset_minutes: Option<i32>,
+    pub date_source: DateSource,
+    pub subject: String,
+    pub subject_info: ParsedSubject,
+    pub direction: Direction,
+    pub resolution_phrase: Option<String>,
+    pub body: BodyParts,
+    /// Distinct case numbers named anywhere in the text body.
+    pub body_case_ids: Vec<String>,
+    pub links: Vec<Link>,
+    pub attachments: Vec<AttachmentInfo>,
+    /// Repairs and fallbacks applied, in words, for the evidence trail.
+    pub warnings: Vec<String>,
+    /// Lower-case hex SHA-256 of the raw bytes.
+    pub sha256: String,
+}
+
+/// Why a mail cannot be handled at all (it goes to quarantine).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Rejection {
+    #[error("empty message")]
+    Empty,
+    #[error("message is {size} bytes, over the limit of {limit} bytes (ingest.max_message_bytes)")]
+    TooLarge { size: u64, limit: u64 },
+    #[error("no message header found: not an RFC 5322 mail")]
+    NoHeaders,
+    #[error("none of From, Subject, Date or Message-ID is present: not a mail")]
+    NoMailHeaders,
+    #[error("the MIME parser failed on this message: {0}")]
+    ParserPanic(String),
+}
+
+/// Everything parsing needs besides the bytes, built once from the configuration.
+#[derive(Debug, Clone)]
+pub struct MailParser {
+    grammar: SubjectGrammar,
+    desk: DeskConfig,
+    ingest: IngestConfig,
+}
+
+impl MailParser {
+    pub fn new(
+        desk: &DeskConfig,
+        grammar: &GrammarConfig,
+        ingest: &IngestConfig,
+    ) -> Result<Self, GrammarError> {
+        Ok(Self {
+            grammar: SubjectGrammar::new(grammar)?,
+            desk: desk.clone(),
+            ingest: ingest.clone(),
+        })
+    }
+
+    /// Parses one raw mail. `arrival` is when it reached the desk (file time,
+    /// IMAP INTERNALDATE), the last resort for a mail without a usable date.
+    pub fn parse(&self, raw: &[u8], arrival: DateTime<Utc>) -> Result<ParsedMail, Rejection> {
+        parse_mail(raw, arrival, self)
+    }
+}
+
+fn parse_mail(
+    raw: &[u8],
+    arrival: DateTime<Utc>,
+    ctx: &MailParser,
+) -> Result<ParsedMail, Rejection> {
+    if raw.iter().all(|b| b.is_ascii_whitespace()) {
+        return Err(Rejection::Empty);
+    }
+    let size = raw.len() as u64;
+    if size > ctx.ingest.max_message_bytes {
+        return Err(Rejection::TooLarge {
+            size,
+            limit: ctx.ingest.max_message_bytes,
+        });
+    }
+    // mail-parser drops the last line of an encoded body that has no line
+    // break after it; parse a copy with one. The stored bytes stay as they were.
+    let sha256 = sha256_hex(raw);
+    let input: std::borrow::Cow<'_, [u8]> = if raw.ends_with(b"\n") {
+        raw.into()
+    } else {
+        let mut owned = raw.to_vec();
+        owned.extend_from_slice(b"\r\n");
+        owned.into()
+    };
+    let raw = input.as_ref();
+    // mail-parser promises not to panic; the desk must not die if it does.
+    let message = std::panic::catch_unwind(|| MessageParser::default().parse(raw))
+        .map_err(|p| Rejection::ParserPanic(panic_text(&p)))?
+        .ok_or(Rejection::NoHeaders)?;
+    let has_mail_header = message.from().is_some()
+        || message.subject().is_some()
+        || message.header_raw("Date").is_some()
+        || message.message_id().is_some();
+    if !has_mail_header {
+        return Err(Rejection::NoMailHeaders);
+    }
+    Ok(build(&message, raw, sha256, arrival, ctx))
+}
+
+fn panic_text(p: &Box<dyn std::any::Any + Send>) -> String {
+    p.downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| p.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "unknown panic".into())
+}
+
+fn build(
+    message: &Message<'_>,
+    raw: &[u8],
+    sha256: String,
+    arrival: DateTime<Utc>,
+    ctx: &MailParser,
+) -> ParsedMail {
+    let mut warnings = Vec::new();
+
+    let (message_id, message_id_synthesized) =
+        match message.message_id().map(clean_id).filter(|s| !s.is_empty()) {
+            Some(id) => (id, false),
+            None => {
+                warnings.push("no Message-ID: synthesised one from the content hash".to_string());
+                (format!("{}@casebot.invalid", &sha256[..32]), true)
+            }
+        };
+    let references = id_list(message.references());
+    let in_reply_to = id_list(message.in_reply_to()).into_iter().next();
+
+    let subject = decode_subject(message, raw, &mut warnings);
+    let subject_info = ctx.grammar.parse(&subject);
+
+    let (date, date_offset_minutes, date_source) = mail_date(message, arrival, &mut warnings);
+
+    let texts = text_bodies(message, raw, &mut warnings);
+    let html_sources: Vec<String> = message
+        .html_body
+        .iter()
+        .filter_map(|id| message.parts.get(*id as usize))
+        .filter_map(|p| match &p.body {
+            PartType::Html(h) => Some(h.to_string()),
+            _ => None,
+        })
+        .collect();
+    let full_text = texts.join("\n");
+    let body = split_body(&full_text);
+    let html_refs: Vec<&str> = html_sources.iter().map(String::as_str).collect();
+    let links = extract_links(&full_text, &html_refs);
+    let body_case_ids = ctx.grammar.case_numbers_in(&full_text);
+
+    let from = message.from().and_then(|a| a.first()).map(mailbox);
+    let to = message
+        .to()
+        .map(|a| a.iter().map(mailbox).collect())
+        .unwrap_or_default();
+    let cc = message
+        .cc()
+        .map(|a| a.iter().map(mailbox).collect())
+        .unwrap_or_default();
+
+    let content_type = message
+        .content_type()
+        .map(|ct| format!("{}/{}", ct.ctype(), ct.subtype().unwrap_or("")).to_ascii_lowercase())
+        .unwrap_or_else(|| "text/plain".into());
+    let report_type = message
+        .content_type()
+        .and_then(|ct| ct.attribute("report-type"));
+    let header_text = |name: &'static str| message.header_raw(name).map(str::trim);
+    let return_path_empty = header_text("Return-Path").is_some_and(|v| v == "<>" || v.is_empty());
+    let signals = MailSignals {
+        from_address: from.as_ref().and_then(|m| m.address.as_deref()),
+        subject: &subject,
+        content_type: &content_type,
+        report_type,
+        auto_submitted: header_text("Auto-Submitted"),
+        precedence: header_text("Precedence"),
+        x_autoreply: header_text("X-Autoreply").is_some() || header_text("X-Autorespond").is_some(),
+        x_auto_response_suppress: header_text("X-Auto-Response-Suppress"),
+        return_path_empty,
+    };
+    let direction = classify(&signals, &ctx.desk);
+    let resolution = match direction {
+        Direction::Customer => {
+            resolution_phrase(&body.new_text, &ctx.ingest.resolution_phrases).map(str::to_string)
+        }
+        _ => None,
+    };
+
+    let attachments = message
+        .attachments
+        .iter()
+        .filter_map(|id| message.parts.get(*id as usize).map(|p| (*id, p)))
+        .map(|(id, part)| AttachmentInfo {
+            filename: part.attachment_name().map(safe_file_name),
+            content_type: part
+                .content_type()
+                .map(|ct| {
+                    format!("{}/{}", ct.ctype(), ct.subtype().unwrap_or("octet-stream"))
+                        .to_ascii_lowercase()
+                })
+                .unwrap_or_else(|| "application/octet-stream".into()),
+            size: part.len() as u64,
+            part: id,
+        })
+        .collect();
+
+    ParsedMail {
+        message_id,
+        message_id_synthesized,
+        in_reply_to,
+        references,
+        from,
+        to,
+        cc,
+        date,
+        date_offset_minutes,
+        date_source,
+        subject,
+        subject_info,
+        direction,
+        resolution_phrase: resolution,
+        body,
+        body_case_ids,
+        links,
+        attachments,
+        warnings,
+        sha256,
+    }
+}
+
+fn mailbox(a: &mail_parser::Addr<'_>) -> Mailbox {
+    Mailbox {
+        name: a
+            .name()
+            .map(|n| n.trim().to_string())
+            .filter(|n| !n.is_empty()),
+        address: a
+            .address()
+            .map(|s| s.trim().to_ascii_lowercase())
+            .filter(|s| !s.is_empty()),
+    }
+}
+
+/// A Message-ID without angle brackets or white space.
+fn clean_id(id: &str) -> String {
+    id.trim()
+        .trim_start_matches('<')
+        .trim_end_matches('>')
+        .trim()
+        .to_string()
+}
+
+fn id_list(value: &HeaderValue<'_>) -> Vec<String> {
+    let ids: Vec<String> = match value {
+        HeaderValue::Text(t) => vec![clean_id(t)],
+        HeaderValue::TextList(list) => list.iter().map(|t| clean_id(t)).collect(),
+        _ => Vec::new(),
+    };
+    let mut out: Vec<String> = Vec::with_capacity(ids.len());
+    for id in ids {
+        if !id.is_empty() && !out.contains(&id) {
+            out.push(id);
+        }
+    }
+    out
+}
+
+/// Keeps the last path component: a name like `../../x.zip` is someone's
+/// attempt to write outside the folder it will later be extracted to.
+fn safe_file_name(name: &str) -> String {
+    name.rsplit(['/', '\\'])
+        .next()
+        .unwrap_or(name)
+        .trim()
+        .to_string()
+}
+
+/// The subject, repaired when its raw bytes were 8-bit and not UTF-8
+/// (mail-parser then substitutes U+FFFD).
+fn decode_subject(message: &Message<'_>, raw: &[u8], warnings: &mut Vec<String>) -> String {
+    let decoded = message.subject().unwrap_or("").to_string();
+    if !decoded.contains('\u{FFFD}') {
+        return unfold(&decoded);
+    }
+    let header = message.parts.first().and_then(|p| {
+        p.headers
+            .iter()
+            .find(|h| h.name.as_str().eq_ignore_ascii_case("subject"))
+    });
+    if let Some(h) = header
+        && let Some(bytes) = raw.get(h.offset_start as usize..h.offset_end as usize)
+    {
+        if bytes.is_ascii() {
+            // Encoded words whose label lies: try their bytes as UTF-8.
+            if let Some(repaired) = decode_words_as_utf8(bytes) {
+                warnings.push("subject encoded words hold UTF-8 under another charset label: decoded as UTF-8".into());
+                return unfold(&repaired);
+            }
+        }
+        let charset = first_text_charset(message).unwrap_or_else(|| "gb18030".into());
+        let decoder = charset_decoder(charset.as_bytes()).or_else(|| charset_decoder(b"gb18030"));
+        if let Some(decode) = decoder {
+            let repaired = decode(bytes);
+            if !repaired.contains('\u{FFFD}') {
+                warnings.push(format!("subject had raw 8-bit bytes: decoded as {charset}"));
+                return unfold(&repaired);
+            }
+        }
+    }
+    warnings.push("subject has bytes that decode in no known charset".into());
+    unfold(&decoded)
+}
+
+/// Decodes RFC 2047 encoded words, reading every payload as UTF-8; `None`
+/// unless all of them are valid UTF-8.
+fn decode_words_as_utf8(header: &[u8]) -> Option<String> {
+    static WORD: std::sync::LazyLock<regex::bytes::Regex> = std::sync::LazyLock::new(|| {
+        regex::bytes::Regex::new(r"=\?[^?\s]+\?([bBqQ])\?([^?\s]*)\?=").expect("static regex")
+    });
+    let mut out = Vec::new();
+    let mut last = 0;
+    for c in WORD.captures_iter(header) {
+        let whole = c.get(0)?;
+        let payload = c.get(2)?.as_bytes();
+        let bytes = if c[1].eq_ignore_ascii_case(b"b") {
+            base64_decode(payload)?
+        } else {
+            let spaced: Vec<u8> = payload
+                .iter()
+                .map(|&b| if b == b'_' { b' ' } else { b })
+                .collect();
+            quoted_printable_decode(&spaced)?
+        };
+        // White space between two encoded words is not part of the text.
+        let gap = &header[last..whole.start()];
+        if last == 0 || !gap.iter().all(u8::is_ascii_whitespace) {
+            out.extend_from_slice(gap);
+        }
+        out.extend_from_slice(&bytes);
+        last = whole.end();
+    }
+    if last == 0 {
+        return None;
+    }
+    out.extend_from_slice(&header[last..]);
+    String::from_utf8(out).ok()
+}
+
+fn unfold(s: &str) -> String {
+    s.split(['\r', '\n'])
+        .map(str::trim_start)
+        .collect::<Vec<_>>()
+        .join(" ")
+        .trim()
+        .to_string()
+}
+
+fn first_text_charset(message: &Message<'_>) -> Option<String> {
+    message
+        .parts
+        .iter()
+        .filter_map(|p| p.content_type())
+        .find_map(|ct| ct.attribute("charset"))
+        .map(|c| c.to_ascii_lowercase())
+}
+
+/// The mail's date: the Date header when valid and plausible, else the
+/// newest Received header, else the arrival time. Says which in a warning.
+fn mail_date(
+    message: &Message<'_>,
+    arrival: DateTime<Utc>,
+    warnings: &mut Vec<String>,
+) -> (DateTime<Utc>, Option<i32>, DateSource) {
+    let plausible = |d: &mail_parser::DateTime| d.is_valid() && (1990..=2200).contains(&d.year);
+    if let Some(d) = message.date().filter(|d| plausible(d))
+        && let Some(utc) = Utc.timestamp_opt(d.to_timestamp(), 0).single()
+    {
+        let sign = if d.tz_before_gmt { -1 } else { 1 };
+        let offset = sign * (d.tz_hour as i32 * 60 + d.tz_minute as i32);
+        return (utc, Some(offset), DateSource::Header);
+    }
+    let raw_date = message.header_raw("Date").map(|s| s.trim().to_string());
+    let what = match &raw_date {
+        Some(v) => format!("Date header {v:?} is malformed"),
+        None => "no Date header".to_string(),
+    };
+    if let Some(d) = message
+        .received_all()
+        .filter_map(|r| r.date)
+        .find(|d| plausible(d))
+        && let Some(utc) = Utc.timestamp_opt(d.to_timestamp(), 0).single()
+    {
+        warnings.push(format!("{what}: used the newest Received header"));
+        return (utc, None, DateSource::Received);
+    }
+    warnings.push(format!("{what}: used the arrival time"));
+    (arrival, None, DateSource::Arrival)
+}
+
+/// One attachment's decoded bytes, for the analysis stage.
+#[derive(Debug, Clone)]
+pub struct AttachmentBytes {
+    pub part: u32,
+    pub filename: Option<String>,
+    pub bytes: Vec<u8>,
+}
+
+/// The decoded contents of every attachment of a raw mail. A mail the parser
+/// cannot read (or panics on) has none.
+pub fn attachment_bytes(raw: &[u8]) -> Vec<AttachmentBytes> {
+    let parsed = std::panic::catch_unwind(|| {
+        let message = MessageParser::default().parse(raw)?;
+        Some(
+            message
+                .attachments
+                .iter()
+                .filter_map(|id| message.parts.get(*id as usize).map(|p| (*id, p)))
+                .map(|(id, part)| AttachmentBytes {
+                    part: id,
+                    filename: part.attachment_name().map(safe_file_name),
+                    bytes: part.contents().to_vec(),
+                })
+                .collect::<Vec<_>>(),
+        )
+    });
+    parsed.ok().flatten().unwrap_or_default()
+}
+
+/// The text of every part of the text body, in order, with HTML-only parts
+/// turned into text and charset mistakes repaired.
+fn text_bodies(message: &Message<'_>, raw: &[u8], warnings: &mut Vec<String>) -> Vec<String> {
+    let mut out = Vec::new();
+    for id in &message.text_body {
+        let Some(part) = message.parts.get(*id as usize) else {
+            continue;
+        };
+        let text = match &part.body {
+            PartType::Text(t) => repair_charset(part, raw, t, warnings),
+            PartType::Html(h) => {
+                let h = repair_charset(part, raw, h, warnings);
+                mail_parser::decoders::html::html_to_text(&h)
+            }
+            _ => continue,
+        };
+        out.push(text);
+    }
+    out
+}
+
+/// Re-decodes a text part whose declared charset is wrong: UTF-8 bytes
+/// declared as a legacy charset, or legacy (GB18030-family) bytes declared
+/// as UTF-8 or not declared at all.
+fn repair_charset(
+    part: &mail_parser::MessagePart<'_>,
+    raw: &[u8],
+    decoded: &str,
+    warnings: &mut Vec<String>,
+) -> String {
+    let declared = part
+        .content_type()
+        .and_then(|ct| ct.attribute("charset"))
+        .map(|c| c.trim().to_ascii_lowercase());
+    let Some(bytes) = transfer_decoded(part, raw) else {
+        return decoded.to_string();
+    };
+    if bytes.is_ascii() {
+        return decoded.to_string();
+    }
+    let declared_utf8 = declared
+        .as_deref()
+        .is_none_or(|c| c == "utf-8" || c == "utf8" || c == "us-ascii");
+    match std::str::from_utf8(&bytes) {
+        Ok(utf8) if !declared_utf8 && !is_utf16(declared.as_deref()) => {
+            warnings.push(format!(
+                "body declared as {} is valid UTF-8: decoded as UTF-8",
+                declared.as_deref().unwrap_or("?")
+            ));
+            utf8.to_string()
+        }
+        Err(_) if declared_utf8 => {
+            let (text, _, had_errors) = encoding_rs::GB18030.decode(&bytes);
+            if had_errors {
+                decoded.to_string()
+            } else {
+                warnings.push(format!(
+                    "body declared as {} is not valid UTF-8: decoded as GB18030",
+                    declared.as_deref().unwrap_or("no charset")
+                ));
+                text.into_owned()
+            }
+        }
+        _ => decoded.to_string(),
+    }
+}
+
+fn is_utf16(charset: Option<&str>) -> bool {
+    charset
+        .is_some_and(|c| c.starts_with("utf-16") || c.starts_with("utf16") || c.starts_with("ucs"))
+}
+
+/// The part's body bytes after undoing its transfer encoding.
+fn transfer_decoded(part: &mail_parser::MessagePart<'_>, raw: &[u8]) -> Option<Vec<u8>> {
+    let bytes = raw.get(part.offset_body as usize..part.offset_end as usize)?;
+    match part.encoding {
+        Encoding::None => Some(bytes.to_vec()),
+        Encoding::Base64 => base64_decode(bytes),
+        Encoding::QuotedPrintable => quoted_printable_decode(bytes),
+    }
+}
+
+/// The fixed offset a date was written in, for display.
+pub fn offset_of(minutes: Option<i32>) -> Option<FixedOffset> {
+    minutes.and_then(|m| FixedOffset::east_opt(m * 60))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(raw: &[u8]) -> ParsedMail {
+        let parser = MailParser::new(
+            &DeskConfig::default(),
+            &GrammarConfig::default(),
+            &IngestConfig::default(),
+        )
+        .unwrap();
+        parser
+            .parse(raw, Utc.with_ymd_and_hms(2024, 1, 2, 3, 4, 5).unwrap())
+            .unwrap()
+    }
+
+    #[test]
+    fn utf8_declared_as_gb2312_is_repaired() {
+        let raw = "From: a@example.cn\r\nSubject: x\r\nContent-Type: text/plain; charset=gb2312\r\nContent-Transfer-Encoding: 8bit\r\n\r\n问题解决了，谢谢\r\n";
+        let m = parse(raw.as_bytes());
+        assert_eq!(m.body.new_text, "问题解决了，谢谢");
+        assert!(
+            m.warnings.iter().any(|w| w.contains("valid UTF-8")),
+            "{:?}",
+            m.warnings
+        );
+        assert!(m.resolution_phrase.is_some());
+    }
+
+    #[test]
+    fn undeclared_gbk_body_and_raw_8bit_subject_are_repaired() {
+        let (body, _, _) = encoding_rs::GBK.encode("日志已上传");
+        let (subj, _, _) = encoding_rs::GBK.encode("回复: 补丁失败");
+        let mut raw = b"From: a@example.cn\r\nSubject: ".to_vec();
+        raw.extend_from_slice(&subj);
+        raw.extend_from_slice(b"\r\nContent-Type: text/plain\r\n\r\n");
+        raw.extend_from_slice(&body);
+        let m = parse(&raw);
+        assert_eq!(m.body.new_text, "日志已上传");
+        assert_eq!(m.subject, "回复: 补丁失败");
+    }
+
+    #[test]
+    fn missing_message_id_is_synthesised_deterministically() {
+        let raw = b"From: a@example.cn\r\nSubject: x\r\nDate: Mon, 20 Mar 2023 16:54:30 +0800\r\n\r\nhello\r\n";
+        let a = parse(raw);
+        let b = parse(raw);
+        assert!(a.message_id_synthesized);
+        assert_eq!(a.message_id, b.message_id);
+        assert!(a.message_id.ends_with("@casebot.invalid"));
+        assert_eq!(a.date.to_rfc3339(), "2023-03-20T08:54:30+00:00");
+        assert_eq!(a.date_offset_minutes, Some(480));
+        assert_ne!(
+            parse(b"From: a@example.cn\r\nSubject: y\r\n\r\nhello\r\n").message_id,
+            a.message_id
+        );
+    }
+
+    #[test]
+    fn malformed_date_falls_back_to_received_then_arrival() {
+        let raw = b"Received: from mx.example.cn by mx.example.com; Tue, 21 Mar 2023 03:41:49 +0000\r\nFrom: a@example.cn\r\nDate: yesterday afternoon\r\nSubject: x\r\n\r\nhi\r\n";
+        let m = parse(raw);
+        assert_eq!(m.date_source, DateSource::Received);
+        assert_eq!(m.date.to_rfc3339(), "2023-03-21T03:41:49+00:00");
+        assert!(
+            m.warnings.iter().any(|w| w.contains("malformed")),
+            "{:?}",
+            m.warnings
+        );
+        let m = parse(b"From: a@example.cn\r\nDate: 99 Foo 2023\r\nSubject: x\r\n\r\nhi\r\n");
+        assert_eq!(m.date_source, DateSource::Arrival);
+        assert_eq!(m.date.to_rfc3339(), "2024-01-02T03:04:05+00:00");
+    }
+
+    #[test]
+    fn rejections() {
+        let ingest = IngestConfig {
+            max_message_bytes: 100,
+            ..IngestConfig::default()
+        };
+        let parser =
+            MailParser::new(&DeskConfig::default(), &GrammarConfig::default(), &ingest).unwrap();
+        let now = Utc::now();
+        assert_eq!(parser.parse(b"  \r\n", now).unwrap_err(), Rejection::Empty);
+        assert!(matches!(
+            parser.parse(&[b'a'; 200], now),
+            Err(Rejection::TooLarge { size: 200, .. })
+        ));
+        assert!(parser.parse(b"\x00\x01\x02 binary garbage", now).is_err());
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct IngestConfig {
+    /// Larger mails are quarantined unparsed (their bytes are still kept).
+    pub max_message_bytes: u64,
+    /// Phrases in a customer's new text that confirm the fix.
+    pub resolution_phrases: Vec<String>,
+}
+
+impl Default for IngestConfig {
+    fn default() -> Self {
+        let words = |w: &[&str]| w.iter().map(|s| s.to_string()).collect();
+        Self {
+            max_message_bytes: 64 * 1024 * 1024,
+            resolution_phrases: words(&[
+                "问题解决了",
+                "问题已解决",
+                "问题已经解决",
+                "已经解决",
+                "已解决",
+                "已安装成功",
+                "安装成功了",
+                "已成功安装",
+                "可以关闭",
+                "可关闭",
+                "可以结案",
+                "問題解決了",
+                "問題已解決",
+                "已安裝成功",
+                "可以關閉",
+                "resolved",
+                "works now",
+                "working now",
+                "installed successfully",
+                "has been fixed",
+                "is fixed",
+                "can be closed",
+                "you may close",
+            ]),
+        }
+    }
+}

@@ -1,0 +1,79 @@
+//! `[drafting]`: templates, language, and what the templates may not
+//! hard-code (the engineer, the upload portal, per-case credentials).
+
+use std::path::PathBuf;
+
+use serde::Deserialize;
+
+/// Drafted replies: templates, language, and what the templates may not
+/// hard-code (the engineer, the upload portal, per-case credentials).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DraftingConfig {
+    /// The templates folder (relative to the config file). When the default
+    /// folder is missing, the copy built into the binary is used.
+    pub templates_dir: PathBuf,
+    /// `auto` (the customer's language: Chinese text gives zh-CN, else en),
+    /// `zh-CN` or `en`.
+    pub language: String,
+    /// The one reply prefix before the partner's subject (never stacked).
+    pub reply_prefix: String,
+    /// The engineer who signs, until cases have owners.
+    pub engineer_name: String,
+    /// Lines under the engineer's name in the signature (team, phone).
+    pub signature_lines: Vec<String>,
+    /// The log collector the customer runs (a file name shown in the scope mail).
+    pub log_collector: String,
+    pub portal: PortalConfig,
+}
+
+impl Default for DraftingConfig {
+    fn default() -> Self {
+        Self {
+            templates_dir: PathBuf::from("templates"),
+            language: "auto".into(),
+            reply_prefix: "Re: ".into(),
+            engineer_name: "Desk Engineer".into(),
+            signature_lines: vec!["Windows Servicing Support Desk".into()],
+            log_collector: "LogCollector.zip".into(),
+            portal: PortalConfig::default(),
+        }
+    }
+}
+
+/// The upload portal the customer sends logs through.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PortalConfig {
+    /// Its address, quoted in the scope mail.
+    pub url: String,
+    /// The per-case user name; `{case}` is the case number in lower case.
+    pub username: String,
+    /// Environment variable holding the secret that per-case passwords are
+    /// derived from (HMAC-SHA256 of the case number, so the portal can derive
+    /// the same). Unset: the mail says the password comes separately.
+    pub secret_env: String,
+}
+
+impl Default for PortalConfig {
+    fn default() -> Self {
+        Self {
+            url: "https://upload.example.com/".into(),
+            username: "{case}".into(),
+            secret_env: "CASEBOT_PORTAL_SECRET".into(),
+        }
+    }
+}
+
+impl DraftingConfig {
+    /// Checks the settings; the error names the key and what is wrong.
+    pub fn validate(&self) -> Result<(), (String, String)> {
+        if !matches!(self.language.as_str(), "auto" | "zh-CN" | "en") {
+            return Err((
+                "drafting.language".into(),
+                format!("{:?} is not auto, zh-CN or en", self.language),
+            ));
+        }
+        Ok(())
+    }
+}
