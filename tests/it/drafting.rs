@@ -885,7 +885,7 @@ fn a_send_cut_off_during_the_message_data_waits_for_an_engineer() {
         // Its owner is known dead: the draft fails instead of going again.
         assert_eq!(store.recover_send_claims(|_| true).await.unwrap(), 1);
         let d = store.draft(id).await.unwrap().unwrap();
-        assert_eq!(d.status, "failed");
+        assert_eq!(d.status.as_str(), "failed");
         assert!(d.last_error.unwrap().contains("may have been delivered"));
     });
     // The engineer checks and retries: the same approval, the same Message-ID.

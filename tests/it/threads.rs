@@ -40,7 +40,7 @@ async fn hardlink_thread_ends_resolved_with_auto_reply_ignored() {
     assert_eq!(cases.len(), 1, "{cases:?}");
     let d = detail(&store, "cas-10001-hl7q2m").await;
     assert_eq!(d.case.message_count, 10);
-    assert_eq!(d.case.status, "resolved");
+    assert_eq!(d.case.status.as_str(), "resolved");
     assert_eq!(d.case.stage.as_deref(), Some("案例重新分配"));
     assert_eq!(d.case.internal_ref.as_deref(), Some("CMIT:0002001"));
     let directions: Vec<&str> = d.messages.iter().map(|m| m.direction.as_str()).collect();
@@ -64,7 +64,7 @@ async fn hashmismatch_thread_is_archived_with_its_tags() {
     let (store, pipeline) = store_in(&dir).await;
     import(&pipeline, &super::example("threads/hashmismatch")).await;
     let d = detail(&store, "CAS-10002-HS4X6D").await;
-    assert_eq!(d.case.status, "archived");
+    assert_eq!(d.case.status.as_str(), "archived");
     assert_eq!(
         (d.case.priority.as_deref(), d.case.customer.as_deref()),
         (Some("P2"), Some("ACME-BANK"))
@@ -76,7 +76,7 @@ async fn hashmismatch_thread_is_archived_with_its_tags() {
     let customer = d
         .messages
         .iter()
-        .find(|m| m.direction == "customer")
+        .find(|m| m.direction.as_str() == "customer")
         .unwrap();
     assert_eq!(
         customer.links[0].url,
@@ -120,7 +120,7 @@ async fn caseless_thread_arriving_child_first_is_one_thread() {
     assert_eq!(cases[0].case_id, None);
     assert_eq!(cases[0].message_count, 3);
     // The last mail is the customer's bare "好的，谢谢！": the ball stays with them.
-    assert_eq!(cases[0].status, "waiting_on_customer");
+    assert_eq!(cases[0].status.as_str(), "waiting_on_customer");
 }
 
 #[tokio::test]

@@ -16,7 +16,7 @@ use casebot_core::domain::Direction;
 use casebot_core::domain::Lang;
 use casebot_core::domain::MailSignal;
 
-use super::decide::DraftKind;
+use casebot_core::domain::DraftKind;
 
 #[derive(Debug, Clone, Serialize)]
 pub struct ReplyContext {

@@ -12,40 +12,7 @@
 
 use std::fmt::Write as _;
 
-use casebot_core::domain::Direction;
-use casebot_core::domain::{CaseStatus, MailSignal};
-
-/// The kinds of reply the templates produce.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum DraftKind {
-    Scope,
-    NextSteps,
-    Closure,
-    Archive,
-}
-
-impl DraftKind {
-    pub const ALL: [DraftKind; 4] = [
-        DraftKind::Scope,
-        DraftKind::NextSteps,
-        DraftKind::Closure,
-        DraftKind::Archive,
-    ];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            DraftKind::Scope => "scope",
-            DraftKind::NextSteps => "next_steps",
-            DraftKind::Closure => "closure",
-            DraftKind::Archive => "archive",
-        }
-    }
-
-    pub fn parse(s: &str) -> Option<Self> {
-        DraftKind::ALL.into_iter().find(|k| k.as_str() == s)
-    }
-}
+use casebot_core::domain::{AnalysisStatus, CaseStatus, Direction, DraftKind, MailSignal};
 
 /// One message as the decision sees it (machine mail included: it is
 /// skipped here, so callers need not filter).
@@ -62,8 +29,7 @@ pub struct ThreadMessage {
 pub struct AnalysisState {
     pub message_row: i64,
     pub analysis_row: i64,
-    /// pending | done | empty | failed
-    pub status: String,
+    pub status: AnalysisStatus,
 }
 
 /// What the drafting stage should do with the case.
@@ -146,10 +112,10 @@ pub fn decide(
             for row in &round_rows {
                 let _ = write!(basis, "m{row}");
                 for a in analyses.iter().filter(|a| a.message_row == *row) {
-                    if a.status == "pending" && kind == DraftKind::NextSteps {
+                    if a.status == AnalysisStatus::Pending && kind == DraftKind::NextSteps {
                         return Want::Wait("a log of this round is still being analysed");
                     }
-                    let _ = write!(basis, "a{}{}", a.analysis_row, &a.status[..1]);
+                    let _ = write!(basis, "a{}{}", a.analysis_row, &a.status.as_str()[..1]);
                 }
                 basis.push(',');
             }
@@ -203,7 +169,7 @@ mod tests {
         AnalysisState {
             message_row,
             analysis_row,
-            status: "done".into(),
+            status: AnalysisStatus::Done,
         }
     }
 
@@ -229,7 +195,7 @@ mod tests {
     fn logs_after_an_answer_give_next_steps_once_analysed() {
         let thread = [m(1, Engineer, None), m(2, Customer, None)];
         let pending = AnalysisState {
-            status: "pending".into(),
+            status: AnalysisStatus::Pending,
             ..done(2, 7)
         };
         assert!(matches!(

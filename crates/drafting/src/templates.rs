@@ -11,12 +11,12 @@ use std::path::{Path, PathBuf};
 use handlebars::Handlebars;
 
 use super::context::{self, CaseInput, Inputs, ReplyContext, SimilarCase, ThreadText};
-use super::decide::DraftKind;
 use crate::config::DraftingConfig;
 use casebot_analysis::conclude::{ChainLimits, Conclusion, conclude};
 use casebot_analysis::rules::RuleSet;
 use casebot_analysis::scan::scan_text;
 use casebot_core::domain::Direction;
+use casebot_core::domain::DraftKind;
 use casebot_core::domain::Lang;
 use casebot_core::domain::MailSignal;
 

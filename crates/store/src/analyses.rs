@@ -10,6 +10,8 @@ use anyhow::Result;
 use serde::Serialize;
 use sqlx::FromRow;
 
+use casebot_core::domain::AnalysisStatus;
+
 use super::{Store, messages, now_ts, ts_to_rfc3339};
 
 /// A queued analysis with what it needs: the mail's raw bytes.
@@ -24,8 +26,8 @@ pub struct PendingAnalysis {
 /// What to record when an analysis ends.
 #[derive(Debug, Clone)]
 pub struct AnalysisResult {
-    /// done | empty | failed
-    pub status: &'static str,
+    /// Done, empty or failed: where the analysis ended.
+    pub status: AnalysisStatus,
     pub outcome: Option<String>,
     pub class: Option<String>,
     pub rule: Option<String>,
@@ -41,7 +43,8 @@ struct Row {
     id: i64,
     message_row: i64,
     message_id: String,
-    status: String,
+    #[sqlx(try_from = "String")]
+    status: AnalysisStatus,
     outcome: Option<String>,
     class: Option<String>,
     rule: Option<String>,
@@ -59,7 +62,7 @@ pub struct AnalysisView {
     pub id: i64,
     pub message_row: i64,
     pub message_id: String,
-    pub status: String,
+    pub status: AnalysisStatus,
     pub outcome: Option<String>,
     pub class: Option<String>,
     pub rule: Option<String>,
@@ -99,7 +102,12 @@ impl From<Row> for AnalysisView {
 /// newest one that concluded something (failure or success), else the newest
 /// finished one.
 pub fn newest_conclusion(analyses: &[AnalysisView]) -> Option<&AnalysisView> {
-    let finished = || analyses.iter().rev().filter(|a| a.status == "done");
+    let finished = || {
+        analyses
+            .iter()
+            .rev()
+            .filter(|a| a.status == AnalysisStatus::Done)
+    };
     finished()
         .find(|a| matches!(a.outcome.as_deref(), Some("failure" | "success")))
         .or_else(|| finished().next())
@@ -278,7 +286,7 @@ async fn finish_one(
          claimed_by = NULL, claim_expires_at = NULL WHERE id = $1 AND claimed_by = $12",
     )
     .bind(pending.id)
-    .bind(result.status)
+    .bind(result.status.as_str())
     .bind(result.outcome.as_deref())
     .bind(result.class.as_deref())
     .bind(result.rule.as_deref())
@@ -299,7 +307,7 @@ async fn finish_one(
         return Ok(());
     }
     replace_terms(tx, pending.message_row, result).await?;
-    if result.status != "empty" {
+    if result.status != AnalysisStatus::Empty {
         messages::event(
             tx,
             Some(pending.case_row),

@@ -4,6 +4,8 @@ use anyhow::Result;
 use serde::Serialize;
 use sqlx::FromRow;
 
+use casebot_core::domain::{CaseStatus, Direction};
+
 use super::{Store, ts_to_rfc3339};
 
 #[derive(Debug, Clone, FromRow)]
@@ -18,7 +20,8 @@ pub(super) struct CaseRow {
     pub(super) stage: Option<String>,
     pub(super) internal_ref: Option<String>,
     pub(super) base_subject: Option<String>,
-    pub(super) status: String,
+    #[sqlx(try_from = "String")]
+    pub(super) status: CaseStatus,
     pub(super) message_count: i64,
     pub(super) first_message_at: Option<i64>,
     pub(super) last_message_at: Option<i64>,
@@ -36,7 +39,7 @@ pub struct CaseSummary {
     pub stage: Option<String>,
     pub internal_ref: Option<String>,
     pub base_subject: Option<String>,
-    pub status: String,
+    pub status: CaseStatus,
     pub message_count: i64,
     pub first_message_at: Option<String>,
     pub last_message_at: Option<String>,
@@ -78,7 +81,8 @@ struct MessageRow {
     date_utc: i64,
     date_offset_minutes: Option<i64>,
     date_source: String,
-    direction: String,
+    #[sqlx(try_from = "String")]
+    direction: Direction,
     signal: Option<String>,
     resolution_phrase: Option<String>,
     stage: Option<String>,
@@ -116,7 +120,7 @@ pub struct MessageView {
     pub to: serde_json::Value,
     pub cc: serde_json::Value,
     pub subject: String,
-    pub direction: String,
+    pub direction: Direction,
     pub signal: Option<String>,
     pub resolution_signal: bool,
     pub resolution_phrase: Option<String>,
@@ -306,7 +310,7 @@ pub struct CaseQuery {
     pub owners: Vec<String>,
     /// Only cases waiting on the desk.
     pub waiting_on_us: bool,
-    pub status: Option<String>,
+    pub status: Option<CaseStatus>,
     pub priority: Option<String>,
     /// Part of the customer's name.
     pub customer: Option<String>,
@@ -325,7 +329,8 @@ pub struct CaseListRow {
     pub title: Option<String>,
     pub priority: Option<String>,
     pub customer: Option<String>,
-    pub status: String,
+    #[sqlx(try_from = "String")]
+    pub status: CaseStatus,
     pub message_count: i64,
     pub last_message_at: Option<i64>,
     pub owner: Option<String>,
@@ -447,8 +452,8 @@ impl Store {
         if q.waiting_on_us {
             conditions.push("c.status IN ('waiting_on_us', 'new')".into());
         }
-        if let Some(status) = q.status.as_ref().filter(|s| !s.is_empty()) {
-            conditions.push(format!("c.status = {}", bind(status.clone())));
+        if let Some(status) = q.status {
+            conditions.push(format!("c.status = {}", bind(status.as_str().to_string())));
         }
         if let Some(priority) = q.priority.as_ref().filter(|s| !s.is_empty()) {
             conditions.push(format!(

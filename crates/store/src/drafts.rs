@@ -13,9 +13,11 @@ use anyhow::{Context, Result};
 use serde::Serialize;
 use sqlx::{FromRow, Row as _};
 
+use casebot_core::domain::{Direction, DraftKind, DraftOrigin, DraftStatus, MailSignal};
+
 use super::analyses::AnalysisView;
 use super::knowledge::{self, NewKnowledge};
-use super::{Store, messages, now_ts, ts_to_rfc3339};
+use super::{OptionalWord, Store, messages, now_ts, ts_to_rfc3339};
 
 /// A draft row with its case's names.
 #[derive(Debug, Clone, FromRow)]
@@ -24,9 +26,12 @@ pub struct DraftRow {
     pub case_row: i64,
     pub case_key: String,
     pub case_number: Option<String>,
-    pub kind: String,
-    pub status: String,
-    pub origin: String,
+    #[sqlx(try_from = "String")]
+    pub kind: DraftKind,
+    #[sqlx(try_from = "String")]
+    pub status: DraftStatus,
+    #[sqlx(try_from = "String")]
+    pub origin: DraftOrigin,
     pub basis: String,
     pub trigger_message_id: Option<i64>,
     pub language: String,
@@ -128,9 +133,9 @@ pub struct DraftView {
     pub case_key: String,
     /// The partner's case number (null for a thread without one).
     pub case_id: Option<String>,
-    pub kind: String,
-    pub status: String,
-    pub origin: String,
+    pub kind: DraftKind,
+    pub status: DraftStatus,
+    pub origin: DraftOrigin,
     pub language: String,
     pub revision: i64,
     pub subject: String,
@@ -161,8 +166,8 @@ pub struct DraftView {
 #[derive(Debug, Clone)]
 pub struct NewDraft {
     pub case_row: i64,
-    pub kind: &'static str,
-    pub origin: &'static str,
+    pub kind: DraftKind,
+    pub origin: DraftOrigin,
     pub basis: String,
     pub trigger: Option<i64>,
     pub language: &'static str,
@@ -181,8 +186,10 @@ pub struct ThreadRow {
     pub id: i64,
     pub message_id: String,
     pub message_id_synthesized: i64,
-    pub direction: String,
-    pub signal: Option<String>,
+    #[sqlx(try_from = "String")]
+    pub direction: Direction,
+    #[sqlx(try_from = "Option<String>")]
+    pub signal: OptionalWord<MailSignal>,
     pub stage: Option<String>,
     pub from_name: Option<String>,
     pub from_address: Option<String>,
@@ -210,8 +217,8 @@ pub enum GateError {
     #[error("draft {id} is {status}, not {expected}")]
     WrongStatus {
         id: i64,
-        status: String,
-        expected: &'static str,
+        status: DraftStatus,
+        expected: DraftStatus,
     },
     #[error(
         "draft {id} changed since revision {seen} (it is at revision {current}): read it again"
@@ -230,7 +237,7 @@ impl From<sqlx::Error> for GateError {
 /// Filters of `casebot drafts`.
 #[derive(Debug, Clone, Default)]
 pub struct DraftFilter {
-    pub status: Option<String>,
+    pub status: Option<DraftStatus>,
     pub case_row: Option<i64>,
 }
 
@@ -241,8 +248,8 @@ const CONTENT_COLUMNS: &str = "kind, origin, basis, trigger_message_id, language
 type AnyQuery<'q> = sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>>;
 
 fn bind_content<'q>(q: AnyQuery<'q>, d: &'q NewDraft, to: &'q str, cc: &'q str) -> AnyQuery<'q> {
-    q.bind(d.kind)
-        .bind(d.origin)
+    q.bind(d.kind.as_str())
+        .bind(d.origin.as_str())
         .bind(&d.basis)
         .bind(d.trigger)
         .bind(d.language)
@@ -365,7 +372,8 @@ impl Store {
         )
         .bind(case_row)
         .fetch_all(self.pool())
-        .await?;
+        .await
+        .with_context(|| format!("Cannot read the thread of case row {case_row}"))?;
         let analyses = self.case_analyses(case_row).await?;
         let drafts = self
             .list_drafts(&DraftFilter {
@@ -398,7 +406,7 @@ impl Store {
         sql.push_str(" ORDER BY d.id");
         let mut q = sqlx::query_as::<_, DraftRow>(&sql);
         if let Some(s) = &filter.status {
-            q = q.bind(s.clone());
+            q = q.bind(s.as_str());
         }
         if let Some(c) = filter.case_row {
             q = q.bind(c);
@@ -535,7 +543,7 @@ impl Store {
         &self,
         id: i64,
         revision: Option<i64>,
-        expected: &'static str,
+        expected: DraftStatus,
     ) -> Result<DraftRow, GateError> {
         let d = self.draft(id).await?.ok_or(GateError::NotFound(id))?;
         if d.status != expected {
@@ -565,7 +573,9 @@ impl Store {
         subject: Option<&str>,
         body: &str,
     ) -> Result<DraftRow, GateError> {
-        let d = self.pending_for_gate(id, None, "pending").await?;
+        let d = self
+            .pending_for_gate(id, None, DraftStatus::Pending)
+            .await?;
         let subject = subject.unwrap_or(&d.subject);
         let update = sqlx::query(
             "UPDATE drafts SET body = $1, subject = $2, revision = revision + 1, edited_by = $3, edited_at = $4, \
@@ -594,7 +604,9 @@ impl Store {
         message_id: impl FnOnce(&DraftRow) -> String,
         knowledge: impl FnOnce(&DraftRow) -> Option<NewKnowledge>,
     ) -> Result<DraftRow, GateError> {
-        let d = self.pending_for_gate(id, revision, "pending").await?;
+        let d = self
+            .pending_for_gate(id, revision, DraftStatus::Pending)
+            .await?;
         let sha = sha256_text(&d.body);
         let mid = message_id(&d);
         let learned = knowledge(&d);
@@ -627,7 +639,9 @@ impl Store {
         by: &str,
         reason: &str,
     ) -> Result<DraftRow, GateError> {
-        let d = self.pending_for_gate(id, None, "pending").await?;
+        let d = self
+            .pending_for_gate(id, None, DraftStatus::Pending)
+            .await?;
         let update = sqlx::query(
             "UPDATE drafts SET status = 'rejected', rejected_by = $1, rejected_at = $2, reject_reason = $3, \
              updated_at = $2 WHERE id = $4 AND status = 'pending' AND revision = $5",
@@ -656,7 +670,7 @@ impl Store {
     ) -> Result<DraftRow, GateError> {
         let mut tx = self.begin_write().await?;
         if update.execute(&mut *tx).await?.rows_affected() != 1 {
-            return Err(self.gate_race(d.id, "pending").await);
+            return Err(self.gate_race(d.id, DraftStatus::Pending).await);
         }
         messages::event(&mut tx, Some(d.case_row), None, event, detail).await?;
         if let Some((k, by)) = learned {
@@ -677,7 +691,7 @@ impl Store {
     /// Puts a failed draft back in the send queue (an engineer checked that
     /// it was not delivered). The approval and its text are unchanged.
     pub async fn retry_draft(&self, id: i64, by: &str) -> Result<DraftRow, GateError> {
-        let d = self.pending_for_gate(id, None, "failed").await?;
+        let d = self.pending_for_gate(id, None, DraftStatus::Failed).await?;
         let mut tx = self.begin_write().await?;
         let now = now_ts();
         sqlx::query(
@@ -704,7 +718,7 @@ impl Store {
         self.draft(id).await?.ok_or(GateError::NotFound(id))
     }
 
-    async fn gate_race(&self, id: i64, expected: &'static str) -> GateError {
+    async fn gate_race(&self, id: i64, expected: DraftStatus) -> GateError {
         match self.draft(id).await {
             Ok(Some(d)) if d.status != expected => GateError::WrongStatus {
                 id,
@@ -754,14 +768,14 @@ impl Store {
             let mut tx = self.begin_write().await?;
             let (status, kind, error) = if phase.as_deref() == Some("data") {
                 (
-                    "failed",
+                    DraftStatus::Failed,
                     "draft_send_uncertain",
                     "the sender stopped while the server was receiving the message: it may have been \
                      delivered. Check the recipient's mailbox, then `casebot draft retry` it if it was not",
                 )
             } else {
                 (
-                    "approved",
+                    DraftStatus::Approved,
                     "draft_send_interrupted",
                     "the sender stopped before transmitting the message; it will be sent again",
                 )
@@ -770,7 +784,7 @@ impl Store {
                 "UPDATE drafts SET status = $1, claimed_by = NULL, claim_expires_at = NULL, send_phase = NULL, \
                  last_error = $2, updated_at = $3 WHERE id = $4 AND claimed_by = $5",
             )
-            .bind(status)
+            .bind(status.as_str())
             .bind(error)
             .bind(now)
             .bind(id)
@@ -882,15 +896,15 @@ impl Store {
         let mut tx = self.begin_write().await?;
         let now = now_ts();
         let status = if retry_at.is_some() {
-            "approved"
+            DraftStatus::Approved
         } else {
-            "failed"
+            DraftStatus::Failed
         };
         sqlx::query(
             "UPDATE drafts SET status = $1, last_error = $2, next_attempt_at = $3, claimed_by = NULL, \
              claim_expires_at = NULL, send_phase = NULL, updated_at = $4 WHERE id = $5 AND claimed_by = $6",
         )
-        .bind(status)
+        .bind(status.as_str())
         .bind(error)
         .bind(retry_at)
         .bind(now)

@@ -33,6 +33,29 @@ use sqlx::{AnyPool, Executor};
 
 pub use config::{DB_ENV, StoreConfig};
 
+/// A nullable column holding a domain word (`messages.signal`): read with
+/// the same check as a required one, so an unknown word is an error, never
+/// a silent `None`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct OptionalWord<T>(Option<T>);
+
+impl<T> OptionalWord<T> {
+    pub fn get(self) -> Option<T> {
+        self.0
+    }
+}
+
+impl<T> TryFrom<Option<String>> for OptionalWord<T>
+where
+    T: TryFrom<String, Error = casebot_core::domain::UnknownWord>,
+{
+    type Error = casebot_core::domain::UnknownWord;
+
+    fn try_from(text: Option<String>) -> Result<Self, Self::Error> {
+        text.map(T::try_from).transpose().map(OptionalWord)
+    }
+}
+
 /// Which database the store URL names.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Backend {

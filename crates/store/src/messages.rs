@@ -411,7 +411,7 @@ pub async fn write(conn: &mut AnyConnection, plan: &WritePlan<'_>) -> Result<Wri
                 serde_json::json!({ "key": case.key }).to_string(),
             ));
         }
-        if case.status != status.as_str() {
+        if case.status != status {
             events.push((
                 Some(case.id),
                 None,

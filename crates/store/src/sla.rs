@@ -7,7 +7,7 @@ use anyhow::{Context, Result};
 use chrono::{DateTime, Utc};
 use sqlx::FromRow;
 
-use super::{Store, messages, now_ts};
+use super::{OptionalWord, Store, messages, now_ts};
 use casebot_core::domain::{Direction, MailSignal};
 use casebot_core::sla::{CaseSla, Happening, Timeline};
 
@@ -32,8 +32,10 @@ struct TimelineCase {
 struct TimelineMail {
     case_id: i64,
     date_utc: i64,
-    direction: String,
-    signal: Option<String>,
+    #[sqlx(try_from = "String")]
+    direction: Direction,
+    #[sqlx(try_from = "Option<String>")]
+    signal: OptionalWord<MailSignal>,
     stage: Option<String>,
     from_address: Option<String>,
 }
@@ -84,7 +86,8 @@ impl Store {
                 only("case_id")
             ))
             .fetch_all(self.pool())
-            .await?;
+            .await
+            .context("Cannot read the mails of the SLA timelines")?;
             let assignments: Vec<Assignment> = sqlx::query_as(&format!(
                 "SELECT case_id, at, detail FROM events WHERE kind = 'owner_assigned' {} ORDER BY id",
                 only("case_id")
@@ -94,16 +97,13 @@ impl Store {
 
             let mut by_case: HashMap<i64, Vec<Happening>> = HashMap::new();
             for m in mails {
-                let Some(direction) = Direction::parse(&m.direction) else {
-                    continue;
-                };
                 let sender = m
                     .from_address
                     .map(|a| people.get(&a.to_ascii_lowercase()).cloned().unwrap_or(a));
                 by_case.entry(m.case_id).or_default().push(Happening::Mail {
                     at: instant(m.date_utc),
-                    direction,
-                    signal: m.signal.as_deref().and_then(MailSignal::parse),
+                    direction: m.direction,
+                    signal: m.signal.get(),
                     stage: m.stage,
                     sender,
                 });

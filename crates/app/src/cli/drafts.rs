@@ -14,15 +14,15 @@ use crate::config::Config;
 use crate::outbox::Outbox;
 use crate::stages::drafting::Drafter;
 use crate::stages::filing::Pipeline;
-use casebot_drafting::decide::DraftKind;
+use casebot_core::domain::{DraftKind, DraftStatus};
 use casebot_store::drafts::{DraftFilter, DraftRow, GateError};
 use casebot_store::knowledge::KnowledgeEdit;
 
 #[derive(Debug, Args)]
 pub struct DraftsArgs {
     /// Only drafts in this status (pending, approved, rejected, sent, failed).
-    #[arg(long)]
-    pub status: Option<String>,
+    #[arg(long, value_parser = super::parse_word::<DraftStatus>)]
+    pub status: Option<DraftStatus>,
     /// Only drafts of this case (number, thread key or row id).
     #[arg(long, value_name = "KEY")]
     pub case: Option<String>,
@@ -206,7 +206,7 @@ pub async fn draft(config: &Arc<Config>, command: DraftCommand) -> Result<u8, Fa
                 .draft(id)
                 .await?
                 .ok_or_else(|| fail(3, anyhow::anyhow!("no draft {id}")))?;
-            if d.status != "pending" {
+            if d.status != DraftStatus::Pending {
                 return Err(fail(
                     4,
                     anyhow::anyhow!(

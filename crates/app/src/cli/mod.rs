@@ -19,6 +19,8 @@ use anyhow::{Context, Result};
 use clap::{Args, Subcommand};
 use serde_json::json;
 
+use casebot_core::domain::CaseStatus;
+
 use crate::config::Config;
 use crate::mailbox::import;
 use crate::stages::filing::{Counts, Pipeline, Status};
@@ -150,8 +152,8 @@ pub struct ParseArgs {
 #[derive(Debug, Args)]
 pub struct CasesArgs {
     /// Only cases with this status (new, waiting_on_us, waiting_on_customer, resolved, archived).
-    #[arg(long)]
-    pub status: Option<String>,
+    #[arg(long, value_parser = parse_word::<CaseStatus>)]
+    pub status: Option<CaseStatus>,
     #[arg(long)]
     pub json: bool,
 }
@@ -181,6 +183,15 @@ pub enum QuarantineCommand {
         #[arg(long)]
         json: bool,
     },
+}
+
+/// A stored word typed on the command line (`--status waiting_on_us`): one
+/// of its type's words, or an error that lists them.
+pub fn parse_word<T>(text: &str) -> Result<T, String>
+where
+    T: TryFrom<String, Error = casebot_core::domain::UnknownWord>,
+{
+    T::try_from(text.to_string()).map_err(|e| e.to_string())
 }
 
 /// A failure with the exit code it should end the process with.
@@ -252,8 +263,8 @@ async fn dispatch(globals: &GlobalArgs, command: Command) -> Result<u8, Failure>
         Command::Cases(args) => {
             let store = open_store(&config).await?;
             let mut cases = store.list_cases().await?;
-            if let Some(status) = &args.status {
-                cases.retain(|c| &c.status == status);
+            if let Some(status) = args.status {
+                cases.retain(|c| c.status == status);
             }
             if args.json {
                 output::json(&cases)?;

@@ -14,6 +14,7 @@ use serde::Serialize;
 use crate::config::Config;
 use casebot_analysis::bundle::{BundleScan, Item, ItemStatus};
 use casebot_analysis::{Analyzer, Report};
+use casebot_core::domain::AnalysisStatus;
 use casebot_core::mail::links::Link;
 use casebot_core::mail::parse::{MailParser, attachment_bytes};
 use casebot_store::Store;
@@ -69,13 +70,13 @@ impl Worker {
             let results = self.analyse_batch(batch).await?;
             for (pending, result) in &results {
                 match result.status {
-                    "done" => counts.analysed += 1,
-                    "empty" => counts.empty += 1,
+                    AnalysisStatus::Done => counts.analysed += 1,
+                    AnalysisStatus::Empty => counts.empty += 1,
                     _ => counts.failed += 1,
                 }
-                if result.status == "failed" {
+                if result.status == AnalysisStatus::Failed {
                     tracing::warn!(message = pending.message_row, error = ?result.error, "analysis failed");
-                } else if result.status == "done" {
+                } else if result.status == AnalysisStatus::Done {
                     tracing::info!(
                         message = pending.message_row,
                         outcome = ?result.outcome,
@@ -211,12 +212,12 @@ fn result_of(outcome: Result<Option<Report>>, duration_ms: i64) -> AnalysisResul
         duration_ms,
     };
     match outcome {
-        Err(e) => bare("failed", Some(format!("{e:#}"))),
-        Ok(None) => bare("empty", None),
+        Err(e) => bare(AnalysisStatus::Failed, Some(format!("{e:#}"))),
+        Ok(None) => bare(AnalysisStatus::Empty, None),
         Ok(Some(report)) => {
             let c = &report.conclusion;
             AnalysisResult {
-                status: "done",
+                status: AnalysisStatus::Done,
                 outcome: Some(c.outcome.as_str().to_string()),
                 class: c.root_cause.as_ref().map(|r| r.class.clone()),
                 rule: c.root_cause.as_ref().map(|r| r.rule.clone()),

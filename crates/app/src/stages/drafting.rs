@@ -16,9 +16,9 @@ use serde::Serialize;
 use crate::config::Config;
 use casebot_analysis::conclude::Conclusion;
 use casebot_analysis::rules::RuleSet;
-use casebot_core::domain::Direction;
-use casebot_core::domain::Lang;
-use casebot_core::domain::{CaseStatus, MailSignal};
+use casebot_core::domain::{
+    AnalysisStatus, Direction, DraftKind, DraftOrigin, DraftStatus, Lang, MailSignal,
+};
 use casebot_core::mail::parse::Mailbox;
 use casebot_core::mail::subject::ParsedSubject;
 use casebot_store::Store;
@@ -27,7 +27,7 @@ use casebot_store::drafts::{DraftRow, DraftingInput, GateError, NewDraft};
 use casebot_store::knowledge::NewKnowledge;
 
 use casebot_drafting::context::{self, CaseInput, Inputs, SimilarCase, ThreadText};
-use casebot_drafting::decide::{self, AnalysisState, DraftKind, ThreadMessage, Want};
+use casebot_drafting::decide::{self, AnalysisState, ThreadMessage, Want};
 use casebot_drafting::templates::Templates;
 use casebot_drafting::{knowledge, reply};
 
@@ -139,14 +139,14 @@ impl Drafter {
         let Some(input) = self.store.drafting_input(case_row).await? else {
             return Ok(Change::Unchanged);
         };
-        let status = status_of(&input.case.status);
+        let status = input.case.status;
         let thread: Vec<ThreadMessage> = input
             .messages
             .iter()
             .map(|m| ThreadMessage {
                 row: m.id,
-                direction: Direction::parse(&m.direction).unwrap_or(Direction::Customer),
-                signal: m.signal.as_deref().and_then(MailSignal::parse),
+                direction: m.direction,
+                signal: m.signal.get(),
                 stage: m.stage.clone(),
             })
             .collect();
@@ -160,12 +160,15 @@ impl Drafter {
             })
             .collect();
         let want = decide::decide(status, &thread, &states, REASSIGN_STAGE);
-        let pending = input.drafts.iter().find(|d| d.status == "pending");
+        let pending = input
+            .drafts
+            .iter()
+            .find(|d| d.status == DraftStatus::Pending);
         let newest_message = input.messages.last().map(|m| m.id);
         // An engineer's own draft stands until a new mail arrives.
         if let Some(p) = pending
-            && p.origin == "manual"
-            && p.basis == manual_basis(&p.kind, newest_message)
+            && p.origin == DraftOrigin::Manual
+            && p.basis == manual_basis(p.kind, newest_message)
         {
             return Ok(Change::Unchanged);
         }
@@ -182,14 +185,22 @@ impl Drafter {
                 round,
             } => {
                 let handled = input.drafts.iter().any(|d| {
-                    d.status != "pending"
-                        && (d.basis == basis || matches!(d.status.as_str(), "approved" | "failed"))
+                    d.status != DraftStatus::Pending
+                        && (d.basis == basis
+                            || matches!(d.status, DraftStatus::Approved | DraftStatus::Failed))
                 });
                 if handled || pending.is_some_and(|p| p.basis == basis) {
                     return Ok(Change::Unchanged);
                 }
                 let draft = self
-                    .render(&input, kind, Some(trigger), &round, basis, "auto")
+                    .render(
+                        &input,
+                        kind,
+                        Some(trigger),
+                        &round,
+                        basis,
+                        DraftOrigin::Auto,
+                    )
                     .await?;
                 match pending {
                     Some(p) => {
@@ -234,7 +245,7 @@ impl Drafter {
             .messages
             .iter()
             .rev()
-            .find(|m| m.direction == "customer")
+            .find(|m| m.direction == Direction::Customer)
             .map(|m| m.id);
         let draft = self
             .render(
@@ -242,12 +253,16 @@ impl Drafter {
                 kind,
                 trigger,
                 &[],
-                manual_basis(kind.as_str(), newest),
-                "manual",
+                manual_basis(kind, newest),
+                DraftOrigin::Manual,
             )
             .await?;
         let reason = format!("requested by {by}");
-        let id = match input.drafts.iter().find(|d| d.status == "pending") {
+        let id = match input
+            .drafts
+            .iter()
+            .find(|d| d.status == DraftStatus::Pending)
+        {
             Some(p) => {
                 anyhow::ensure!(
                     self.store.replace_pending(p, &draft, &reason).await?,
@@ -273,7 +288,7 @@ impl Drafter {
         trigger: Option<i64>,
         round: &[i64],
         basis: String,
-        origin: &'static str,
+        origin: DraftOrigin,
     ) -> Result<NewDraft> {
         let case = &input.case;
         let subjects: Vec<ParsedSubject> = input
@@ -284,14 +299,14 @@ impl Drafter {
         let human: Vec<&casebot_store::drafts::ThreadRow> = input
             .messages
             .iter()
-            .filter(|m| matches!(m.direction.as_str(), "customer" | "engineer"))
+            .filter(|m| matches!(m.direction, Direction::Customer | Direction::Engineer))
             .collect();
         let texts: Vec<ThreadText> = human
             .iter()
             .map(|m| ThreadText {
-                direction: Direction::parse(&m.direction).unwrap_or(Direction::Customer),
+                direction: m.direction,
                 from_name: m.from_name.clone(),
-                signal: m.signal.as_deref().and_then(MailSignal::parse),
+                signal: m.signal.get(),
                 new_text: m.new_text.clone(),
             })
             .collect();
@@ -299,7 +314,7 @@ impl Drafter {
         let customer_text = human
             .iter()
             .rev()
-            .find(|m| m.direction == "customer")
+            .find(|m| m.direction == Direction::Customer)
             .map(|m| m.new_text.as_str());
         let lang = reply::language(
             &self.config.drafting.language,
@@ -310,7 +325,7 @@ impl Drafter {
         let conclusions: Vec<(i64, Conclusion)> = input
             .analyses
             .iter()
-            .filter(|a| a.status == "done")
+            .filter(|a| a.status == AnalysisStatus::Done)
             .filter_map(|a| Some((a.message_row, conclusion_of(a)?)))
             .collect();
         let concluded = |c: &Conclusion| c.outcome.as_str() != "unknown";
@@ -378,7 +393,7 @@ impl Drafter {
                 reply::EnvelopeMessage {
                     message_id: m.message_id.clone(),
                     synthesized: m.message_id_synthesized != 0,
-                    direction: Direction::parse(&m.direction).unwrap_or(Direction::Customer),
+                    direction: m.direction,
                     from: m.from_address.clone(),
                     to: addresses(&m.to_json),
                     cc: addresses(&m.cc_json),
@@ -398,7 +413,7 @@ impl Drafter {
         let facts = facts(&ctx, last_failure.or(conclusion), &texts);
         Ok(NewDraft {
             case_row: case.id,
-            kind: kind.as_str(),
+            kind,
             origin,
             basis,
             trigger,
@@ -551,18 +566,8 @@ pub async fn similar_cases(
 }
 
 /// The manual draft's basis: its kind and the newest mail it saw.
-fn manual_basis(kind: &str, newest_message: Option<i64>) -> String {
+fn manual_basis(kind: DraftKind, newest_message: Option<i64>) -> String {
     format!("manual:{kind}:m{}", newest_message.unwrap_or(0))
-}
-
-fn status_of(s: &str) -> CaseStatus {
-    match s {
-        "waiting_on_us" => CaseStatus::WaitingOnUs,
-        "waiting_on_customer" => CaseStatus::WaitingOnCustomer,
-        "resolved" => CaseStatus::Resolved,
-        "archived" => CaseStatus::Archived,
-        _ => CaseStatus::New,
-    }
 }
 
 fn conclusion_of(a: &AnalysisView) -> Option<Conclusion> {
@@ -602,7 +607,7 @@ fn facts(
 
 /// What an approved closure teaches, when its case had a failure to learn from.
 fn learned_from(d: &DraftRow) -> Option<NewKnowledge> {
-    if d.kind != DraftKind::Closure.as_str() {
+    if d.kind != DraftKind::Closure {
         return None;
     }
     let facts = d.facts();

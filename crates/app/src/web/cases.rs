@@ -186,7 +186,10 @@ impl ListParams {
                 Vec::new()
             },
             waiting_on_us: flag(&self.waiting),
-            status: self.status.clone(),
+            status: self
+                .status
+                .as_deref()
+                .and_then(casebot_core::domain::CaseStatus::parse),
             priority: self.priority.clone(),
             customer: self.customer.clone(),
             text: self.q.clone(),

@@ -45,7 +45,7 @@ pub async fn editor(
     Query(q): Query<EditorQuery>,
 ) -> Result<Markup, WebError> {
     let d = draft_view(&state, id).await?;
-    let pending = d.status == "pending";
+    let pending = d.status == casebot_core::domain::DraftStatus::Pending;
     Ok(page(
         &format!("Draft {id}"),
         Some(&desk),

@@ -14,6 +14,18 @@ pub enum CaseStatus {
 }
 
 impl CaseStatus {
+    pub const ALL: [CaseStatus; 5] = [
+        CaseStatus::New,
+        CaseStatus::WaitingOnUs,
+        CaseStatus::WaitingOnCustomer,
+        CaseStatus::Resolved,
+        CaseStatus::Archived,
+    ];
+
+    pub fn parse(s: &str) -> Option<Self> {
+        CaseStatus::ALL.into_iter().find(|k| k.as_str() == s)
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             CaseStatus::New => "new",
@@ -26,7 +38,7 @@ impl CaseStatus {
 }
 
 /// What a mail's new text says, beyond its direction.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum MailSignal {
     /// The customer confirms the fix.
