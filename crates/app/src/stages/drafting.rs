@@ -156,7 +156,7 @@ impl Drafter {
             .map(|a| AnalysisState {
                 message_row: a.message_row,
                 analysis_row: a.id,
-                status: a.status.clone(),
+                status: a.status,
             })
             .collect();
         let want = decide::decide(status, &thread, &states, REASSIGN_STAGE);
