@@ -12,7 +12,7 @@ use sqlx::FromRow;
 
 use casebot_core::domain::AnalysisStatus;
 
-use super::{Store, messages, now_ts, ts_to_rfc3339};
+use super::{Store, events, now_ts, ts_to_rfc3339};
 
 /// A queued analysis with what it needs: the mail's raw bytes.
 #[derive(Debug, Clone, FromRow)]
@@ -225,7 +225,7 @@ impl Store {
             "SELECT a.id, a.message_id AS message_row, m.case_id AS case_row, r.bytes AS raw \
              FROM analyses a JOIN messages m ON m.id = a.message_id JOIN raw_messages r ON r.id = m.raw_id \
              WHERE a.id IN ({}) AND a.claimed_by = $1 ORDER BY a.id",
-            messages::placeholders(2, ids.len())
+            crate::sql::placeholders(2, ids.len())
         );
         let mut q = sqlx::query_as(&sql).bind(owner);
         for (id, _) in &ids {
@@ -308,7 +308,7 @@ async fn finish_one(
     }
     replace_terms(tx, pending.message_row, result).await?;
     if result.status != AnalysisStatus::Empty {
-        messages::event(
+        events::event(
             tx,
             Some(pending.case_row),
             Some(pending.message_row),

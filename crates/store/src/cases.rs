@@ -6,6 +6,7 @@ use sqlx::FromRow;
 
 use casebot_core::domain::{CaseStatus, Direction};
 
+use super::terms::is_term_char;
 use super::{Store, ts_to_rfc3339};
 
 #[derive(Debug, Clone, FromRow)]
@@ -350,43 +351,6 @@ fn like_pattern(text: &str) -> String {
     format!("%{escaped}%")
 }
 
-/// Characters of an indexed term: what case numbers, KBs, error codes and
-/// references are made of.
-fn is_term_char(c: char) -> bool {
-    c.is_ascii_alphanumeric() || matches!(c, '-' | ':' | '_' | '.')
-}
-
-/// The index terms of a case (see `case_terms`): its key, its reference and
-/// the ASCII words of its title, lower-case, each compound word also by its
-/// pieces ("CAS-08520-Q7Z9R6" is also "08520"). "KB5022123安装失败" gives
-/// "kb5022123": Chinese text is not indexed, the search scans for it.
-pub(crate) fn case_terms(
-    key: &str,
-    title: Option<&str>,
-    internal_ref: Option<&str>,
-) -> Vec<String> {
-    let mut terms = Vec::new();
-    for text in [Some(key), title, internal_ref].into_iter().flatten() {
-        let lower = text.to_lowercase();
-        for word in lower.split(|c| !is_term_char(c)) {
-            let word = word.trim_matches(|c: char| !c.is_ascii_alphanumeric());
-            if word.len() >= 2 {
-                terms.push(word.to_string());
-            }
-            if word.contains(|c: char| !c.is_ascii_alphanumeric()) {
-                terms.extend(
-                    word.split(|c: char| !c.is_ascii_alphanumeric())
-                        .filter(|piece| piece.len() >= 2)
-                        .map(str::to_string),
-                );
-            }
-        }
-    }
-    terms.sort_unstable();
-    terms.dedup();
-    terms
-}
-
 /// The prefixes under which a searched word sits in the term indexes, or
 /// `None` when the text is not one ASCII word (it is then matched anywhere
 /// in the title by a scan). Bare digits also look for the `kb` form and bare
@@ -410,29 +374,6 @@ fn term_prefixes(text: &str) -> Option<Vec<String>> {
 }
 
 impl Store {
-    /// Fills `case_terms` once for a store filed before the index existed
-    /// (its migration cannot split titles into words in SQL).
-    pub(super) async fn index_unindexed_store(&self) -> Result<()> {
-        let unindexed: bool = sqlx::query_scalar::<_, i64>(
-            "SELECT CASE WHEN EXISTS (SELECT 1 FROM cases) \
-             AND NOT EXISTS (SELECT 1 FROM case_terms) THEN 1 ELSE 0 END",
-        )
-        .fetch_one(self.pool())
-        .await?
-            == 1;
-        if !unindexed {
-            return Ok(());
-        }
-        let mut tx = self.begin_write().await?;
-        let cases: Vec<CaseRow> = sqlx::query_as(&format!("SELECT {CASE_COLUMNS} FROM cases"))
-            .fetch_all(&mut *tx)
-            .await?;
-        let ids: Vec<i64> = cases.iter().map(|c| c.id).collect();
-        super::messages::index_cases(&mut tx, &cases, &ids).await?;
-        tx.commit().await?;
-        Ok(())
-    }
-
     /// One page of cases matching `q`, most recently active first, and how
     /// many match in all.
     pub async fn search_cases(&self, q: &CaseQuery) -> Result<(Vec<CaseListRow>, i64)> {
@@ -538,7 +479,7 @@ mod tests {
 
     #[test]
     fn a_case_is_indexed_by_its_key_reference_and_ascii_title_words() {
-        let terms = case_terms(
+        let terms = crate::terms::case_terms(
             "cas-08520-q7z9r6",
             Some("用户反馈补丁KB5022123安装失败, 0x800f0985。Windows Server 2019"),
             Some("CMIT:0001077"),

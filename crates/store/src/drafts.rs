@@ -17,7 +17,7 @@ use casebot_core::domain::{Direction, DraftKind, DraftOrigin, DraftStatus, MailS
 
 use super::analyses::AnalysisView;
 use super::knowledge::{self, NewKnowledge};
-use super::{OptionalWord, Store, messages, now_ts, ts_to_rfc3339};
+use super::{OptionalWord, Store, events, now_ts, ts_to_rfc3339};
 
 /// A draft row with its case's names.
 #[derive(Debug, Clone, FromRow)]
@@ -262,10 +262,6 @@ fn bind_content<'q>(q: AnyQuery<'q>, d: &'q NewDraft, to: &'q str, cc: &'q str) 
         .bind(d.references.join(" "))
 }
 
-/// Event kinds that can change what a case calls for.
-const DRAFTING_TRIGGERS: &str =
-    "'message_filed', 'status_changed', 'analysis_finished', 'thread_adopted', 'case_opened'";
-
 pub fn sha256_text(text: &str) -> String {
     casebot_core::domain::sha256_hex(text.as_bytes())
 }
@@ -284,27 +280,6 @@ impl Backlog {
 }
 
 impl Store {
-    /// Where stage `name` stopped reading the event log.
-    pub async fn cursor(&self, name: &str) -> Result<i64> {
-        let pos: Option<i64> = sqlx::query_scalar("SELECT position FROM cursors WHERE name = $1")
-            .bind(name)
-            .fetch_optional(self.pool())
-            .await?;
-        Ok(pos.unwrap_or(0))
-    }
-
-    pub async fn set_cursor(&self, name: &str, position: i64) -> Result<()> {
-        sqlx::query(
-            "INSERT INTO cursors (name, position) VALUES ($1, $2) \
-             ON CONFLICT (name) DO UPDATE SET position = excluded.position",
-        )
-        .bind(name)
-        .bind(position)
-        .execute(self.pool())
-        .await?;
-        Ok(())
-    }
-
     /// Work filed but not yet through analysis and drafting: customer mails
     /// not yet queued or still queued for analysis, and drafting-relevant
     /// events after the drafting stage's cursor. All zero means the pipeline
@@ -317,47 +292,11 @@ impl Store {
         )
         .fetch_one(self.pool())
         .await?;
-        let cursor = self.cursor("drafting").await?;
-        let undrafted: i64 = sqlx::query_scalar(&format!(
-            "SELECT COUNT(*) FROM events WHERE id > $1 AND case_id IS NOT NULL AND kind IN ({DRAFTING_TRIGGERS})"
-        ))
-        .bind(cursor)
-        .fetch_one(self.pool())
-        .await?;
+        let undrafted = self.undrafted_events().await?;
         Ok(Backlog {
             unanalysed,
             undrafted,
         })
-    }
-
-    /// Cases with drafting-relevant events after `cursor`, and the newest
-    /// event id seen (the next cursor).
-    pub async fn cases_changed_since(&self, cursor: i64) -> Result<(Vec<i64>, i64)> {
-        self.cases_with_events_since(cursor, DRAFTING_TRIGGERS)
-            .await
-    }
-
-    /// The cases with events of the `kinds` (an SQL list of quoted names)
-    /// after `cursor`, and the newest event id: what a stage that follows
-    /// the event log has to redo.
-    pub(super) async fn cases_with_events_since(
-        &self,
-        cursor: i64,
-        kinds: &str,
-    ) -> Result<(Vec<i64>, i64)> {
-        let newest: Option<i64> = sqlx::query_scalar("SELECT MAX(id) FROM events")
-            .fetch_one(self.pool())
-            .await?;
-        let newest = newest.unwrap_or(0);
-        let cases: Vec<i64> = sqlx::query_scalar(&format!(
-            "SELECT DISTINCT case_id FROM events WHERE id > $1 AND id <= $2 AND case_id IS NOT NULL \
-             AND kind IN ({kinds}) ORDER BY case_id"
-        ))
-        .bind(cursor)
-        .bind(newest)
-        .fetch_all(self.pool())
-        .await?;
-        Ok((cases, newest))
     }
 
     /// A case's thread (date order), analyses and drafts.
@@ -446,7 +385,7 @@ impl Store {
         .context("Cannot create a draft")?;
         let id: Option<i64> = row.map(|r| r.try_get(0)).transpose()?;
         if let Some(id) = id {
-            messages::event(
+            events::event(
                 &mut tx,
                 Some(d.case_row),
                 d.trigger,
@@ -500,7 +439,7 @@ impl Store {
                 detail["replaced_edit_by"] = by.clone().into();
                 detail["replaced_body"] = old.body.clone().into();
             }
-            messages::event(
+            events::event(
                 &mut tx,
                 Some(old.case_row),
                 d.trigger,
@@ -525,7 +464,7 @@ impl Store {
             .rows_affected()
             == 1;
         if done {
-            messages::event(
+            events::event(
                 &mut tx,
                 Some(old.case_row),
                 None,
@@ -672,10 +611,10 @@ impl Store {
         if update.execute(&mut *tx).await?.rows_affected() != 1 {
             return Err(self.gate_race(d.id, DraftStatus::Pending).await);
         }
-        messages::event(&mut tx, Some(d.case_row), None, event, detail).await?;
+        events::event(&mut tx, Some(d.case_row), None, event, detail).await?;
         if let Some((k, by)) = learned {
             let kid = knowledge::upsert(&mut tx, &k, by).await?;
-            messages::event(
+            events::event(
                 &mut tx,
                 Some(d.case_row),
                 None,
@@ -702,7 +641,7 @@ impl Store {
         .bind(id)
         .execute(&mut *tx)
         .await?;
-        messages::event(
+        events::event(
             &mut tx,
             Some(d.case_row),
             None,
@@ -743,7 +682,7 @@ impl Store {
         detail: serde_json::Value,
     ) -> Result<()> {
         let mut conn = self.pool().acquire().await?;
-        messages::event(&mut conn, Some(case_row), None, kind, detail).await
+        events::event(&mut conn, Some(case_row), None, kind, detail).await
     }
 
     // --- The send queue ---------------------------------------------------
@@ -793,7 +732,7 @@ impl Store {
             .await?
             .rows_affected();
             if n == 1 {
-                messages::event(
+                events::event(
                     &mut tx,
                     Some(case_row),
                     None,
@@ -880,7 +819,7 @@ impl Store {
         let mut detail = detail;
         detail["draft"] = d.id.into();
         detail["message_id"] = d.message_id.clone().into();
-        messages::event(&mut tx, Some(d.case_row), None, "draft_sent", detail).await?;
+        events::event(&mut tx, Some(d.case_row), None, "draft_sent", detail).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -912,7 +851,7 @@ impl Store {
         .bind(owner)
         .execute(&mut *tx)
         .await?;
-        messages::event(
+        events::event(
             &mut tx,
             Some(d.case_row),
             None,

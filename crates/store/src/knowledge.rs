@@ -6,7 +6,7 @@ use anyhow::Result;
 use serde::Serialize;
 use sqlx::{AnyConnection, FromRow};
 
-use super::{Store, messages, now_ts, ts_to_rfc3339};
+use super::{Store, events, now_ts, ts_to_rfc3339};
 
 /// What a closure teaches.
 #[derive(Debug, Clone)]
@@ -198,7 +198,7 @@ impl Store {
         let Some(case_row) = case_row else {
             return Ok(None);
         };
-        messages::event(
+        events::event(
             &mut tx,
             Some(case_row),
             None,

@@ -14,6 +14,7 @@ pub mod analyses;
 pub mod cases;
 pub mod config;
 pub mod drafts;
+pub mod events;
 pub mod imap;
 pub mod knowledge;
 pub mod lease;
@@ -21,6 +22,8 @@ pub mod messages;
 pub mod metrics;
 pub mod quarantine;
 pub mod sla;
+mod sql;
+mod terms;
 pub mod users;
 
 use std::path::Path;

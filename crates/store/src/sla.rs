@@ -7,13 +7,9 @@ use anyhow::{Context, Result};
 use chrono::{DateTime, Utc};
 use sqlx::FromRow;
 
-use super::{OptionalWord, Store, messages, now_ts};
+use super::{OptionalWord, Store, events, now_ts};
 use casebot_core::domain::{Direction, MailSignal};
 use casebot_core::sla::{CaseSla, Happening, Timeline};
-
-/// Events that change a case's SLA: the snapshot of such a case is redone.
-pub const SLA_TRIGGERS: &str =
-    "'message_filed', 'status_changed', 'thread_adopted', 'case_opened', 'owner_assigned'";
 
 /// How many ids go into one `IN (…)` list.
 const ID_CHUNK: usize = 500;
@@ -149,7 +145,7 @@ impl Store {
     /// which the SLA engine reads as a reassignment).
     pub async fn assign_owner(&self, case_row: i64, owner: &str, by: &str) -> Result<()> {
         let mut conn = self.pool().acquire().await?;
-        messages::event(
+        events::event(
             &mut conn,
             Some(case_row),
             None,
@@ -178,12 +174,6 @@ impl Store {
         .execute(self.pool())
         .await?;
         Ok(())
-    }
-
-    /// The cases whose SLA-relevant events are newer than `cursor`, and the
-    /// newest event id.
-    pub async fn sla_changes_since(&self, cursor: i64) -> Result<(Vec<i64>, i64)> {
-        self.cases_with_events_since(cursor, SLA_TRIGGERS).await
     }
 
     /// Replaces the snapshots of `evaluated` cases; `gone` are cases with

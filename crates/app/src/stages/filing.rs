@@ -11,7 +11,6 @@
 //! store, the batch is rolled back and replayed one mail per transaction so a
 //! single bad mail is quarantined and never blocks the others.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 
 use anyhow::Result;
@@ -21,21 +20,11 @@ use sqlx::AnyConnection;
 use crate::config::Config;
 use crate::mailbox::{RawMail, ReadResult};
 use casebot_core::domain::{Source, sha256_hex};
-use casebot_core::mail::case_state::mail_signal;
+use casebot_core::mail::filing::{self, Incoming};
 use casebot_core::mail::parse::{MailParser, ParsedMail, Rejection};
-use casebot_core::mail::thread::{KnownMessage, ThreadClues, decide, parent_candidates};
 use casebot_store::{Store, messages, quarantine};
 
-/// What happened to one mail.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Status {
-    Imported,
-    Duplicate,
-    Quarantined,
-    /// Could not even be read; nothing was stored.
-    Failed,
-}
+pub use casebot_core::mail::filing::Status;
 
 /// One line of `casebot import --json`.
 #[derive(Debug, Clone, Serialize)]
@@ -308,145 +297,39 @@ fn report(
     }
 }
 
-/// Files prepared mails inside the caller's transaction: look-ups for the
-/// whole batch, decisions in memory (the batch's own mails count as known
-/// parents and as duplicates), then one write plan.
+/// Files prepared mails inside the caller's transaction: the store is asked
+/// what the batch needs to know, the core decides (which mails are new, which
+/// case each belongs to, what that does to the cases), and the store carries
+/// the plans out.
 async fn file_all(conn: &mut AnyConnection, items: &[Prepared]) -> Result<Vec<Report>> {
-    let parsed: Vec<&ParsedMail> = items
+    let incoming: Vec<Incoming> = items
         .iter()
-        .filter_map(|i| i.parsed.as_ref().ok())
+        .map(|i| Incoming {
+            raw: &i.raw.bytes,
+            sha256: &i.sha256,
+            source: &i.raw.source,
+            parsed: i.parsed.as_ref(),
+        })
         .collect();
-    let shas: Vec<&str> = parsed.iter().map(|m| m.sha256.as_str()).collect();
-    let mut ids: Vec<&str> = Vec::new();
-    for m in &parsed {
-        ids.push(&m.message_id);
-        ids.extend(parent_candidates(&clues(m)));
-    }
-    ids.sort_unstable();
-    ids.dedup();
+    let (shas, ids) = filing::lookups(&incoming);
     let stored = messages::lookup(conn, &shas, &ids).await?;
-
-    // message_id → (case key, raw sha) for everything known so far.
-    let mut known: HashMap<String, (String, String)> = stored
+    let batch = filing::plan_batch(&incoming, &stored);
+    let state = messages::filing_state(conn, &batch.new).await?;
+    let cases = filing::plan_cases(&batch.new, &state);
+    messages::apply(conn, &batch, &cases).await?;
+    Ok(items
         .iter()
-        .map(|s| (s.message_id.clone(), (s.case_key.clone(), s.sha256.clone())))
-        .collect();
-    let mut by_sha: HashMap<String, String> = stored
-        .iter()
-        .map(|s| (s.sha256.clone(), s.case_key.clone()))
-        .collect();
-
-    let mut plan = messages::WritePlan::default();
-    let mut reports = Vec::with_capacity(items.len());
-    for item in items {
-        let source = &item.raw.source;
-        let mail = match &item.parsed {
-            Ok(mail) => mail,
-            Err(rejection) => {
-                let reason = rejection.to_string();
-                quarantine::put(conn, &item.raw.bytes, &item.sha256, source, &reason).await?;
-                reports.push(report(
-                    source,
-                    None,
-                    None,
-                    Status::Quarantined,
-                    Some(reason),
-                ));
-                continue;
-            }
-        };
-        if let Some(case_key) = by_sha.get(&mail.sha256) {
-            plan.sightings.push(messages::Sighting {
-                sha256: mail.sha256.clone(),
-                source,
-            });
-            reports.push(report(
-                source,
-                Some(&mail.message_id),
-                Some(case_key),
-                Status::Duplicate,
-                Some("same bytes as a stored mail".into()),
-            ));
-            continue;
-        }
-        if let Some((case_key, _)) = known.get(&mail.message_id) {
-            // Other bytes under a known Message-ID: keep them as evidence.
-            plan.variants.push(messages::Variant {
-                raw: &item.raw.bytes,
-                sha256: mail.sha256.clone(),
-            });
-            plan.sightings.push(messages::Sighting {
-                sha256: mail.sha256.clone(),
-                source,
-            });
-            by_sha.insert(mail.sha256.clone(), case_key.clone());
-            reports.push(report(
-                source,
-                Some(&mail.message_id),
-                Some(case_key),
-                Status::Duplicate,
-                Some(format!(
-                    "same Message-ID as a stored mail (content differs, sha256 {})",
-                    mail.sha256
-                )),
-            ));
-            continue;
-        }
-        let clues = clues(mail);
-        let parents: Vec<KnownMessage> = parent_candidates(&clues)
-            .into_iter()
-            .filter_map(|id| {
-                known.get(id).map(|(key, _)| KnownMessage {
-                    message_id: id.to_string(),
-                    case_key: key.clone(),
-                })
-            })
-            .collect();
-        let decision = decide(&clues, &parents);
-        known.insert(
-            mail.message_id.clone(),
-            (decision.case_key.clone(), mail.sha256.clone()),
-        );
-        by_sha.insert(mail.sha256.clone(), decision.case_key.clone());
-        reports.push(report(
-            source,
-            Some(&mail.message_id),
-            Some(&decision.case_key),
-            Status::Imported,
-            None,
-        ));
-        plan.new.push(messages::NewMessage {
-            raw: &item.raw.bytes,
-            mail,
-            source,
-            signal: mail_signal(
-                mail.direction,
-                &mail.body.new_text,
-                mail.resolution_phrase.is_some(),
-                !mail.attachments.is_empty() || !mail.links.is_empty(),
-            ),
-            decision,
-        });
-    }
-    let written = messages::write(conn, &plan).await?;
-    // A thread adopted by its late parent now lives under the parent's key.
-    for (from, to) in &written.adopted {
-        for r in reports
-            .iter_mut()
-            .filter(|r| r.case_key.as_deref() == Some(from))
-        {
-            r.case_key = Some(to.clone());
-        }
-    }
-    Ok(reports)
-}
-
-fn clues(mail: &ParsedMail) -> ThreadClues<'_> {
-    ThreadClues {
-        message_id: &mail.message_id,
-        subject_case_id: mail.subject_info.case_id.as_deref(),
-        body_case_ids: &mail.body_case_ids,
-        in_reply_to: mail.in_reply_to.as_deref(),
-        references: &mail.references,
-    }
+        .zip(&batch.outcomes)
+        .map(|(item, o)| Report {
+            source: item.raw.source.to_string(),
+            message_id: o.message_id.clone(),
+            // A thread adopted by its late parent now lives under the parent's key.
+            case_key: o
+                .case_key
+                .as_deref()
+                .map(|k| cases.final_key(k).to_string()),
+            status: o.status,
+            reason: o.reason.clone(),
+        })
+        .collect())
 }

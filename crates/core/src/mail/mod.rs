@@ -5,11 +5,14 @@
 //! - `subject`: the partner's subject grammar (table tests in `subject_tests.rs`);
 //! - `body`: new text / quoted history / signature; `links`: URLs and UNC paths;
 //! - `direction`: customer / engineer / auto / bounce, and the resolution phrase;
-//! - `thread`: the case decision; `case_state`: the derived case status.
+//! - `thread`: the case decision; `case_state`: the derived case status;
+//! - `filing`: a batch decided in memory (new, duplicate, quarantined) and
+//!   what it does to its cases, as plans the store carries out.
 
 pub mod body;
 pub mod case_state;
 pub mod direction;
+pub mod filing;
 pub mod links;
 pub mod parse;
 pub mod subject;
