@@ -163,7 +163,8 @@ pub async fn imap(
         account,
         &mailbox,
         FOLDER,
-        desk.pipeline.clone(),
+        desk.pipeline.store().clone(),
+        Arc::new(desk.pipeline.clone()),
         filed.clone(),
     );
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();

@@ -224,6 +224,10 @@ pub enum GateError {
         "draft {id} changed since revision {seen} (it is at revision {current}): read it again"
     )]
     Stale { id: i64, seen: i64, current: i64 },
+    /// The gate refuses what it was given (an empty reply, a rejection
+    /// without a reason).
+    #[error("{0}")]
+    Refused(String),
     #[error(transparent)]
     Store(#[from] anyhow::Error),
 }

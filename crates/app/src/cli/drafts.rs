@@ -143,7 +143,9 @@ pub enum KnowledgeCommand {
 fn gate_failure(e: GateError) -> Failure {
     match e {
         GateError::NotFound(_) => fail(3, e.into()),
-        GateError::WrongStatus { .. } | GateError::Stale { .. } => fail(4, e.into()),
+        GateError::WrongStatus { .. } | GateError::Stale { .. } | GateError::Refused(_) => {
+            fail(4, e.into())
+        }
         GateError::Store(e) => Failure::from(e),
     }
 }
@@ -239,8 +241,9 @@ pub async fn draft(config: &Arc<Config>, command: DraftCommand) -> Result<u8, Fa
                 eprintln!("draft {id}: no change");
                 return Ok(0);
             }
-            let d = store
-                .edit_draft(id, &actor.name, subject.as_deref(), &body)
+            let d = drafter(config)
+                .await?
+                .edit(id, &actor.name, subject.as_deref(), &body)
                 .await
                 .map_err(gate_failure)?;
             eprintln!(
@@ -276,9 +279,9 @@ pub async fn draft(config: &Arc<Config>, command: DraftCommand) -> Result<u8, Fa
             Ok(0)
         }
         DraftCommand::Retry { id, actor } => {
-            let store = open_store(config).await?;
-            store
-                .retry_draft(id, &actor.name)
+            drafter(config)
+                .await?
+                .retry(id, &actor.name)
                 .await
                 .map_err(gate_failure)?;
             eprintln!("draft {id}: queued for sending again");
@@ -340,9 +343,9 @@ pub async fn reject(config: &Arc<Config>, args: RejectArgs) -> Result<u8, Failur
     if args.reason.trim().is_empty() {
         return Err(fail(2, anyhow::anyhow!("--reason must say why")));
     }
-    let store = open_store(config).await?;
-    store
-        .reject_draft(args.id, &args.actor.name, args.reason.trim())
+    drafter(config)
+        .await?
+        .reject(args.id, &args.actor.name, &args.reason)
         .await
         .map_err(gate_failure)?;
     eprintln!("draft {}: rejected by {}", args.id, args.actor.name);

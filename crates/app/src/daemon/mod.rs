@@ -11,7 +11,6 @@
 //! is one more task on the same stages, serving `web.listen`.
 //! SIGINT/SIGTERM let the batch in hand finish before exiting.
 
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -20,17 +19,15 @@ use tokio::net::TcpListener;
 use tokio::sync::{Notify, watch};
 
 use crate::config::{Config, MailboxKind};
-use crate::mailbox::RawMail;
+use crate::mailbox::Filer;
 use crate::mailbox::imap::{Account, FolderWatcher};
-use crate::mailbox::import::modified;
 use crate::mailbox::maildir::Maildir;
 use crate::outbox::Outbox;
 use crate::stages::analysis::Worker;
 use crate::stages::drafting::Drafter;
-use crate::stages::filing::{Pipeline, Status};
+use crate::stages::filing::Pipeline;
 use crate::stages::sla::SlaSnapshots;
 use casebot_analysis::Analyzer;
-use casebot_core::domain::Source;
 use casebot_core::sla::SlaPolicies;
 use casebot_store::Store;
 
@@ -101,7 +98,8 @@ pub fn configured_watchers(
                         account.clone(),
                         mailbox,
                         folder,
-                        pipeline.clone(),
+                        pipeline.store().clone(),
+                        Arc::new(pipeline.clone()),
                         filed.clone(),
                     ))));
                 }
@@ -201,17 +199,18 @@ pub async fn run(
                 ))
             }
             Watch::Maildir { maildir, interval } => {
-                let (pipeline, filed) = (desk.pipeline.clone(), filed.clone());
+                let filer: Arc<dyn Filer> = Arc::new(desk.pipeline.clone());
+                let filed = filed.clone();
                 tokio::spawn(while_leased(
                     store.clone(),
                     roster.clone(),
                     format!("maildir {}", maildir.root.display()),
                     stop_rx.clone(),
                     move |stop| {
-                        watch_maildir(
+                        crate::mailbox::maildir::watch(
                             maildir.clone(),
                             interval,
-                            pipeline.clone(),
+                            filer.clone(),
                             filed.clone(),
                             stop,
                         )
@@ -228,42 +227,6 @@ pub async fn run(
     }
     tracing::info!("stopped");
     Ok(())
-}
-
-/// Scans `new/` every `interval`, files what it finds, then moves each filed
-/// mail to `cur/`.
-async fn watch_maildir(
-    maildir: Maildir,
-    interval: Duration,
-    pipeline: Pipeline,
-    filed: Arc<Notify>,
-    mut stop: watch::Receiver<bool>,
-) -> Result<()> {
-    let mut failing = false;
-    loop {
-        match scan_once(&maildir, &pipeline).await {
-            Ok(n) => {
-                if failing {
-                    tracing::info!(mailbox = %maildir.name, "Maildir scan works again");
-                    failing = false;
-                }
-                if n > 0 {
-                    tracing::info!(mailbox = %maildir.name, mails = n, "filed new mail");
-                    filed.notify_one();
-                }
-            }
-            // Log a failure once, not on every tick.
-            Err(e) if !failing => {
-                tracing::error!(mailbox = %maildir.name, error = %format!("{e:#}"), "Maildir scan failed; retrying");
-                failing = true;
-            }
-            Err(_) => {}
-        }
-        tokio::select! {
-            _ = tokio::time::sleep(interval) => {}
-            _ = stop.changed() => return Ok(()),
-        }
-    }
 }
 
 /// The analysis and drafting stages: analyses every queued mail, then
@@ -388,71 +351,6 @@ async fn send_forever(
             _ = stop.changed() => return Ok(()),
         }
     }
-}
-
-/// Files every mail waiting in `new/`; returns how many it handled. File
-/// system work (listing, reading, moving) runs on blocking threads, never on
-/// the async workers.
-pub async fn scan_once(maildir: &Maildir, pipeline: &Pipeline) -> Result<usize> {
-    let md = maildir.clone();
-    let files = tokio::task::spawn_blocking(move || md.pending()).await??;
-    let mut handled = 0;
-    for chunk in files.chunks(crate::stages::filing::BATCH) {
-        let (md, p, chunk) = (maildir.clone(), pipeline.clone(), chunk.to_vec());
-        let (paths, prepared) = tokio::task::spawn_blocking(move || {
-            let (paths, raws) = read_files(&md, chunk);
-            (paths, p.prepare_batch(raws))
-        })
-        .await?;
-        let reports = pipeline.file_batch(prepared).await?;
-        for report in &reports {
-            match report.status {
-                Status::Quarantined => {
-                    tracing::warn!(source = %report.source, reason = ?report.reason, "quarantined")
-                }
-                _ => {
-                    tracing::debug!(source = %report.source, status = ?report.status, case = ?report.case_key, "filed")
-                }
-            }
-        }
-        // Only after the store committed: a crash before this re-files the
-        // mail on the next scan, where it is recognised as a duplicate.
-        handled += paths.len();
-        let md = maildir.clone();
-        tokio::task::spawn_blocking(move || {
-            paths.iter().try_for_each(|path| md.mark_handled(path))
-        })
-        .await??;
-    }
-    Ok(handled)
-}
-
-/// Reads a chunk of `new/`; returns the paths read and their mails, in step.
-fn read_files(maildir: &Maildir, files: Vec<PathBuf>) -> (Vec<PathBuf>, Vec<RawMail>) {
-    let mut paths = Vec::with_capacity(files.len());
-    let mut raws = Vec::with_capacity(files.len());
-    for path in files {
-        match std::fs::read(&path) {
-            Ok(bytes) => {
-                raws.push(RawMail {
-                    bytes,
-                    arrival: modified(&path),
-                    source: Source::Maildir {
-                        mailbox: maildir.name.clone(),
-                        file: path
-                            .file_name()
-                            .map(|n| n.to_string_lossy().into_owned())
-                            .unwrap_or_default(),
-                    },
-                });
-                paths.push(path);
-            }
-            // Vanished between listing and reading: another reader took it.
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-            Err(e) => tracing::warn!(file = %path.display(), error = %e, "cannot read mail file"),
-        }
-    }
-    (paths, raws)
 }
 
 /// SIGINT and SIGTERM, listened to from the moment this is made: create it

@@ -29,9 +29,11 @@ use tokio_rustls::rustls::pki_types::{CertificateDer, ServerName};
 use tokio_rustls::rustls::{ClientConfig, RootCertStore};
 
 use super::RawMail;
+use super::{Filer, Report};
 use crate::config::{Config, MailboxConfig, SmtpSecurity};
-use crate::stages::filing::Pipeline;
 use casebot_core::domain::Source;
+use casebot_core::mail::filing::Status;
+use casebot_store::Store;
 use casebot_store::imap::Checkpoint;
 
 /// Any byte stream an IMAP session runs over (TCP, or TLS over TCP).
@@ -230,7 +232,8 @@ async fn within<T>(limit: Duration, what: &str, fut: impl Future<Output = T>) ->
 pub struct FolderWatcher {
     account: Account,
     folder: String,
-    pipeline: Pipeline,
+    store: Store,
+    filer: Arc<dyn Filer>,
     filed: Arc<Notify>,
     idle: bool,
     idle_renew: Duration,
@@ -248,13 +251,15 @@ impl FolderWatcher {
         account: Account,
         mailbox: &MailboxConfig,
         folder: &str,
-        pipeline: Pipeline,
+        store: Store,
+        filer: Arc<dyn Filer>,
         filed: Arc<Notify>,
     ) -> FolderWatcher {
         FolderWatcher {
             account,
             folder: folder.to_string(),
-            pipeline,
+            store,
+            filer,
             filed,
             idle: mailbox.idle,
             idle_renew: Duration::from_secs(mailbox.idle_renew_secs.clamp(10, 29 * 60)),
@@ -363,7 +368,7 @@ impl FolderWatcher {
         uidvalidity: u32,
         stop: &watch::Receiver<bool>,
     ) -> Result<()> {
-        let store = self.pipeline.store();
+        let store = &self.store;
         let name = &self.account.name;
         let checkpoint = store.imap_checkpoint(name, &self.folder).await?;
         let from = match checkpoint {
@@ -426,13 +431,8 @@ impl FolderWatcher {
                 })
                 .collect();
             let count = raws.len();
-            let parse_started = std::time::Instant::now();
-            let pipeline = self.pipeline.clone();
-            let prepared = tokio::task::spawn_blocking(move || pipeline.prepare_batch(raws))
-                .await
-                .context("The parse task failed")?;
             let file_started = std::time::Instant::now();
-            let reports = self.pipeline.file_batch(prepared).await?;
+            let reports = self.filer.file(raws).await?;
             let file_ms = file_started.elapsed().as_millis() as u64;
             // Before the checkpoint moves: a failure here re-reads the batch,
             // which the store recognises, and marks it again.
@@ -446,8 +446,8 @@ impl FolderWatcher {
                     folder = %self.folder,
                     mails = count,
                     last_uid,
-                    fetch_ms = (parse_started - fetch_started).as_millis() as u64,
-                    parse_ms = (file_started - parse_started).as_millis() as u64,
+                    fetch_ms = (file_started - fetch_started).as_millis() as u64,
+                    // Parsing and storing: the filing stage's share.
                     file_ms,
                     "filed IMAP mail"
                 );
@@ -467,9 +467,8 @@ impl FolderWatcher {
         &self,
         session: &mut ImapSession,
         uids: &[u32],
-        reports: &[crate::stages::filing::Report],
+        reports: &[Report],
     ) -> Result<()> {
-        use crate::stages::filing::Status;
         let (mut filed, mut quarantined) = (Vec::new(), Vec::new());
         for (uid, report) in uids.iter().zip(reports) {
             match report.status {
@@ -512,8 +511,7 @@ impl FolderWatcher {
     }
 
     async fn save_checkpoint(&self, uidvalidity: u32, last_uid: u32) -> Result<()> {
-        self.pipeline
-            .store()
+        self.store
             .set_imap_checkpoint(
                 &self.account.name,
                 &self.folder,
@@ -536,8 +534,7 @@ impl FolderWatcher {
             *last = state.to_string();
         }
         if let Err(e) = self
-            .pipeline
-            .store()
+            .store
             .set_imap_state(&self.account.name, &self.folder, state, error)
             .await
         {

@@ -6,8 +6,19 @@
 //! which the store recognises as a duplicate: nothing is lost or counted twice.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::{Context, Result};
+use tokio::sync::{Notify, watch};
+
+use super::import::modified;
+use super::{Filer, RawMail};
+use casebot_core::domain::Source;
+use casebot_core::mail::filing::Status;
+
+/// Mails read and handed to the filing stage at once.
+const BATCH: usize = 256;
 
 /// A Maildir folder: `new/`, `cur/`, `tmp/`.
 #[derive(Debug, Clone)]
@@ -80,4 +91,101 @@ mod tests {
         assert_eq!(md.pending().unwrap().len(), 1);
         assert!(md.root.join("cur/1.x:2,").exists());
     }
+}
+
+/// Scans `new/` every `interval`, files what it finds, then moves each filed
+/// mail to `cur/`.
+pub async fn watch(
+    maildir: Maildir,
+    interval: Duration,
+    filer: Arc<dyn Filer>,
+    filed: Arc<Notify>,
+    mut stop: watch::Receiver<bool>,
+) -> Result<()> {
+    let mut failing = false;
+    loop {
+        match scan_once(&maildir, filer.as_ref()).await {
+            Ok(n) => {
+                if failing {
+                    tracing::info!(mailbox = %maildir.name, "Maildir scan works again");
+                    failing = false;
+                }
+                if n > 0 {
+                    tracing::info!(mailbox = %maildir.name, mails = n, "filed new mail");
+                    filed.notify_one();
+                }
+            }
+            // Log a failure once, not on every tick.
+            Err(e) if !failing => {
+                tracing::error!(mailbox = %maildir.name, error = %format!("{e:#}"), "Maildir scan failed; retrying");
+                failing = true;
+            }
+            Err(_) => {}
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(interval) => {}
+            _ = stop.changed() => return Ok(()),
+        }
+    }
+}
+
+/// Files every mail waiting in `new/`; returns how many it handled. File
+/// system work (listing, reading, moving) runs on blocking threads, never on
+/// the async workers.
+pub async fn scan_once(maildir: &Maildir, filer: &dyn Filer) -> Result<usize> {
+    let md = maildir.clone();
+    let files = tokio::task::spawn_blocking(move || md.pending()).await??;
+    let mut handled = 0;
+    for chunk in files.chunks(BATCH) {
+        let (md, chunk) = (maildir.clone(), chunk.to_vec());
+        let (paths, raws) = tokio::task::spawn_blocking(move || read_files(&md, chunk)).await?;
+        let reports = filer.file(raws).await?;
+        for report in &reports {
+            match report.status {
+                Status::Quarantined => {
+                    tracing::warn!(source = %report.source, reason = ?report.reason, "quarantined")
+                }
+                _ => {
+                    tracing::debug!(source = %report.source, status = ?report.status, case = ?report.case_key, "filed")
+                }
+            }
+        }
+        // Only after the store committed: a crash before this re-files the
+        // mail on the next scan, where it is recognised as a duplicate.
+        handled += paths.len();
+        let md = maildir.clone();
+        tokio::task::spawn_blocking(move || {
+            paths.iter().try_for_each(|path| md.mark_handled(path))
+        })
+        .await??;
+    }
+    Ok(handled)
+}
+
+/// Reads a chunk of `new/`; returns the paths read and their mails, in step.
+fn read_files(maildir: &Maildir, files: Vec<PathBuf>) -> (Vec<PathBuf>, Vec<RawMail>) {
+    let mut paths = Vec::with_capacity(files.len());
+    let mut raws = Vec::with_capacity(files.len());
+    for path in files {
+        match std::fs::read(&path) {
+            Ok(bytes) => {
+                raws.push(RawMail {
+                    bytes,
+                    arrival: modified(&path),
+                    source: Source::Maildir {
+                        mailbox: maildir.name.clone(),
+                        file: path
+                            .file_name()
+                            .map(|n| n.to_string_lossy().into_owned())
+                            .unwrap_or_default(),
+                    },
+                });
+                paths.push(path);
+            }
+            // Vanished between listing and reading: another reader took it.
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => tracing::warn!(file = %path.display(), error = %e, "cannot read mail file"),
+        }
+    }
+    (paths, raws)
 }

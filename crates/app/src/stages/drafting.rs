@@ -438,6 +438,40 @@ impl Drafter {
         similar_cases(&self.store, &self.rules, conclusion, case_row, lang).await
     }
 
+    /// Edits a pending draft's text (and, from the CLI, its subject): the
+    /// gate's first door, for the CLI and the web desk alike.
+    pub async fn edit(
+        &self,
+        id: i64,
+        by: &str,
+        subject: Option<&str>,
+        body: &str,
+    ) -> Result<DraftRow, GateError> {
+        if body.trim().is_empty() {
+            return Err(GateError::Refused(format!(
+                "draft {id}: the reply is empty (reject the draft instead)"
+            )));
+        }
+        self.store.edit_draft(id, by, subject, body).await
+    }
+
+    /// Rejects a pending draft; the reason is kept with it.
+    pub async fn reject(&self, id: i64, by: &str, reason: &str) -> Result<DraftRow, GateError> {
+        let reason = reason.trim();
+        if reason.is_empty() {
+            return Err(GateError::Refused(format!(
+                "draft {id}: say why it is rejected"
+            )));
+        }
+        self.store.reject_draft(id, by, reason).await
+    }
+
+    /// Queues a failed draft for sending again, once an engineer has checked
+    /// it was not delivered.
+    pub async fn retry(&self, id: i64, by: &str) -> Result<DraftRow, GateError> {
+        self.store.retry_draft(id, by).await
+    }
+
     /// Approves a draft (the CLI and the web desk both come here). A closure
     /// records what the case taught in the same transaction.
     pub async fn approve(

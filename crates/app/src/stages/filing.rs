@@ -13,28 +13,20 @@
 
 use std::sync::Arc;
 
-use anyhow::Result;
+use anyhow::{Context, Result};
+use futures_util::future::BoxFuture;
 use serde::Serialize;
 use sqlx::AnyConnection;
 
 use crate::config::Config;
-use crate::mailbox::{RawMail, ReadResult};
+use crate::mailbox::{Filer, RawMail, ReadResult};
 use casebot_core::domain::{Source, sha256_hex};
 use casebot_core::mail::filing::{self, Incoming};
 use casebot_core::mail::parse::{MailParser, ParsedMail, Rejection};
 use casebot_store::{Store, messages, quarantine};
 
+pub use crate::mailbox::Report;
 pub use casebot_core::mail::filing::Status;
-
-/// One line of `casebot import --json`.
-#[derive(Debug, Clone, Serialize)]
-pub struct Report {
-    pub source: String,
-    pub message_id: Option<String>,
-    pub case_key: Option<String>,
-    pub status: Status,
-    pub reason: Option<String>,
-}
 
 /// Totals of a run.
 #[derive(Debug, Clone, Copy, Default, Serialize)]
@@ -332,4 +324,18 @@ async fn file_all(conn: &mut AnyConnection, items: &[Prepared]) -> Result<Vec<Re
             reason: o.reason.clone(),
         })
         .collect())
+}
+
+/// The watched sources hand their mail to the pipeline through [`Filer`]:
+/// parsed on a blocking thread, filed in one batch.
+impl Filer for Pipeline {
+    fn file(&self, mails: Vec<RawMail>) -> BoxFuture<'_, Result<Vec<Report>>> {
+        Box::pin(async move {
+            let this = self.clone();
+            let prepared = tokio::task::spawn_blocking(move || this.prepare_batch(mails))
+                .await
+                .context("The parse task failed")?;
+            self.file_batch(prepared).await
+        })
+    }
 }

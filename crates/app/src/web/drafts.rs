@@ -123,8 +123,8 @@ pub async fn save(
     let mut revision = current.revision;
     if body != current.body {
         revision = state
-            .store
-            .edit_draft(id, &by, None, &body)
+            .drafter
+            .edit(id, &by, None, &body)
             .await
             .map_err(gate_error)?
             .revision;
@@ -166,8 +166,8 @@ pub async fn reject(
         return Err(WebError::Rejected("say why the draft is rejected".into()));
     }
     state
-        .store
-        .reject_draft(id, &desk.user().name, reason)
+        .drafter
+        .reject(id, &desk.user().name, reason)
         .await
         .map_err(gate_error)?;
     Ok(Redirect::to(&format!("/drafts/{id}?done=Rejected.")).into_response())

@@ -8,7 +8,8 @@
 //! files takes a [`auth::Desk`] (or [`auth::Lead`]) argument, so a handler
 //! without a login check does not compile into the router by accident.
 //!
-//! Approving a draft here goes through [`crate::stages::drafting::Drafter::approve`],
+//! Editing, approving and rejecting a draft here go through the same
+//! [`crate::stages::drafting::Drafter`] as the CLI (the gate has one door),
 //! the same call as `casebot approve`, and wakes the daemon's sender.
 
 pub mod api;
