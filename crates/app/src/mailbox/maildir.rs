@@ -74,24 +74,6 @@ impl Maildir {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn pending_then_handled() {
-        let dir = tempfile::tempdir().unwrap();
-        let md = Maildir::open("local", &dir.path().join("mail")).unwrap();
-        std::fs::write(md.root.join("new/2.x"), "b").unwrap();
-        std::fs::write(md.root.join("new/1.x"), "a").unwrap();
-        let pending = md.pending().unwrap();
-        assert_eq!(pending.len(), 2);
-        assert!(pending[0].ends_with("1.x"));
-        md.mark_handled(&pending[0]).unwrap();
-        assert_eq!(md.pending().unwrap().len(), 1);
-        assert!(md.root.join("cur/1.x:2,").exists());
-    }
-}
 
 /// Scans `new/` every `interval`, files what it finds, then moves each filed
 /// mail to `cur/`.
@@ -188,4 +170,23 @@ fn read_files(maildir: &Maildir, files: Vec<PathBuf>) -> (Vec<PathBuf>, Vec<RawM
         }
     }
     (paths, raws)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pending_then_handled() {
+        let dir = tempfile::tempdir().unwrap();
+        let md = Maildir::open("local", &dir.path().join("mail")).unwrap();
+        std::fs::write(md.root.join("new/2.x"), "b").unwrap();
+        std::fs::write(md.root.join("new/1.x"), "a").unwrap();
+        let pending = md.pending().unwrap();
+        assert_eq!(pending.len(), 2);
+        assert!(pending[0].ends_with("1.x"));
+        md.mark_handled(&pending[0]).unwrap();
+        assert_eq!(md.pending().unwrap().len(), 1);
+        assert!(md.root.join("cur/1.x:2,").exists());
+    }
 }
