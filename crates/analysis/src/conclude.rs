@@ -161,154 +161,36 @@ pub fn conclude(
         next_steps: Vec::new(),
     };
     conclusion.os_build = findings.iter().rev().find_map(|f| f.os_build.clone());
-
-    let last_error = |from: usize| {
-        findings
-            .iter()
-            .enumerate()
-            .skip(from)
-            .filter(|(_, f)| {
-                matches!(f.role, Role::Cause | Role::Wrapper) && f.severity >= Severity::Error
-            })
-            .map(|(i, _)| i)
-            .next_back()
-    };
-    let last_final = findings.iter().rposition(|f| f.role == Role::Final);
-    let last_success = findings.iter().rposition(|f| f.role == Role::Success);
-    // A success after a failure settles it when it is about the same update
-    // (or either does not say which): a later success of another KB does not.
-    let settles = |success: usize, failure: usize| {
-        findings[failure + 1..=success].iter().any(|s| {
-            s.role == Role::Success
-                && match (&s.kb, &findings[failure].kb) {
-                    (Some(a), Some(b)) => a == b,
-                    _ => true,
-                }
-        })
-    };
-    let anchor = match (last_final, last_success) {
-        (Some(f), Some(s)) if s > f && settles(s, f) => None,
-        (Some(f), _) => Some(f),
-        (None, Some(s)) => last_error(s + 1),
-        (None, None) => last_error(0),
-    };
-    if anchor.is_none()
-        && let Some(s) = last_success
-    {
-        conclusion.outcome = Outcome::Success;
-        conclusion.success = Some(evidence(&findings[s]));
-        conclusion.kbs = unique(
-            findings[..=s]
-                .iter()
-                .rev()
-                .filter_map(|f| f.kb.clone())
-                .take(1),
-        );
-        return conclusion;
-    }
-    let Some(anchor) = anchor else {
-        return conclusion;
-    };
-
-    // The session the anchor belongs to: the chain never crosses its start.
-    let session_start = findings[..anchor]
-        .iter()
-        .rposition(|f| f.role == Role::Session && f.file_index == findings[anchor].file_index)
-        .map_or(0, |i| i + 1);
-    let mut chain = vec![anchor];
-    let mut newest = anchor;
-    for i in (session_start..anchor).rev() {
-        let f = &findings[i];
-        if !is_failure(f) {
-            continue;
+    let anchor = match settled_by(findings) {
+        Settled::Success(s) => {
+            conclusion.outcome = Outcome::Success;
+            conclusion.success = Some(evidence(&findings[s]));
+            conclusion.kbs = unique(
+                findings[..=s]
+                    .iter()
+                    .rev()
+                    .filter_map(|f| f.kb.clone())
+                    .take(1),
+            );
+            return conclusion;
         }
-        if !linked(f, &findings[newest], limits) {
-            break;
-        }
-        chain.push(i);
-        newest = i;
-    }
-    chain.reverse();
-
-    let decisive = chain
-        .iter()
-        .copied()
-        .find(|&i| findings[i].role == Role::Cause && findings[i].severity == Severity::Fatal)
-        .or_else(|| {
-            chain.iter().copied().find(|&i| {
-                findings[i].role == Role::Cause
-                    && findings[i].severity >= Severity::Error
-                    && findings[i].class.is_some()
-            })
-        })
-        .or_else(|| {
-            chain.iter().copied().find(|&i| {
-                findings[i].role == Role::Cause && findings[i].severity >= Severity::Error
-            })
-        })
-        .or_else(|| chain.iter().copied().find(|&i| findings[i].class.is_some()))
-        .unwrap_or(anchor);
+        Settled::Nothing => return conclusion,
+        Settled::Failure(anchor) => anchor,
+    };
+    let (session_start, chain) = chain_to(findings, anchor, limits);
+    let decisive = decisive_in(findings, &chain, anchor);
     let from_decisive: Vec<usize> = chain.iter().copied().filter(|&i| i >= decisive).collect();
-
-    let code_class = |f: &Finding| {
-        f.codes
-            .iter()
-            .find_map(|c| rules.code_classes.get(c).cloned())
-    };
-    let class = findings[decisive]
-        .class
-        .clone()
-        .or_else(|| code_class(&findings[decisive]))
-        .or_else(|| {
-            from_decisive
-                .iter()
-                .find_map(|&i| findings[i].class.clone())
-        })
-        .or_else(|| from_decisive.iter().find_map(|&i| code_class(&findings[i])))
-        .unwrap_or_else(|| "unknown".to_string());
+    let class = class_of(findings, rules, decisive, &from_decisive);
 
     conclusion.outcome = Outcome::Failure;
-    let mut details: Vec<Code> = Vec::new();
-    for &i in &from_decisive {
-        for code in &findings[i].code_details {
-            if !details.iter().any(|d| d.code == code.code) {
-                details.push(code.clone());
-            }
-        }
-    }
-    conclusion.error_codes = details.iter().map(|d| d.code.clone()).collect();
-    conclusion.code_details = details;
-    conclusion.kbs = unique(from_decisive.iter().filter_map(|&i| findings[i].kb.clone()));
-    if conclusion.kbs.is_empty() {
-        conclusion.kbs = unique(
-            findings[session_start..=anchor]
-                .iter()
-                .rev()
-                .filter_map(|f| f.kb.clone())
-                .take(1),
-        );
-    }
-    conclusion.failing_package = from_decisive
-        .iter()
-        .find_map(|&i| findings[i].package.clone());
-    conclusion.failing_component = from_decisive
-        .iter()
-        .find_map(|&i| findings[i].component.clone());
-    conclusion.failing_file = from_decisive
-        .iter()
-        .find_map(|&i| findings[i].file_name.clone());
-    if let Some(build) = from_decisive
-        .iter()
-        .find_map(|&i| findings[i].os_build.clone())
-    {
-        conclusion.os_build = Some(build);
-    }
-
+    chain_facts(
+        &mut conclusion,
+        findings,
+        &from_decisive,
+        session_start..=anchor,
+    );
     let decisive_rule = rules.rule(&findings[decisive].rule);
     let class_info = rules.classes.get(&class);
-    let summary = decisive_rule
-        .map(|r| r.explain.get(lang).to_string())
-        .unwrap_or_default();
     let mut evidence_lines: Vec<Evidence> = from_decisive
         .iter()
         .take(12)
@@ -322,7 +204,9 @@ pub fn conclude(
             .map(|c| c.name.get(lang).to_string())
             .unwrap_or_else(|| class.clone()),
         class,
-        summary,
+        summary: decisive_rule
+            .map(|r| r.explain.get(lang).to_string())
+            .unwrap_or_default(),
         rule: findings[decisive].rule.clone(),
         evidence: evidence_lines,
     });
@@ -357,6 +241,157 @@ pub fn conclude(
         })
         .collect();
     conclusion
+}
+
+/// How the findings end.
+enum Settled {
+    /// In a success (at this finding) that no failure follows.
+    Success(usize),
+    /// In a failure: the chain is read back from this finding.
+    Failure(usize),
+    /// Neither a failure nor a success was found.
+    Nothing,
+}
+
+fn settled_by(findings: &[Finding]) -> Settled {
+    let last_error = |from: usize| {
+        findings
+            .iter()
+            .enumerate()
+            .skip(from)
+            .filter(|(_, f)| {
+                matches!(f.role, Role::Cause | Role::Wrapper) && f.severity >= Severity::Error
+            })
+            .map(|(i, _)| i)
+            .next_back()
+    };
+    let last_final = findings.iter().rposition(|f| f.role == Role::Final);
+    let last_success = findings.iter().rposition(|f| f.role == Role::Success);
+    // A success after a failure settles it when it is about the same update
+    // (or either does not say which): a later success of another KB does not.
+    let settles = |success: usize, failure: usize| {
+        findings[failure + 1..=success].iter().any(|s| {
+            s.role == Role::Success
+                && match (&s.kb, &findings[failure].kb) {
+                    (Some(a), Some(b)) => a == b,
+                    _ => true,
+                }
+        })
+    };
+    let anchor = match (last_final, last_success) {
+        (Some(f), Some(s)) if s > f && settles(s, f) => None,
+        (Some(f), _) => Some(f),
+        (None, Some(s)) => last_error(s + 1),
+        (None, None) => last_error(0),
+    };
+    match (anchor, last_success) {
+        (Some(anchor), _) => Settled::Failure(anchor),
+        (None, Some(s)) => Settled::Success(s),
+        (None, None) => Settled::Nothing,
+    }
+}
+
+/// The failures linked to the anchor, oldest first, within the anchor's
+/// session (the chain never crosses its start); and where that session starts.
+fn chain_to(findings: &[Finding], anchor: usize, limits: ChainLimits) -> (usize, Vec<usize>) {
+    let session_start = findings[..anchor]
+        .iter()
+        .rposition(|f| f.role == Role::Session && f.file_index == findings[anchor].file_index)
+        .map_or(0, |i| i + 1);
+    let mut chain = vec![anchor];
+    let mut newest = anchor;
+    for i in (session_start..anchor).rev() {
+        let f = &findings[i];
+        if !is_failure(f) {
+            continue;
+        }
+        if !linked(f, &findings[newest], limits) {
+            break;
+        }
+        chain.push(i);
+        newest = i;
+    }
+    chain.reverse();
+    (session_start, chain)
+}
+
+/// The chain's decisive finding: a fatal cause, else the first cause error
+/// with a class, else the first cause error, else the first classed line.
+fn decisive_in(findings: &[Finding], chain: &[usize], anchor: usize) -> usize {
+    let first =
+        |test: &dyn Fn(&Finding) -> bool| chain.iter().copied().find(|&i| test(&findings[i]));
+    first(&|f| f.role == Role::Cause && f.severity == Severity::Fatal)
+        .or_else(|| {
+            first(&|f| f.role == Role::Cause && f.severity >= Severity::Error && f.class.is_some())
+        })
+        .or_else(|| first(&|f| f.role == Role::Cause && f.severity >= Severity::Error))
+        .or_else(|| first(&|f| f.class.is_some()))
+        .unwrap_or(anchor)
+}
+
+/// The root-cause class: the decisive line's, else its codes', else the
+/// first in the chain after it; `unknown` when nothing names one.
+fn class_of(
+    findings: &[Finding],
+    rules: &RuleSet,
+    decisive: usize,
+    from_decisive: &[usize],
+) -> String {
+    let code_class = |f: &Finding| {
+        f.codes
+            .iter()
+            .find_map(|c| rules.code_classes.get(c).cloned())
+    };
+    findings[decisive]
+        .class
+        .clone()
+        .or_else(|| code_class(&findings[decisive]))
+        .or_else(|| {
+            from_decisive
+                .iter()
+                .find_map(|&i| findings[i].class.clone())
+        })
+        .or_else(|| from_decisive.iter().find_map(|&i| code_class(&findings[i])))
+        .unwrap_or_else(|| "unknown".to_string())
+}
+
+/// Codes, KBs, package, component, file and build of the chain from its
+/// decisive line on; the KB falls back to the session's latest.
+fn chain_facts(
+    conclusion: &mut Conclusion,
+    findings: &[Finding],
+    from_decisive: &[usize],
+    session: std::ops::RangeInclusive<usize>,
+) {
+    let mut details: Vec<Code> = Vec::new();
+    for &i in from_decisive {
+        for code in &findings[i].code_details {
+            if !details.iter().any(|d| d.code == code.code) {
+                details.push(code.clone());
+            }
+        }
+    }
+    conclusion.error_codes = details.iter().map(|d| d.code.clone()).collect();
+    conclusion.code_details = details;
+    conclusion.kbs = unique(from_decisive.iter().filter_map(|&i| findings[i].kb.clone()));
+    if conclusion.kbs.is_empty() {
+        conclusion.kbs = unique(
+            findings[session]
+                .iter()
+                .rev()
+                .filter_map(|f| f.kb.clone())
+                .take(1),
+        );
+    }
+    let first = |field: &dyn Fn(&Finding) -> Option<String>| {
+        from_decisive.iter().find_map(|&i| field(&findings[i]))
+    };
+    conclusion.failing_package = first(&|f| f.package.clone());
+    conclusion.failing_component = first(&|f| f.component.clone());
+    conclusion.failing_file = first(&|f| f.file_name.clone());
+    if let Some(build) = first(&|f| f.os_build.clone()) {
+        conclusion.os_build = Some(build);
+    }
 }
 
 fn unique(items: impl Iterator<Item = String>) -> Vec<String> {

@@ -413,221 +413,18 @@ impl RuleSet {
     }
 
     fn load_from(dir: &Path, files: Files<'_>) -> Result<RuleSet, RuleErrors> {
-        let mut errors = Vec::new();
-        let listing = |sub: &Path| -> Result<Vec<PathBuf>, RuleError> {
-            let mut found: Vec<PathBuf> = match &files {
-                Files::Disk => std::fs::read_dir(sub)
-                    .map_err(|e| RuleError {
-                        file: sub.to_path_buf(),
-                        line: 0,
-                        column: 0,
-                        message: format!("cannot read the rules folder: {e}"),
-                    })?
-                    .filter_map(|entry| entry.ok().map(|e| e.path()))
-                    .filter(|p| p.extension().is_some_and(|x| x == "toml"))
-                    .collect(),
-                Files::Embedded(list) => {
-                    let rel = sub.strip_prefix(dir).unwrap_or(sub);
-                    list.iter()
-                        .map(|(p, _)| Path::new(p))
-                        .filter(|p| {
-                            p.parent() == Some(rel)
-                                || (rel.as_os_str().is_empty() && p.parent() == Some(Path::new("")))
-                        })
-                        .map(|p| dir.join(p))
-                        .collect()
-                }
-            };
-            found.sort();
-            Ok(found)
+        let mut loader = Loader {
+            dir,
+            files,
+            errors: Vec::new(),
         };
-        let read = |path: &Path| -> Result<Source, RuleError> {
-            let text = match &files {
-                Files::Disk => std::fs::read_to_string(path).map_err(|e| e.to_string()),
-                Files::Embedded(list) => {
-                    let rel = path.strip_prefix(dir).unwrap_or(path);
-                    list.iter()
-                        .find(|(p, _)| Path::new(p) == rel)
-                        .map(|(_, t)| t.to_string())
-                        .ok_or_else(|| "not in the built-in rules".to_string())
-                }
-            };
-            text.map(|text| Source {
-                path: path.to_path_buf(),
-                text,
-            })
-            .map_err(|e| RuleError {
-                file: path.to_path_buf(),
-                line: 0,
-                column: 0,
-                message: format!("cannot read: {e}"),
-            })
-        };
-
-        let rule_files = match listing(dir) {
-            Ok(files) => files,
-            Err(e) => return Err(RuleErrors(vec![e])),
-        };
-
+        let rule_files = loader.listing(dir).map_err(|e| RuleErrors(vec![e]))?;
         // Steps first: rules and classes refer to them.
-        let mut steps = BTreeMap::new();
-        match listing(&dir.join("steps")) {
-            Ok(files) => {
-                for path in files {
-                    let (source, raw) =
-                        match read(&path).and_then(|s| s.parse::<RawStep>().map(|r| (s, r))) {
-                            Ok(pair) => pair,
-                            Err(e) => {
-                                errors.push(e);
-                                continue;
-                            }
-                        };
-                    let stem = path.file_stem().and_then(|s| s.to_str()).unwrap_or("");
-                    if raw.id.get_ref() != stem {
-                        errors.push(source.error(
-                            raw.id.span(),
-                            format!(
-                                "step id {:?} must match the file name {stem:?}",
-                                raw.id.get_ref()
-                            ),
-                        ));
-                    }
-                    for (lang, text) in [("zh", &raw.zh), ("en", &raw.en)] {
-                        if text.trim().is_empty() {
-                            errors.push(
-                                source.error(raw.id.span(), format!("step has no {lang} text")),
-                            );
-                        }
-                    }
-                    steps.insert(
-                        raw.id.get_ref().clone(),
-                        Step {
-                            id: raw.id.into_inner(),
-                            title: raw.title,
-                            text: Bilingual {
-                                zh: raw.zh.trim_end().to_string(),
-                                en: raw.en.trim_end().to_string(),
-                            },
-                        },
-                    );
-                }
-            }
-            Err(e) => errors.push(e),
-        }
-        let check_steps =
-            |source: &Source, list: &[Spanned<String>], errors: &mut Vec<RuleError>| {
-                for step in list {
-                    if !steps.contains_key(step.get_ref()) {
-                        errors.push(source.error(
-                            step.span(),
-                            format!(
-                                "unknown next step {:?} (no file steps/{}.toml)",
-                                step.get_ref(),
-                                step.get_ref()
-                            ),
-                        ));
-                    }
-                }
-            };
-
-        let mut classes = BTreeMap::new();
-        let classes_path = dir.join("classes.toml");
-        match read(&classes_path) {
-            Ok(source) => match source.parse::<ClassFile>() {
-                Ok(file) => {
-                    for raw in file.class {
-                        let raw = raw.into_inner();
-                        check_steps(&source, &raw.steps, &mut errors);
-                        if classes.contains_key(raw.id.get_ref()) {
-                            errors.push(source.error(
-                                raw.id.span(),
-                                format!("class {:?} is defined twice", raw.id.get_ref()),
-                            ));
-                        }
-                        classes.insert(
-                            raw.id.get_ref().clone(),
-                            Class {
-                                id: raw.id.into_inner(),
-                                name: Bilingual {
-                                    zh: raw.zh,
-                                    en: raw.en,
-                                },
-                                steps: raw.steps.into_iter().map(Spanned::into_inner).collect(),
-                            },
-                        );
-                    }
-                }
-                Err(e) => errors.push(e),
-            },
-            Err(e) => errors.push(e),
-        }
-
-        let mut rules = Vec::new();
-        let mut seen_ids: HashMap<String, String> = HashMap::new();
-        let mut code_names = HashMap::new();
-        let mut code_classes = HashMap::new();
-        for path in rule_files.iter().filter(|p| !p.ends_with("classes.toml")) {
-            let (source, file) =
-                match read(path).and_then(|s| s.parse::<RuleFile>().map(|f| (s, f))) {
-                    Ok(pair) => pair,
-                    Err(e) => {
-                        errors.push(e);
-                        continue;
-                    }
-                };
-            for spanned in file.rule {
-                let rule_span = spanned.span();
-                let raw = spanned.into_inner();
-                let origin = {
-                    let (line, _) = line_col(&source.text, rule_span.start);
-                    format!(
-                        "{}:{line}",
-                        path.file_name()
-                            .map(|n| n.to_string_lossy())
-                            .unwrap_or_default()
-                    )
-                };
-                match compile_rule(&source, raw, origin, &classes, &mut errors) {
-                    Some(CompiledRule { rule, names }) => {
-                        if let Some(previous) =
-                            seen_ids.insert(rule.id.clone(), rule.origin.clone())
-                        {
-                            let (line, _) = line_col(&source.text, rule_span.start);
-                            errors.push(RuleError {
-                                file: path.clone(),
-                                line,
-                                column: 1,
-                                message: format!(
-                                    "rule id {:?} is already used at {previous}",
-                                    rule.id
-                                ),
-                            });
-                        }
-                        for (i, code) in rule.codes.iter().enumerate() {
-                            if let Some(class) = &rule.class {
-                                code_classes
-                                    .entry(code.clone())
-                                    .or_insert_with(|| class.clone());
-                            }
-                            if let Some(name) = names.get(i) {
-                                code_names
-                                    .entry(code.clone())
-                                    .or_insert_with(|| name.clone());
-                            }
-                        }
-                        rules.push(rule);
-                    }
-                    None => continue,
-                }
-            }
-            // Steps named by rules are checked here, with the rule file's spans.
-            if let Ok(file) = source.parse::<RuleFile>() {
-                for spanned in file.rule {
-                    check_steps(&source, &spanned.get_ref().steps, &mut errors);
-                }
-            }
-        }
-        if rules.is_empty() && errors.is_empty() {
+        let steps = loader.steps();
+        let classes = loader.classes(&steps);
+        let loaded = loader.rules(&rule_files, &steps, &classes);
+        let mut errors = loader.errors;
+        if loaded.rules.is_empty() && errors.is_empty() {
             errors.push(RuleError {
                 file: dir.to_path_buf(),
                 line: 0,
@@ -638,54 +435,13 @@ impl RuleSet {
         if !errors.is_empty() {
             return Err(RuleErrors(errors));
         }
-
-        let mut matchers = Vec::new();
-        for kind in LogKind::ALL {
-            let members: Vec<usize> = (0..rules.len())
-                .filter(|&i| rules[i].applies_to(kind))
-                .collect();
-            // Each pattern is anchored to the start of its line, so that every
-            // match on a line starts at the same place and leftmost-first
-            // semantics pick the rule that comes first: the first rule that
-            // matches a line wins, in one pass, without a second RegexSet.
-            let patterns: Vec<String> = members
-                .iter()
-                .map(|&i| line_pattern(&rules[i].pattern))
-                .collect();
-            let regex = meta::Regex::builder()
-                .syntax(syntax())
-                .configure(
-                    meta::Config::new()
-                        .nfa_size_limit(Some(64 << 20))
-                        .hybrid_cache_capacity(8 << 20)
-                        .which_captures(regex_automata::nfa::thompson::WhichCaptures::Implicit),
-                )
-                .build_many(&patterns)
-                .map_err(|e| {
-                    RuleErrors(vec![RuleError {
-                        file: dir.to_path_buf(),
-                        line: 0,
-                        column: 0,
-                        message: format!(
-                            "the {} rules do not compile together: {e}",
-                            kind.as_str()
-                        ),
-                    }])
-                })?;
-            matchers.push((
-                kind,
-                KindMatcher {
-                    regex,
-                    rule_of: members,
-                },
-            ));
-        }
+        let matchers = build_matchers(dir, &loaded.rules)?;
         Ok(RuleSet {
-            rules,
+            rules: loaded.rules,
             steps,
             classes,
-            code_names,
-            code_classes,
+            code_names: loaded.code_names,
+            code_classes: loaded.code_classes,
             matchers,
             dir: dir.to_path_buf(),
         })
@@ -727,6 +483,297 @@ impl RuleSet {
             })
             .collect()
     }
+}
+
+/// Reads a rules folder (from disk or the built-in copy), collecting every
+/// problem with its file and line rather than stopping at the first.
+struct Loader<'a> {
+    dir: &'a Path,
+    files: Files<'a>,
+    errors: Vec<RuleError>,
+}
+
+/// The rules of a folder, and what their codes say.
+struct LoadedRules {
+    rules: Vec<Rule>,
+    code_names: HashMap<String, String>,
+    code_classes: HashMap<String, String>,
+}
+
+impl Loader<'_> {
+    /// The `.toml` files of a folder, sorted.
+    fn listing(&self, sub: &Path) -> Result<Vec<PathBuf>, RuleError> {
+        let mut found: Vec<PathBuf> = match &self.files {
+            Files::Disk => std::fs::read_dir(sub)
+                .map_err(|e| RuleError {
+                    file: sub.to_path_buf(),
+                    line: 0,
+                    column: 0,
+                    message: format!("cannot read the rules folder: {e}"),
+                })?
+                .filter_map(|entry| entry.ok().map(|e| e.path()))
+                .filter(|p| p.extension().is_some_and(|x| x == "toml"))
+                .collect(),
+            Files::Embedded(list) => {
+                let rel = sub.strip_prefix(self.dir).unwrap_or(sub);
+                list.iter()
+                    .map(|(p, _)| Path::new(p))
+                    .filter(|p| {
+                        p.parent() == Some(rel)
+                            || (rel.as_os_str().is_empty() && p.parent() == Some(Path::new("")))
+                    })
+                    .map(|p| self.dir.join(p))
+                    .collect()
+            }
+        };
+        found.sort();
+        Ok(found)
+    }
+
+    fn read(&self, path: &Path) -> Result<Source, RuleError> {
+        let text = match &self.files {
+            Files::Disk => std::fs::read_to_string(path).map_err(|e| e.to_string()),
+            Files::Embedded(list) => {
+                let rel = path.strip_prefix(self.dir).unwrap_or(path);
+                list.iter()
+                    .find(|(p, _)| Path::new(p) == rel)
+                    .map(|(_, t)| t.to_string())
+                    .ok_or_else(|| "not in the built-in rules".to_string())
+            }
+        };
+        text.map(|text| Source {
+            path: path.to_path_buf(),
+            text,
+        })
+        .map_err(|e| RuleError {
+            file: path.to_path_buf(),
+            line: 0,
+            column: 0,
+            message: format!("cannot read: {e}"),
+        })
+    }
+
+    /// `steps/*.toml`: each file one next step, named like its file.
+    fn steps(&mut self) -> BTreeMap<String, Step> {
+        let mut steps = BTreeMap::new();
+        let files = match self.listing(&self.dir.join("steps")) {
+            Ok(files) => files,
+            Err(e) => {
+                self.errors.push(e);
+                return steps;
+            }
+        };
+        for path in files {
+            let (source, raw) = match self
+                .read(&path)
+                .and_then(|s| s.parse::<RawStep>().map(|r| (s, r)))
+            {
+                Ok(pair) => pair,
+                Err(e) => {
+                    self.errors.push(e);
+                    continue;
+                }
+            };
+            let stem = path.file_stem().and_then(|s| s.to_str()).unwrap_or("");
+            if raw.id.get_ref() != stem {
+                self.errors.push(source.error(
+                    raw.id.span(),
+                    format!(
+                        "step id {:?} must match the file name {stem:?}",
+                        raw.id.get_ref()
+                    ),
+                ));
+            }
+            for (lang, text) in [("zh", &raw.zh), ("en", &raw.en)] {
+                if text.trim().is_empty() {
+                    self.errors
+                        .push(source.error(raw.id.span(), format!("step has no {lang} text")));
+                }
+            }
+            steps.insert(
+                raw.id.get_ref().clone(),
+                Step {
+                    id: raw.id.into_inner(),
+                    title: raw.title,
+                    text: Bilingual {
+                        zh: raw.zh.trim_end().to_string(),
+                        en: raw.en.trim_end().to_string(),
+                    },
+                },
+            );
+        }
+        steps
+    }
+
+    /// Every step a class or rule names must exist.
+    fn check_steps(
+        &mut self,
+        steps: &BTreeMap<String, Step>,
+        source: &Source,
+        list: &[Spanned<String>],
+    ) {
+        for step in list {
+            if !steps.contains_key(step.get_ref()) {
+                self.errors.push(source.error(
+                    step.span(),
+                    format!(
+                        "unknown next step {:?} (no file steps/{}.toml)",
+                        step.get_ref(),
+                        step.get_ref()
+                    ),
+                ));
+            }
+        }
+    }
+
+    /// `classes.toml`: the root-cause classes with their names and steps.
+    fn classes(&mut self, steps: &BTreeMap<String, Step>) -> BTreeMap<String, Class> {
+        let mut classes = BTreeMap::new();
+        let file = self
+            .read(&self.dir.join("classes.toml"))
+            .and_then(|source| source.parse::<ClassFile>().map(|f| (source, f)));
+        let (source, file) = match file {
+            Ok(pair) => pair,
+            Err(e) => {
+                self.errors.push(e);
+                return classes;
+            }
+        };
+        for raw in file.class {
+            let raw = raw.into_inner();
+            self.check_steps(steps, &source, &raw.steps);
+            if classes.contains_key(raw.id.get_ref()) {
+                self.errors.push(source.error(
+                    raw.id.span(),
+                    format!("class {:?} is defined twice", raw.id.get_ref()),
+                ));
+            }
+            classes.insert(
+                raw.id.get_ref().clone(),
+                Class {
+                    id: raw.id.into_inner(),
+                    name: Bilingual {
+                        zh: raw.zh,
+                        en: raw.en,
+                    },
+                    steps: raw.steps.into_iter().map(Spanned::into_inner).collect(),
+                },
+            );
+        }
+        classes
+    }
+
+    /// Every other `*.toml`: `[[rule]]` tables, compiled and checked.
+    fn rules(
+        &mut self,
+        rule_files: &[PathBuf],
+        steps: &BTreeMap<String, Step>,
+        classes: &BTreeMap<String, Class>,
+    ) -> LoadedRules {
+        let mut loaded = LoadedRules {
+            rules: Vec::new(),
+            code_names: HashMap::new(),
+            code_classes: HashMap::new(),
+        };
+        let mut seen_ids: HashMap<String, String> = HashMap::new();
+        for path in rule_files.iter().filter(|p| !p.ends_with("classes.toml")) {
+            let (source, file) = match self
+                .read(path)
+                .and_then(|s| s.parse::<RuleFile>().map(|f| (s, f)))
+            {
+                Ok(pair) => pair,
+                Err(e) => {
+                    self.errors.push(e);
+                    continue;
+                }
+            };
+            for spanned in file.rule {
+                let rule_span = spanned.span();
+                let (line, _) = line_col(&source.text, rule_span.start);
+                let raw = spanned.into_inner();
+                // Steps named by rules are checked with the rule file's spans.
+                self.check_steps(steps, &source, &raw.steps);
+                let origin = format!(
+                    "{}:{line}",
+                    path.file_name()
+                        .map(|n| n.to_string_lossy())
+                        .unwrap_or_default()
+                );
+                let Some(CompiledRule { rule, names }) =
+                    compile_rule(&source, raw, origin, classes, &mut self.errors)
+                else {
+                    continue;
+                };
+                if let Some(previous) = seen_ids.insert(rule.id.clone(), rule.origin.clone()) {
+                    self.errors.push(RuleError {
+                        file: path.clone(),
+                        line,
+                        column: 1,
+                        message: format!("rule id {:?} is already used at {previous}", rule.id),
+                    });
+                }
+                for (i, code) in rule.codes.iter().enumerate() {
+                    if let Some(class) = &rule.class {
+                        loaded
+                            .code_classes
+                            .entry(code.clone())
+                            .or_insert_with(|| class.clone());
+                    }
+                    if let Some(name) = names.get(i) {
+                        loaded
+                            .code_names
+                            .entry(code.clone())
+                            .or_insert_with(|| name.clone());
+                    }
+                }
+                loaded.rules.push(rule);
+            }
+        }
+        loaded
+    }
+}
+
+/// One multi-pattern regex per log kind over the rules that apply to it.
+fn build_matchers(dir: &Path, rules: &[Rule]) -> Result<Vec<(LogKind, KindMatcher)>, RuleErrors> {
+    let mut matchers = Vec::new();
+    for kind in LogKind::ALL {
+        let members: Vec<usize> = (0..rules.len())
+            .filter(|&i| rules[i].applies_to(kind))
+            .collect();
+        // Each pattern is anchored to the start of its line, so that every
+        // match on a line starts at the same place and leftmost-first
+        // semantics pick the rule that comes first: the first rule that
+        // matches a line wins, in one pass, without a second RegexSet.
+        let patterns: Vec<String> = members
+            .iter()
+            .map(|&i| line_pattern(&rules[i].pattern))
+            .collect();
+        let regex = meta::Regex::builder()
+            .syntax(syntax())
+            .configure(
+                meta::Config::new()
+                    .nfa_size_limit(Some(64 << 20))
+                    .hybrid_cache_capacity(8 << 20)
+                    .which_captures(regex_automata::nfa::thompson::WhichCaptures::Implicit),
+            )
+            .build_many(&patterns)
+            .map_err(|e| {
+                RuleErrors(vec![RuleError {
+                    file: dir.to_path_buf(),
+                    line: 0,
+                    column: 0,
+                    message: format!("the {} rules do not compile together: {e}", kind.as_str()),
+                }])
+            })?;
+        matchers.push((
+            kind,
+            KindMatcher {
+                regex,
+                rule_of: members,
+            },
+        ));
+    }
+    Ok(matchers)
 }
 
 /// A rule and the symbolic names its `codes` carry.

@@ -151,45 +151,13 @@ async fn dispatch(config: &Config, command: BenchCommand) -> Result<u8, Failure>
             takeovers,
             json,
         } => {
-            use crate::instances::{Options, Progress};
-            let bars = output::PhaseBars::default();
-            let options = Options {
+            let options = crate::instances::Options {
                 mails,
                 folders,
                 max_instances,
                 takeovers,
             };
-            let bench = crate::instances::instances(&config, options, |p| match p {
-                Progress::Appending { done, total } => bars.show("appending", Some(total), done),
-                Progress::Mbsync => bars.show("mbsync mirroring", None, 0),
-                Progress::Ingesting {
-                    instances,
-                    done,
-                    total,
-                } => bars.show(
-                    match instances {
-                        1 => "1 instance storing",
-                        2 => "2 instances storing",
-                        3 => "3 instances storing",
-                        _ => "instances storing",
-                    },
-                    Some(total),
-                    done,
-                ),
-                Progress::Takeover { done, total } => bars.show("take-over", Some(total), done),
-            });
-            // On Ctrl-C the benchmark is dropped, which stops its servers
-            // and instances.
-            let figures = tokio::select! {
-                figures = bench => figures?,
-                _ = tokio::signal::ctrl_c() => return Err(fail(130, anyhow::anyhow!("interrupted"))),
-            };
-            bars.finish();
-            println!("{}", figures.describe());
-            if json {
-                output::json_line(&figures)?;
-            }
-            Ok(0)
+            instances(&config, options, json).await
         }
         BenchCommand::Analyze { size_mb, json } => {
             let dir = tempfile::tempdir().context("Cannot create a temporary folder")?;
@@ -207,62 +175,7 @@ async fn dispatch(config: &Config, command: BenchCommand) -> Result<u8, Failure>
             clients,
             requests,
             json,
-        } => {
-            let dir = tempfile::tempdir().context("Cannot create a temporary folder")?;
-            let bars = output::PhaseBars::default();
-            let figures = crate::web::web(
-                cases,
-                mails_per_case,
-                clients,
-                requests,
-                dir.path(),
-                |phase, done, of| bars.show(phase, Some(of), done),
-            )
-            .await?;
-            bars.finish();
-            println!(
-                "web: {} cases, {} mails filed in {:.1} s; {} open; every case's SLA evaluated in {:.2} s",
-                figures.cases,
-                figures.messages,
-                figures.fill_s,
-                figures.open_cases,
-                figures.sla_all_s
-            );
-            println!(
-                "{:<28} {:>7} {:>8} {:>7} {:>9} {:>9} {:>9} {:>9} {:>9}",
-                "PAGE",
-                "CLIENTS",
-                "REQUESTS",
-                "ERRORS",
-                "P50 ms",
-                "P99 ms",
-                "MAX ms",
-                "REQ/S",
-                "BYTES"
-            );
-            for p in &figures.pages {
-                println!(
-                    "{:<28} {:>7} {:>8} {:>7} {:>9.2} {:>9.2} {:>9.2} {:>9.0} {:>9}",
-                    p.page,
-                    p.clients,
-                    p.requests,
-                    p.errors,
-                    p.p50_ms,
-                    p.p99_ms,
-                    p.max_ms,
-                    p.per_sec,
-                    p.bytes
-                );
-            }
-            if json {
-                output::json_line(&figures)?;
-            }
-            Ok(if figures.pages.iter().any(|p| p.errors > 0) {
-                1
-            } else {
-                0
-            })
-        }
+        } => web(cases, mails_per_case, clients, requests, json).await,
         BenchCommand::Ingest { count, json } => {
             let dir = tempfile::tempdir().context("Cannot create a temporary folder")?;
             let bar = output::progress(Some(count), "generating and ingesting");
@@ -286,4 +199,97 @@ async fn dispatch(config: &Config, command: BenchCommand) -> Result<u8, Failure>
             Ok(0)
         }
     }
+}
+
+/// `bench web`: page times of the web desk over a generated store.
+async fn web(
+    cases: u64,
+    mails_per_case: u64,
+    clients: usize,
+    requests: usize,
+    json: bool,
+) -> Result<u8, Failure> {
+    let dir = tempfile::tempdir().context("Cannot create a temporary folder")?;
+    let bars = output::PhaseBars::default();
+    let figures = crate::web::web(
+        cases,
+        mails_per_case,
+        clients,
+        requests,
+        dir.path(),
+        |phase, done, of| bars.show(phase, Some(of), done),
+    )
+    .await?;
+    bars.finish();
+    println!(
+        "web: {} cases, {} mails filed in {:.1} s; {} open; every case's SLA evaluated in {:.2} s",
+        figures.cases, figures.messages, figures.fill_s, figures.open_cases, figures.sla_all_s
+    );
+    println!(
+        "{:<28} {:>7} {:>8} {:>7} {:>9} {:>9} {:>9} {:>9} {:>9}",
+        "PAGE", "CLIENTS", "REQUESTS", "ERRORS", "P50 ms", "P99 ms", "MAX ms", "REQ/S", "BYTES"
+    );
+    for p in &figures.pages {
+        println!(
+            "{:<28} {:>7} {:>8} {:>7} {:>9.2} {:>9.2} {:>9.2} {:>9.0} {:>9}",
+            p.page,
+            p.clients,
+            p.requests,
+            p.errors,
+            p.p50_ms,
+            p.p99_ms,
+            p.max_ms,
+            p.per_sec,
+            p.bytes
+        );
+    }
+    if json {
+        output::json_line(&figures)?;
+    }
+    Ok(if figures.pages.iter().any(|p| p.errors > 0) {
+        1
+    } else {
+        0
+    })
+}
+
+/// `bench instances`: 1, 2, … serving processes sharing the folders out.
+async fn instances(
+    config: &Config,
+    options: crate::instances::Options,
+    json: bool,
+) -> Result<u8, Failure> {
+    use crate::instances::Progress;
+    let bars = output::PhaseBars::default();
+    let bench = crate::instances::instances(config, options, |p| match p {
+        Progress::Appending { done, total } => bars.show("appending", Some(total), done),
+        Progress::Mbsync => bars.show("mbsync mirroring", None, 0),
+        Progress::Ingesting {
+            instances,
+            done,
+            total,
+        } => bars.show(
+            match instances {
+                1 => "1 instance storing",
+                2 => "2 instances storing",
+                3 => "3 instances storing",
+                _ => "instances storing",
+            },
+            Some(total),
+            done,
+        ),
+        Progress::Takeover { done, total } => bars.show("take-over", Some(total), done),
+    });
+    // On Ctrl-C the benchmark is dropped, which stops its servers
+    // and instances.
+    let figures = tokio::select! {
+        figures = bench => figures?,
+        _ = tokio::signal::ctrl_c() => return Err(fail(130, anyhow::anyhow!("interrupted"))),
+    };
+    bars.finish();
+    println!("{}", figures.describe());
+    if json {
+        output::json_line(&figures)?;
+    }
+    Ok(0)
 }

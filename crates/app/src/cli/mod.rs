@@ -246,18 +246,7 @@ async fn open_store(config: &Config) -> Result<Store, Failure> {
 async fn dispatch(globals: &GlobalArgs, command: Command) -> Result<u8, Failure> {
     let config = Arc::new(load_config(globals)?);
     match command {
-        Command::Serve { demo } => {
-            let shutdown = crate::daemon::Shutdown::listen()?;
-            if demo {
-                drop_demo_threads(&config)?;
-            }
-            let store = open_store(&config).await?;
-            let desk = crate::daemon::Desk::new(store, analyzer(&config, None)?, config.clone())
-                .map_err(|e| fail(2, e))?;
-            tracing::info!(store = %config.store.url, "casebot serve starting");
-            crate::daemon::serve(config, desk, shutdown).await?;
-            Ok(0)
-        }
+        Command::Serve { demo } => serve_cmd(config, demo).await,
         Command::Import(args) => import_cmd(config, args).await,
         Command::Parse(args) => parse_cmd(&config, args),
         Command::Cases(args) => {
@@ -273,39 +262,7 @@ async fn dispatch(globals: &GlobalArgs, command: Command) -> Result<u8, Failure>
             }
             Ok(0)
         }
-        Command::Show(args) => {
-            let store = open_store(&config).await?;
-            let lang = casebot_core::domain::Lang::parse(&config.analysis.language)
-                .unwrap_or(casebot_core::domain::Lang::Zh);
-            // Similar closed cases need the rules (class names), not the templates.
-            let rules = load_rules(&config)?;
-            let overview = crate::stages::drafting::case_overview(&store, &rules, lang, &args.key)
-                .await?
-                .ok_or_else(|| fail(3, anyhow::anyhow!("no case {:?} in the store", args.key)))?;
-            if args.json {
-                output::json(&overview)?;
-            } else {
-                output::case_detail(&overview.detail);
-                if !overview.analysis.is_null() {
-                    println!();
-                    println!("Log analysis:");
-                    output::analysis_summary(&overview.analysis);
-                }
-                if !overview.similar.is_empty() {
-                    println!();
-                    println!("Similar resolved cases:");
-                    for s in &overview.similar {
-                        println!("  {} ({}): {}", s.case, s.class_name, s.resolution);
-                    }
-                }
-                if !overview.drafts.is_empty() {
-                    println!();
-                    println!("Drafts:");
-                    output::drafts_table(&overview.drafts);
-                }
-            }
-            Ok(0)
-        }
+        Command::Show(args) => show_cmd(&config, args).await,
         Command::Quarantine(QuarantineCommand::List { all, json }) => {
             let store = open_store(&config).await?;
             let entries = store.quarantine_list(all).await?;
@@ -317,43 +274,7 @@ async fn dispatch(globals: &GlobalArgs, command: Command) -> Result<u8, Failure>
             Ok(0)
         }
         Command::Quarantine(QuarantineCommand::Replay { ids, json }) => {
-            let store = open_store(&config).await?;
-            let pipeline = Pipeline::new(store.clone(), config.clone())?;
-            let ids = if ids.is_empty() {
-                store
-                    .quarantine_list(false)
-                    .await?
-                    .into_iter()
-                    .map(|e| e.id)
-                    .collect()
-            } else {
-                ids
-            };
-            let mut missing = false;
-            let mut counts = Counts::default();
-            for id in ids {
-                match pipeline.replay(id).await? {
-                    Some(report) => {
-                        counts.add(report.status);
-                        if json {
-                            output::json_line(&json!({ "id": id, "report": report }))?;
-                        } else {
-                            output::report_line(&report);
-                        }
-                    }
-                    None => {
-                        eprintln!(
-                            "casebot: quarantine entry {id} does not exist or was already released"
-                        );
-                        missing = true;
-                    }
-                }
-            }
-            eprintln!(
-                "replayed: {} filed, {} duplicate, {} still quarantined",
-                counts.imported, counts.duplicate, counts.quarantined
-            );
-            Ok(if missing { 3 } else { 0 })
+            replay_cmd(config, ids, json).await
         }
         Command::Analyze(args) => analyze_cmd(&config, args).await,
         Command::Rules(RulesCommand::Check { json }) => rules_check_cmd(&config, json),
@@ -368,22 +289,7 @@ async fn dispatch(globals: &GlobalArgs, command: Command) -> Result<u8, Failure>
             }
             Ok(0)
         }
-        Command::Instances { json } => {
-            let store = open_store(&config).await?;
-            let now = casebot_store::now_ts();
-            let views: Vec<_> = store
-                .instances()
-                .await?
-                .iter()
-                .map(|row| row.view(now))
-                .collect();
-            if json {
-                output::json(&views)?;
-            } else {
-                output::instances_table(&views);
-            }
-            Ok(0)
-        }
+        Command::Instances { json } => instances_cmd(&config, json).await,
         Command::Draft(command) => drafts::draft(&config, command).await,
         Command::Approve(args) => drafts::approve(&config, args).await,
         Command::Sla(args) => desk::sla(&config, args).await,
@@ -396,6 +302,112 @@ async fn dispatch(globals: &GlobalArgs, command: Command) -> Result<u8, Failure>
         }
         Command::Knowledge(command) => drafts::knowledge(&config, command).await,
     }
+}
+
+/// `casebot serve`: the daemon, until SIGINT or SIGTERM.
+async fn serve_cmd(config: Arc<Config>, demo: bool) -> Result<u8, Failure> {
+    let shutdown = crate::daemon::Shutdown::listen()?;
+    if demo {
+        drop_demo_threads(&config)?;
+    }
+    let store = open_store(&config).await?;
+    let desk = crate::daemon::Desk::new(store, analyzer(&config, None)?, config.clone())
+        .map_err(|e| fail(2, e))?;
+    tracing::info!(store = %config.store.url, "casebot serve starting");
+    crate::daemon::serve(config, desk, shutdown).await?;
+    Ok(0)
+}
+
+/// `casebot show KEY`: a case with its thread, analyses, drafts and similar cases.
+async fn show_cmd(config: &Arc<Config>, args: ShowArgs) -> Result<u8, Failure> {
+    let store = open_store(config).await?;
+    let lang = casebot_core::domain::Lang::parse(&config.analysis.language)
+        .unwrap_or(casebot_core::domain::Lang::Zh);
+    // Similar closed cases need the rules (class names), not the templates.
+    let rules = load_rules(config)?;
+    let overview = crate::stages::drafting::case_overview(&store, &rules, lang, &args.key)
+        .await?
+        .ok_or_else(|| fail(3, anyhow::anyhow!("no case {:?} in the store", args.key)))?;
+    if args.json {
+        output::json(&overview)?;
+    } else {
+        output::case_detail(&overview.detail);
+        if !overview.analysis.is_null() {
+            println!();
+            println!("Log analysis:");
+            output::analysis_summary(&overview.analysis);
+        }
+        if !overview.similar.is_empty() {
+            println!();
+            println!("Similar resolved cases:");
+            for s in &overview.similar {
+                println!("  {} ({}): {}", s.case, s.class_name, s.resolution);
+            }
+        }
+        if !overview.drafts.is_empty() {
+            println!();
+            println!("Drafts:");
+            output::drafts_table(&overview.drafts);
+        }
+    }
+    Ok(0)
+}
+
+/// `casebot quarantine replay`: runs quarantined mail through filing again.
+async fn replay_cmd(config: Arc<Config>, ids: Vec<i64>, json: bool) -> Result<u8, Failure> {
+    let store = open_store(&config).await?;
+    let pipeline = Pipeline::new(store.clone(), config.clone())?;
+    let ids = if ids.is_empty() {
+        store
+            .quarantine_list(false)
+            .await?
+            .into_iter()
+            .map(|e| e.id)
+            .collect()
+    } else {
+        ids
+    };
+    let mut missing = false;
+    let mut counts = Counts::default();
+    for id in ids {
+        match pipeline.replay(id).await? {
+            Some(report) => {
+                counts.add(report.status);
+                if json {
+                    output::json_line(&json!({ "id": id, "report": report }))?;
+                } else {
+                    output::report_line(&report);
+                }
+            }
+            None => {
+                eprintln!("casebot: quarantine entry {id} does not exist or was already released");
+                missing = true;
+            }
+        }
+    }
+    eprintln!(
+        "replayed: {} filed, {} duplicate, {} still quarantined",
+        counts.imported, counts.duplicate, counts.quarantined
+    );
+    Ok(if missing { 3 } else { 0 })
+}
+
+/// `casebot instances`: the serving processes on this store and their leases.
+async fn instances_cmd(config: &Arc<Config>, json: bool) -> Result<u8, Failure> {
+    let store = open_store(config).await?;
+    let now = casebot_store::now_ts();
+    let views: Vec<_> = store
+        .instances()
+        .await?
+        .iter()
+        .map(|row| row.view(now))
+        .collect();
+    if json {
+        output::json(&views)?;
+    } else {
+        output::instances_table(&views);
+    }
+    Ok(0)
 }
 
 /// `serve --demo`: the example threads into the first Maildir mailbox.

@@ -74,7 +74,6 @@ impl Maildir {
     }
 }
 
-
 /// Scans `new/` every `interval`, files what it finds, then moves each filed
 /// mail to `cur/`.
 pub async fn watch(

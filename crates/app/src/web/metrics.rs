@@ -106,20 +106,12 @@ pub async fn metrics(
         "Mails in quarantine, not yet replayed.",
         format!("casebot_quarantined {}\n", counts.quarantined),
     );
-    let mut sla_lines = String::new();
-    for ((priority, urgency), n) in &by_urgency {
-        let _ = writeln!(
-            sla_lines,
-            "casebot_sla_open_cases{{priority=\"{}\",urgency=\"{urgency}\"}} {n}",
-            label(priority)
-        );
-    }
     section(
         &mut out,
         "casebot_sla_open_cases",
         "gauge",
         "Open cases by priority and SLA urgency (breached, at_risk, on_track, paused).",
-        sla_lines,
+        sla_lines(&by_urgency),
     );
     let breaches: usize = by_urgency
         .iter()
@@ -133,54 +125,19 @@ pub async fn metrics(
         "Open cases with a breached SLA target.",
         format!("casebot_sla_breaches {breaches}\n"),
     );
-    let states = [
-        "connecting",
-        "catching_up",
-        "idle",
-        "polling",
-        "reconnecting",
-        "stopped",
-    ];
-    let mut imap_lines = String::new();
-    for f in &folders {
-        for s in states {
-            let _ = writeln!(
-                imap_lines,
-                "casebot_imap_folder_state{{mailbox=\"{}\",folder=\"{}\",state=\"{s}\"}} {}",
-                label(&f.mailbox),
-                label(&f.folder),
-                u8::from(f.state == s)
-            );
-        }
-    }
     section(
         &mut out,
         "casebot_imap_folder_state",
         "gauge",
         "Each watched IMAP folder's connection state (1 for the current one).",
-        imap_lines,
-    );
-    let mut hist = String::new();
-    for (bound, n) in ANALYSIS_BUCKETS_MS.iter().zip(&counts.analysis_buckets) {
-        let _ = writeln!(
-            hist,
-            "casebot_analysis_duration_seconds_bucket{{le=\"{}\"}} {n}",
-            *bound as f64 / 1000.0
-        );
-    }
-    let _ = writeln!(
-        hist,
-        "casebot_analysis_duration_seconds_bucket{{le=\"+Inf\"}} {}\ncasebot_analysis_duration_seconds_sum {}\ncasebot_analysis_duration_seconds_count {}",
-        counts.analysis_count,
-        counts.analysis_sum_ms as f64 / 1000.0,
-        counts.analysis_count
+        imap_lines(&folders),
     );
     section(
         &mut out,
         "casebot_analysis_duration_seconds",
         "histogram",
         "Time spent analysing each mail's logs.",
-        hist,
+        analysis_histogram(&counts),
     );
     section(
         &mut out,
@@ -207,6 +164,64 @@ pub async fn metrics(
         out,
     )
         .into_response())
+}
+
+/// Open cases by priority and urgency, one sample each.
+fn sla_lines(by_urgency: &std::collections::BTreeMap<(String, &'static str), usize>) -> String {
+    let mut lines = String::new();
+    for ((priority, urgency), n) in by_urgency {
+        let _ = writeln!(
+            lines,
+            "casebot_sla_open_cases{{priority=\"{}\",urgency=\"{urgency}\"}} {n}",
+            label(priority)
+        );
+    }
+    lines
+}
+
+/// Each folder's state as a one-hot gauge over every state it can be in.
+fn imap_lines(folders: &[casebot_store::imap::FolderView]) -> String {
+    let states = [
+        "connecting",
+        "catching_up",
+        "idle",
+        "polling",
+        "reconnecting",
+        "stopped",
+    ];
+    let mut lines = String::new();
+    for f in folders {
+        for s in states {
+            let _ = writeln!(
+                lines,
+                "casebot_imap_folder_state{{mailbox=\"{}\",folder=\"{}\",state=\"{s}\"}} {}",
+                label(&f.mailbox),
+                label(&f.folder),
+                u8::from(f.state == s)
+            );
+        }
+    }
+    lines
+}
+
+/// The analysis durations as a cumulative histogram in seconds.
+fn analysis_histogram(counts: &casebot_store::metrics::StoreCounts) -> String {
+    let mut hist = String::new();
+    for (bound, n) in ANALYSIS_BUCKETS_MS.iter().zip(&counts.analysis_buckets) {
+        let _ = writeln!(
+            hist,
+            "casebot_analysis_duration_seconds_bucket{{le=\"{}\"}} {n}",
+            *bound as f64 / 1000.0
+        );
+    }
+    let _ = writeln!(
+        hist,
+        "casebot_analysis_duration_seconds_bucket{{le=\"+Inf\"}} {}\ncasebot_analysis_duration_seconds_sum {}\ncasebot_analysis_duration_seconds_count {}",
+        counts.analysis_count,
+        counts.analysis_sum_ms as f64 / 1000.0,
+        counts.analysis_count
+    );
+    hist
 }
 
 pub async fn healthz(State(state): State<AppState>) -> Response {

@@ -464,161 +464,205 @@ pub fn evaluate(
     until: Option<DateTime<Utc>>,
 ) -> Option<CaseSla> {
     let policy = policies.policy_for(timeline.priority.as_deref());
-    let cal = &policy.calendar;
     let mut happenings: Vec<&Happening> = timeline
         .happenings
         .iter()
         .filter(|h| until.is_none_or(|u| h.at() <= u))
         .collect();
     happenings.sort_by_key(|h| h.at());
-
-    let is_engineer_mail = |h: &&Happening| {
-        matches!(
-            h,
-            Happening::Mail {
-                direction: Direction::Engineer,
-                ..
-            }
-        )
-    };
-    let has_stage = |h: &Happening, word: &str| match h {
-        Happening::Mail {
-            stage: Some(stage), ..
-        } => !word.is_empty() && stage.contains(word),
-        _ => false,
-    };
     // The partner's marked first response, else the desk's first mail.
     let first_response_index = happenings
         .iter()
         .position(|h| is_engineer_mail(h) && has_stage(h, &policies.first_response_stage))
-        .or_else(|| happenings.iter().position(is_engineer_mail));
+        .or_else(|| happenings.iter().position(|h| is_engineer_mail(h)));
 
-    let mut sla = CaseSla {
-        case_row: timeline.case_row,
-        case_key: timeline.case_key.clone(),
-        case_id: timeline.case_id.clone(),
-        title: timeline.title.clone(),
-        customer: timeline.customer.clone(),
-        priority: policy.priority.clone(),
-        status: CaseStatus::New,
-        owner: None,
-        started_at: None,
-        closed_at: None,
-        first_response: None,
-        update: None,
-        handover: None,
-        resolution: None,
-        history: Vec::new(),
+    let mut walk = Walk {
+        policies,
+        policy,
+        handover_owner: None,
+        sla: CaseSla {
+            case_row: timeline.case_row,
+            case_key: timeline.case_key.clone(),
+            case_id: timeline.case_id.clone(),
+            title: timeline.title.clone(),
+            customer: timeline.customer.clone(),
+            priority: policy.priority.clone(),
+            status: CaseStatus::New,
+            owner: None,
+            started_at: None,
+            closed_at: None,
+            first_response: None,
+            update: None,
+            handover: None,
+            resolution: None,
+            history: Vec::new(),
+        },
     };
-    let mut handover_owner: Option<String> = None;
-
     for (index, happening) in happenings.iter().enumerate() {
-        let at = happening.at();
         match happening {
-            Happening::Assigned { owner, .. } => {
-                if sla.owner.as_deref().is_some_and(|o| same_person(o, owner)) {
-                    continue;
-                }
-                sla.owner = Some(owner.clone());
-                if let Some(mut previous) = sla.handover.take() {
-                    previous.cancel(cal, at);
-                    sla.history.push((TargetKind::Handover, previous));
-                }
-                // A closed case or one not started owes no introduction.
-                if sla.started_at.is_some() && sla.closed_at.is_none() {
-                    sla.handover = Some(Clock::start(cal, at, policy.first_response));
-                    handover_owner = Some(owner.clone());
-                }
-            }
+            Happening::Assigned { owner, at } => walk.assigned(*at, owner),
             Happening::Mail {
                 direction: Direction::Auto | Direction::Bounce,
                 ..
             } => {}
-            Happening::Mail {
-                direction,
-                signal,
-                sender,
-                ..
-            } => {
-                if sla.started_at.is_none() {
-                    sla.started_at = Some(at);
-                    sla.first_response = Some(Clock::start(cal, at, policy.first_response));
-                    sla.resolution = Some(Clock::start(cal, at, policy.resolution));
+            Happening::Mail { .. } => {
+                walk.person_mail(happening, Some(index) == first_response_index)
+            }
+        }
+    }
+    walk.sla.started_at?;
+    Some(walk.sla)
+}
+
+fn is_engineer_mail(h: &Happening) -> bool {
+    matches!(
+        h,
+        Happening::Mail {
+            direction: Direction::Engineer,
+            ..
+        }
+    )
+}
+
+fn has_stage(h: &Happening, word: &str) -> bool {
+    match h {
+        Happening::Mail {
+            stage: Some(stage), ..
+        } => !word.is_empty() && stage.contains(word),
+        _ => false,
+    }
+}
+
+/// A case's clocks, walked through its happenings in time order.
+struct Walk<'a> {
+    policies: &'a SlaPolicies,
+    policy: &'a Policy,
+    sla: CaseSla,
+    /// The new owner who still owes the customer an introduction.
+    handover_owner: Option<String>,
+}
+
+impl Walk<'_> {
+    fn assigned(&mut self, at: DateTime<Utc>, owner: &str) {
+        let (sla, cal) = (&mut self.sla, &self.policy.calendar);
+        if sla.owner.as_deref().is_some_and(|o| same_person(o, owner)) {
+            return;
+        }
+        sla.owner = Some(owner.to_string());
+        if let Some(mut previous) = sla.handover.take() {
+            previous.cancel(cal, at);
+            sla.history.push((TargetKind::Handover, previous));
+        }
+        // A closed case or one not started owes no introduction.
+        if sla.started_at.is_some() && sla.closed_at.is_none() {
+            sla.handover = Some(Clock::start(cal, at, self.policy.first_response));
+            self.handover_owner = Some(owner.to_string());
+        }
+    }
+
+    /// A customer's or an engineer's mail.
+    fn person_mail(&mut self, happening: &Happening, is_first_response: bool) {
+        let Happening::Mail {
+            at,
+            direction,
+            signal,
+            sender,
+            ..
+        } = happening
+        else {
+            return;
+        };
+        let at = *at;
+        let (cal, policy) = (&self.policy.calendar, self.policy);
+        if self.sla.started_at.is_none() {
+            self.sla.started_at = Some(at);
+            self.sla.first_response = Some(Clock::start(cal, at, policy.first_response));
+            self.sla.resolution = Some(Clock::start(cal, at, policy.resolution));
+        }
+        let before = self.sla.status;
+        self.sla.status = next_status(
+            before,
+            StatusInput {
+                direction: *direction,
+                signal: *signal,
+            },
+        );
+        if *direction == Direction::Engineer {
+            self.engineer_mail(happening, sender.as_deref(), at, is_first_response);
+        } else if self.sla.status == CaseStatus::WaitingOnUs
+            && before != CaseStatus::WaitingOnUs
+            && self.sla.first_response.as_ref().is_some_and(Clock::is_done)
+        {
+            if let Some(done) = self.sla.update.take() {
+                self.sla.history.push((TargetKind::Update, done));
+            }
+            self.sla.update = Some(Clock::start(cal, at, policy.update));
+        }
+        self.follow_resolution(at);
+    }
+
+    fn engineer_mail(
+        &mut self,
+        happening: &Happening,
+        sender: Option<&str>,
+        at: DateTime<Utc>,
+        is_first_response: bool,
+    ) {
+        let (sla, cal) = (&mut self.sla, &self.policy.calendar);
+        if let Some(sender) = sender {
+            let reassigned = has_stage(happening, &self.policies.reassignment_stage);
+            let new_sender = sla.owner.as_deref().is_none_or(|o| !same_person(o, sender));
+            if sla.owner.is_none() || (reassigned && new_sender) {
+                sla.owner = Some(sender.to_string());
+            }
+            let introduces = self
+                .handover_owner
+                .as_deref()
+                .is_some_and(|o| same_person(o, sender))
+                || (reassigned && new_sender);
+            if introduces && let Some(handover) = sla.handover.as_mut() {
+                handover.meet(cal, at);
+                self.handover_owner = None;
+            }
+        }
+        if is_first_response && let Some(first) = sla.first_response.as_mut() {
+            first.meet(cal, at);
+        }
+        if let Some(update) = sla.update.as_mut() {
+            update.meet(cal, at);
+        }
+    }
+
+    /// The resolution clock follows who owes the next move; nothing more is
+    /// owed on a closed case.
+    fn follow_resolution(&mut self, at: DateTime<Utc>) {
+        let (sla, cal) = (&mut self.sla, &self.policy.calendar);
+        if let Some(resolution) = sla.resolution.as_mut() {
+            match sla.status {
+                CaseStatus::WaitingOnUs | CaseStatus::New => {
+                    if sla.closed_at.take().is_some() {
+                        resolution.reopen();
+                    }
+                    resolution.resume(cal, at);
                 }
-                let before = sla.status;
-                sla.status = next_status(
-                    before,
-                    StatusInput {
-                        direction: *direction,
-                        signal: *signal,
-                    },
-                );
-                if *direction == Direction::Engineer {
-                    if let Some(sender) = sender {
-                        let reassigned = has_stage(happening, &policies.reassignment_stage);
-                        let new_sender =
-                            sla.owner.as_deref().is_none_or(|o| !same_person(o, sender));
-                        if sla.owner.is_none() || (reassigned && new_sender) {
-                            sla.owner = Some(sender.clone());
-                        }
-                        let introduces = handover_owner
-                            .as_deref()
-                            .is_some_and(|o| same_person(o, sender))
-                            || (reassigned && new_sender);
-                        if introduces && let Some(handover) = sla.handover.as_mut() {
-                            handover.meet(cal, at);
-                            handover_owner = None;
-                        }
-                    }
-                    if Some(index) == first_response_index
-                        && let Some(first) = sla.first_response.as_mut()
-                    {
-                        first.meet(cal, at);
-                    }
-                    if let Some(update) = sla.update.as_mut() {
-                        update.meet(cal, at);
-                    }
-                } else if sla.status == CaseStatus::WaitingOnUs
-                    && before != CaseStatus::WaitingOnUs
-                    && sla.first_response.as_ref().is_some_and(Clock::is_done)
-                {
-                    if let Some(done) = sla.update.take() {
-                        sla.history.push((TargetKind::Update, done));
-                    }
-                    sla.update = Some(Clock::start(cal, at, policy.update));
-                }
-                // The resolution clock follows who owes the next move.
-                if let Some(resolution) = sla.resolution.as_mut() {
-                    match sla.status {
-                        CaseStatus::WaitingOnUs | CaseStatus::New => {
-                            if sla.closed_at.take().is_some() {
-                                resolution.reopen();
-                            }
-                            resolution.resume(cal, at);
-                        }
-                        CaseStatus::WaitingOnCustomer => resolution.pause(cal, at),
-                        CaseStatus::Resolved | CaseStatus::Archived => {
-                            if sla.closed_at.is_none() {
-                                sla.closed_at = Some(at);
-                                resolution.meet(cal, at);
-                            }
-                        }
-                    }
-                }
-                if sla.closed_at.is_some() {
-                    // Nothing more is owed on a closed case.
-                    for clock in [&mut sla.first_response, &mut sla.update, &mut sla.handover]
-                        .into_iter()
-                        .flatten()
-                    {
-                        clock.cancel(cal, at);
+                CaseStatus::WaitingOnCustomer => resolution.pause(cal, at),
+                CaseStatus::Resolved | CaseStatus::Archived => {
+                    if sla.closed_at.is_none() {
+                        sla.closed_at = Some(at);
+                        resolution.meet(cal, at);
                     }
                 }
             }
         }
+        if sla.closed_at.is_some() {
+            for clock in [&mut sla.first_response, &mut sla.update, &mut sla.handover]
+                .into_iter()
+                .flatten()
+            {
+                clock.cancel(cal, at);
+            }
+        }
     }
-    sla.started_at?;
-    Some(sla)
 }
 
 #[cfg(test)]
