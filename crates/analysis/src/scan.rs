@@ -16,7 +16,7 @@ use serde::Serialize;
 use super::codes::{self, Code};
 use super::extract;
 use super::logs::{self, Encoding, LineFormat, LogKind};
-use super::rules::{Role, RuleSet, Severity};
+use super::rules::{KindMatcher, Role, RuleSet, Severity};
 
 const BLOCK: usize = 1 << 20;
 /// A "line" longer than this is cut: binary junk must not grow the buffer.
@@ -179,10 +179,11 @@ pub fn scan(
         last_entry_start: None,
     };
     let mut total_in = head.len() as u64;
-    // `base_line` is the line number of buf[0]; `counted` how far lines are counted.
-    let mut base_line: u64 = 1;
-    let mut counted_to = 0usize;
-    let mut lines_before_counted: u64 = 0;
+    let mut lines = LineCount {
+        base: 1,
+        counted_to: 0,
+        before_counted: 0,
+    };
     let mut pos = 0usize;
     let mut eof = false;
     let mut input = vec![0u8; BLOCK];
@@ -199,31 +200,7 @@ pub fn scan(
                 None => pos,
             }
         };
-        while pos < complete {
-            // Only the end of a match is needed (the line is what counts), so
-            // the reverse search for its start is skipped.
-            let found = matcher
-                .regex
-                .search_half(&Input::new(&buf[..complete]).range(pos..complete));
-            let Some(m) = found else {
-                pos = complete;
-                break;
-            };
-            let end = m.offset().max(pos + 1);
-            let line_start = memchr::memrchr(b'\n', &buf[..end - 1]).map_or(0, |i| i + 1);
-            let rule = matcher.rule_of[m.pattern().as_usize()];
-            let (entry_start, entry_end) = entry_bounds(&buf[..complete], line_start);
-            // Line numbers are counted lazily, only up to where a finding is.
-            let line_no = if entry_start >= counted_to {
-                lines_before_counted += count_lines(&buf[counted_to..entry_start]);
-                counted_to = entry_start;
-                base_line + lines_before_counted
-            } else {
-                base_line + lines_before_counted - count_lines(&buf[entry_start..counted_to])
-            };
-            scanner.take(rule, &buf[entry_start..entry_end], entry_start, line_no);
-            pos = entry_end.max(end).min(complete);
-        }
+        pos = scanner.search(matcher, &buf[..complete], pos, &mut lines);
         if eof {
             break;
         }
@@ -231,14 +208,7 @@ pub fn scan(
         // drop the rest, then read the next block.
         let keep_from = context_start(&buf, pos);
         if keep_from > 0 {
-            if counted_to < keep_from {
-                lines_before_counted += count_lines(&buf[counted_to..keep_from]);
-                counted_to = keep_from;
-            }
-            let lines_in_prefix = lines_before_counted - count_lines(&buf[keep_from..counted_to]);
-            base_line += lines_in_prefix;
-            lines_before_counted -= lines_in_prefix;
-            counted_to -= keep_from;
+            lines.drop_prefix(&buf, keep_from);
             buf.drain(..keep_from);
             pos -= keep_from;
             scanner.last_entry_start = scanner
@@ -271,7 +241,7 @@ pub fn scan(
         }
     }
     let lines =
-        base_line - 1 + count_lines(&buf) + u64::from(!buf.ends_with(b"\n") && !buf.is_empty());
+        lines.base - 1 + count_lines(&buf) + u64::from(!buf.ends_with(b"\n") && !buf.is_empty());
     if decoder.replaced {
         warnings.push(format!(
             "invalid {} sequences were replaced",
@@ -420,6 +390,42 @@ fn entry_bounds(buf: &[u8], line_start: usize) -> (usize, usize) {
     (start, end)
 }
 
+/// Line numbers of a sliding buffer, counted lazily: only up to where a
+/// finding is, never over the whole file.
+struct LineCount {
+    /// The line number of the buffer's first byte.
+    base: u64,
+    /// How far into the buffer lines are counted...
+    counted_to: usize,
+    /// ...and how many lines lie before that point.
+    before_counted: u64,
+}
+
+impl LineCount {
+    /// The line number at `at` (the start of a line) in `buf`.
+    fn line_at(&mut self, buf: &[u8], at: usize) -> u64 {
+        if at >= self.counted_to {
+            self.before_counted += count_lines(&buf[self.counted_to..at]);
+            self.counted_to = at;
+            self.base + self.before_counted
+        } else {
+            self.base + self.before_counted - count_lines(&buf[at..self.counted_to])
+        }
+    }
+
+    /// The buffer loses its first `keep_from` bytes.
+    fn drop_prefix(&mut self, buf: &[u8], keep_from: usize) {
+        if self.counted_to < keep_from {
+            self.before_counted += count_lines(&buf[self.counted_to..keep_from]);
+            self.counted_to = keep_from;
+        }
+        let lines_in_prefix = self.before_counted - count_lines(&buf[keep_from..self.counted_to]);
+        self.base += lines_in_prefix;
+        self.before_counted -= lines_in_prefix;
+        self.counted_to -= keep_from;
+    }
+}
+
 struct Scanner<'r> {
     rules: &'r RuleSet,
 
@@ -433,6 +439,36 @@ struct Scanner<'r> {
 }
 
 impl Scanner<'_> {
+    /// Takes every match in `buf[pos..]` (complete lines only); returns where
+    /// the search stopped.
+    fn search(
+        &mut self,
+        matcher: &KindMatcher,
+        buf: &[u8],
+        mut pos: usize,
+        lines: &mut LineCount,
+    ) -> usize {
+        let complete = buf.len();
+        while pos < complete {
+            // Only the end of a match is needed (the line is what counts), so
+            // the reverse search for its start is skipped.
+            let found = matcher
+                .regex
+                .search_half(&Input::new(buf).range(pos..complete));
+            let Some(m) = found else {
+                return complete;
+            };
+            let end = m.offset().max(pos + 1);
+            let line_start = memchr::memrchr(b'\n', &buf[..end - 1]).map_or(0, |i| i + 1);
+            let rule = matcher.rule_of[m.pattern().as_usize()];
+            let (entry_start, entry_end) = entry_bounds(buf, line_start);
+            let line_no = lines.line_at(buf, entry_start);
+            self.take(rule, &buf[entry_start..entry_end], entry_start, line_no);
+            pos = entry_end.max(end).min(complete);
+        }
+        pos
+    }
+
     fn take(&mut self, index: usize, entry: &[u8], entry_start: usize, line_no: u64) {
         if self.last_entry_start == Some(entry_start) {
             return;
