@@ -801,25 +801,7 @@ fn compile_rule(
             format!("rule id {id:?} must be letters, digits, '-', '_' or '.'"),
         ));
     }
-    let mut kinds = Vec::new();
-    for kind in &raw.kinds {
-        match kind.get_ref().as_str() {
-            "*" => {}
-            name => match LogKind::parse(name) {
-                Some(k) => kinds.push(k),
-                None => errors.push(source.error(
-                    kind.span(),
-                    format!(
-                        "unknown log kind {name:?} (expected one of {})",
-                        LogKind::names()
-                    ),
-                )),
-            },
-        }
-    }
-    if raw.kinds.iter().any(|k| k.get_ref() == "*") {
-        kinds.clear();
-    }
+    let kinds = rule_kinds(source, &raw.kinds, errors);
     let class = match &raw.class {
         Some(c) if !classes.contains_key(c.get_ref()) && !classes.is_empty() => {
             errors.push(source.error(
@@ -842,41 +824,11 @@ fn compile_rule(
             ),
         );
     }
-    let mut codes = Vec::new();
-    for code in &raw.codes {
-        match codes::Code::parse_config(code.get_ref()) {
-            Some(c) => codes.push(c),
-            None => errors.push(source.error(
-                code.span(),
-                format!(
-                    "{:?} is not a code (0x followed by 8 hex digits)",
-                    code.get_ref()
-                ),
-            )),
-        }
-    }
+    let codes = rule_codes(source, &raw.codes, errors);
     if !raw.names.is_empty() && raw.names.len() != raw.codes.len() {
         errors.push(source.error(raw.id.span(), "names must list one symbolic name per code"));
     }
-    let pattern = match (&raw.pattern, codes.is_empty()) {
-        (Some(p), _) => {
-            let text = p.get_ref().clone();
-            if let Err(e) = compile_one(&text) {
-                errors.push(source.error(p.span(), format!("pattern does not compile: {e}")));
-            } else if regex::bytes::Regex::new(&text).is_ok_and(|r| r.is_match(b"")) {
-                errors.push(source.error(
-                    p.span(),
-                    "pattern matches an empty line: it would match everything",
-                ));
-            }
-            text
-        }
-        (None, false) => codes::pattern_for(&codes, &raw.names),
-        (None, true) => {
-            errors.push(source.error(raw.id.span(), "a rule needs a pattern or codes"));
-            String::new()
-        }
-    };
+    let pattern = rule_pattern(source, &raw, &codes, errors);
     for (lang, text) in [("zh", &raw.explain.zh), ("en", &raw.explain.en)] {
         if text.trim().is_empty() {
             errors.push(source.error(raw.id.span(), format!("explain.{lang} is empty")));
@@ -911,6 +863,81 @@ fn compile_rule(
             origin,
         },
     })
+}
+
+/// The log kinds a rule applies to; `*` (or none) is every kind.
+fn rule_kinds(
+    source: &Source,
+    names: &[Spanned<String>],
+    errors: &mut Vec<RuleError>,
+) -> Vec<LogKind> {
+    let mut kinds = Vec::new();
+    for kind in names.iter().filter(|k| k.get_ref() != "*") {
+        match LogKind::parse(kind.get_ref()) {
+            Some(k) => kinds.push(k),
+            None => errors.push(source.error(
+                kind.span(),
+                format!(
+                    "unknown log kind {:?} (expected one of {})",
+                    kind.get_ref(),
+                    LogKind::names()
+                ),
+            )),
+        }
+    }
+    if names.iter().any(|k| k.get_ref() == "*") {
+        kinds.clear();
+    }
+    kinds
+}
+
+fn rule_codes(
+    source: &Source,
+    written: &[Spanned<String>],
+    errors: &mut Vec<RuleError>,
+) -> Vec<String> {
+    let mut codes = Vec::new();
+    for code in written {
+        match codes::Code::parse_config(code.get_ref()) {
+            Some(c) => codes.push(c),
+            None => errors.push(source.error(
+                code.span(),
+                format!(
+                    "{:?} is not a code (0x followed by 8 hex digits)",
+                    code.get_ref()
+                ),
+            )),
+        }
+    }
+    codes
+}
+
+/// The rule's own pattern (checked), or one built from its codes.
+fn rule_pattern(
+    source: &Source,
+    raw: &RawRule,
+    codes: &[String],
+    errors: &mut Vec<RuleError>,
+) -> String {
+    match (&raw.pattern, codes.is_empty()) {
+        (Some(p), _) => {
+            let text = p.get_ref().clone();
+            if let Err(e) = compile_one(&text) {
+                errors.push(source.error(p.span(), format!("pattern does not compile: {e}")));
+            } else if regex::bytes::Regex::new(&text).is_ok_and(|r| r.is_match(b"")) {
+                errors.push(source.error(
+                    p.span(),
+                    "pattern matches an empty line: it would match everything",
+                ));
+            }
+            text
+        }
+        (None, false) => codes::pattern_for(codes, &raw.names),
+        (None, true) => {
+            errors.push(source.error(raw.id.span(), "a rule needs a pattern or codes"));
+            String::new()
+        }
+    }
 }
 
 #[cfg(test)]

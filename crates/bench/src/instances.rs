@@ -264,40 +264,16 @@ pub async fn instances(
     ensure!(mails > 0, "--mails must be at least 1");
     ensure!(folders > 0, "--folders must be at least 1");
     ensure!(max_instances > 0, "--max-instances must be at least 1");
-    let mbsync = which("mbsync")
-        .context("mbsync (Debian's isync) is the baseline and is missing: apt-get install isync")?;
-    let dovecot = tokio::task::spawn_blocking(Dovecot::start).await??;
-    let postgres = tokio::task::spawn_blocking(Cluster::start).await??;
-    let scratch = dovecot.scratch();
-    std::fs::create_dir_all(&scratch)?;
-    let names: Vec<String> = (0..folders).map(folder_name).collect();
-    write_config(config, &scratch, dovecot.port, &names)?;
-    let mut launcher = Launcher {
-        exe: std::env::current_exe().context("Cannot find this program's path")?,
-        dir: scratch.clone(),
-        started: 0,
-    };
-
-    let account = Account::plain("bench", "127.0.0.1", dovecot.port, USER, PASSWORD);
-    let mut appender = login(&dovecot, &account).await?;
-    for name in names.iter().skip(1) {
-        appender
-            .create(name)
-            .await
-            .with_context(|| format!("Cannot create the folder {name}"))?;
-    }
-    let started = Instant::now();
-    append_generated(
-        &mut appender,
-        mails,
-        |i| &names[((i / THREAD_LEN) % folders as u64) as usize],
-        |done| progress(Progress::Appending { done, total: mails }),
-    )
-    .await?;
-    let append_s = started.elapsed().as_secs_f64();
-    progress(Progress::Mbsync);
-    let name_refs: Vec<&str> = names.iter().map(String::as_str).collect();
-    let mbsync_s = run_mbsync(&mbsync, &scratch, dovecot.port, &name_refs, mails).await?;
+    // Held to the end: dropping a server stops it.
+    let Servers {
+        dovecot: _dovecot,
+        postgres,
+        names,
+        mut launcher,
+        mut appender,
+        append_s,
+        mbsync_s,
+    } = servers(config, mails, folders, &progress).await?;
 
     let mut runs: Vec<InstancesRun> = Vec::new();
     let mut takeover_ms = Vec::new();
@@ -326,31 +302,11 @@ pub async fn instances(
         if let Some(one) = runs.first()
             && cases != one.cases
         {
-            let keys = |store: &Store| {
-                let pool = store.pool().clone();
-                async move {
-                    sqlx::query_as::<_, (String, i64, Option<String>)>(
-                        "SELECT key, message_count, title FROM cases ORDER BY key",
-                    )
-                    .fetch_all(&pool)
-                    .await
-                }
-            };
             let first = Store::open(&format!("{}/bench_1", postgres.url)).await?;
-            let (ours, theirs) = (keys(&store).await?, keys(&first).await?);
-            let differ: Vec<String> = ours
-                .iter()
-                .filter(|c| !theirs.contains(c))
-                .chain(theirs.iter().filter(|c| !ours.contains(c)))
-                .map(|(key, n, title)| {
-                    format!("{key} ({n} mails) {}", title.as_deref().unwrap_or(""))
-                })
-                .take(20)
-                .collect();
             bail!(
                 "{count} instances filed {cases} cases where one filed {}; the cases that differ:\n{}",
                 one.cases,
-                differ.join("\n")
+                differing_cases(&store, &first).await?.join("\n")
             );
         }
         runs.push(InstancesRun {
@@ -399,6 +355,93 @@ pub async fn instances(
         takeover_p50_ms: quantile(&sorted, 0.5),
         takeover_max_ms: sorted.last().copied().unwrap_or(0.0),
         takeover_ms,
+    })
+}
+
+/// The cases (key, mail count, title) filed by one run and not the other.
+async fn differing_cases(ours: &Store, theirs: &Store) -> Result<Vec<String>> {
+    let keys = |store: &Store| {
+        let pool = store.pool().clone();
+        async move {
+            sqlx::query_as::<_, (String, i64, Option<String>)>(
+                "SELECT key, message_count, title FROM cases ORDER BY key",
+            )
+            .fetch_all(&pool)
+            .await
+        }
+    };
+    let (ours, theirs) = (keys(ours).await?, keys(theirs).await?);
+    Ok(ours
+        .iter()
+        .filter(|c| !theirs.contains(c))
+        .chain(theirs.iter().filter(|c| !ours.contains(c)))
+        .map(|(key, n, title)| format!("{key} ({n} mails) {}", title.as_deref().unwrap_or("")))
+        .take(20)
+        .collect())
+}
+
+/// What every run shares: the servers, the folders with their mail, the
+/// mbsync baseline.
+struct Servers {
+    dovecot: Dovecot,
+    postgres: Cluster,
+    names: Vec<String>,
+    launcher: Launcher,
+    appender: ImapSession,
+    append_s: f64,
+    mbsync_s: f64,
+}
+
+/// Starts Dovecot and PostgreSQL, APPENDs the mails over the folders and
+/// times mbsync mirroring them.
+async fn servers(
+    config: &Config,
+    mails: u64,
+    folders: usize,
+    progress: &impl Fn(Progress),
+) -> Result<Servers> {
+    let mbsync = which("mbsync")
+        .context("mbsync (Debian's isync) is the baseline and is missing: apt-get install isync")?;
+    let dovecot = tokio::task::spawn_blocking(Dovecot::start).await??;
+    let postgres = tokio::task::spawn_blocking(Cluster::start).await??;
+    let scratch = dovecot.scratch();
+    std::fs::create_dir_all(&scratch)?;
+    let names: Vec<String> = (0..folders).map(folder_name).collect();
+    write_config(config, &scratch, dovecot.port, &names)?;
+    let launcher = Launcher {
+        exe: std::env::current_exe().context("Cannot find this program's path")?,
+        dir: scratch.clone(),
+        started: 0,
+    };
+
+    let account = Account::plain("bench", "127.0.0.1", dovecot.port, USER, PASSWORD);
+    let mut appender = login(&dovecot, &account).await?;
+    for name in names.iter().skip(1) {
+        appender
+            .create(name)
+            .await
+            .with_context(|| format!("Cannot create the folder {name}"))?;
+    }
+    let started = Instant::now();
+    append_generated(
+        &mut appender,
+        mails,
+        |i| &names[((i / THREAD_LEN) % folders as u64) as usize],
+        |done| progress(Progress::Appending { done, total: mails }),
+    )
+    .await?;
+    let append_s = started.elapsed().as_secs_f64();
+    progress(Progress::Mbsync);
+    let name_refs: Vec<&str> = names.iter().map(String::as_str).collect();
+    let mbsync_s = run_mbsync(&mbsync, &scratch, dovecot.port, &name_refs, mails).await?;
+    Ok(Servers {
+        dovecot,
+        postgres,
+        names,
+        launcher,
+        appender,
+        append_s,
+        mbsync_s,
     })
 }
 

@@ -250,43 +250,8 @@ pub fn generate_thread_mail(i: u64, thread_len: u64) -> Vec<u8> {
         if pos == 0 { "初次响应" } else { "跟进" },
         thread
     );
-    let body_text = match pos {
-        0 => format!(
-            "{customer_name}，您好：\n问题定义:\n用户反馈补丁KB{kb}安装失败，提示0x800f0985。\n下一步动作：\n请使用日志收集工具收集日志并上传到 https://upload.example.com/case/{thread}\n"
-        ),
-        1 => "老师，您好\n日志已上传，请查收附件。情况依旧。\n祝好\n________________________________\n示例科技有限公司\nTel: +86-10-55500000\n"
-            .to_string(),
-        2 => format!(
-            "您好：\n日志显示：\n2023-02-22 15:21:21, Error                 CSI    00000026 (F) STATUS_CANNOT_DELETE #5665019# from Windows::Rtl::SystemImplementation::CDirectory::DeleteExistingFile(...)[gle=0xd0000121]\n请检查 Windows Modules Installer 服务。\n\n-----原始邮件-----\n发件人: customer{}@example.cn\n发送时间: 2023年2月22日\n主题: 回复: {case}\n\n日志已上传\n",
-            thread % 97
-        ),
-        3 => "您好\n按步骤操作后问题解决了，更新已安装成功。谢谢！\n> 请检查服务\n".to_string(),
-        _ => format!("您好：\n案例总结：\nCase No：{case}\n问题总结：经用户确认，已成功安装补丁。\n"),
-    };
-    let (cs_name, subject_bytes, body_bytes): (&str, Vec<u8>, Vec<u8>) = match charset {
-        Charset::Utf8Qp => (
-            "UTF-8",
-            subject_text.clone().into_bytes(),
-            body_text.clone().into_bytes(),
-        ),
-        Charset::Gb2312B64 | Charset::Gbk8bit => {
-            let name = if matches!(charset, Charset::Gb2312B64) {
-                "GB2312"
-            } else {
-                "GBK"
-            };
-            let (s, _, _) = encoding_rs::GBK.encode(&subject_text);
-            let (b, _, _) = encoding_rs::GBK.encode(&body_text);
-            (name, s.into_owned(), b.into_owned())
-        }
-        Charset::Big5B64 => {
-            // Big5 has no simplified characters: Big5 writers write traditional.
-            let (subject, body) = (to_traditional(&subject_text), to_traditional(&body_text));
-            let s = encoding_rs::BIG5.encode(&subject).0.into_owned();
-            let b = encoding_rs::BIG5.encode(&body).0.into_owned();
-            ("Big5", s, b)
-        }
-    };
+    let body_text = thread_body(pos, thread, &case, kb, customer_name);
+    let (cs_name, subject_bytes, body_bytes) = encode_text(charset, &subject_text, &body_text);
     let mut headers = String::new();
     let date = Utc
         .timestamp_opt(1_676_000_000 + (thread * 3600 + pos * 600) as i64, 0)
@@ -367,6 +332,55 @@ pub fn generate_thread_mail(i: u64, thread_len: u64) -> Vec<u8> {
         out.extend_from_slice(&text_part);
     }
     out
+}
+
+/// The text of the `pos`-th mail of a generated thread.
+fn thread_body(pos: u64, thread: u64, case: &str, kb: u64, customer_name: &str) -> String {
+    match pos {
+        0 => format!(
+            "{customer_name}，您好：\n问题定义:\n用户反馈补丁KB{kb}安装失败，提示0x800f0985。\n下一步动作：\n请使用日志收集工具收集日志并上传到 https://upload.example.com/case/{thread}\n"
+        ),
+        1 => "老师，您好\n日志已上传，请查收附件。情况依旧。\n祝好\n________________________________\n示例科技有限公司\nTel: +86-10-55500000\n"
+            .to_string(),
+        2 => format!(
+            "您好：\n日志显示：\n2023-02-22 15:21:21, Error                 CSI    00000026 (F) STATUS_CANNOT_DELETE #5665019# from Windows::Rtl::SystemImplementation::CDirectory::DeleteExistingFile(...)[gle=0xd0000121]\n请检查 Windows Modules Installer 服务。\n\n-----原始邮件-----\n发件人: customer{}@example.cn\n发送时间: 2023年2月22日\n主题: 回复: {case}\n\n日志已上传\n",
+            thread % 97
+        ),
+        3 => "您好\n按步骤操作后问题解决了，更新已安装成功。谢谢！\n> 请检查服务\n".to_string(),
+        _ => format!("您好：\n案例总结：\nCase No：{case}\n问题总结：经用户确认，已成功安装补丁。\n"),
+    }
+}
+
+/// The subject and body in the thread's charset, and the charset's name.
+fn encode_text(
+    charset: Charset,
+    subject_text: &str,
+    body_text: &str,
+) -> (&'static str, Vec<u8>, Vec<u8>) {
+    match charset {
+        Charset::Utf8Qp => (
+            "UTF-8",
+            subject_text.as_bytes().to_vec(),
+            body_text.as_bytes().to_vec(),
+        ),
+        Charset::Gb2312B64 | Charset::Gbk8bit => {
+            let name = if matches!(charset, Charset::Gb2312B64) {
+                "GB2312"
+            } else {
+                "GBK"
+            };
+            let (s, _, _) = encoding_rs::GBK.encode(subject_text);
+            let (b, _, _) = encoding_rs::GBK.encode(body_text);
+            (name, s.into_owned(), b.into_owned())
+        }
+        Charset::Big5B64 => {
+            // Big5 has no simplified characters: Big5 writers write traditional.
+            let (subject, body) = (to_traditional(subject_text), to_traditional(body_text));
+            let s = encoding_rs::BIG5.encode(&subject).0.into_owned();
+            let b = encoding_rs::BIG5.encode(&body).0.into_owned();
+            ("Big5", s, b)
+        }
+    }
 }
 
 /// Peak resident memory of this process, in MiB (Linux), or 0.

@@ -283,9 +283,8 @@ pub async fn apply(
     index_cases(conn, &indexed).await
 }
 
-/// Raw bytes, then messages, then what hangs off each message, one
-/// multi-row insert per table. Returns each new message's row by its
-/// Message-ID.
+/// Raw bytes, then messages, then what hangs off each message. Returns each
+/// new message's row by its Message-ID.
 async fn insert_messages(
     conn: &mut AnyConnection,
     batch: &BatchPlan<'_>,
@@ -350,7 +349,19 @@ async fn insert_messages(
     .context("Cannot store messages")?
     .into_iter()
     .collect();
+    insert_parts(conn, batch, &message_rows, &raw_ids, now).await?;
+    Ok(message_rows)
+}
 
+/// What hangs off each new message (references, attachments, links, where
+/// it was found), one multi-row insert per table.
+async fn insert_parts(
+    conn: &mut AnyConnection,
+    batch: &BatchPlan<'_>,
+    message_rows: &HashMap<String, i64>,
+    raw_ids: &HashMap<String, i64>,
+    now: i64,
+) -> Result<()> {
     let mut refs: Vec<(Option<i64>, &str)> = Vec::new();
     let mut attachments = Vec::new();
     let mut links = Vec::new();
@@ -404,14 +415,14 @@ async fn insert_messages(
         "",
         &batch.new,
         |q, n| {
-            q.bind(raw_id(&n.mail.sha256))
+            q.bind(raw_ids.get(&n.mail.sha256).copied())
                 .bind(n.source.kind())
                 .bind(n.source.to_string())
                 .bind(now)
         },
     )
     .await?;
-    Ok(message_rows)
+    Ok(())
 }
 
 /// Writes each case's derived fields as the plan computed them.

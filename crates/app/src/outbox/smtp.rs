@@ -44,6 +44,96 @@ pub fn credentials(cfg: &SmtpConfig) -> Option<Credentials> {
     Some(Credentials::new(user, password))
 }
 
+/// How failures of one SMTP transaction are worded and timed.
+struct Transaction<'a> {
+    cfg: &'a SmtpConfig,
+    server: String,
+    timeout: Duration,
+}
+
+impl Transaction<'_> {
+    fn not_delivered(&self, step: &str, e: &dyn std::fmt::Display, transient: bool) -> SmtpFailure {
+        SmtpFailure::NotDelivered {
+            transient,
+            message: format!("smtp {}: {step}: {e}", self.server),
+        }
+    }
+
+    /// One command, bounded by the timeout; a refusal says whether a retry may help.
+    async fn step<T>(
+        &self,
+        what: &'static str,
+        command: impl Future<Output = Result<T, lettre::transport::smtp::Error>>,
+        transient_unless_permanent: bool,
+    ) -> Result<T, SmtpFailure> {
+        match tokio::time::timeout(self.timeout, command).await {
+            Err(_) => Err(SmtpFailure::NotDelivered {
+                transient: true,
+                message: format!("smtp {}: {what}: timed out", self.server),
+            }),
+            Ok(Err(e)) => {
+                let transient = transient_unless_permanent && !e.is_permanent();
+                Err(self.not_delivered(what, &e, transient))
+            }
+            Ok(Ok(answer)) => Ok(answer),
+        }
+    }
+
+    fn tls(&self) -> Result<TlsParameters, SmtpFailure> {
+        TlsParameters::new(self.cfg.host.clone())
+            .map_err(|e| self.not_delivered("TLS setup", &e, false))
+    }
+
+    /// Connects, upgrades to TLS as configured, and logs in when a login is
+    /// configured (never over a clear connection).
+    async fn open(&self, hello: &str) -> Result<AsyncSmtpConnection, SmtpFailure> {
+        let cfg = self.cfg;
+        let client_id = ClientId::Domain(hello.to_string());
+        let implicit = match cfg.security {
+            SmtpSecurity::Tls => Some(self.tls()?),
+            _ => None,
+        };
+        let connect = AsyncSmtpConnection::connect_tokio1(
+            (cfg.host.as_str(), cfg.port),
+            Some(self.timeout),
+            &client_id,
+            implicit,
+            None,
+        );
+        let mut conn = self.step("connect", connect, true).await?;
+        if cfg.security == SmtpSecurity::Starttls {
+            if !conn.can_starttls() {
+                conn.abort().await;
+                return Err(self.not_delivered(
+                    "STARTTLS",
+                    &"the server does not offer it (security = \"starttls\")",
+                    false,
+                ));
+            }
+            let tls = self.tls()?;
+            self.step("STARTTLS", conn.starttls(tls, &client_id), false)
+                .await?;
+        }
+        if let Some(creds) = credentials(cfg) {
+            if !conn.is_encrypted() {
+                conn.abort().await;
+                return Err(self.not_delivered(
+                    "AUTH",
+                    &"refusing to send the password over an unencrypted connection",
+                    false,
+                ));
+            }
+            self.step(
+                "AUTH",
+                conn.auth(&[Mechanism::Plain, Mechanism::Login], &creds),
+                true,
+            )
+            .await?;
+        }
+        Ok(conn)
+    }
+}
+
 /// Sends `bytes` to the envelope's recipients. Returns the server's answer
 /// to the message data.
 pub async fn deliver<F>(
@@ -56,120 +146,33 @@ pub async fn deliver<F>(
 where
     F: Future<Output = anyhow::Result<()>>,
 {
-    let server = format!("{}:{}", cfg.host, cfg.port);
-    let timeout = Duration::from_secs(cfg.timeout_secs.max(1));
-    let not_delivered =
-        |step: &str, e: &dyn std::fmt::Display, transient: bool| SmtpFailure::NotDelivered {
-            transient,
-            message: format!("smtp {server}: {step}: {e}"),
-        };
-    let step = |step: &'static str,
-                r: Result<
-        lettre::transport::smtp::response::Response,
-        lettre::transport::smtp::Error,
-    >| { r.map_err(|e| not_delivered(step, &e, !e.is_permanent())) };
-    let within = |what: &'static str| {
-        move |_| SmtpFailure::NotDelivered {
-            transient: true,
-            message: format!("smtp {}:{}: {what}: timed out", cfg.host, cfg.port),
-        }
+    let t = Transaction {
+        cfg,
+        server: format!("{}:{}", cfg.host, cfg.port),
+        timeout: Duration::from_secs(cfg.timeout_secs.max(1)),
     };
-    let tls = |host: &str| {
-        TlsParameters::new(host.to_string()).map_err(|e| not_delivered("TLS setup", &e, false))
-    };
-    let client_id = ClientId::Domain(hello.to_string());
-    let implicit = match cfg.security {
-        SmtpSecurity::Tls => Some(tls(&cfg.host)?),
-        _ => None,
-    };
-    let mut conn = tokio::time::timeout(
-        timeout,
-        AsyncSmtpConnection::connect_tokio1(
-            (cfg.host.as_str(), cfg.port),
-            Some(timeout),
-            &client_id,
-            implicit,
-            None,
-        ),
-    )
-    .await
-    .map_err(within("connect"))?
-    .map_err(|e| not_delivered("connect", &e, !e.is_permanent()))?;
-
-    if cfg.security == SmtpSecurity::Starttls {
-        if !conn.can_starttls() {
-            conn.abort().await;
-            return Err(not_delivered(
-                "STARTTLS",
-                &"the server does not offer it (security = \"starttls\")",
-                false,
-            ));
-        }
-        tokio::time::timeout(timeout, conn.starttls(tls(&cfg.host)?, &client_id))
-            .await
-            .map_err(within("STARTTLS"))?
-            .map_err(|e| not_delivered("STARTTLS", &e, false))?;
-    }
-    if let Some(creds) = credentials(cfg) {
-        if !conn.is_encrypted() {
-            conn.abort().await;
-            return Err(not_delivered(
-                "AUTH",
-                &"refusing to send the password over an unencrypted connection",
-                false,
-            ));
-        }
-        step(
-            "AUTH",
-            tokio::time::timeout(
-                timeout,
-                conn.auth(&[Mechanism::Plain, Mechanism::Login], &creds),
-            )
-            .await
-            .map_err(within("AUTH"))?,
-        )?;
-    }
-
+    let mut conn = t.open(hello).await?;
     let mut options = Vec::new();
     if !bytes.is_ascii() {
         if !conn.server_info().supports_feature(Extension::EightBitMime) {
             conn.abort().await;
-            return Err(not_delivered(
-                "MAIL",
-                &"8-bit message but no 8BITMIME",
-                false,
-            ));
+            return Err(t.not_delivered("MAIL", &"8-bit message but no 8BITMIME", false));
         }
         options.push(MailParameter::Body(MailBodyParameter::EightBitMime));
     }
-    step(
-        "MAIL FROM",
-        tokio::time::timeout(
-            timeout,
-            conn.command(Mail::new(envelope.from().cloned(), options)),
-        )
-        .await
-        .map_err(within("MAIL FROM"))?,
-    )?;
+    let from = Mail::new(envelope.from().cloned(), options);
+    t.step("MAIL FROM", conn.command(from), true).await?;
     for rcpt in envelope.to() {
-        step(
-            "RCPT TO",
-            tokio::time::timeout(timeout, conn.command(Rcpt::new(rcpt.clone(), vec![])))
-                .await
-                .map_err(within("RCPT TO"))?,
-        )?;
+        let to = Rcpt::new(rcpt.clone(), vec![]);
+        t.step("RCPT TO", conn.command(to), true).await?;
     }
-    step(
-        "DATA",
-        tokio::time::timeout(timeout, conn.command(Data))
-            .await
-            .map_err(within("DATA"))?,
-    )?;
+    t.step("DATA", conn.command(Data), true).await?;
     if let Err(e) = data_phase.await {
         conn.abort().await;
-        return Err(not_delivered("before sending the message", &e, true));
+        return Err(t.not_delivered("before sending the message", &e, true));
     }
-    let answer = match tokio::time::timeout(timeout * 4, conn.message(bytes)).await {
+    let server = &t.server;
+    let answer = match tokio::time::timeout(t.timeout * 4, conn.message(bytes)).await {
         Err(_) => {
             return Err(SmtpFailure::Uncertain(format!(
                 "smtp {server}: no answer to the message data"
@@ -177,11 +180,11 @@ where
         }
         // The server answered: it refused the message, nothing was delivered.
         Ok(Err(e)) if e.is_permanent() || e.is_transient() => {
-            return Err(not_delivered("message", &e, e.is_transient()));
+            return Err(t.not_delivered("message", &e, e.is_transient()));
         }
         Ok(Err(e)) => return Err(SmtpFailure::Uncertain(format!("smtp {server}: {e}"))),
         Ok(Ok(response)) => response,
     };
-    let _ = tokio::time::timeout(timeout, conn.quit()).await;
+    let _ = tokio::time::timeout(t.timeout, conn.quit()).await;
     Ok(answer.message().collect::<Vec<_>>().join(" "))
 }

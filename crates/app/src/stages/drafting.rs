@@ -328,24 +328,7 @@ impl Drafter {
             .filter(|a| a.status == AnalysisStatus::Done)
             .filter_map(|a| Some((a.message_row, conclusion_of(a)?)))
             .collect();
-        let concluded = |c: &Conclusion| c.outcome.as_str() != "unknown";
-        let in_round = |row: &i64| round.is_empty() || round.contains(row);
-        let conclusion = conclusions
-            .iter()
-            .rev()
-            .filter(|(row, _)| in_round(row))
-            .find(|(_, c)| concluded(c))
-            .or_else(|| conclusions.iter().rev().find(|(row, _)| in_round(row)))
-            .map(|(_, c)| c);
-        let last_failure = conclusions
-            .iter()
-            .rev()
-            .find(|(_, c)| c.outcome.as_str() == "failure")
-            .map(|(_, c)| c);
-        let conclusion = match kind {
-            DraftKind::Closure | DraftKind::Archive => conclusion.or(last_failure),
-            _ => conclusion,
-        };
+        let (conclusion, last_failure) = pick_conclusions(&conclusions, round, kind);
         let similar = match (kind, conclusion) {
             (DraftKind::Scope | DraftKind::NextSteps, Some(c)) => {
                 self.similar(c, case.id, lang).await?
@@ -378,30 +361,7 @@ impl Drafter {
         let ctx = context::build(&inputs);
         let body = self.templates.render(&ctx)?;
 
-        let envelope_thread: Vec<reply::EnvelopeMessage> = input
-            .messages
-            .iter()
-            .zip(subjects)
-            .map(|(m, subject)| {
-                let addresses = |json: &str| -> Vec<String> {
-                    serde_json::from_str::<Vec<Mailbox>>(json)
-                        .unwrap_or_default()
-                        .into_iter()
-                        .filter_map(|b| b.address)
-                        .collect()
-                };
-                reply::EnvelopeMessage {
-                    message_id: m.message_id.clone(),
-                    synthesized: m.message_id_synthesized != 0,
-                    direction: m.direction,
-                    from: m.from_address.clone(),
-                    to: addresses(&m.to_json),
-                    cc: addresses(&m.cc_json),
-                    base_subject: subject.base_subject,
-                    case_number: subject.case_id,
-                }
-            })
-            .collect();
+        let envelope_thread = envelope_thread(input, subjects);
         let parent_index = trigger.and_then(|t| input.messages.iter().position(|m| m.id == t));
         let envelope = reply::envelope(
             &envelope_thread,
@@ -597,6 +557,64 @@ pub async fn similar_cases(
             resolution: k.resolution.replace('\n', " "),
         })
         .collect())
+}
+
+/// The conclusion a reply speaks of: the newest that concluded something in
+/// this round of mails (else the newest of the round); a closure or archive
+/// mail falls back on the case's last failure, which is returned as well.
+fn pick_conclusions<'c>(
+    conclusions: &'c [(i64, Conclusion)],
+    round: &[i64],
+    kind: DraftKind,
+) -> (Option<&'c Conclusion>, Option<&'c Conclusion>) {
+    let concluded = |c: &Conclusion| c.outcome.as_str() != "unknown";
+    let in_round = |row: &i64| round.is_empty() || round.contains(row);
+    let conclusion = conclusions
+        .iter()
+        .rev()
+        .filter(|(row, _)| in_round(row))
+        .find(|(_, c)| concluded(c))
+        .or_else(|| conclusions.iter().rev().find(|(row, _)| in_round(row)))
+        .map(|(_, c)| c);
+    let last_failure = conclusions
+        .iter()
+        .rev()
+        .find(|(_, c)| c.outcome.as_str() == "failure")
+        .map(|(_, c)| c);
+    let conclusion = match kind {
+        DraftKind::Closure | DraftKind::Archive => conclusion.or(last_failure),
+        _ => conclusion,
+    };
+    (conclusion, last_failure)
+}
+
+/// The thread as reply headers are drawn from it.
+fn envelope_thread(
+    input: &DraftingInput,
+    subjects: Vec<ParsedSubject>,
+) -> Vec<reply::EnvelopeMessage> {
+    let addresses = |json: &str| -> Vec<String> {
+        serde_json::from_str::<Vec<Mailbox>>(json)
+            .unwrap_or_default()
+            .into_iter()
+            .filter_map(|b| b.address)
+            .collect()
+    };
+    input
+        .messages
+        .iter()
+        .zip(subjects)
+        .map(|(m, subject)| reply::EnvelopeMessage {
+            message_id: m.message_id.clone(),
+            synthesized: m.message_id_synthesized != 0,
+            direction: m.direction,
+            from: m.from_address.clone(),
+            to: addresses(&m.to_json),
+            cc: addresses(&m.cc_json),
+            base_subject: subject.base_subject,
+            case_number: subject.case_id,
+        })
+        .collect()
 }
 
 /// The manual draft's basis: its kind and the newest mail it saw.

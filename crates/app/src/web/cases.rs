@@ -369,39 +369,7 @@ pub async fn case_page(
                 div {
                     h2 { "Thread" }
                     @for m in v["messages"].as_array().into_iter().flatten() {
-                        @let direction = text(&m["direction"]);
-                        div class={"mail " (direction)} {
-                            div.meta {
-                                span { b { (direction) } }
-                                span { (text(&m["from"]["name"])) " <" (text(&m["from"]["address"])) ">" }
-                                span { (when(&m["date"])) @if let Some(o) = m["date_offset"].as_str() { " (sent at " (o) ")" } }
-                                @if let Some(stage) = m["stage"].as_str() { span.badge.paused { (stage) } }
-                                @if let Some(signal) = m["signal"].as_str() { span.badge.on_track { (signal) } }
-                            }
-                            div.subject { (text(&m["subject"])) }
-                            pre { (text(&m["new_text"])) }
-                            @if !text(&m["quoted_text"]).trim().is_empty() {
-                                details { summary { "quoted history" } pre { (text(&m["quoted_text"])) } }
-                            }
-                            @if !text(&m["signature"]).trim().is_empty() {
-                                details { summary { "signature" } pre { (text(&m["signature"])) } }
-                            }
-                            @let attachments = m["attachments"].as_array().cloned().unwrap_or_default();
-                            @if !attachments.is_empty() {
-                                p.muted { "Attachments: "
-                                    @for (i, a) in attachments.iter().enumerate() {
-                                        @if i > 0 { ", " }
-                                        (a["filename"].as_str().unwrap_or("(unnamed)")) " (" (text(&a["content_type"])) ", " (a["size"]) " bytes)"
-                                    }
-                                }
-                            }
-                            @let links = m["links"].as_array().cloned().unwrap_or_default();
-                            @if !links.is_empty() {
-                                p.muted { "Links: "
-                                    @for l in &links { br; code { (text(&l["url"])) } " (" (text(&l["kind"])) ")" }
-                                }
-                            }
-                        }
+                        (thread_mail(m, &when))
                     }
                 }
                 div {
@@ -434,30 +402,7 @@ pub async fn case_page(
                         p { a href={"/drafts/" (d["id"])} { "Draft " (d["id"]) } " · " (text(&d["kind"])) " · " b { (text(&d["status"])) } }
                     }
                     h2 { "Log analysis" }
-                    @if analysis.is_null() { p.muted { "No log analysed yet." } } @else {
-                        p { "Outcome: " b { (text(&analysis["outcome"])) }
-                            @if let Some(rc) = analysis.get("root_cause").filter(|r| !r.is_null()) {
-                                " · " (text(&rc["class_name"])) " (" code { (text(&rc["class"])) } ")"
-                            }
-                        }
-                        @if let Some(rc) = analysis.get("root_cause").filter(|r| !r.is_null()) {
-                            p { (text(&rc["summary"])) }
-                            h3 { "Decisive lines" }
-                            @for e in rc["evidence"].as_array().into_iter().flatten() {
-                                div.muted { small { (text(&e["file"])) ":" (e["line"]) } }
-                                pre.evidence { (text(&e["text"])) }
-                            }
-                        }
-                        p { "Codes: " @for c in analysis["error_codes"].as_array().into_iter().flatten() { code { (text(c)) } " " } }
-                        p { "KBs: " @for k in analysis["kbs"].as_array().into_iter().flatten() { (text(k)) " " } }
-                        @if let Some(p) = analysis["failing_package"].as_str() { p { "Package: " code { (p) } } }
-                        @if let Some(c) = analysis["failing_component"].as_str() { p { "Component: " code { (c) } } }
-                        ol {
-                            @for s in analysis["next_steps"].as_array().into_iter().flatten() {
-                                li { b { (text(&s["title"])) } br; (text(&s["text"])) }
-                            }
-                        }
-                    }
+                    (analysis_section(analysis))
                     h2 { "Similar resolved cases" }
                     @let similar = v["similar"].as_array().cloned().unwrap_or_default();
                     @if similar.is_empty() { p.muted { "None yet." } }
@@ -478,6 +423,76 @@ pub async fn case_page(
             }
         },
     ))
+}
+
+/// One mail of the thread: headers, new text, folded quote and signature,
+/// attachments and links.
+fn thread_mail(m: &serde_json::Value, when: &dyn Fn(&serde_json::Value) -> String) -> Markup {
+    html! {
+        @let direction = text(&m["direction"]);
+        div class={"mail " (direction)} {
+            div.meta {
+                span { b { (direction) } }
+                span { (text(&m["from"]["name"])) " <" (text(&m["from"]["address"])) ">" }
+                span { (when(&m["date"])) @if let Some(o) = m["date_offset"].as_str() { " (sent at " (o) ")" } }
+                @if let Some(stage) = m["stage"].as_str() { span.badge.paused { (stage) } }
+                @if let Some(signal) = m["signal"].as_str() { span.badge.on_track { (signal) } }
+            }
+            div.subject { (text(&m["subject"])) }
+            pre { (text(&m["new_text"])) }
+            @if !text(&m["quoted_text"]).trim().is_empty() {
+                details { summary { "quoted history" } pre { (text(&m["quoted_text"])) } }
+            }
+            @if !text(&m["signature"]).trim().is_empty() {
+                details { summary { "signature" } pre { (text(&m["signature"])) } }
+            }
+            @let attachments = m["attachments"].as_array().cloned().unwrap_or_default();
+            @if !attachments.is_empty() {
+                p.muted { "Attachments: "
+                    @for (i, a) in attachments.iter().enumerate() {
+                        @if i > 0 { ", " }
+                        (a["filename"].as_str().unwrap_or("(unnamed)")) " (" (text(&a["content_type"])) ", " (a["size"]) " bytes)"
+                    }
+                }
+            }
+            @let links = m["links"].as_array().cloned().unwrap_or_default();
+            @if !links.is_empty() {
+                p.muted { "Links: "
+                    @for l in &links { br; code { (text(&l["url"])) } " (" (text(&l["kind"])) ")" }
+                }
+            }
+        }
+    }
+}
+
+/// The newest conclusion: outcome, class, decisive lines, codes, next steps.
+fn analysis_section(analysis: &serde_json::Value) -> Markup {
+    html! {
+        @if analysis.is_null() { p.muted { "No log analysed yet." } } @else {
+            p { "Outcome: " b { (text(&analysis["outcome"])) }
+                @if let Some(rc) = analysis.get("root_cause").filter(|r| !r.is_null()) {
+                    " · " (text(&rc["class_name"])) " (" code { (text(&rc["class"])) } ")"
+                }
+            }
+            @if let Some(rc) = analysis.get("root_cause").filter(|r| !r.is_null()) {
+                p { (text(&rc["summary"])) }
+                h3 { "Decisive lines" }
+                @for e in rc["evidence"].as_array().into_iter().flatten() {
+                    div.muted { small { (text(&e["file"])) ":" (e["line"]) } }
+                    pre.evidence { (text(&e["text"])) }
+                }
+            }
+            p { "Codes: " @for c in analysis["error_codes"].as_array().into_iter().flatten() { code { (text(c)) } " " } }
+            p { "KBs: " @for k in analysis["kbs"].as_array().into_iter().flatten() { (text(k)) " " } }
+            @if let Some(p) = analysis["failing_package"].as_str() { p { "Package: " code { (p) } } }
+            @if let Some(c) = analysis["failing_component"].as_str() { p { "Component: " code { (c) } } }
+            ol {
+                @for s in analysis["next_steps"].as_array().into_iter().flatten() {
+                    li { b { (text(&s["title"])) } br; (text(&s["text"])) }
+                }
+            }
+        }
+    }
 }
 
 #[derive(Debug, Deserialize)]

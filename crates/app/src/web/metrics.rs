@@ -45,28 +45,10 @@ pub async fn metrics(
     }
     let counts = state.store.counts_for_metrics().await?;
     state.sla.refresh().await?;
-    let now = Utc::now();
-    let policies = state.sla.policies();
-    let mut by_urgency: std::collections::BTreeMap<(String, &'static str), usize> =
-        Default::default();
-    for s in state.sla.open().values() {
-        let v = s.view(policies, now);
-        *by_urgency
-            .entry((v.priority, v.urgency.as_str()))
-            .or_default() += 1;
-    }
+    let by_urgency = urgency_counts(&state);
     let folders = state.store.imap_folders().await?;
 
     let mut out = String::new();
-    let section = |out: &mut String, name: &str, kind: &str, help: &str, lines: String| {
-        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
-        out.push_str(&lines);
-    };
-    let lines = |name: &str, key: &str, rows: &[(String, i64)]| {
-        rows.iter()
-            .map(|(k, n)| format!("{name}{{{key}=\"{}\"}} {n}\n", label(k)))
-            .collect::<String>()
-    };
     section(
         &mut out,
         "casebot_cases",
@@ -164,6 +146,33 @@ pub async fn metrics(
         out,
     )
         .into_response())
+}
+
+/// Open cases by priority and urgency, read now from the SLA snapshots.
+fn urgency_counts(state: &AppState) -> std::collections::BTreeMap<(String, &'static str), usize> {
+    let now = Utc::now();
+    let policies = state.sla.policies();
+    let mut by_urgency = std::collections::BTreeMap::new();
+    for s in state.sla.open().values() {
+        let v = s.view(policies, now);
+        *by_urgency
+            .entry((v.priority, v.urgency.as_str()))
+            .or_default() += 1;
+    }
+    by_urgency
+}
+
+/// One metric: its help and type lines, then its samples.
+fn section(out: &mut String, name: &str, kind: &str, help: &str, samples: String) {
+    let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
+    out.push_str(&samples);
+}
+
+/// One sample per row, labelled `key`.
+fn lines(name: &str, key: &str, rows: &[(String, i64)]) -> String {
+    rows.iter()
+        .map(|(k, n)| format!("{name}{{{key}=\"{}\"}} {n}\n", label(k)))
+        .collect()
 }
 
 /// Open cases by priority and urgency, one sample each.
