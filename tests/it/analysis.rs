@@ -752,3 +752,112 @@ fn the_parallel_scan_of_a_big_file_equals_the_sequential_one() {
         );
     }
 }
+
+/// A cabinet of one MSZIP folder written by hand: `blocks` copies of one
+/// 32 KiB block (`line` repeated), and the files as (name, offset, size).
+fn mszip_cab(line: &str, blocks: u32, files: &[(String, u32, u32)]) -> Vec<u8> {
+    let mut deflate = flate2::write::DeflateEncoder::new(Vec::new(), flate2::Compression::best());
+    let text: Vec<u8> = line.bytes().cycle().take(0x8000).collect();
+    deflate.write_all(&text).unwrap();
+    let mut block = b"CK".to_vec();
+    block.extend(deflate.finish().unwrap());
+    let files_at = 36u32 + 8;
+    let names: usize = files.iter().map(|(n, _, _)| 16 + n.len() + 1).sum();
+    let data_at = files_at + names as u32;
+    let mut out = Vec::new();
+    out.extend_from_slice(b"MSCF\0\0\0\0");
+    out.extend_from_slice(&[0; 8]);
+    out.extend_from_slice(&files_at.to_le_bytes());
+    out.extend_from_slice(&[0; 4]);
+    out.extend_from_slice(&[3, 1]);
+    out.extend_from_slice(&1u16.to_le_bytes());
+    out.extend_from_slice(&(files.len() as u16).to_le_bytes());
+    out.extend_from_slice(&[0; 6]);
+    out.extend_from_slice(&data_at.to_le_bytes());
+    out.extend_from_slice(&(blocks as u16).to_le_bytes());
+    out.extend_from_slice(&1u16.to_le_bytes()); // MSZIP
+    for (name, start, size) in files {
+        out.extend_from_slice(&size.to_le_bytes());
+        out.extend_from_slice(&start.to_le_bytes());
+        out.extend_from_slice(&[0; 8]);
+        out.extend_from_slice(name.as_bytes());
+        out.push(0);
+    }
+    for _ in 0..blocks {
+        out.extend_from_slice(&[0; 4]);
+        out.extend_from_slice(&(block.len() as u16).to_le_bytes());
+        out.extend_from_slice(&0x8000u16.to_le_bytes());
+        out.extend_from_slice(&block);
+    }
+    out
+}
+
+#[test]
+fn a_cab_of_many_files_in_one_folder_is_decompressed_once() {
+    // 3,200 blocks (100 MiB) shared by 2,000 files spread over the folder:
+    // reading each file by itself from the folder's start decompresses about
+    // 100 GiB (minutes); reading the folder once, 100 MiB.
+    let blocks = 3200u32;
+    let step = blocks * 0x8000 / 2000;
+    let files: Vec<(String, u32, u32)> = (0..2000)
+        .map(|i| (format!("logs/CBS_{i:04}.log"), i * step, 4096))
+        .collect();
+    let cab = mszip_cab(
+        "2026-03-01 10:00:00, Info CBS Loaded servicing stack\n",
+        blocks,
+        &files,
+    );
+    let analyzer = analyzer_with(|c| {
+        c.analysis.max_ratio = 1_000_000;
+        // Far more than reading the folder once takes, far less than
+        // reading it once per file.
+        c.analysis.time_limit_secs = 60;
+    });
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("CbsPersist.cab"), &cab).unwrap();
+    let r = analyzer.analyze_path(&dir.path().join("CbsPersist.cab"));
+    let members: Vec<_> = r
+        .items
+        .iter()
+        .filter(|i| i.path.contains("/logs/"))
+        .collect();
+    assert_eq!(members.len(), 2000, "{:?}", &r.items[..3]);
+    assert!(
+        members
+            .iter()
+            .all(|i| i.reason.as_deref() != Some("stopped: time limit")),
+        "{:?}",
+        members.iter().find(|i| i.status == ItemStatus::Error)
+    );
+}
+
+#[test]
+fn a_bundle_past_its_time_limit_stops_with_the_reason() {
+    // A 2 GiB log in a few MB: within the (raised) ratio and size limits,
+    // beyond a one-second time limit.
+    let blocks = 0xffffu32;
+    let line = "2026-03-01 10:00:00, Info CBS Loaded servicing stack\n";
+    let cab = mszip_cab(line, blocks, &[("big.log".into(), 0, 0x7fff_0000)]);
+    let analyzer = analyzer_with(|c| {
+        c.analysis.max_ratio = 1_000_000;
+        c.analysis.max_file_mb = 1 << 20;
+        c.analysis.max_total_mb = 1 << 20;
+        c.analysis.time_limit_secs = 1;
+    });
+    let mut walker = analyzer.walker();
+    walker.bytes("CbsPersist.cab", &cab);
+    let scan = walker.finish();
+    let stopped = scan.stopped.as_deref().unwrap_or("");
+    assert!(
+        stopped.starts_with("stopped: time limit of 1 s"),
+        "{stopped:?} {:?}",
+        scan.items
+    );
+    assert!(
+        scan.items
+            .iter()
+            .any(|i| i.reason.as_deref() == Some("stopped: time limit")),
+        "{:?}",
+        scan.items
+    );
+}

@@ -11,6 +11,7 @@
 use std::cell::Cell;
 use std::io::{Read, Seek};
 use std::path::Path;
+use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
@@ -27,6 +28,8 @@ pub struct Limits {
     pub max_ratio: u64,
     pub max_depth: u32,
     pub max_findings: usize,
+    /// Wall time one bundle may take; what is left after it is not read.
+    pub time_limit: Duration,
 }
 
 impl Limits {
@@ -38,6 +41,7 @@ impl Limits {
             max_ratio: c.max_ratio.max(1),
             max_depth: c.max_depth,
             max_findings: c.max_findings,
+            time_limit: Duration::from_secs(c.time_limit_secs.max(1)),
         }
     }
 }
@@ -111,11 +115,16 @@ impl Item {
 pub struct BundleScan {
     pub items: Vec<Item>,
     pub scans: Vec<FileScan>,
+    /// Why reading stopped before the end (the time limit), if it did.
+    pub stopped: Option<String>,
 }
 
 impl BundleScan {
     pub fn merge(&mut self, other: BundleScan) {
         let offset = self.scans.len();
+        if self.stopped.is_none() {
+            self.stopped = other.stopped;
+        }
         self.items.extend(other.items);
         self.scans.extend(other.scans.into_iter().map(|mut s| {
             for f in &mut s.findings {
@@ -127,6 +136,8 @@ impl BundleScan {
 }
 
 const HEAD: usize = 64 << 10;
+/// The reason given for what was not read once a bundle's time is up.
+pub const TIME_LIMIT: &str = "stopped: time limit";
 /// Why a trace, an image or a binary is listed and not scanned.
 const NOT_A_LOG: &str = "not a text log";
 
@@ -134,6 +145,7 @@ const NOT_A_LOG: &str = "not a text log";
 pub struct Walker<'r> {
     rules: &'r RuleSet,
     limits: Limits,
+    deadline: Instant,
     total: Cell<u64>,
     entries: u64,
     out: BundleScan,
@@ -150,6 +162,7 @@ struct Bounded<'a, R> {
     max_ratio: u64,
     total: &'a Cell<u64>,
     max_total: u64,
+    deadline: Instant,
 }
 
 impl<R: Read> Read for Bounded<'_, R> {
@@ -179,6 +192,9 @@ impl<R: Read> Read for Bounded<'_, R> {
                 self.max_total >> 20
             ));
         }
+        if Instant::now() > self.deadline {
+            return refuse(TIME_LIMIT.to_string());
+        }
         Ok(n)
     }
 }
@@ -188,14 +204,38 @@ impl<'r> Walker<'r> {
         Walker {
             rules,
             limits,
+            deadline: Instant::now() + limits.time_limit,
             total: Cell::new(0),
             entries: 0,
             out: BundleScan::default(),
         }
     }
 
-    pub fn finish(self) -> BundleScan {
+    pub fn finish(mut self) -> BundleScan {
+        if self.out.stopped.is_none() && Instant::now() > self.deadline {
+            self.out.stopped = Some(self.stopped_reason());
+        }
         self.out
+    }
+
+    /// What a bundle that ran out of time says.
+    fn stopped_reason(&self) -> String {
+        format!(
+            "{TIME_LIMIT} of {} s: the rest of the bundle was not read",
+            self.limits.time_limit.as_secs()
+        )
+    }
+
+    /// True once the bundle's time is up: the item is listed as not read.
+    fn out_of_time(&mut self, name: &str) -> bool {
+        if Instant::now() <= self.deadline {
+            return false;
+        }
+        if self.out.stopped.is_none() {
+            self.out.stopped = Some(self.stopped_reason());
+        }
+        self.error(name, "file", TIME_LIMIT);
+        true
     }
 
     fn item(
@@ -306,6 +346,9 @@ impl<'r> Walker<'r> {
 
     /// Counts one more entry against the bundle; false once over the limit.
     fn count_entry(&mut self, display: &str) -> bool {
+        if self.out_of_time(display) {
+            return false;
+        }
         self.entries += 1;
         if self.entries == self.limits.max_entries + 1 {
             self.error(
@@ -368,6 +411,7 @@ impl<'r> Walker<'r> {
                     max_ratio: u64::MAX,
                     total,
                     max_total: self.limits.max_total_bytes,
+                    deadline: self.deadline,
                 };
                 let result = self.scan_text(name, &head, &mut rest, encoding, bom);
                 self.record_scan(name, result);
@@ -463,6 +507,7 @@ impl<'r> Walker<'r> {
             max_ratio: limits.max_ratio,
             total,
             max_total: limits.max_total_bytes,
+            deadline: self.deadline,
         };
         let mut head = vec![0u8; HEAD];
         let n = match read_up_to(&mut bounded, &mut head) {
@@ -563,21 +608,14 @@ impl<'r> Walker<'r> {
     }
 
     fn cab<R: Read + Seek>(&mut self, name: &str, mut file: R, len: u64, depth: u32) {
-        let checked = super::cabinet::check_layout(&mut file)
-            .and_then(|()| file.rewind().map_err(|e| format!("cannot read: {e}")));
-        if let Err(reason) = checked {
-            return self.error(name, "archive", format!("not a readable cab: {reason}"));
-        }
-        let mut cabinet = match cab::Cabinet::new(file) {
-            Ok(c) => c,
-            Err(e) => return self.error(name, "archive", format!("not a readable cab: {e}")),
+        let layout = match super::cabinet::read_layout(&mut file) {
+            Ok(layout) => layout,
+            Err(reason) => {
+                return self.error(name, "archive", format!("not a readable cab: {reason}"));
+            }
         };
-        let files: Vec<(String, u64)> = cabinet
-            .folder_entries()
-            .flat_map(|folder| folder.file_entries())
-            .map(|f| (f.name().to_string(), f.uncompressed_size() as u64))
-            .collect();
-        let unpacked: u64 = files.iter().map(|(_, s)| s).sum();
+        // What decompressing every folder costs, whatever the files claim.
+        let unpacked = layout.unpacked;
         if unpacked > 1 << 20 && unpacked > len.max(1).saturating_mul(self.limits.max_ratio) {
             return self.error(
                 name,
@@ -590,14 +628,56 @@ impl<'r> Walker<'r> {
             );
         }
         self.item(name, "archive", ItemStatus::Scanned, None, unpacked);
-        for (member, size) in files {
-            if !self.count_entry(name) {
+        for (index, folder) in layout.folders.iter().enumerate() {
+            let mut files: Vec<&super::cabinet::FileEntry> = layout
+                .files
+                .iter()
+                .filter(|f| f.folder == Some(index))
+                .collect();
+            files.sort_by_key(|f| f.start);
+            if !files.is_empty() && !self.cab_folder(name, &mut file, folder, &files, depth) {
                 return;
             }
-            let display = join(name, &member);
-            if member.split(['/', '\\']).any(|c| c == "..")
-                || member.starts_with(['/', '\\'])
-                || member.contains(':')
+        }
+        for f in layout.files.iter().filter(|f| f.folder.is_none()) {
+            let display = join(name, &f.name);
+            self.error(&display, "file", "continued in another cabinet: not read");
+        }
+    }
+
+    /// Decompresses one folder once, taking its files (in order) as the
+    /// stream passes them. Every decompressed byte, skipped or read, counts
+    /// against the bundle's total. `false` when the bundle must stop.
+    fn cab_folder<R: Read + Seek>(
+        &mut self,
+        name: &str,
+        file: &mut R,
+        folder: &super::cabinet::FolderLayout,
+        files: &[&super::cabinet::FileEntry],
+        depth: u32,
+    ) -> bool {
+        let mut stream = match super::cabinet::FolderStream::new(file, folder) {
+            Ok(stream) => stream,
+            Err(reason) => {
+                for f in files {
+                    self.error(
+                        &join(name, &f.name),
+                        "file",
+                        format!("cannot read: {reason}"),
+                    );
+                }
+                return true;
+            }
+        };
+        let mut position = 0u64;
+        for f in files {
+            if !self.count_entry(name) {
+                return false;
+            }
+            let display = join(name, &f.name);
+            if f.name.split(['/', '\\']).any(|c| c == "..")
+                || f.name.starts_with(['/', '\\'])
+                || f.name.contains(':')
             {
                 self.error(
                     &display,
@@ -606,11 +686,67 @@ impl<'r> Walker<'r> {
                 );
                 continue;
             }
-            match cabinet.read_file(&member) {
-                Ok(mut reader) => self.member(&display, &mut reader, size, None, depth),
-                Err(e) => self.error(&display, "file", format!("cannot read: {e}")),
+            if f.start < position {
+                self.error(&display, "file", "overlaps the file before it: not read");
+                continue;
+            }
+            if let Err(e) = self.skip(&mut stream, f.start - position) {
+                self.error(&display, "file", format!("cannot read: {e}"));
+                return self.total.get() <= self.limits.max_total_bytes;
+            }
+            let mut member = Counted {
+                inner: (&mut stream).take(f.size),
+                read: 0,
+            };
+            self.member(&display, &mut member, f.size, None, depth);
+            // What the member left unread is still decompressed to go on.
+            let rest = f.size - member.read;
+            position = f.start + f.size;
+            if let Err(e) = self.skip(&mut member.inner, rest) {
+                self.error(&display, "file", format!("cannot read: {e}"));
+                return self.total.get() <= self.limits.max_total_bytes;
             }
         }
+        true
+    }
+
+    /// Reads and drops `n` bytes, counted against the bundle's total.
+    fn skip(&self, reader: &mut dyn Read, n: u64) -> std::io::Result<()> {
+        let mut buf = vec![0u8; 64 << 10];
+        let mut left = n;
+        while left > 0 {
+            let want = buf.len().min(usize::try_from(left).unwrap_or(usize::MAX));
+            let got = reader.read(&mut buf[..want])?;
+            if got == 0 {
+                return Err(std::io::Error::other("the folder's data ends early"));
+            }
+            left -= got as u64;
+            self.total.set(self.total.get() + got as u64);
+            if self.total.get() > self.limits.max_total_bytes {
+                return Err(std::io::Error::other(format!(
+                    "bundle larger than the limit of {} MiB in total",
+                    self.limits.max_total_bytes >> 20
+                )));
+            }
+            if Instant::now() > self.deadline {
+                return Err(std::io::Error::other(TIME_LIMIT));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// A reader that counts what was read through it.
+struct Counted<R> {
+    inner: R,
+    read: u64,
+}
+
+impl<R: Read> Read for Counted<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.read += n as u64;
+        Ok(n)
     }
 }
 

@@ -30,6 +30,9 @@ pub struct AnalysisConfig {
     pub max_ratio: u64,
     /// Deepest nesting of archives inside archives.
     pub max_depth: u32,
+    /// Wall time the analysis of one mail's logs may take, in seconds;
+    /// what is left after it is not read and the mail's analysis says so.
+    pub time_limit_secs: u64,
     pub download: DownloadConfig,
 }
 
@@ -45,6 +48,7 @@ impl Default for AnalysisConfig {
             max_entries: 20_000,
             max_ratio: 200,
             max_depth: 4,
+            time_limit_secs: 180,
             download: DownloadConfig::default(),
         }
     }

@@ -168,6 +168,7 @@ impl Analyzer {
         BundleScan {
             items: vec![item],
             scans: vec![scan],
+            stopped: None,
         }
     }
 

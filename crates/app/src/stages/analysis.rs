@@ -54,8 +54,10 @@ impl Worker {
     }
 
     /// Queues what was filed since the last run, then analyses the whole
-    /// queue, a batch at a time: the batch's logs are read on every core,
-    /// and its results are recorded in one transaction.
+    /// queue, a batch at a time. A batch's logs are read on every core, a
+    /// round of as many mails as there are cores at a time, and each
+    /// round's results are recorded as it ends: a slow mail (at most its
+    /// time limit) holds back only its own round.
     pub async fn run_pending(&self) -> Result<WorkerCounts> {
         self.store.enqueue_analyses().await?;
         let mut counts = WorkerCounts::default();
@@ -67,26 +69,14 @@ impl Worker {
             if batch.is_empty() {
                 return Ok(counts);
             }
-            let results = self.analyse_batch(batch).await?;
-            for (pending, result) in &results {
-                match result.status {
-                    AnalysisStatus::Done => counts.analysed += 1,
-                    AnalysisStatus::Empty => counts.empty += 1,
-                    _ => counts.failed += 1,
-                }
-                if result.status == AnalysisStatus::Failed {
-                    tracing::warn!(message = pending.message_row, error = ?result.error, "analysis failed");
-                } else if result.status == AnalysisStatus::Done {
-                    tracing::info!(
-                        message = pending.message_row,
-                        outcome = ?result.outcome,
-                        class = ?result.class,
-                        ms = result.duration_ms,
-                        "mail analysed"
-                    );
-                }
+            let round = std::thread::available_parallelism().map_or(2, usize::from);
+            let mut batch = batch.into_iter().peekable();
+            while batch.peek().is_some() {
+                let mails: Vec<PendingAnalysis> = batch.by_ref().take(round).collect();
+                let results = self.analyse_batch(mails).await?;
+                count(&mut counts, &results);
+                self.store.finish_analyses(instance::id(), &results).await?;
             }
-            self.store.finish_analyses(instance::id(), &results).await?;
         }
     }
 
@@ -127,6 +117,10 @@ impl Worker {
         for (pending, scanned, cpu) in scanned {
             let started = Instant::now();
             let outcome = match scanned {
+                // A mail whose logs ran out of time is that mail's failure alone.
+                Ok((bundle, _)) if bundle.stopped.is_some() => {
+                    Err(anyhow::anyhow!(bundle.stopped.unwrap_or_default()))
+                }
                 Ok((bundle, links)) => self.finish_bundle(bundle, &links).await,
                 Err(e) => Err(e),
             };
@@ -169,6 +163,28 @@ impl Worker {
             return Ok(None);
         }
         Ok(Some(self.analyzer.report(bundle)))
+    }
+}
+
+/// Counts a round's results and logs each mail's end.
+fn count(counts: &mut WorkerCounts, results: &[(PendingAnalysis, AnalysisResult)]) {
+    for (pending, result) in results {
+        match result.status {
+            AnalysisStatus::Done => counts.analysed += 1,
+            AnalysisStatus::Empty => counts.empty += 1,
+            _ => counts.failed += 1,
+        }
+        if result.status == AnalysisStatus::Failed {
+            tracing::warn!(message = pending.message_row, error = ?result.error, "analysis failed");
+        } else if result.status == AnalysisStatus::Done {
+            tracing::info!(
+                message = pending.message_row,
+                outcome = ?result.outcome,
+                class = ?result.class,
+                ms = result.duration_ms,
+                "mail analysed"
+            );
+        }
     }
 }
 
