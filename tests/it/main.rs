@@ -4,6 +4,7 @@
 //! one), a database of its own on that server. CLI tests run the real
 //! `casebot` binary.
 
+mod abuse;
 mod analysis;
 mod analyze_cli;
 mod browser;

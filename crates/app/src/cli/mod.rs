@@ -313,7 +313,8 @@ async fn serve_cmd(config: Arc<Config>, demo: bool) -> Result<u8, Failure> {
     let store = open_store(&config).await?;
     let desk = crate::daemon::Desk::new(store, analyzer(&config, None)?, config.clone())
         .map_err(|e| fail(2, e))?;
-    tracing::info!(store = %config.store.url, "casebot serve starting");
+    // The location, never the URL: a PostgreSQL URL may carry a password.
+    tracing::info!(store = %desk.pipeline.store().location(), "casebot serve starting");
     crate::daemon::serve(config, desk, shutdown).await?;
     Ok(0)
 }

@@ -8,8 +8,13 @@
 //! - Every form carries the session's CSRF token, compared in constant
 //!   time; a cross-site `Origin` is refused before that. The login form,
 //!   which has no session yet, uses a double-submit cookie instead.
-//! - Repeated failures lock a name out for a while (in memory: a restart
-//!   forgets them, which is acceptable for a desk on a trusted network).
+//! - A login name is normalised once (NFKC, trimmed, lower case for the
+//!   lockout). Each attempt is counted before its password is checked, in
+//!   the same lock as the check: five failures lock the name for five
+//!   minutes from that address, thirty lock the address. The tables are
+//!   bounded (an outsider inventing names cannot grow them), and at most
+//!   one password check per core runs at a time: the rest get 429 with
+//!   Retry-After. In memory: a restart forgets them.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -89,35 +94,154 @@ pub fn same_token(a: &str, b: &str) -> bool {
             == 0
 }
 
-/// Failed logins per name, for the lockout.
-#[derive(Debug, Default)]
+/// A login name as typed, normalised once for the lookup and the lockout:
+/// NFKC (full-width letters fold to ASCII), then trimmed of white space of
+/// any kind (U+3000 included). The lockout key is its lower case.
+pub fn login_name(typed: &str) -> String {
+    use unicode_normalization::UnicodeNormalization as _;
+    typed.nfkc().collect::<String>().trim().to_string()
+}
+
+/// The lockout's key: a name as tried from one address. Guessing a name's
+/// password from one place locks that place out, never the account's owner
+/// logging in from elsewhere; the address limit bounds the guessing.
+fn name_key(name: &str, client: Option<std::net::IpAddr>) -> String {
+    match client {
+        Some(ip) => format!("{} {ip}", name.to_lowercase()),
+        None => name.to_lowercase(),
+    }
+}
+
+/// Failed logins from one client address before it must wait.
+const MAX_CLIENT_FAILURES: u32 = 30;
+/// Names and addresses remembered at most: an outsider inventing names
+/// cannot grow the tables past this.
+const MAX_TRACKED: usize = 10_000;
+
+/// Why a login attempt is not even checked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refusal {
+    /// Too many failures for this name from this address: it waits out the lockout.
+    NameLocked,
+    /// Too many failures from this address.
+    ClientLimited,
+    /// Every password check slot is busy: come back in a second.
+    Busy,
+}
+
+/// Failed logins per name and per client address, and the slots for
+/// password checks (argon2 takes ~19 MiB and tens of milliseconds each:
+/// at most one per core runs at a time).
+#[derive(Debug)]
 pub struct Throttle {
-    failures: Mutex<HashMap<String, (u32, Instant)>>,
+    failures: Mutex<Failures>,
+    checks: tokio::sync::Semaphore,
+}
+
+#[derive(Debug, Default)]
+struct Failures {
+    by_name: HashMap<String, (u32, Instant)>,
+    by_client: HashMap<std::net::IpAddr, (u32, Instant)>,
+}
+
+impl Default for Throttle {
+    fn default() -> Self {
+        let cores = std::thread::available_parallelism().map_or(2, usize::from);
+        Throttle {
+            failures: Mutex::default(),
+            checks: tokio::sync::Semaphore::new(cores),
+        }
+    }
+}
+
+/// Counts one more failure under `key`, forgetting expired ones; a full
+/// table first drops what has expired, then its oldest entry.
+fn count<K: std::hash::Hash + Eq + Clone>(map: &mut HashMap<K, (u32, Instant)>, key: &K) -> u32 {
+    if !map.contains_key(key) && map.len() >= MAX_TRACKED {
+        map.retain(|_, (_, since)| since.elapsed() < LOCKOUT);
+        if map.len() >= MAX_TRACKED
+            && let Some(oldest) = map
+                .iter()
+                .min_by_key(|(_, (_, t))| *t)
+                .map(|(k, _)| k.clone())
+        {
+            map.remove(&oldest);
+        }
+    }
+    let entry = map.entry(key.clone()).or_insert((0, Instant::now()));
+    if entry.1.elapsed() >= LOCKOUT {
+        *entry = (0, Instant::now());
+    }
+    entry.0 += 1;
+    entry.1 = Instant::now();
+    entry.0
 }
 
 impl Throttle {
-    pub fn locked(&self, name: &str) -> bool {
-        let failures = self.failures.lock().unwrap_or_else(|e| e.into_inner());
-        failures
-            .get(&name.to_lowercase())
+    /// Admits one login attempt for `name` (already [`login_name`]) from
+    /// `client`, or says why not. The attempt is counted as a failure here,
+    /// in the same lock as the check, so parallel attempts cannot all slip
+    /// under the limit; a success clears the name's count.
+    pub fn admit(
+        &self,
+        name: &str,
+        client: Option<std::net::IpAddr>,
+    ) -> Result<tokio::sync::SemaphorePermit<'_>, Refusal> {
+        let key = name_key(name, client);
+        let mut f = self.failures.lock().unwrap_or_else(|e| e.into_inner());
+        let live = |entry: Option<&(u32, Instant)>, max: u32| {
+            entry.is_some_and(|(n, since)| *n >= max && since.elapsed() < LOCKOUT)
+        };
+        if live(f.by_name.get(&key), MAX_FAILURES) {
+            return Err(Refusal::NameLocked);
+        }
+        if let Some(ip) = client
+            && live(f.by_client.get(&ip), MAX_CLIENT_FAILURES)
+        {
+            return Err(Refusal::ClientLimited);
+        }
+        let permit = self.checks.try_acquire().map_err(|_| Refusal::Busy)?;
+        count(&mut f.by_name, &key);
+        if let Some(ip) = client {
+            count(&mut f.by_client, &ip);
+        }
+        Ok(permit)
+    }
+
+    /// The password matched: the name's failures are forgotten, and the
+    /// attempt no longer counts against its address.
+    pub fn succeeded(&self, name: &str, client: Option<std::net::IpAddr>) {
+        let mut f = self.failures.lock().unwrap_or_else(|e| e.into_inner());
+        f.by_name.remove(&name_key(name, client));
+        if let Some(ip) = client
+            && let Some(entry) = f.by_client.get_mut(&ip)
+        {
+            entry.0 = entry.0.saturating_sub(1);
+        }
+    }
+
+    /// Whether `name` is locked out now for `client`.
+    pub fn locked(&self, name: &str, client: Option<std::net::IpAddr>) -> bool {
+        let f = self.failures.lock().unwrap_or_else(|e| e.into_inner());
+        f.by_name
+            .get(&name_key(name, client))
             .is_some_and(|(n, since)| *n >= MAX_FAILURES && since.elapsed() < LOCKOUT)
     }
+}
 
-    pub fn failed(&self, name: &str) {
-        let mut failures = self.failures.lock().unwrap_or_else(|e| e.into_inner());
-        let entry = failures
-            .entry(name.to_lowercase())
-            .or_insert((0, Instant::now()));
-        if entry.1.elapsed() >= LOCKOUT {
-            *entry = (0, Instant::now());
-        }
-        entry.0 += 1;
-        entry.1 = Instant::now();
-    }
+/// The address a request came from, when the server recorded it.
+pub struct ClientAddr(pub Option<std::net::IpAddr>);
 
-    pub fn succeeded(&self, name: &str) {
-        let mut failures = self.failures.lock().unwrap_or_else(|e| e.into_inner());
-        failures.remove(&name.to_lowercase());
+impl<S: Send + Sync> FromRequestParts<S> for ClientAddr {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        Ok(ClientAddr(
+            parts
+                .extensions
+                .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+                .map(|c| c.0.ip()),
+        ))
     }
 }
 
@@ -127,7 +251,7 @@ pub async fn authenticate(
     name: &str,
     password: &str,
 ) -> anyhow::Result<Option<User>> {
-    let user = state.store.user(name.trim()).await?;
+    let user = state.store.user(name).await?;
     let hash = user
         .as_ref()
         .map(|u| u.password_hash.clone())
@@ -330,13 +454,64 @@ mod tests {
     #[test]
     fn the_throttle_locks_a_name_after_repeated_failures() {
         let t = Throttle::default();
+        let (outsider, owner) = (
+            Some("192.0.2.1".parse().unwrap()),
+            Some("198.51.100.2".parse().unwrap()),
+        );
         for _ in 0..MAX_FAILURES {
-            assert!(!t.locked("Alice"));
-            t.failed("alice");
+            assert!(!t.locked("Alice", outsider));
+            drop(t.admit("alice", outsider).unwrap());
         }
-        assert!(t.locked("ALICE"));
-        t.succeeded("alice");
-        assert!(!t.locked("alice"));
+        assert!(t.locked("ALICE", outsider));
+        assert_eq!(t.admit("Alice", outsider).unwrap_err(), Refusal::NameLocked);
+        // The account's owner, elsewhere, is not locked out by the guessing.
+        assert!(!t.locked("alice", owner));
+        drop(t.admit("alice", owner).unwrap());
+        t.succeeded("alice", owner);
+        assert!(t.locked("alice", outsider));
+    }
+
+    #[test]
+    fn every_spelling_of_a_name_is_one_name() {
+        for typed in [
+            " alice",
+            "alice\t",
+            "\u{3000}alice\u{3000}",
+            "ａｌｉｃｅ",
+            "alice\n",
+        ] {
+            assert_eq!(login_name(typed), "alice", "{typed:?}");
+        }
+    }
+
+    #[test]
+    fn an_address_is_limited_and_the_tables_stay_bounded() {
+        let t = Throttle::default();
+        let ip: std::net::IpAddr = "192.0.2.7".parse().unwrap();
+        for i in 0..MAX_CLIENT_FAILURES {
+            drop(t.admit(&format!("name{i}"), Some(ip)).unwrap());
+        }
+        assert_eq!(
+            t.admit("someone-else", Some(ip)).unwrap_err(),
+            Refusal::ClientLimited
+        );
+        for i in 0..(MAX_TRACKED + 500) {
+            drop(t.admit(&format!("n{i}"), None).unwrap());
+        }
+        let f = t.failures.lock().unwrap();
+        assert!(f.by_name.len() <= MAX_TRACKED, "{}", f.by_name.len());
+    }
+
+    #[test]
+    fn password_checks_wait_for_a_free_slot() {
+        let t = Throttle::default();
+        let cores = std::thread::available_parallelism().map_or(2, usize::from);
+        let held: Vec<_> = (0..cores)
+            .map(|i| t.admit(&format!("u{i}"), None).unwrap())
+            .collect();
+        assert_eq!(t.admit("another", None).unwrap_err(), Refusal::Busy);
+        drop(held);
+        assert!(t.admit("another", None).is_ok());
     }
 
     #[test]

@@ -8,7 +8,7 @@ use chrono::Utc;
 use maud::{Markup, html};
 use serde::Deserialize;
 
-use super::auth::{self, Desk, LOGIN_CSRF_COOKIE, SESSION_COOKIE};
+use super::auth::{self, ClientAddr, Desk, LOGIN_CSRF_COOKIE, SESSION_COOKIE};
 use super::layout::{self, local, local_ts, page, target_cell, urgency_badge};
 use super::{AppState, WebError};
 use casebot_core::sla::{CaseSla, CaseSlaView, evaluate};
@@ -84,6 +84,7 @@ pub async fn login_page(
 
 pub async fn login(
     State(state): State<AppState>,
+    ClientAddr(client): ClientAddr,
     headers: HeaderMap,
     Form(form): Form<LoginForm>,
 ) -> Result<Response, WebError> {
@@ -101,18 +102,39 @@ pub async fn login(
         )
             .into_response()
     };
-    if state.throttle.locked(&form.name) {
-        tracing::warn!(user = %form.name, "login refused: too many failures");
-        return Ok(refuse(
-            "too many failed logins for this name: wait five minutes",
-        ));
-    }
-    let Some(user) = auth::authenticate(&state, &form.name, &form.password).await? else {
-        state.throttle.failed(&form.name);
-        tracing::warn!(user = %form.name, "login failed");
+    let busy = |retry_after: u64, message: &str| {
+        (
+            StatusCode::TOO_MANY_REQUESTS,
+            [(header::RETRY_AFTER, retry_after.to_string())],
+            login_form(cookie_csrf, &next, Some(message)),
+        )
+            .into_response()
+    };
+    let name = auth::login_name(&form.name);
+    let permit = match state.throttle.admit(&name, client) {
+        Ok(permit) => permit,
+        Err(refusal) => {
+            // `?`: a name is logged escaped, never able to forge a log line.
+            tracing::warn!(user = ?name, client = ?client, ?refusal, "login refused");
+            return Ok(match refusal {
+                auth::Refusal::NameLocked => {
+                    refuse("too many failed logins for this name: wait five minutes")
+                }
+                auth::Refusal::ClientLimited => busy(
+                    300,
+                    "too many failed logins from this address: wait five minutes",
+                ),
+                auth::Refusal::Busy => busy(1, "the desk is busy: try again in a second"),
+            });
+        }
+    };
+    let checked = auth::authenticate(&state, &name, &form.password).await;
+    drop(permit);
+    let Some(user) = checked? else {
+        tracing::warn!(user = ?name, client = ?client, "login failed");
         return Ok(refuse("wrong name or password"));
     };
-    state.throttle.succeeded(&form.name);
+    state.throttle.succeeded(&name, client);
     let token = auth::random_token();
     let expires = casebot_store::now_ts() + state.session_secs();
     state

@@ -1,0 +1,138 @@
+//! What an outsider can send to a running daemon: logins under every
+//! spelling of a name, a forged log line in a name, and the secrets the
+//! daemon was given, which its log must never show.
+
+use std::io::{Read as _, Write as _};
+use std::process::{Command, Stdio};
+
+use super::{stderr, store_url};
+
+/// A POST of a form on loopback: the status and the whole answer.
+fn http_post(port: u16, path: &str, cookie: &str, form: &str) -> (u16, String) {
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    write!(
+        stream,
+        "POST {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nOrigin: http://127.0.0.1:{port}\r\n\
+         Cookie: {cookie}\r\nContent-Type: application/x-www-form-urlencoded\r\n\
+         Content-Length: {}\r\nConnection: close\r\n\r\n{form}",
+        form.len()
+    )
+    .unwrap();
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).unwrap();
+    let status = answer
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    (status, answer)
+}
+
+fn form_escape(text: &str) -> String {
+    text.bytes()
+        .map(|b| match b {
+            b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' | b'-' | b'.' | b'_' => (b as char).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+/// The store URL with a password in it: PostgreSQL's test cluster trusts
+/// loopback and ignores it; SQLite has none to give.
+fn url_with_password(url: &str, password: &str) -> String {
+    match url.strip_prefix("postgres://") {
+        Some(rest) => match rest.split_once('@') {
+            Some((user, host)) => format!("postgres://{user}:{password}@{host}"),
+            None => format!("postgres://postgres:{password}@{rest}"),
+        },
+        None => url.to_string(),
+    }
+}
+
+#[test]
+fn logins_are_normalised_throttled_and_logged_escaped_and_the_log_keeps_no_secret() {
+    const DB_SECRET: &str = "db-secret-7f3a";
+    const METRICS_SECRET: &str = "metrics-secret-91bc";
+    const PORTAL_SECRET: &str = "portal-secret-c402";
+    const PASSWORD: &str = "correct horse battery";
+    let dir = tempfile::tempdir().unwrap();
+    let url = url_with_password(&store_url(&dir.path().join("a.db")), DB_SECRET);
+    let mut add = Command::new(env!("CARGO_BIN_EXE_casebot"))
+        .args(["user", "add", "lead", "--role", "lead"])
+        .current_dir(dir.path())
+        .env("CASEBOT_DB", &url)
+        .env_remove("CASEBOT_CONFIG")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    writeln!(add.stdin.take().unwrap(), "{PASSWORD}").unwrap();
+    let out = add.wait_with_output().unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+
+    let port = super::mailstack::free_port();
+    let log_path = dir.path().join("serve.log");
+    let serve = Command::new(env!("CARGO_BIN_EXE_casebot"))
+        .arg("serve")
+        .current_dir(dir.path())
+        .env("CASEBOT_DB", &url)
+        .env_remove("CASEBOT_CONFIG")
+        .env_remove("RUST_LOG")
+        .env("CASEBOT_LISTEN", format!("127.0.0.1:{port}"))
+        .env("CASEBOT_METRICS_TOKEN", METRICS_SECRET)
+        .env("CASEBOT_PORTAL_SECRET", PORTAL_SECRET)
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&log_path).unwrap())
+        .spawn()
+        .unwrap();
+    let log = || std::fs::read_to_string(&log_path).unwrap_or_default();
+    super::wait_until(30, "the web desk", log, || {
+        std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
+            && super::http_get(port, "/healthz").0 == 200
+    });
+    let (_, page) = super::http_get(port, "/login");
+    let token = page
+        .split("name=\"csrf\" value=\"")
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .expect("the login form's token")
+        .to_string();
+    let cookie = format!("casebot_login={token}");
+    let login = |name: &str, password: &str| {
+        let form = format!(
+            "csrf={token}&next=%2Fcases&name={}&password={}",
+            form_escape(name),
+            form_escape(password)
+        );
+        http_post(port, "/login", &cookie, &form)
+    };
+
+    for _ in 0..5 {
+        assert_eq!(login("lead", "wrong guess").0, 401);
+    }
+    // Every other spelling of the name is the same, locked name.
+    for name in [" lead", "lead\t", "\u{3000}lead", "ｌｅａｄ", "LEAD"] {
+        let (status, answer) = login(name, PASSWORD);
+        assert_eq!(status, 401, "{name:?}: {answer}");
+        assert!(answer.contains("too many failed logins"), "{name:?}");
+    }
+    // A name that tries to forge a log line.
+    let forged = "x\n2026-01-01T00:00:00.000000Z  INFO casebot: FORGED admin logged in\u{1b}[2J";
+    assert_eq!(login(forged, "wrong").0, 401);
+
+    // SAFETY: signalling our own child.
+    unsafe { libc::kill(serve.id() as i32, libc::SIGTERM) };
+    let status = serve.wait_with_output().unwrap().status;
+    assert!(status.success(), "{}", log());
+    let log = log();
+    assert!(log.contains("login refused"), "{log}");
+    assert!(
+        !log.lines()
+            .any(|l| l.starts_with("2026-01-01T00:00:00") || l.contains("\u{1b}[2J")),
+        "a forged line or escape sequence reached the log:\n{log}"
+    );
+    for secret in [DB_SECRET, METRICS_SECRET, PORTAL_SECRET, PASSWORD] {
+        assert!(!log.contains(secret), "{secret} in the log:\n{log}");
+    }
+}
