@@ -383,6 +383,20 @@ impl Config {
                         format!("imap mailbox {:?} needs a host", mailbox.name),
                     ));
                 }
+                // A login in clear text may only go to this machine.
+                if mailbox.security == SmtpSecurity::Plain
+                    && !is_loopback(mailbox.host.as_deref().unwrap_or(""))
+                {
+                    return Err(invalid(
+                        "mailbox.security",
+                        format!(
+                            "imap mailbox {:?}: security = \"plain\" sends the password unencrypted, \
+                             so it is only allowed for a server on loopback, not {:?}; use \"tls\" or \"starttls\"",
+                            mailbox.name,
+                            mailbox.host.as_deref().unwrap_or("")
+                        ),
+                    ));
+                }
                 if let Some(keyword) = mailbox.handled_keyword.as_deref()
                     && !is_imap_flag(keyword)
                 {
@@ -429,6 +443,15 @@ impl Config {
             _ => url.to_string(),
         }
     }
+}
+
+/// `localhost`, or an address of the loopback network (127.0.0.0/8, ::1).
+fn is_loopback(host: &str) -> bool {
+    let host = host.trim().trim_start_matches('[').trim_end_matches(']');
+    host.eq_ignore_ascii_case("localhost")
+        || host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
 }
 
 /// An IMAP keyword (an atom) or a system flag such as `\Seen`.
@@ -500,6 +523,30 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("handled_keyword"), "{err}");
+    }
+
+    #[test]
+    fn clear_text_imap_is_for_loopback_only() {
+        let mailbox = |host: &str| {
+            format!(
+                "[[mailbox]]\nname = \"m\"\nkind = \"imap\"\nhost = \"{host}\"\nsecurity = \"plain\"\n"
+            )
+        };
+        for host in ["127.0.0.1", "localhost", "::1", "127.0.0.53"] {
+            assert!(
+                Config::parse(&mailbox(host), Path::new("c.toml")).is_ok(),
+                "{host}"
+            );
+        }
+        for host in ["imap.example.com", "10.0.0.5", "192.0.2.1"] {
+            let err = Config::parse(&mailbox(host), Path::new("c.toml"))
+                .unwrap_err()
+                .to_string();
+            assert!(
+                err.contains("mailbox.security") && err.contains("loopback"),
+                "{err}"
+            );
+        }
     }
 
     #[test]

@@ -22,6 +22,9 @@ pub struct DraftingConfig {
     pub engineer_name: String,
     /// Lines under the engineer's name in the signature (team, phone).
     pub signature_lines: Vec<String>,
+    /// Most recipients (To and Cc together) a reply goes to; the rest of a
+    /// mail's list is left out and the draft says how many.
+    pub max_recipients: usize,
     /// The log collector the customer runs (a file name shown in the scope mail).
     pub log_collector: String,
     pub portal: PortalConfig,
@@ -35,6 +38,7 @@ impl Default for DraftingConfig {
             reply_prefix: "Re: ".into(),
             engineer_name: "Desk Engineer".into(),
             signature_lines: vec!["Windows Servicing Support Desk".into()],
+            max_recipients: 50,
             log_collector: "LogCollector.zip".into(),
             portal: PortalConfig::default(),
         }

@@ -37,6 +37,8 @@ pub struct Envelope {
     pub in_reply_to: Option<String>,
     /// Message-IDs (without brackets), oldest first, ending with `in_reply_to`.
     pub references: Vec<String>,
+    /// Recipients left out over the cap (`[drafting] max_recipients`).
+    pub omitted: usize,
 }
 
 /// Most Message-IDs kept in References: the first and the newest ones, as
@@ -51,6 +53,7 @@ pub fn envelope(
     case_number: Option<&str>,
     reply_prefix: &str,
     desk: &DeskConfig,
+    max_recipients: usize,
 ) -> Envelope {
     let human =
         |m: &&EnvelopeMessage| matches!(m.direction, Direction::Customer | Direction::Engineer);
@@ -78,13 +81,18 @@ pub fn envelope(
     let is_desk = |addr: &str| is_engineer(&addr.to_ascii_lowercase(), desk);
     let mut to: Vec<String> = Vec::new();
     let mut cc: Vec<String> = Vec::new();
-    let push = |list: &mut Vec<String>, addr: &str, others: &[String]| {
+    // Each address once over To and Cc (a set: a mail may list 100,000),
+    // and no more than the cap in all.
+    let mut seen: std::collections::HashSet<String> = std::collections::HashSet::new();
+    let mut omitted = 0usize;
+    let mut push = |list: &mut Vec<String>, addr: &str, listed: usize| {
         let addr = addr.trim();
-        if !addr.is_empty()
-            && !is_desk(addr)
-            && !list.iter().any(|a| a.eq_ignore_ascii_case(addr))
-            && !others.iter().any(|a| a.eq_ignore_ascii_case(addr))
-        {
+        if addr.is_empty() || is_desk(addr) || !seen.insert(addr.to_ascii_lowercase()) {
+            return;
+        }
+        if listed >= max_recipients {
+            omitted += 1;
+        } else {
             list.push(addr.to_string());
         }
     };
@@ -92,14 +100,15 @@ pub fn envelope(
         if p.direction == Direction::Engineer {
             // Answering our own mail (a manual draft): the same people again.
             for a in &p.to {
-                push(&mut to, a, &[]);
+                let listed = to.len();
+                push(&mut to, a, listed);
             }
         } else if let Some(from) = &p.from {
-            push(&mut to, from, &[]);
+            push(&mut to, from, 0);
         }
-        let others = p.to.iter().chain(&p.cc);
-        for a in others {
-            push(&mut cc, a, &to);
+        for a in p.to.iter().chain(&p.cc) {
+            let listed = to.len() + cc.len();
+            push(&mut cc, a, listed);
         }
     }
     if to.is_empty() && !cc.is_empty() {
@@ -128,6 +137,7 @@ pub fn envelope(
             .filter(|p| !p.synthesized)
             .map(|p| p.message_id.clone()),
         references,
+        omitted,
     }
 }
 
@@ -210,6 +220,27 @@ mod tests {
     }
 
     #[test]
+    fn recipients_are_listed_once_and_capped_in_linear_time() {
+        let many: Vec<String> = (0..100_000).map(|i| format!("p{i}@example.cn")).collect();
+        let thread = [EnvelopeMessage {
+            message_id: "a@example.cn".into(),
+            synthesized: false,
+            direction: Direction::Customer,
+            from: Some("li.lei@example.cn".into()),
+            to: vec!["support@example.com".into(), "P1@EXAMPLE.CN".into()],
+            cc: many,
+            base_subject: "x".into(),
+            case_number: None,
+        }];
+        let e = envelope(&thread, None, None, "Re: ", &desk(), 50);
+        assert_eq!(e.to, ["li.lei@example.cn"]);
+        assert_eq!(e.to.len() + e.cc.len(), 50);
+        assert_eq!(e.cc[0], "P1@EXAMPLE.CN");
+        assert!(!e.cc.iter().any(|a| a == "p1@example.cn"), "listed twice");
+        assert_eq!(e.omitted, 100_001 - 50);
+    }
+
+    #[test]
     fn one_prefix_tags_intact_desk_never_a_recipient() {
         let thread = [
             msg(
@@ -238,7 +269,7 @@ mod tests {
                 &[],
             ),
         ];
-        let e = envelope(&thread, None, Some("CAS-20001-AB12CD"), "Re: ", &desk());
+        let e = envelope(&thread, None, Some("CAS-20001-AB12CD"), "Re: ", &desk(), 50);
         assert_eq!(e.subject, format!("Re: {BASE}"));
         assert_eq!(e.to, ["cust@example.cn"]);
         assert_eq!(e.cc, ["cases@partner.example.net", "boss@example.cn"]);
@@ -255,7 +286,14 @@ mod tests {
             msg("c1@example.cn", Customer, "cust@example.cn", &[], &[]),
             lost,
         ];
-        let e = envelope(&thread, Some(1), Some("CAS-20001-AB12CD"), "Re: ", &desk());
+        let e = envelope(
+            &thread,
+            Some(1),
+            Some("CAS-20001-AB12CD"),
+            "Re: ",
+            &desk(),
+            50,
+        );
         assert_eq!(e.subject, format!("Re: {BASE}"));
         assert_eq!(e.in_reply_to.as_deref(), Some("c2@example.cn"));
     }
@@ -273,7 +311,7 @@ mod tests {
                 )
             })
             .collect();
-        let e = envelope(&thread, None, None, "Re: ", &desk());
+        let e = envelope(&thread, None, None, "Re: ", &desk(), 50);
         assert_eq!(e.references.len(), MAX_REFERENCES);
         assert_eq!(e.references[0], "m0@example.cn");
         assert_eq!(

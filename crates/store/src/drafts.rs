@@ -810,7 +810,7 @@ impl Store {
     ) -> Result<()> {
         let mut tx = self.begin_write().await?;
         let now = now_ts();
-        sqlx::query(
+        let n = sqlx::query(
             "UPDATE drafts SET status = 'sent', sent_at = $1, claimed_by = NULL, claim_expires_at = NULL, \
              send_phase = NULL, last_error = NULL, next_attempt_at = NULL, updated_at = $1 \
              WHERE id = $2 AND claimed_by = $3",
@@ -819,7 +819,16 @@ impl Store {
         .bind(d.id)
         .bind(owner)
         .execute(&mut *tx)
-        .await?;
+        .await?
+        .rows_affected();
+        // Another sender took the claim over (this one was thought dead): the
+        // draft says what it says, and no event may say otherwise.
+        anyhow::ensure!(
+            n == 1,
+            "draft {}: the server accepted it, but this sender no longer holds its claim; \
+             the draft was left as the sender that took it over set it: check it before any resend",
+            d.id
+        );
         let mut detail = detail;
         detail["draft"] = d.id.into();
         detail["message_id"] = d.message_id.clone().into();
@@ -843,7 +852,7 @@ impl Store {
         } else {
             DraftStatus::Failed
         };
-        sqlx::query(
+        let n = sqlx::query(
             "UPDATE drafts SET status = $1, last_error = $2, next_attempt_at = $3, claimed_by = NULL, \
              claim_expires_at = NULL, send_phase = NULL, updated_at = $4 WHERE id = $5 AND claimed_by = $6",
         )
@@ -854,7 +863,13 @@ impl Store {
         .bind(d.id)
         .bind(owner)
         .execute(&mut *tx)
-        .await?;
+        .await?
+        .rows_affected();
+        anyhow::ensure!(
+            n == 1,
+            "draft {}: this sender no longer holds its claim; its failure ({error}) is not recorded",
+            d.id
+        );
         events::event(
             &mut tx,
             Some(d.case_row),
@@ -882,5 +897,84 @@ impl Store {
         ))
         .fetch_all(self.pool())
         .await?)
+    }
+}
+
+#[cfg(test)]
+mod claim_tests {
+    use super::*;
+
+    async fn approved_draft(store: &Store) -> i64 {
+        sqlx::query(
+            "INSERT INTO cases (key, case_id, status, created_at, updated_at) \
+             VALUES ('CAS-00001-AAAAAA', 'CAS-00001-AAAAAA', 'waiting_on_us', 0, 0)",
+        )
+        .execute(store.pool())
+        .await
+        .unwrap();
+        let draft = NewDraft {
+            case_row: 1,
+            kind: DraftKind::Scope,
+            origin: DraftOrigin::Auto,
+            basis: "b".into(),
+            trigger: None,
+            language: "en",
+            subject: "Re: x".into(),
+            body: "text".into(),
+            facts: serde_json::json!({}),
+            to: vec!["a@example.cn".into()],
+            cc: Vec::new(),
+            in_reply_to: None,
+            references: Vec::new(),
+        };
+        let id = store.create_draft(&draft, "test").await.unwrap().unwrap();
+        store
+            .approve_draft(id, "lead", None, |_| "m@example.com".into(), |_| None)
+            .await
+            .unwrap();
+        id
+    }
+
+    #[tokio::test]
+    async fn a_sender_that_lost_its_claim_records_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}", dir.path().join("s.db").display());
+        let store = Store::open(&url).await.unwrap();
+        let id = approved_draft(&store).await;
+        let claimed = store
+            .claim_next_send("sender-a", 60)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(claimed.id, id);
+        // Sender A was thought dead: its claim is released and the draft failed.
+        sqlx::query("UPDATE drafts SET status = 'failed', claimed_by = NULL WHERE id = $1")
+            .bind(id)
+            .execute(store.pool())
+            .await
+            .unwrap();
+        let err = store
+            .mark_sent(&claimed, "sender-a", serde_json::json!({}))
+            .await
+            .unwrap_err();
+        assert!(
+            err.to_string().contains("no longer holds its claim"),
+            "{err}"
+        );
+        assert!(
+            store
+                .mark_send_error(&claimed, "sender-a", "x", None)
+                .await
+                .is_err()
+        );
+        let sent: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM events WHERE kind = 'draft_sent'")
+            .fetch_one(store.pool())
+            .await
+            .unwrap();
+        assert_eq!(sent, 0);
+        assert_eq!(
+            store.draft(id).await.unwrap().unwrap().status,
+            DraftStatus::Failed
+        );
     }
 }

@@ -320,6 +320,13 @@ pub async fn assign(config: &Config, args: AssignArgs) -> Result<u8, Failure> {
     if owner.is_empty() {
         return Err(fail(2, anyhow!("the owner is empty")));
     }
+    // Cases go to desk accounts only: a made-up name would own it unseen.
+    if !store.user(owner).await?.is_some_and(|u| !u.disabled) {
+        return Err(fail(
+            4,
+            anyhow!("no desk account named {owner:?} (see `casebot user list`)"),
+        ));
+    }
     store.assign_owner(case.id, owner, &args.actor.name).await?;
     output::json_line(&json!({"case": case.key, "owner": owner, "by": args.actor.name}))?;
     Ok(0)

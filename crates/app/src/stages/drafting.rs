@@ -369,8 +369,13 @@ impl Drafter {
             case.case_id.as_deref(),
             &self.config.drafting.reply_prefix,
             &self.config.desk,
+            self.config.drafting.max_recipients.max(1),
         );
-        let facts = facts(&ctx, last_failure.or(conclusion), &texts);
+        let mut facts = facts(&ctx, last_failure.or(conclusion), &texts);
+        if envelope.omitted > 0 {
+            // Shown to the engineer with the draft; never in the reply.
+            facts["omitted_recipients"] = envelope.omitted.into();
+        }
         Ok(NewDraft {
             case_row: case.id,
             kind,

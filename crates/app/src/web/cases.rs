@@ -29,11 +29,26 @@ pub struct LoginForm {
     next: Option<String>,
 }
 
-/// Only a path on this desk: never `//host` or `https://…` (no open redirect).
+/// Only a path on this desk (no open redirect): `next` is resolved as a
+/// browser would, by the URL standard's rules (which drop tabs and new
+/// lines, and read `\\` as `/`), against a stand-in origin; anything that
+/// leaves that origin gives the case list. What comes back is the parsed
+/// path and query, so no control character reaches a header.
 fn safe_next(next: Option<&str>) -> String {
-    match next {
-        Some(n) if n.starts_with('/') && !n.starts_with("//") && !n.contains('\\') => n.to_string(),
-        _ => "/cases".into(),
+    const ORIGIN: &str = "http://desk.invalid/";
+    let fallback = || "/cases".to_string();
+    let Some(next) = next.filter(|n| n.starts_with('/')) else {
+        return fallback();
+    };
+    let Ok(base) = url::Url::parse(ORIGIN) else {
+        return fallback();
+    };
+    match base.join(next) {
+        Ok(url) if url.origin() == base.origin() => match url.query() {
+            Some(q) => format!("{}?{q}", url.path()),
+            None => url.path().to_string(),
+        },
+        _ => fallback(),
     }
 }
 
@@ -534,6 +549,12 @@ pub async fn assign(
     if owner.is_empty() || owner.len() > 200 {
         return Err(WebError::Rejected("name an owner".into()));
     }
+    // Cases go to desk accounts only: a made-up name would own it unseen.
+    let Some(account) = state.store.user(owner).await?.filter(|u| !u.disabled) else {
+        return Err(WebError::Rejected(format!(
+            "no desk account named {owner:?}"
+        )));
+    };
     let case = state
         .store
         .find_case(&key)
@@ -541,8 +562,31 @@ pub async fn assign(
         .ok_or_else(|| WebError::NotFound(format!("no case {key}")))?;
     state
         .store
-        .assign_owner(case.id, owner, &desk.user().name)
+        .assign_owner(case.id, &account.name, &desk.user().name)
         .await?;
-    tracing::info!(case = %case.key, owner, by = %desk.user().name, "owner assigned");
+    tracing::info!(case = %case.key, owner = ?account.name, by = ?desk.user().name, "owner assigned");
     Ok(Redirect::to(&format!("/cases/{}", layout::url_encode(&case.key))).into_response())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::safe_next;
+
+    #[test]
+    fn next_stays_on_the_desk_whatever_the_spelling() {
+        for (next, expected) in [
+            ("/cases/CAS-1?q=a", "/cases/CAS-1?q=a"),
+            ("/board", "/board"),
+            ("/\t/evil.example/x", "/cases"),
+            ("//evil.example/x", "/cases"),
+            ("/\\evil.example", "/cases"),
+            ("/\n/evil.example", "/cases"),
+            ("https://evil.example/", "/cases"),
+            ("cases", "/cases"),
+        ] {
+            assert_eq!(safe_next(Some(next)), expected, "{next:?}");
+        }
+        // A new line inside a path is encoded, never written into a header.
+        assert!(!safe_next(Some("/cases\nSet-Cookie: x")).contains('\n'));
+    }
 }

@@ -38,6 +38,21 @@ pub struct EditorQuery {
     done: Option<String>,
 }
 
+/// The notice after an action, by its code, told from the draft itself: a
+/// link can name an action, never put words on the page.
+fn notice(code: &str, d: &DraftView) -> Option<String> {
+    match code {
+        "approved" => Some(format!(
+            "Approved by {}; it is being sent (Message-ID {}).",
+            d.approved_by.as_deref().unwrap_or(""),
+            d.message_id.as_deref().unwrap_or("")
+        )),
+        "saved" => Some(format!("Saved as revision {}.", d.revision)),
+        "rejected" => Some("Rejected.".into()),
+        _ => None,
+    }
+}
+
 pub async fn editor(
     State(state): State<AppState>,
     desk: Desk,
@@ -53,7 +68,7 @@ pub async fn editor(
             h1 { "Draft " (d.id) " · " (d.kind) " · " span.badge.paused { (d.status) } }
             p { "Case " a href={"/cases/" (layout::url_encode(&d.case_key))} { (d.case_key) }
                 " · revision " (d.revision) " · language " (d.language) }
-            @if let Some(done) = &q.done { p.notice { (done) } }
+            @if let Some(done) = q.done.as_deref().and_then(|code| notice(code, &d)) { p.notice { (done) } }
             @if let Some(e) = &d.last_error { p.error { "Last send attempt: " (e) } }
             div.card {
                 p { b { "To: " } (d.to.join(", ")) }
@@ -137,15 +152,15 @@ pub async fn save(
                 .await
                 .map_err(gate_error)?;
             state.send_now.notify_one();
-            tracing::info!(draft = id, by = %by, "draft approved on the web desk");
-            format!(
-                "Approved by {by}; it is being sent (Message-ID {}).",
-                d.message_id.as_deref().unwrap_or("")
-            )
+            tracing::info!(draft = id, by = ?by, message_id = ?d.message_id, "draft approved on the web desk");
+            "approved"
         }
-        _ => format!("Saved as revision {revision}."),
+        _ => {
+            tracing::debug!(draft = id, revision, "draft saved on the web desk");
+            "saved"
+        }
     };
-    Ok(Redirect::to(&format!("/drafts/{id}?done={}", layout::url_encode(&done))).into_response())
+    Ok(Redirect::to(&format!("/drafts/{id}?done={done}")).into_response())
 }
 
 #[derive(Debug, Deserialize)]
@@ -170,5 +185,5 @@ pub async fn reject(
         .reject(id, &desk.user().name, reason)
         .await
         .map_err(gate_error)?;
-    Ok(Redirect::to(&format!("/drafts/{id}?done=Rejected.")).into_response())
+    Ok(Redirect::to(&format!("/drafts/{id}?done=rejected")).into_response())
 }
