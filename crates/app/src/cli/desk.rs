@@ -321,7 +321,7 @@ pub async fn assign(config: &Config, args: AssignArgs) -> Result<u8, Failure> {
         return Err(fail(2, anyhow!("the owner is empty")));
     }
     // Cases go to desk accounts only: a made-up name would own it unseen.
-    if !store.user(owner).await?.is_some_and(|u| !u.disabled) {
+    if store.user(owner).await?.is_none_or(|u| u.disabled) {
         return Err(fail(
             4,
             anyhow!("no desk account named {owner:?} (see `casebot user list`)"),
