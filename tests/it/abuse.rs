@@ -136,3 +136,57 @@ fn logins_are_normalised_throttled_and_logged_escaped_and_the_log_keeps_no_secre
         assert!(!log.contains(secret), "{secret} in the log:\n{log}");
     }
 }
+
+#[test]
+fn half_sent_requests_are_cut_off_and_the_desk_still_answers() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = super::mailstack::free_port();
+    let log_path = dir.path().join("serve.log");
+    let serve = Command::new(env!("CARGO_BIN_EXE_casebot"))
+        .arg("serve")
+        .current_dir(dir.path())
+        .env("CASEBOT_DB", store_url(&dir.path().join("s.db")))
+        .env_remove("CASEBOT_CONFIG")
+        .env("CASEBOT_LISTEN", format!("127.0.0.1:{port}"))
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&log_path).unwrap())
+        .spawn()
+        .unwrap();
+    let log = || std::fs::read_to_string(&log_path).unwrap_or_default();
+    super::wait_until(30, "the web desk", log, || {
+        std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
+            && super::http_get(port, "/healthz").0 == 200
+    });
+    // 200 clients that send half a request and then nothing.
+    let slow: Vec<std::net::TcpStream> = (0..200)
+        .map(|_| {
+            let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+            s.write_all(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: ")
+                .unwrap();
+            s
+        })
+        .collect();
+    // Everyone else is still served.
+    assert_eq!(super::http_get(port, "/healthz").0, 200);
+    // The half-sent requests are closed by the server (its header timeout
+    // is 10 s; a read here waits up to 30 s for the close).
+    let mut closed = 0;
+    for mut s in slow {
+        s.set_read_timeout(Some(std::time::Duration::from_secs(30)))
+            .unwrap();
+        let mut buf = [0u8; 512];
+        match s.read(&mut buf) {
+            Ok(_) => closed += 1,
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => closed += 1,
+            Err(_) => {}
+        }
+    }
+    assert_eq!(closed, 200, "half-sent requests left open");
+    // SAFETY: signalling our own child.
+    unsafe { libc::kill(serve.id() as i32, libc::SIGTERM) };
+    assert!(
+        serve.wait_with_output().unwrap().status.success(),
+        "{}",
+        log()
+    );
+}

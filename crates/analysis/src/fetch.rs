@@ -38,49 +38,70 @@ pub enum FetchError {
     Network(String),
 }
 
-/// What kind of non-public address `ip` is, if it is one.
+/// The IANA special-purpose address registries (IPv4 and IPv6, as of
+/// 2025): none of these is a public host a link in a mail may lead to.
+const SPECIAL_PURPOSE: &[(&str, &str)] = &[
+    ("0.0.0.0/8", "unspecified"),
+    ("10.0.0.0/8", "private"),
+    ("100.64.0.0/10", "shared (carrier-grade NAT)"),
+    ("127.0.0.0/8", "loopback"),
+    ("169.254.0.0/16", "link-local"),
+    ("172.16.0.0/12", "private"),
+    ("192.0.0.0/24", "IETF protocol assignments"),
+    ("192.0.2.0/24", "documentation"),
+    ("192.31.196.0/24", "AS112"),
+    ("192.52.193.0/24", "AMT"),
+    ("192.88.99.0/24", "6to4 relay anycast"),
+    ("192.168.0.0/16", "private"),
+    ("192.175.48.0/24", "AS112"),
+    ("198.18.0.0/15", "benchmarking"),
+    ("198.51.100.0/24", "documentation"),
+    ("203.0.113.0/24", "documentation"),
+    ("224.0.0.0/4", "multicast"),
+    ("240.0.0.0/4", "reserved"),
+    ("::/128", "unspecified"),
+    ("::1/128", "loopback"),
+    ("::/96", "IPv4-compatible (deprecated)"),
+    ("64:ff9b::/96", "NAT64"),
+    ("64:ff9b:1::/48", "local-use NAT64"),
+    ("100::/64", "discard-only"),
+    ("2001::/23", "IETF protocol assignments (Teredo, ORCHID, …)"),
+    ("2001:db8::/32", "documentation"),
+    ("3fff::/20", "documentation"),
+    ("5f00::/16", "SRv6 SIDs"),
+    ("fc00::/7", "private"),
+    ("fe80::/10", "link-local"),
+    ("fec0::/10", "site-local (deprecated)"),
+    ("ff00::/8", "multicast"),
+];
+
+static SPECIAL: std::sync::LazyLock<Vec<(Network, &'static str)>> =
+    std::sync::LazyLock::new(|| {
+        SPECIAL_PURPOSE
+            .iter()
+            .filter_map(|(net, what)| Some((Network::parse(net).ok()?, *what)))
+            .collect()
+    });
+
+/// What kind of non-public address `ip` is, if it is one. An IPv6 address
+/// that carries an IPv4 one (mapped, 6to4) is judged by the IPv4 one too.
 pub fn restricted(ip: IpAddr) -> Option<&'static str> {
-    match ip {
-        IpAddr::V4(v4) => restricted_v4(v4),
-        IpAddr::V6(v6) => {
-            if let Some(v4) = v6.to_ipv4_mapped() {
-                return restricted_v4(v4);
-            }
-            let first = v6.segments()[0];
-            if v6.is_loopback() {
-                Some("loopback")
-            } else if v6.is_unspecified() {
-                Some("unspecified")
-            } else if first & 0xffc0 == 0xfe80 {
-                Some("link-local")
-            } else if first & 0xfe00 == 0xfc00 {
-                Some("private")
-            } else if v6.is_multicast() {
-                Some("multicast")
-            } else {
-                None
+    if let IpAddr::V6(v6) = ip {
+        if let Some(v4) = v6.to_ipv4_mapped() {
+            return restricted(IpAddr::V4(v4));
+        }
+        let s = v6.segments();
+        if s[0] == 0x2002 {
+            let v4 = Ipv4Addr::new((s[1] >> 8) as u8, s[1] as u8, (s[2] >> 8) as u8, s[2] as u8);
+            if let Some(what) = restricted(IpAddr::V4(v4)) {
+                return Some(what);
             }
         }
     }
-}
-
-fn restricted_v4(ip: Ipv4Addr) -> Option<&'static str> {
-    let o = ip.octets();
-    if ip.is_loopback() {
-        Some("loopback")
-    } else if ip.is_private() {
-        Some("private")
-    } else if ip.is_link_local() {
-        Some("link-local")
-    } else if ip.is_unspecified() || o[0] == 0 {
-        Some("unspecified")
-    } else if o[0] == 100 && (64..128).contains(&o[1]) {
-        Some("shared (carrier-grade NAT)")
-    } else if ip.is_broadcast() || ip.is_multicast() || o[0] >= 240 {
-        Some("reserved")
-    } else {
-        None
-    }
+    SPECIAL
+        .iter()
+        .find(|(net, _)| net.contains(ip))
+        .map(|(_, what)| *what)
 }
 
 /// The checks every address goes through, shared by the resolver and the
@@ -357,6 +378,32 @@ mod tests {
         }
         assert_eq!(restricted("93.184.216.34".parse().unwrap()), None);
         assert_eq!(restricted("2606:2800::1".parse().unwrap()), None);
+    }
+
+    #[test]
+    fn every_special_purpose_range_is_refused() {
+        for ip in [
+            "198.18.0.1",
+            "198.19.255.254",
+            "192.0.0.8",
+            "192.0.2.1",
+            "203.0.113.9",
+            "255.255.255.255",
+            "64:ff9b::a00:1",
+            "64:ff9b::5db8:d822",
+            "2002:7f00:1::1",
+            "2002:c0a8:101::1",
+            "fec0::1",
+            "::7f00:1",
+            "::10.0.0.1",
+            "2001::1",
+            "2001:db8::1",
+            "ff02::1",
+        ] {
+            assert!(restricted(ip.parse().unwrap()).is_some(), "{ip}");
+        }
+        // 6to4 of a public address is as public as that address.
+        assert_eq!(restricted("2002:5db8:d822::1".parse().unwrap()), None);
     }
 
     #[test]
