@@ -4,7 +4,7 @@ committed seeds (fuzz/seeds/), the project's example threads and test mails,
 and, when present, the shared hostile-mail corpus (../shared/corpus/mime).
 The archive target gets a zip and an uncompressed cab holding a CBS log (its
 first byte picks the reader: even = zip, odd = cab)."""
-import io, os, shutil, struct, sys, zipfile
+import io, os, shutil, struct, sys, zipfile, zlib
 
 here = os.path.dirname(os.path.abspath(__file__))
 repo = os.path.dirname(here)
@@ -57,5 +57,29 @@ def cab(name, data):
     block = struct.pack("<IHH", 0, len(data), len(data)) + data
     return header + folder + entry + block
 
+def mszip_cab(files):
+    """One MSZIP folder (typeCompress 1) of 32 KiB blocks holding every file
+    in turn, so that a file spans blocks and blocks refer to earlier ones."""
+    data = b"".join(d for _, d in files)
+    blocks, window = [], b""
+    for at in range(0, len(data), 0x8000):
+        chunk = data[at:at + 0x8000]
+        c = zlib.compressobj(9, zlib.DEFLATED, -15, zdict=window) if window else zlib.compressobj(9, zlib.DEFLATED, -15)
+        packed = b"CK" + c.compress(chunk) + c.flush()
+        blocks.append((packed, len(chunk)))
+        window = (window + chunk)[-0x8000:]
+    entries, start = b"", 0
+    for name, d in files:
+        entries += struct.pack("<IIHHHH", len(d), start, 0, 0x5656, 0x0000, 0x20) + name.encode() + b"\x00"
+        start += len(d)
+    header_len, folder_len = 36, 8
+    data_off = header_len + folder_len + len(entries)
+    body = b"".join(struct.pack("<IHH", 0, len(p), n) + p for p, n in blocks)
+    total = data_off + len(body)
+    header = b"MSCF" + struct.pack("<IIIIIBBHHHHH", 0, total, 0, header_len + folder_len, 0, 3, 1, 1, len(files), 0, 0, 0)
+    folder = struct.pack("<IHH", data_off, len(blocks), 1)
+    return header + folder + entries + body
+
 put("archive", "cab", b"\x01" + cab("CBS.log", cbs))
+put("archive", "cab-mszip", b"\x01" + mszip_cab([("CBS.log", cbs * 100), ("DISM.log", cbs[:500])]))
 print(sum(len(os.listdir(os.path.join(corpus, t))) for t in os.listdir(corpus)), "seed inputs in", corpus)
