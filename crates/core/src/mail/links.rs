@@ -29,9 +29,11 @@ static UNC: LazyLock<Regex> = LazyLock::new(|| {
 /// appearance, without duplicates (a trailing slash does not make a new link).
 pub fn extract_links(text: &str, html: &[&str]) -> Vec<Link> {
     let mut out: Vec<Link> = Vec::new();
+    // A set: a mail may hold hundreds of thousands of links.
+    let mut seen: std::collections::HashSet<String> = std::collections::HashSet::new();
     let mut push = |url: String, kind: &'static str| {
         let key = url.trim_end_matches('/').to_string();
-        if !key.is_empty() && !out.iter().any(|l| l.url.trim_end_matches('/') == key) {
+        if !key.is_empty() && seen.insert(key) {
             out.push(Link { url, kind });
         }
     };

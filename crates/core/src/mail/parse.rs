@@ -274,6 +274,30 @@ fn build(
         })
         .collect();
 
+    let mut attachments: Vec<AttachmentInfo> = attachments;
+    let (mut links, mut to, mut cc): (Vec<Link>, Vec<Mailbox>, Vec<Mailbox>) = (links, to, cc);
+    // What one mail contributes to its case's views is bounded: the rest is
+    // counted (its bytes stay in the raw mail, which analysis reads).
+    cap(
+        &mut attachments,
+        MAX_LISTED_ATTACHMENTS,
+        "attachments",
+        &mut warnings,
+    );
+    cap(&mut links, MAX_LINKS, "links", &mut warnings);
+    cap(
+        &mut to,
+        MAX_LISTED_RECIPIENTS,
+        "To addresses",
+        &mut warnings,
+    );
+    cap(
+        &mut cc,
+        MAX_LISTED_RECIPIENTS,
+        "Cc addresses",
+        &mut warnings,
+    );
+
     ParsedMail {
         message_id,
         message_id_synthesized,
@@ -583,6 +607,23 @@ pub fn offset_of(minutes: Option<i32>) -> Option<FixedOffset> {
     minutes.and_then(|m| FixedOffset::east_opt(m * 60))
 }
 
+/// Attachments listed per mail (all of them are still analysed, within
+/// the bundle's bounds), links kept per mail, addresses kept per header.
+const MAX_LISTED_ATTACHMENTS: usize = 200;
+const MAX_LINKS: usize = 100;
+const MAX_LISTED_RECIPIENTS: usize = 500;
+
+/// Keeps the first `max` items and says how many more there were.
+fn cap<T>(items: &mut Vec<T>, max: usize, what: &str, warnings: &mut Vec<String>) {
+    if items.len() > max {
+        warnings.push(format!(
+            "{} {what}: only the first {max} are listed",
+            items.len()
+        ));
+        items.truncate(max);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -597,6 +638,31 @@ mod tests {
         parser
             .parse(raw, Utc.with_ymd_and_hms(2024, 1, 2, 3, 4, 5).unwrap())
             .unwrap()
+    }
+
+    #[test]
+    fn one_mail_contributes_a_bounded_list() {
+        let mut raw = String::from(
+            "From: a@example.cn\r\nTo: support@example.com\r\nSubject: many\r\n\
+             MIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=\"b\"\r\n\r\n\
+             --b\r\nContent-Type: text/plain\r\n\r\nsee https://a.example.com/1 https://a.example.com/1/\r\n",
+        );
+        for i in 0..650 {
+            raw.push_str(&format!(
+                "--b\r\nContent-Type: text/plain\r\nContent-Disposition: attachment; filename=\"f{i}.log\"\r\n\r\nx\r\n"
+            ));
+        }
+        raw.push_str("--b--\r\n");
+        let m = parse(raw.as_bytes());
+        assert_eq!(m.attachments.len(), 200);
+        assert!(
+            m.warnings
+                .iter()
+                .any(|w| w == "650 attachments: only the first 200 are listed"),
+            "{:?}",
+            m.warnings
+        );
+        assert_eq!(m.links.len(), 1, "the same link twice is one");
     }
 
     #[test]
