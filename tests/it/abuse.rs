@@ -7,25 +7,44 @@ use std::process::{Command, Stdio};
 
 use super::{stderr, store_url};
 
-/// A POST of a form on loopback: the status and the whole answer.
+/// A POST of a form on loopback, from the desk's own origin.
 fn http_post(port: u16, path: &str, cookie: &str, form: &str) -> (u16, String) {
-    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
-    write!(
-        stream,
-        "POST {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nOrigin: http://127.0.0.1:{port}\r\n\
-         Cookie: {cookie}\r\nContent-Type: application/x-www-form-urlencoded\r\n\
-         Content-Length: {}\r\nConnection: close\r\n\r\n{form}",
-        form.len()
-    )
-    .unwrap();
-    let mut answer = String::new();
-    stream.read_to_string(&mut answer).unwrap();
-    let status = answer
-        .split_whitespace()
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(0);
-    (status, answer)
+    let headers = format!(
+        "Origin: http://127.0.0.1:{port}\r\nCookie: {cookie}\r\n\
+         Content-Type: application/x-www-form-urlencoded\r\n"
+    );
+    super::http_request(port, &format!("POST {path}"), &headers, form)
+}
+
+/// `casebot serve` on `url` with the web desk on `port` and `env`, its log
+/// in `log`; waits until the desk answers.
+fn serve(
+    dir: &std::path::Path,
+    url: &str,
+    port: u16,
+    env: &[(&str, &str)],
+    log: &std::path::Path,
+) -> std::process::Child {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_casebot"));
+    command
+        .arg("serve")
+        .current_dir(dir)
+        .env("CASEBOT_DB", url)
+        .env_remove("CASEBOT_CONFIG")
+        .env_remove("RUST_LOG")
+        .env("CASEBOT_LISTEN", format!("127.0.0.1:{port}"))
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(log).unwrap());
+    for (key, value) in env {
+        command.env(key, value);
+    }
+    let child = command.spawn().unwrap();
+    let read_log = || std::fs::read_to_string(log).unwrap_or_default();
+    super::wait_until(30, "the web desk", read_log, || {
+        std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
+            && super::http_get(port, "/healthz").0 == 200
+    });
+    child
 }
 
 fn form_escape(text: &str) -> String {
@@ -73,24 +92,12 @@ fn logins_are_normalised_throttled_and_logged_escaped_and_the_log_keeps_no_secre
 
     let port = super::mailstack::free_port();
     let log_path = dir.path().join("serve.log");
-    let serve = Command::new(env!("CARGO_BIN_EXE_casebot"))
-        .arg("serve")
-        .current_dir(dir.path())
-        .env("CASEBOT_DB", &url)
-        .env_remove("CASEBOT_CONFIG")
-        .env_remove("RUST_LOG")
-        .env("CASEBOT_LISTEN", format!("127.0.0.1:{port}"))
-        .env("CASEBOT_METRICS_TOKEN", METRICS_SECRET)
-        .env("CASEBOT_PORTAL_SECRET", PORTAL_SECRET)
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(&log_path).unwrap())
-        .spawn()
-        .unwrap();
+    let secrets = [
+        ("CASEBOT_METRICS_TOKEN", METRICS_SECRET),
+        ("CASEBOT_PORTAL_SECRET", PORTAL_SECRET),
+    ];
+    let serve = serve(dir.path(), &url, port, &secrets, &log_path);
     let log = || std::fs::read_to_string(&log_path).unwrap_or_default();
-    super::wait_until(30, "the web desk", log, || {
-        std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
-            && super::http_get(port, "/healthz").0 == 200
-    });
     let (_, page) = super::http_get(port, "/login");
     let token = page
         .split("name=\"csrf\" value=\"")
@@ -142,21 +149,9 @@ fn half_sent_requests_are_cut_off_and_the_desk_still_answers() {
     let dir = tempfile::tempdir().unwrap();
     let port = super::mailstack::free_port();
     let log_path = dir.path().join("serve.log");
-    let serve = Command::new(env!("CARGO_BIN_EXE_casebot"))
-        .arg("serve")
-        .current_dir(dir.path())
-        .env("CASEBOT_DB", store_url(&dir.path().join("s.db")))
-        .env_remove("CASEBOT_CONFIG")
-        .env("CASEBOT_LISTEN", format!("127.0.0.1:{port}"))
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(&log_path).unwrap())
-        .spawn()
-        .unwrap();
+    let url = store_url(&dir.path().join("s.db"));
+    let serve = serve(dir.path(), &url, port, &[], &log_path);
     let log = || std::fs::read_to_string(&log_path).unwrap_or_default();
-    super::wait_until(30, "the web desk", log, || {
-        std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
-            && super::http_get(port, "/healthz").0 == 200
-    });
     // 200 clients that send half a request and then nothing.
     let slow: Vec<std::net::TcpStream> = (0..200)
         .map(|_| {

@@ -107,11 +107,22 @@ pub fn http_get(port: u16, path: &str) -> (u16, String) {
 
 /// [`http_get`] with extra header lines (each ending in `\r\n`).
 pub fn http_get_with(port: u16, path: &str, headers: &str) -> (u16, String) {
+    http_request(port, &format!("GET {path}"), headers, "")
+}
+
+/// One HTTP/1.1 request (`"GET /path"`, `"POST /path"`) with extra header
+/// lines and a body: the status and the whole answer (headers lower-cased).
+pub fn http_request(port: u16, line: &str, headers: &str, body: &str) -> (u16, String) {
     use std::io::{Read as _, Write as _};
     let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    let length = if body.is_empty() {
+        String::new()
+    } else {
+        format!("Content-Length: {}\r\n", body.len())
+    };
     write!(
         stream,
-        "GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n{headers}Connection: close\r\n\r\n"
+        "{line} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n{headers}{length}Connection: close\r\n\r\n{body}"
     )
     .unwrap();
     let mut answer = String::new();

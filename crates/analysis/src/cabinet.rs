@@ -259,35 +259,51 @@ impl<'a, R: Read + Seek> FolderStream<'a, R> {
         })
     }
 
+    /// Decompresses the next block; `false` at the folder's end. After an
+    /// error the stream is over: it never serves a half-decoded block.
     fn load_next(&mut self) -> std::io::Result<bool> {
+        self.out.clear();
+        self.at = 0;
         let Some(&block) = self.blocks.get(self.next) else {
             return Ok(false);
         };
         let index = self.next;
         self.next += 1;
-        let mut packed = vec![0u8; usize::from(block.packed)];
-        self.reader.seek(SeekFrom::Start(block.data))?;
-        self.reader.read_exact(&mut packed)?;
-        let size = usize::from(block.size);
-        let bad = |what: String| std::io::Error::other(format!("data block {index}: {what}"));
-        self.out = match &mut self.decoder {
-            Decoder::Stored => packed,
-            Decoder::MsZip { inflate, window } => {
-                mszip_block(inflate, window, &packed, size).map_err(bad)?
+        match self.decode(block) {
+            Ok(out) if out.len() == usize::from(block.size) => {
+                self.out = out;
+                Ok(true)
             }
+            Ok(out) => {
+                self.next = self.blocks.len();
+                Err(std::io::Error::other(format!(
+                    "data block {index}: {} bytes decompressed where the header says {}",
+                    out.len(),
+                    block.size
+                )))
+            }
+            Err(e) => {
+                self.next = self.blocks.len();
+                Err(std::io::Error::other(format!("data block {index}: {e}")))
+            }
+        }
+    }
+
+    fn decode(&mut self, block: Block) -> Result<Vec<u8>, String> {
+        let mut packed = vec![0u8; usize::from(block.packed)];
+        self.reader
+            .seek(SeekFrom::Start(block.data))
+            .and_then(|_| self.reader.read_exact(&mut packed))
+            .map_err(|e| e.to_string())?;
+        let size = usize::from(block.size);
+        match &mut self.decoder {
+            Decoder::Stored => Ok(packed),
+            Decoder::MsZip { inflate, window } => mszip_block(inflate, window, &packed, size),
             Decoder::Lzx(lzx) => lzx
                 .decompress_next(&packed, size)
-                .map_err(|e| bad(format!("LZX: {e}")))?
-                .to_vec(),
-        };
-        if self.out.len() != size {
-            return Err(bad(format!(
-                "{} bytes decompressed where the header says {size}",
-                self.out.len()
-            )));
+                .map(<[u8]>::to_vec)
+                .map_err(|e| format!("LZX: {e}")),
         }
-        self.at = 0;
-        Ok(true)
     }
 }
 
