@@ -256,47 +256,14 @@ fn build(
         _ => None,
     };
 
-    let attachments = message
-        .attachments
-        .iter()
-        .filter_map(|id| message.parts.get(*id as usize).map(|p| (*id, p)))
-        .map(|(id, part)| AttachmentInfo {
-            filename: part.attachment_name().map(safe_file_name),
-            content_type: part
-                .content_type()
-                .map(|ct| {
-                    format!("{}/{}", ct.ctype(), ct.subtype().unwrap_or("octet-stream"))
-                        .to_ascii_lowercase()
-                })
-                .unwrap_or_else(|| "application/octet-stream".into()),
-            size: part.len() as u64,
-            part: id,
-        })
-        .collect();
-
-    let mut attachments: Vec<AttachmentInfo> = attachments;
-    let (mut links, mut to, mut cc): (Vec<Link>, Vec<Mailbox>, Vec<Mailbox>) = (links, to, cc);
+    let mut attachments = attachment_infos(message);
+    let (mut links, mut to, mut cc) = (links, to, cc);
     // What one mail contributes to its case's views is bounded: the rest is
     // counted (its bytes stay in the raw mail, which analysis reads).
-    cap(
-        &mut attachments,
-        MAX_LISTED_ATTACHMENTS,
-        "attachments",
-        &mut warnings,
-    );
+    cap(&mut attachments, MAX_LISTED_ATTACHMENTS, "attachments", &mut warnings);
     cap(&mut links, MAX_LINKS, "links", &mut warnings);
-    cap(
-        &mut to,
-        MAX_LISTED_RECIPIENTS,
-        "To addresses",
-        &mut warnings,
-    );
-    cap(
-        &mut cc,
-        MAX_LISTED_RECIPIENTS,
-        "Cc addresses",
-        &mut warnings,
-    );
+    cap(&mut to, MAX_LISTED_RECIPIENTS, "To addresses", &mut warnings);
+    cap(&mut cc, MAX_LISTED_RECIPIENTS, "Cc addresses", &mut warnings);
 
     ParsedMail {
         message_id,
@@ -605,6 +572,27 @@ fn transfer_decoded(part: &mail_parser::MessagePart<'_>, raw: &[u8]) -> Option<V
 /// The fixed offset a date was written in, for display.
 pub fn offset_of(minutes: Option<i32>) -> Option<FixedOffset> {
     minutes.and_then(|m| FixedOffset::east_opt(m * 60))
+}
+
+/// Name, type and size of every attachment part.
+fn attachment_infos(message: &Message<'_>) -> Vec<AttachmentInfo> {
+    message
+        .attachments
+        .iter()
+        .filter_map(|id| message.parts.get(*id as usize).map(|p| (*id, p)))
+        .map(|(id, part)| AttachmentInfo {
+            filename: part.attachment_name().map(safe_file_name),
+            content_type: part
+                .content_type()
+                .map(|ct| {
+                    format!("{}/{}", ct.ctype(), ct.subtype().unwrap_or("octet-stream"))
+                        .to_ascii_lowercase()
+                })
+                .unwrap_or_else(|| "application/octet-stream".into()),
+            size: part.len() as u64,
+            part: id,
+        })
+        .collect()
 }
 
 /// Attachments listed per mail (all of them are still analysed, within
