@@ -26,15 +26,18 @@ CRATES = {
     "crate_app": "src",
     "casebot_core": "crates/core/src",
     "casebot_analysis": "crates/analysis/src",
+    "casebot_drafting": "crates/drafting/src",
     "casebot_store": "crates/store/src",
     "casebot_app": "crates/app/src",
     "casebot_bench": "crates/bench/src",
 }
 
-# Layer of a module, by prefix: 0 is the ground. The table holds both the
+# Layer of a module, by prefix: 0 is the ground. Drafting decisions sit above
+# the analysis engine (they read its conclusions), the store beside them. The table holds both the
 # single-crate layout and the workspace, so one command measures both.
 LAYERS = [
-    # single crate
+    # single crate (the binary's main.rs is `crate_app` in either layout: the top)
+    ("crate_app", 7),
     ("crate_app::config", 1),
     ("crate_app::ingest::subject", 1),
     ("crate_app::ingest::body", 1),
@@ -47,11 +50,11 @@ LAYERS = [
     ("crate_app::ingest", 4),
     ("crate_app::sla::snapshots", 4),
     ("crate_app::sla", 1),
-    ("crate_app::drafting::decide", 1),
-    ("crate_app::drafting::reply", 1),
-    ("crate_app::drafting::context", 1),
-    ("crate_app::drafting::templates", 1),
-    ("crate_app::drafting::knowledge", 1),
+    ("crate_app::drafting::decide", 3),
+    ("crate_app::drafting::reply", 3),
+    ("crate_app::drafting::context", 3),
+    ("crate_app::drafting::templates", 3),
+    ("crate_app::drafting::knowledge", 3),
     ("crate_app::drafting", 4),
     ("crate_app::analysis::worker", 4),
     ("crate_app::analysis::fetch", 2),
@@ -69,6 +72,7 @@ LAYERS = [
     ("casebot_core::domain", 0),
     ("casebot_core", 1),
     ("casebot_analysis", 2),
+    ("casebot_drafting", 3),
     ("casebot_store", 3),
     ("casebot_app::daemon", 5),
     ("casebot_app::web", 5),
