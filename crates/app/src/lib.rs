@@ -6,6 +6,7 @@
 //! - [`stages`]: the pipeline stages, each executing what the pure crates
 //!   decide: filing, analysis, drafting (the approval gate), the SLA snapshots;
 //! - [`outbox`]: approved replies sent at most once, in their thread;
+//! - [`overview`]: the read model of one case (`show`, the case page);
 //! - [`daemon`]: `casebot serve`, wiring the stages together;
 //! - [`web`]: the web desk (cases, drafts, SLA board, report, API, metrics);
 //! - [`cli`]: the command line;
@@ -17,6 +18,7 @@ pub mod config;
 pub mod daemon;
 pub mod mailbox;
 pub mod outbox;
+pub mod overview;
 pub mod parallel;
 pub mod stages;
 pub mod web;

@@ -326,7 +326,7 @@ async fn show_cmd(config: &Arc<Config>, args: ShowArgs) -> Result<u8, Failure> {
         .unwrap_or(casebot_core::domain::Lang::Zh);
     // Similar closed cases need the rules (class names), not the templates.
     let rules = load_rules(config)?;
-    let overview = crate::stages::drafting::case_overview(&store, &rules, lang, &args.key)
+    let overview = crate::overview::case_overview(&store, &rules, lang, &args.key)
         .await?
         .ok_or_else(|| fail(3, anyhow::anyhow!("no case {:?} in the store", args.key)))?;
     if args.json {

@@ -352,10 +352,9 @@ pub async fn list(
 pub async fn case_view(state: &AppState, key: &str) -> Result<serde_json::Value, WebError> {
     let lang = casebot_core::domain::Lang::parse(&state.config.analysis.language)
         .unwrap_or(casebot_core::domain::Lang::Zh);
-    let overview =
-        crate::stages::drafting::case_overview(&state.store, state.drafter.rules(), lang, key)
-            .await?
-            .ok_or_else(|| WebError::NotFound(format!("no case {key}")))?;
+    let overview = crate::overview::case_overview(&state.store, state.drafter.rules(), lang, key)
+        .await?
+        .ok_or_else(|| WebError::NotFound(format!("no case {key}")))?;
     let now = Utc::now();
     let policies = state.sla.policies();
     let sla = state

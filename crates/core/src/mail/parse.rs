@@ -260,10 +260,25 @@ fn build(
     let (mut links, mut to, mut cc) = (links, to, cc);
     // What one mail contributes to its case's views is bounded: the rest is
     // counted (its bytes stay in the raw mail, which analysis reads).
-    cap(&mut attachments, MAX_LISTED_ATTACHMENTS, "attachments", &mut warnings);
+    cap(
+        &mut attachments,
+        MAX_LISTED_ATTACHMENTS,
+        "attachments",
+        &mut warnings,
+    );
     cap(&mut links, MAX_LINKS, "links", &mut warnings);
-    cap(&mut to, MAX_LISTED_RECIPIENTS, "To addresses", &mut warnings);
-    cap(&mut cc, MAX_LISTED_RECIPIENTS, "Cc addresses", &mut warnings);
+    cap(
+        &mut to,
+        MAX_LISTED_RECIPIENTS,
+        "To addresses",
+        &mut warnings,
+    );
+    cap(
+        &mut cc,
+        MAX_LISTED_RECIPIENTS,
+        "Cc addresses",
+        &mut warnings,
+    );
 
     ParsedMail {
         message_id,
