@@ -228,27 +228,7 @@ fn build(
         .map(|a| a.iter().map(mailbox).collect())
         .unwrap_or_default();
 
-    let content_type = message
-        .content_type()
-        .map(|ct| format!("{}/{}", ct.ctype(), ct.subtype().unwrap_or("")).to_ascii_lowercase())
-        .unwrap_or_else(|| "text/plain".into());
-    let report_type = message
-        .content_type()
-        .and_then(|ct| ct.attribute("report-type"));
-    let header_text = |name: &'static str| message.header_raw(name).map(str::trim);
-    let return_path_empty = header_text("Return-Path").is_some_and(|v| v == "<>" || v.is_empty());
-    let signals = MailSignals {
-        from_address: from.as_ref().and_then(|m| m.address.as_deref()),
-        subject: &subject,
-        content_type: &content_type,
-        report_type,
-        auto_submitted: header_text("Auto-Submitted"),
-        precedence: header_text("Precedence"),
-        x_autoreply: header_text("X-Autoreply").is_some() || header_text("X-Autorespond").is_some(),
-        x_auto_response_suppress: header_text("X-Auto-Response-Suppress"),
-        return_path_empty,
-    };
-    let direction = classify(&signals, &ctx.desk);
+    let direction = direction_of(message, &subject, from.as_ref(), &ctx.desk);
     let resolution = match direction {
         Direction::Customer => {
             resolution_phrase(&body.new_text, &ctx.ingest.resolution_phrases).map(str::to_string)
@@ -587,6 +567,36 @@ fn transfer_decoded(part: &mail_parser::MessagePart<'_>, raw: &[u8]) -> Option<V
 /// The fixed offset a date was written in, for display.
 pub fn offset_of(minutes: Option<i32>) -> Option<FixedOffset> {
     minutes.and_then(|m| FixedOffset::east_opt(m * 60))
+}
+
+/// Who the mail is from, in the desk's terms, from its headers.
+fn direction_of(
+    message: &Message<'_>,
+    subject: &str,
+    from: Option<&Mailbox>,
+    desk: &DeskConfig,
+) -> Direction {
+    let content_type = message
+        .content_type()
+        .map(|ct| format!("{}/{}", ct.ctype(), ct.subtype().unwrap_or("")).to_ascii_lowercase())
+        .unwrap_or_else(|| "text/plain".into());
+    let report_type = message
+        .content_type()
+        .and_then(|ct| ct.attribute("report-type"));
+    let header_text = |name: &'static str| message.header_raw(name).map(str::trim);
+    let return_path_empty = header_text("Return-Path").is_some_and(|v| v == "<>" || v.is_empty());
+    let signals = MailSignals {
+        from_address: from.and_then(|m| m.address.as_deref()),
+        subject,
+        content_type: &content_type,
+        report_type,
+        auto_submitted: header_text("Auto-Submitted"),
+        precedence: header_text("Precedence"),
+        x_autoreply: header_text("X-Autoreply").is_some() || header_text("X-Autorespond").is_some(),
+        x_auto_response_suppress: header_text("X-Auto-Response-Suppress"),
+        return_path_empty,
+    };
+    classify(&signals, desk)
 }
 
 /// Name, type and size of every attachment part.
