@@ -755,7 +755,7 @@ fn the_parallel_scan_of_a_big_file_equals_the_sequential_one() {
 
 /// A cabinet of one MSZIP folder written by hand: `blocks` copies of one
 /// 32 KiB block (`line` repeated), and the files as (name, offset, size).
-fn mszip_cab(line: &str, blocks: u32, files: &[(String, u32, u32)]) -> Vec<u8> {
+pub fn mszip_cab(line: &str, blocks: u32, files: &[(String, u32, u32)]) -> Vec<u8> {
     let mut deflate = flate2::write::DeflateEncoder::new(Vec::new(), flate2::Compression::best());
     let text: Vec<u8> = line.bytes().cycle().take(0x8000).collect();
     deflate.write_all(&text).unwrap();

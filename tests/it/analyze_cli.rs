@@ -256,3 +256,71 @@ fn bench_analyze_prints_figures_and_a_json_line() {
     assert_eq!(last["outcome"], "failure");
     assert_eq!(last["class"], "access_denied_or_service_disabled");
 }
+
+/// A mail whose logs run past the time limit fails alone: the mail after
+/// it in the same import is analysed as usual.
+#[test]
+fn a_mail_past_the_analysis_time_limit_fails_alone() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("t.db");
+    std::fs::write(
+        dir.path().join("config.toml"),
+        "[analysis]\ntime_limit_secs = 1\nmax_ratio = 1000000\nmax_file_mb = 1048576\nmax_total_mb = 1048576\n",
+    )
+    .unwrap();
+    // A 2 GiB log folded into a few MB: within the raised bounds, far past one second.
+    let line = "2026-03-01 10:00:00, Info CBS Loaded servicing stack\n";
+    let bomb = super::analysis::mszip_cab(line, 0xffff, &[("CBS.log".into(), 0, 0x7fff_0000)]);
+    let log = std::fs::read(write_cbs(dir.path())).unwrap();
+    let mut zip = std::io::Cursor::new(Vec::new());
+    {
+        let mut w = zip::ZipWriter::new(&mut zip);
+        w.start_file("Logs/CBS/CBS.log", zip::write::SimpleFileOptions::default())
+            .unwrap();
+        w.write_all(&log).unwrap();
+        w.finish().unwrap();
+    }
+    let mails = dir.path().join("mails");
+    std::fs::create_dir(&mails).unwrap();
+    std::fs::write(
+        mails.join("1.eml"),
+        mail_with_zip(&bomb, "slow1@partner.example.cn", "日志已上传。"),
+    )
+    .unwrap();
+    std::fs::write(
+        mails.join("2.eml"),
+        mail_with_zip(zip.get_ref(), "fast2@partner.example.cn", "再传一份日志。"),
+    )
+    .unwrap();
+    let config = dir.path().join("config.toml");
+    let config = config.to_str().unwrap();
+    let o = casebot(
+        &db,
+        dir.path(),
+        &["--config", config, "import", mails.to_str().unwrap()],
+    );
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+
+    let o = casebot(&db, dir.path(), &["show", "CAS-10301-LG7X2Q", "--json"]);
+    let v: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
+    let analyses = v["analyses"].as_array().unwrap();
+    assert_eq!(analyses.len(), 2, "{analyses:?}");
+    let by_id = |id: &str| {
+        analyses
+            .iter()
+            .find(|a| a["message_id"] == id)
+            .unwrap_or_else(|| panic!("no analysis of {id}: {analyses:?}"))
+    };
+    let slow = by_id("slow1@partner.example.cn");
+    assert_eq!(slow["status"], "failed", "{slow}");
+    assert!(
+        slow["error"]
+            .as_str()
+            .unwrap_or("")
+            .starts_with("stopped: time limit of 1 s"),
+        "{slow}"
+    );
+    let fast = by_id("fast2@partner.example.cn");
+    assert_eq!(fast["status"], "done", "{fast}");
+    assert_eq!(fast["class"], "access_denied_or_service_disabled", "{fast}");
+}
