@@ -79,6 +79,15 @@ pub enum BenchCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Hostile input against the bounds: cab and zip bombs analysed, a mail
+    /// of 650,000 attachments imported, then 500 bad logins and 200
+    /// half-sent requests against a running daemon while a logged-in
+    /// engineer loads the case list; time and peak RSS of each.
+    Abuse {
+        /// Print the figures as JSON (the last line).
+        #[arg(long)]
+        json: bool,
+    },
     /// Generate a CBS.log of the given size with failures spread inside, analyse
     /// it, and time `rg -c` with every rule pattern on the same file.
     Analyze {
@@ -102,6 +111,19 @@ pub async fn run(globals: &GlobalArgs, command: BenchCommand) -> ExitCode {
 async fn dispatch(config: &Config, command: BenchCommand) -> Result<u8, Failure> {
     let config = config.clone();
     match command {
+        BenchCommand::Abuse { json } => {
+            let bar = output::spinner("abuse");
+            let figures = tokio::task::spawn_blocking(move || {
+                crate::abuse::abuse(|phase| bar.set_message(phase.to_string()))
+            })
+            .await
+            .context("The abuse benchmark panicked")??;
+            println!("{}", figures.describe());
+            if json {
+                output::json_line(&figures)?;
+            }
+            Ok(0)
+        }
         BenchCommand::Render { iterations, json } => {
             let rules = cli::load_rules(&config)?;
             let templates = casebot_drafting::templates::Templates::configured(

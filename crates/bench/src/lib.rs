@@ -15,6 +15,7 @@ use std::time::Instant;
 
 use anyhow::Result;
 
+pub mod abuse;
 pub mod cli;
 pub mod dovecot;
 pub mod imap;
