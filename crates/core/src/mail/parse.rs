@@ -94,6 +94,10 @@ pub enum Rejection {
     Empty,
     #[error("message is {size} bytes, over the limit of {limit} bytes (ingest.max_message_bytes)")]
     TooLarge { size: u64, limit: u64 },
+    #[error(
+        "{lines} lines that may start a MIME part, over the limit of {limit} (ingest.max_mime_parts)"
+    )]
+    TooManyParts { lines: u64, limit: u64 },
     #[error("no message header found: not an RFC 5322 mail")]
     NoHeaders,
     #[error("none of From, Subject, Date or Message-ID is present: not a mail")]
@@ -143,6 +147,16 @@ fn parse_mail(
         return Err(Rejection::TooLarge {
             size,
             limit: ctx.ingest.max_message_bytes,
+        });
+    }
+    // The MIME parser keeps every part in memory (kilobytes each): a mail of
+    // hundreds of thousands of parts would cost gigabytes. Counting the
+    // lines that could open a part bounds that before parsing.
+    let lines = memchr::memmem::find_iter(raw, b"\n--").count() as u64;
+    if lines > ctx.ingest.max_mime_parts {
+        return Err(Rejection::TooManyParts {
+            lines,
+            limit: ctx.ingest.max_mime_parts,
         });
     }
     // mail-parser drops the last line of an encoded body that has no line
@@ -654,6 +668,30 @@ mod tests {
     }
 
     #[test]
+    fn a_mail_of_too_many_parts_is_refused_before_parsing() {
+        let mut raw = String::from(
+            "From: a@example.cn\r\nSubject: many\r\nMIME-Version: 1.0\r\n\
+             Content-Type: multipart/mixed; boundary=\"b\"\r\n\r\n",
+        );
+        for i in 0..10_001 {
+            raw.push_str(&format!("--b\r\nContent-Type: text/plain\r\n\r\n{i}\r\n"));
+        }
+        let parser = MailParser::new(
+            &DeskConfig::default(),
+            &GrammarConfig::default(),
+            &IngestConfig::default(),
+        )
+        .unwrap();
+        assert!(matches!(
+            parser.parse(raw.as_bytes(), Utc::now()),
+            Err(Rejection::TooManyParts {
+                lines: 10_001,
+                limit: 10_000
+            })
+        ));
+    }
+
+    #[test]
     fn one_mail_contributes_a_bounded_list() {
         let mut raw = String::from(
             "From: a@example.cn\r\nTo: support@example.com\r\nSubject: many\r\n\
@@ -759,6 +797,9 @@ mod tests {
 pub struct IngestConfig {
     /// Larger mails are quarantined unparsed (their bytes are still kept).
     pub max_message_bytes: u64,
+    /// Mails with more lines that could open a MIME part (`--…`) are
+    /// quarantined unparsed too: parsing holds every part in memory.
+    pub max_mime_parts: u64,
     /// Phrases in a customer's new text that confirm the fix.
     pub resolution_phrases: Vec<String>,
 }
@@ -768,6 +809,7 @@ impl Default for IngestConfig {
         let words = |w: &[&str]| w.iter().map(|s| s.to_string()).collect();
         Self {
             max_message_bytes: 64 * 1024 * 1024,
+            max_mime_parts: 10_000,
             resolution_phrases: words(&[
                 "问题解决了",
                 "问题已解决",
