@@ -61,37 +61,38 @@ impl AbuseFigures {
 }
 
 /// Runs `casebot` with `args`; its wall time, peak RSS and exit status.
+/// The peak is the child's own high-water mark (`VmHWM`), sampled while it
+/// runs: the rusage of a forked child would also count what this process
+/// held when it forked.
 fn measured(exe: &Path, dir: &Path, db: &str, args: &[&str]) -> Result<(f64, f64, i32, String)> {
     let started = Instant::now();
-    let child = Command::new(exe)
+    let mut child = Command::new(exe)
         .args(args)
         .current_dir(dir)
         .env("CASEBOT_DB", db)
         .env_remove("CASEBOT_CONFIG")
         .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
+        .stderr(Stdio::null())
         .spawn()?;
-    let pid = child.id() as libc::pid_t;
-    let mut out = String::new();
-    if let Some(mut stdout) = child.stdout {
+    let mut stdout = child.stdout.take().context("no stdout")?;
+    let reader = std::thread::spawn(move || {
+        let mut out = String::new();
         let _ = stdout.read_to_string(&mut out);
-    }
-    let mut status = 0;
-    // SAFETY: a zeroed rusage is a valid value for wait4 to fill.
-    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
-    // SAFETY: waiting for our own child, once.
-    if unsafe { libc::wait4(pid, &mut status, 0, &mut usage) } < 0 {
-        bail!("cannot wait for casebot {args:?}");
-    }
-    let code = if libc::WIFEXITED(status) {
-        libc::WEXITSTATUS(status)
-    } else {
-        -1
+        out
+    });
+    let mut peak: f64 = 0.0;
+    let status = loop {
+        peak = peak.max(daemon_peak_rss_mb(child.id()));
+        if let Some(status) = child.try_wait()? {
+            break status;
+        }
+        std::thread::sleep(Duration::from_millis(5));
     };
+    let out = reader.join().unwrap_or_default();
     Ok((
         started.elapsed().as_secs_f64(),
-        usage.ru_maxrss as f64 / 1024.0,
-        code,
+        peak,
+        status.code().unwrap_or(-1),
         out,
     ))
 }
@@ -214,6 +215,7 @@ fn login(port: u16, name: &str, password: &str) -> Result<String> {
         .with_context(|| format!("the login as {name} failed"))
 }
 
+/// A process's peak resident memory so far (`VmHWM`), in MiB; 0 once it is gone.
 fn daemon_peak_rss_mb(pid: u32) -> f64 {
     std::fs::read_to_string(format!("/proc/{pid}/status"))
         .ok()
