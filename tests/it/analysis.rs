@@ -753,44 +753,7 @@ fn the_parallel_scan_of_a_big_file_equals_the_sequential_one() {
     }
 }
 
-/// A cabinet of one MSZIP folder written by hand: `blocks` copies of one
-/// 32 KiB block (`line` repeated), and the files as (name, offset, size).
-pub fn mszip_cab(line: &str, blocks: u32, files: &[(String, u32, u32)]) -> Vec<u8> {
-    let mut deflate = flate2::write::DeflateEncoder::new(Vec::new(), flate2::Compression::best());
-    let text: Vec<u8> = line.bytes().cycle().take(0x8000).collect();
-    deflate.write_all(&text).unwrap();
-    let mut block = b"CK".to_vec();
-    block.extend(deflate.finish().unwrap());
-    let files_at = 36u32 + 8;
-    let names: usize = files.iter().map(|(n, _, _)| 16 + n.len() + 1).sum();
-    let data_at = files_at + names as u32;
-    let mut out = Vec::new();
-    out.extend_from_slice(b"MSCF\0\0\0\0");
-    out.extend_from_slice(&[0; 8]);
-    out.extend_from_slice(&files_at.to_le_bytes());
-    out.extend_from_slice(&[0; 4]);
-    out.extend_from_slice(&[3, 1]);
-    out.extend_from_slice(&1u16.to_le_bytes());
-    out.extend_from_slice(&(files.len() as u16).to_le_bytes());
-    out.extend_from_slice(&[0; 6]);
-    out.extend_from_slice(&data_at.to_le_bytes());
-    out.extend_from_slice(&(blocks as u16).to_le_bytes());
-    out.extend_from_slice(&1u16.to_le_bytes()); // MSZIP
-    for (name, start, size) in files {
-        out.extend_from_slice(&size.to_le_bytes());
-        out.extend_from_slice(&start.to_le_bytes());
-        out.extend_from_slice(&[0; 8]);
-        out.extend_from_slice(name.as_bytes());
-        out.push(0);
-    }
-    for _ in 0..blocks {
-        out.extend_from_slice(&[0; 4]);
-        out.extend_from_slice(&(block.len() as u16).to_le_bytes());
-        out.extend_from_slice(&0x8000u16.to_le_bytes());
-        out.extend_from_slice(&block);
-    }
-    out
-}
+pub use casebot_bench::abuse::mszip_cab;
 
 #[test]
 fn a_cab_of_many_files_in_one_folder_is_decompressed_once() {

@@ -140,6 +140,20 @@ fn rules_check_passes_and_names_file_and_line_of_a_broken_rule() {
     assert!(stderr(&o).contains("30-cbs.toml"), "{}", stderr(&o));
 }
 
+/// A log collector's zip holding the failing CBS.log of [`write_cbs`].
+fn cbs_zip(dir: &std::path::Path) -> Vec<u8> {
+    let log = std::fs::read(write_cbs(dir)).unwrap();
+    let mut zip = std::io::Cursor::new(Vec::new());
+    {
+        let mut w = zip::ZipWriter::new(&mut zip);
+        w.start_file("Logs/CBS/CBS.log", zip::write::SimpleFileOptions::default())
+            .unwrap();
+        w.write_all(&log).unwrap();
+        w.finish().unwrap();
+    }
+    zip.into_inner()
+}
+
 fn mail_with_zip(zip: &[u8], message_id: &str, body: &str) -> String {
     let b64 = base64::engine::general_purpose::STANDARD.encode(zip);
     let wrapped: Vec<&str> = b64
@@ -163,24 +177,12 @@ Content-Transfer-Encoding: base64\r\n\r\n{}\r\n--b1--\r\n",
 fn import_analyses_attachments_and_pasted_lines_and_show_has_the_result() {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("t.db");
-    let log = std::fs::read(write_cbs(dir.path())).unwrap();
-    let mut zip = std::io::Cursor::new(Vec::new());
-    {
-        let mut w = zip::ZipWriter::new(&mut zip);
-        w.start_file("Logs/CBS/CBS.log", zip::write::SimpleFileOptions::default())
-            .unwrap();
-        w.write_all(&log).unwrap();
-        w.finish().unwrap();
-    }
+    let zip = cbs_zip(dir.path());
     let mails = dir.path().join("mails");
     std::fs::create_dir(&mails).unwrap();
     std::fs::write(
         mails.join("1.eml"),
-        mail_with_zip(
-            zip.get_ref(),
-            "a1@partner.example.cn",
-            "日志已上传，请帮忙分析。",
-        ),
+        mail_with_zip(&zip, "a1@partner.example.cn", "日志已上传，请帮忙分析。"),
     )
     .unwrap();
     // A reply that pastes the DISM console output into its text.
@@ -271,15 +273,7 @@ fn a_mail_past_the_analysis_time_limit_fails_alone() {
     // A 2 GiB log folded into a few MB: within the raised bounds, far past one second.
     let line = "2026-03-01 10:00:00, Info CBS Loaded servicing stack\n";
     let bomb = super::analysis::mszip_cab(line, 0xffff, &[("CBS.log".into(), 0, 0x7fff_0000)]);
-    let log = std::fs::read(write_cbs(dir.path())).unwrap();
-    let mut zip = std::io::Cursor::new(Vec::new());
-    {
-        let mut w = zip::ZipWriter::new(&mut zip);
-        w.start_file("Logs/CBS/CBS.log", zip::write::SimpleFileOptions::default())
-            .unwrap();
-        w.write_all(&log).unwrap();
-        w.finish().unwrap();
-    }
+    let zip = cbs_zip(dir.path());
     let mails = dir.path().join("mails");
     std::fs::create_dir(&mails).unwrap();
     std::fs::write(
@@ -289,7 +283,7 @@ fn a_mail_past_the_analysis_time_limit_fails_alone() {
     .unwrap();
     std::fs::write(
         mails.join("2.eml"),
-        mail_with_zip(zip.get_ref(), "fast2@partner.example.cn", "再传一份日志。"),
+        mail_with_zip(&zip, "fast2@partner.example.cn", "再传一份日志。"),
     )
     .unwrap();
     let config = dir.path().join("config.toml");

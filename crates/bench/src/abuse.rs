@@ -97,30 +97,26 @@ fn measured(exe: &Path, dir: &Path, db: &str, args: &[&str]) -> Result<(f64, f64
     ))
 }
 
-/// A cab of one MSZIP folder: `blocks` copies of one 32 KiB block of log
-/// lines, and `files` files spread over it.
-fn bomb_cab(blocks: u32, files: u32) -> Vec<u8> {
-    let line = "2026-03-01 10:00:00, Info CBS Loaded servicing stack\n";
+/// A cabinet of one MSZIP folder: `blocks` copies of one 32 KiB block of
+/// `line` repeated, and the files as (name, offset in the folder, size).
+/// The tests build their cabs with it too.
+pub fn mszip_cab(line: &str, blocks: u32, files: &[(String, u32, u32)]) -> Vec<u8> {
     let text: Vec<u8> = line.bytes().cycle().take(0x8000).collect();
     let mut deflate = flate2::write::DeflateEncoder::new(Vec::new(), flate2::Compression::best());
     let _ = deflate.write_all(&text);
     let mut block = b"CK".to_vec();
     block.extend(deflate.finish().unwrap_or_default());
-    let step = blocks * 0x8000 / files.max(1);
-    let entries: Vec<(String, u32, u32)> = (0..files)
-        .map(|i| (format!("logs/CBS_{i:05}.log"), i * step, step.min(4096)))
-        .collect();
-    let names: usize = entries.iter().map(|(n, _, _)| 16 + n.len() + 1).sum();
+    let names: usize = files.iter().map(|(n, _, _)| 16 + n.len() + 1).sum();
     let (files_at, data_at) = (44u32, 44 + names as u32);
     let mut out = b"MSCF\0\0\0\0\0\0\0\0\0\0\0\0".to_vec();
     out.extend_from_slice(&files_at.to_le_bytes());
     out.extend_from_slice(&[0, 0, 0, 0, 3, 1, 1, 0]);
-    out.extend_from_slice(&(entries.len() as u16).to_le_bytes());
+    out.extend_from_slice(&(files.len() as u16).to_le_bytes());
     out.extend_from_slice(&[0; 6]);
     out.extend_from_slice(&data_at.to_le_bytes());
     out.extend_from_slice(&(blocks as u16).to_le_bytes());
     out.extend_from_slice(&1u16.to_le_bytes());
-    for (name, start, size) in &entries {
+    for (name, start, size) in files {
         out.extend_from_slice(&size.to_le_bytes());
         out.extend_from_slice(&start.to_le_bytes());
         out.extend_from_slice(&[0; 8]);
@@ -134,6 +130,19 @@ fn bomb_cab(blocks: u32, files: u32) -> Vec<u8> {
         out.extend_from_slice(&block);
     }
     out
+}
+
+/// `files` files spread over a folder of `blocks` blocks of log lines.
+fn bomb_cab(blocks: u32, files: u32) -> Vec<u8> {
+    let step = blocks * 0x8000 / files.max(1);
+    let entries: Vec<(String, u32, u32)> = (0..files)
+        .map(|i| (format!("logs/CBS_{i:05}.log"), i * step, step.min(4096)))
+        .collect();
+    mszip_cab(
+        "2026-03-01 10:00:00, Info CBS Loaded servicing stack\n",
+        blocks,
+        &entries,
+    )
 }
 
 /// A zip whose one member unpacks to `mb` MiB of zeros.
