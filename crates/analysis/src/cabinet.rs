@@ -199,11 +199,6 @@ fn read_blocks<R: Read + Seek>(
     Ok(folder)
 }
 
-/// `Ok` when the layout is sound (see [`read_layout`]).
-pub fn check_layout<R: Read + Seek>(reader: &mut R) -> Result<(), String> {
-    read_layout(reader).map(drop)
-}
-
 /// One folder's data, decompressed block by block as it is read.
 pub struct FolderStream<'a, R> {
     reader: &'a mut R,
@@ -386,6 +381,10 @@ fn read_name<R: Read>(reader: &mut R) -> std::io::Result<String> {
 mod tests {
     use super::*;
     use std::io::Cursor;
+
+    fn check_layout<R: Read + Seek>(reader: &mut R) -> Result<(), String> {
+        read_layout(reader).map(drop)
+    }
 
     /// A stored (uncompressed) cabinet of one folder with `blocks`, and the
     /// files as (name, offset in the folder, size).

@@ -82,7 +82,7 @@ fn measured(exe: &Path, dir: &Path, db: &str, args: &[&str]) -> Result<(f64, f64
     });
     let mut peak: f64 = 0.0;
     let status = loop {
-        peak = peak.max(daemon_peak_rss_mb(child.id()));
+        peak = peak.max(peak_rss_of_pid(child.id()));
         if let Some(status) = child.try_wait()? {
             break status;
         }
@@ -224,17 +224,8 @@ fn login(port: u16, name: &str, password: &str) -> Result<String> {
         .with_context(|| format!("the login as {name} failed"))
 }
 
-/// A process's peak resident memory so far (`VmHWM`), in MiB; 0 once it is gone.
-fn daemon_peak_rss_mb(pid: u32) -> f64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmHWM:"))
-                .and_then(|l| l.split_whitespace().nth(1))
-                .and_then(|kb| kb.parse::<f64>().ok())
-        })
-        .map_or(0.0, |kb| kb / 1024.0)
+fn peak_rss_of_pid(pid: u32) -> f64 {
+    crate::peak_rss_mb_of(&pid.to_string())
 }
 
 /// Runs every attack; see the module's text.
@@ -407,5 +398,5 @@ fn flood(port: u16, pid: u32, progress: impl Fn(&str)) -> Result<(Vec<f64>, f64)
         .join()
         .map_err(|_| anyhow::anyhow!("the desk client panicked"))?;
     drop(slow);
-    Ok((ms, daemon_peak_rss_mb(pid)))
+    Ok((ms, peak_rss_of_pid(pid)))
 }

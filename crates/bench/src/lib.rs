@@ -386,7 +386,13 @@ fn encode_text(
 
 /// Peak resident memory of this process, in MiB (Linux), or 0.
 pub fn peak_rss_mb() -> f64 {
-    std::fs::read_to_string("/proc/self/status")
+    peak_rss_mb_of("self")
+}
+
+/// Peak resident memory (`VmHWM`) of the process `/proc/<entry>`, in MiB,
+/// or 0 once it is gone.
+pub fn peak_rss_mb_of(entry: &str) -> f64 {
+    std::fs::read_to_string(format!("/proc/{entry}/status"))
         .ok()
         .and_then(|s| {
             s.lines()

@@ -219,14 +219,6 @@ impl Throttle {
             entry.0 = entry.0.saturating_sub(1);
         }
     }
-
-    /// Whether `name` is locked out now for `client`.
-    pub fn locked(&self, name: &str, client: Option<std::net::IpAddr>) -> bool {
-        let f = self.failures.lock().unwrap_or_else(|e| e.into_inner());
-        f.by_name
-            .get(&name_key(name, client))
-            .is_some_and(|(n, since)| *n >= MAX_FAILURES && since.elapsed() < LOCKOUT)
-    }
 }
 
 /// The address a request came from, when the server recorded it.
@@ -449,6 +441,15 @@ mod tests {
         assert!(same_token(&a, &a.clone()));
         assert!(!same_token(&a, &b));
         assert!(!same_token(&a, &a[..42]));
+    }
+
+    impl Throttle {
+        fn locked(&self, name: &str, client: Option<std::net::IpAddr>) -> bool {
+            let f = self.failures.lock().unwrap();
+            f.by_name
+                .get(&name_key(name, client))
+                .is_some_and(|(n, since)| *n >= MAX_FAILURES && since.elapsed() < LOCKOUT)
+        }
     }
 
     #[test]
