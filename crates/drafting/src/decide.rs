@@ -12,7 +12,7 @@
 
 use std::fmt::Write as _;
 
-use casebot_core::domain::{AnalysisStatus, CaseStatus, Direction, DraftKind, MailSignal};
+use casebot_core::domain::{AnalysisStatus, CaseStatus, Direction, DraftKind, MailSignal, Stage};
 
 /// One message as the decision sees it (machine mail included: it is
 /// skipped here, so callers need not filter).
@@ -21,7 +21,7 @@ pub struct ThreadMessage {
     pub row: i64,
     pub direction: Direction,
     pub signal: Option<MailSignal>,
-    pub stage: Option<String>,
+    pub stage: Option<Stage>,
 }
 
 /// One analysis of a customer mail.
@@ -57,7 +57,7 @@ pub fn decide(
     status: CaseStatus,
     messages: &[ThreadMessage],
     analyses: &[AnalysisState],
-    reassign_stage: &str,
+    reassign_stage: Stage,
 ) -> Want {
     let human: Vec<&ThreadMessage> = messages
         .iter()
@@ -133,8 +133,8 @@ pub fn decide(
 /// reassignment is where the partner's stage word first appears in a run of
 /// messages carrying it: replies keep the subject, so every later mail of
 /// the thread carries the word too.
-fn answered_since_assignment(human: &[&ThreadMessage], reassign_stage: &str) -> bool {
-    let is_reassign = |m: &&ThreadMessage| m.stage.as_deref() == Some(reassign_stage);
+fn answered_since_assignment(human: &[&ThreadMessage], reassign_stage: Stage) -> bool {
+    let is_reassign = |m: &&ThreadMessage| m.stage == Some(reassign_stage);
     let assigned_at = human
         .iter()
         .rposition(|m| !is_reassign(m))
@@ -154,7 +154,7 @@ mod tests {
     use super::*;
     use Direction::*;
 
-    const REASSIGN: &str = "案例重新分配";
+    const REASSIGN: Stage = Stage::Reassigned;
 
     fn m(row: i64, direction: Direction, signal: Option<MailSignal>) -> ThreadMessage {
         ThreadMessage {
@@ -227,8 +227,8 @@ mod tests {
 
     #[test]
     fn a_reassigned_case_gets_a_scope_until_the_new_owner_writes() {
-        let staged = |row, d, stage: Option<&str>| ThreadMessage {
-            stage: stage.map(str::to_string),
+        let staged = |row, d, stage: Option<Stage>| ThreadMessage {
+            stage,
             ..m(row, d, None)
         };
         let mut thread = vec![

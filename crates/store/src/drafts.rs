@@ -13,7 +13,7 @@ use anyhow::{Context, Result};
 use serde::Serialize;
 use sqlx::{FromRow, Row as _};
 
-use casebot_core::domain::{Direction, DraftKind, DraftOrigin, DraftStatus, MailSignal};
+use casebot_core::domain::{Direction, DraftKind, DraftOrigin, DraftStatus, MailSignal, Stage};
 
 use super::analyses::AnalysisView;
 use super::knowledge::{self, NewKnowledge};
@@ -190,7 +190,8 @@ pub struct ThreadRow {
     pub direction: Direction,
     #[sqlx(try_from = "Option<String>")]
     pub signal: OptionalWord<MailSignal>,
-    pub stage: Option<String>,
+    #[sqlx(try_from = "Option<String>")]
+    pub stage_kind: OptionalWord<Stage>,
     pub from_name: Option<String>,
     pub from_address: Option<String>,
     pub to_json: String,
@@ -309,7 +310,7 @@ impl Store {
             return Ok(None);
         };
         let messages: Vec<ThreadRow> = sqlx::query_as(
-            "SELECT id, message_id, message_id_synthesized, direction, signal, stage, from_name, from_address, \
+            "SELECT id, message_id, message_id_synthesized, direction, signal, stage_kind, from_name, from_address, \
              to_json, cc_json, subject_json, new_text, date_utc FROM messages WHERE case_id = $1 \
              ORDER BY date_utc, id",
         )

@@ -8,7 +8,7 @@ use std::collections::HashMap;
 use anyhow::{Context, Result};
 use sqlx::AnyConnection;
 
-use casebot_core::domain::{DraftKind, MailSignal};
+use casebot_core::domain::{DraftKind, MailSignal, Stage};
 use casebot_core::mail::filing::{
     BatchPlan, CaseFields, CasePlan, FilingState, NewMessage, Orphan, PendingDraft, StoredCase,
     StoredMessage, ThreadEntry,
@@ -313,7 +313,7 @@ async fn insert_messages(
         conn,
         "messages (raw_id, case_id, message_id, message_id_synthesized, in_reply_to, references_json, \
          subject, subject_json, from_name, from_address, to_json, cc_json, date_utc, date_offset_minutes, date_source, \
-         direction, signal, resolution_phrase, stage, new_text, quoted_text, signature, warnings_json, thread_rule, ingested_at)",
+         direction, signal, resolution_phrase, stage, stage_kind, new_text, quoted_text, signature, warnings_json, thread_rule, ingested_at)",
         "RETURNING message_id, id",
         &batch.new,
         |q, n| {
@@ -337,6 +337,7 @@ async fn insert_messages(
                 .bind(n.signal.map(MailSignal::as_str))
                 .bind(&m.resolution_phrase)
                 .bind(&m.subject_info.stage)
+                .bind(m.subject_info.stage_kind.map(Stage::as_str))
                 .bind(&m.body.new_text)
                 .bind(&m.body.quoted_text)
                 .bind(&m.body.signature)

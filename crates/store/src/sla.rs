@@ -8,7 +8,7 @@ use chrono::{DateTime, Utc};
 use sqlx::FromRow;
 
 use super::{OptionalWord, Store, events, now_ts};
-use casebot_core::domain::{Direction, MailSignal};
+use casebot_core::domain::{Direction, MailSignal, Stage};
 use casebot_core::sla::{CaseSla, Happening, Timeline};
 
 /// How many ids go into one `IN (…)` list.
@@ -32,7 +32,8 @@ struct TimelineMail {
     direction: Direction,
     #[sqlx(try_from = "Option<String>")]
     signal: OptionalWord<MailSignal>,
-    stage: Option<String>,
+    #[sqlx(try_from = "Option<String>")]
+    stage_kind: OptionalWord<Stage>,
     from_address: Option<String>,
 }
 
@@ -77,7 +78,7 @@ impl Store {
             .fetch_all(self.pool())
             .await?;
             let mails: Vec<TimelineMail> = sqlx::query_as(&format!(
-                "SELECT case_id, date_utc, direction, signal, stage, from_address FROM messages \
+                "SELECT case_id, date_utc, direction, signal, stage_kind, from_address FROM messages \
                  WHERE 1 = 1 {} ORDER BY case_id, date_utc, id",
                 only("case_id")
             ))
@@ -100,7 +101,7 @@ impl Store {
                     at: instant(m.date_utc),
                     direction: m.direction,
                     signal: m.signal.get(),
-                    stage: m.stage,
+                    stage: m.stage_kind.get(),
                     sender,
                 });
             }

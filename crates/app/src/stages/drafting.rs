@@ -31,8 +31,6 @@ use casebot_drafting::decide::{self, AnalysisState, ThreadMessage, Want};
 use casebot_drafting::templates::Templates;
 use casebot_drafting::{knowledge, reply};
 
-/// The stage word that hands a case to a new engineer.
-const REASSIGN_STAGE: &str = "案例重新分配";
 /// Cases re-decided side by side in one pass (the store has four connections).
 const CASES_AT_ONCE: usize = 4;
 
@@ -145,7 +143,7 @@ impl Drafter {
                 row: m.id,
                 direction: m.direction,
                 signal: m.signal.get(),
-                stage: m.stage.clone(),
+                stage: m.stage_kind.get(),
             })
             .collect();
         let states: Vec<AnalysisState> = input
@@ -157,7 +155,7 @@ impl Drafter {
                 status: a.status,
             })
             .collect();
-        let want = decide::decide(status, &thread, &states, REASSIGN_STAGE);
+        let want = decide::decide(status, &thread, &states, self.config.sla.reassignment());
         let pending = input
             .drafts
             .iter()

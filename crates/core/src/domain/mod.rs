@@ -11,6 +11,7 @@ mod draft;
 mod hash;
 mod lang;
 mod source;
+mod stage;
 mod status;
 
 pub use analysis::AnalysisStatus;
@@ -20,6 +21,7 @@ pub use draft::{DraftKind, DraftOrigin, DraftStatus};
 pub use hash::sha256_hex;
 pub use lang::Lang;
 pub use source::Source;
+pub use stage::Stage;
 pub use status::{CaseStatus, MailSignal};
 
 /// A stored word that is none of its type's: the store holds a row this
@@ -57,6 +59,7 @@ stored_word!(
     DraftOrigin: "draft origin",
     DraftStatus: "draft status",
     MailSignal: "mail signal",
+    Stage: "stage",
 );
 
 #[cfg(test)]

@@ -23,7 +23,6 @@ pub struct MailSignals<'a> {
     pub auto_submitted: Option<&'a str>,
     pub precedence: Option<&'a str>,
     pub x_autoreply: bool,
-    pub x_auto_response_suppress: Option<&'a str>,
     pub return_path_empty: bool,
 }
 
@@ -54,20 +53,16 @@ pub fn classify(signals: &MailSignals<'_>, desk: &DeskConfig) -> Direction {
         // Read receipts and other reports are machine mail too.
         return Direction::Auto;
     }
+    // Real evidence only: `Precedence: list/bulk` and
+    // `X-Auto-Response-Suppress` ride on partners' case systems and mailing
+    // lists that carry real words, so alone they prove nothing.
     let auto_header = signals
         .auto_submitted
         .is_some_and(|v| !v.trim().eq_ignore_ascii_case("no"))
         || signals.x_autoreply
-        || signals.precedence.is_some_and(|p| {
-            matches!(
-                p.trim().to_ascii_lowercase().as_str(),
-                "bulk" | "junk" | "list" | "auto_reply"
-            )
-        })
-        || signals.x_auto_response_suppress.is_some_and(|v| {
-            let v = v.to_ascii_lowercase();
-            v.contains("all") || v.contains("oof") || v.contains("autoreply")
-        });
+        || signals
+            .precedence
+            .is_some_and(|p| p.trim().eq_ignore_ascii_case("auto_reply"));
     if auto_header || AUTO_SUBJECT.is_match(signals.subject) {
         return Direction::Auto;
     }
@@ -222,13 +217,10 @@ mod tests {
         s.auto_submitted = Some("no");
         assert_eq!(classify(&s, &desk()), Direction::Customer);
         let mut s = signals("wang@example.cn", "Re: x");
-        s.precedence = Some("bulk");
-        assert_eq!(classify(&s, &desk()), Direction::Auto);
-        let mut s = signals("wang@example.cn", "Re: x");
         s.x_autoreply = true;
         assert_eq!(classify(&s, &desk()), Direction::Auto);
         let mut s = signals("wang@example.cn", "Re: x");
-        s.x_auto_response_suppress = Some("All");
+        s.precedence = Some("auto_reply");
         assert_eq!(classify(&s, &desk()), Direction::Auto);
         assert_eq!(
             classify(
@@ -249,6 +241,20 @@ mod tests {
             ),
             Direction::Auto
         );
+    }
+
+    #[test]
+    fn list_and_suppress_headers_alone_are_not_machine_mail() {
+        // A partner's case system and a mailing list send real words with these.
+        for precedence in ["list", "bulk", "junk"] {
+            let mut s = signals("wang@example.cn", "Re: [案例号:CAS-1] 日志已上传");
+            s.precedence = Some(precedence);
+            assert_eq!(classify(&s, &desk()), Direction::Customer, "{precedence}");
+        }
+        let mut s = signals("wang@example.cn", "Re: x");
+        s.precedence = Some("list");
+        s.auto_submitted = Some("auto-generated");
+        assert_eq!(classify(&s, &desk()), Direction::Auto);
     }
 
     #[test]

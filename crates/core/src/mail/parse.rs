@@ -607,7 +607,6 @@ fn direction_of(
         auto_submitted: header_text("Auto-Submitted"),
         precedence: header_text("Precedence"),
         x_autoreply: header_text("X-Autoreply").is_some() || header_text("X-Autorespond").is_some(),
-        x_auto_response_suppress: header_text("X-Auto-Response-Suppress"),
         return_path_empty,
     };
     classify(&signals, desk)

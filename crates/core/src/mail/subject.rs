@@ -15,6 +15,8 @@
 use regex::{Regex, RegexBuilder};
 use serde::{Deserialize, Serialize};
 
+use crate::domain::Stage;
+
 /// What the subject says about the case. Every field is optional: most mail
 /// in the world does not follow the partner's grammar.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, serde::Deserialize)]
@@ -32,6 +34,8 @@ pub struct ParsedSubject {
     /// All pipe tags as written.
     pub tags: Vec<String>,
     pub stage: Option<String>,
+    /// What the stage word means, in whatever language it was written.
+    pub stage_kind: Option<Stage>,
     /// `CMIT:0001077`, spaces removed.
     pub internal_ref: Option<String>,
     /// KB numbers named anywhere in the subject (`KB5022286`).
@@ -57,7 +61,10 @@ pub struct SubjectGrammar {
     case_number_exact: Regex,
     case_number_anywhere: Regex,
     internal_ref: Regex,
-    stage_words: Vec<String>,
+    /// Each stage's words, one alternation per stage.
+    stages: Vec<(Stage, Regex)>,
+    /// Any stage word standing at the end of a text.
+    stage_at_end: Regex,
     priority: Regex,
     kb: Regex,
 }
@@ -71,6 +78,24 @@ fn alternation(words: &[String]) -> String {
         .map(|w| regex::escape(&fold_width(w.trim())).replace(' ', r"\s*"))
         .collect::<Vec<_>>()
         .join("|")
+}
+
+/// A stage word as a pattern: case, hyphens and spaces between its words do
+/// not matter (`Follow-up`, `follow up`, `FOLLOWUP`), and a Latin word
+/// matches only whole.
+fn stage_pattern(word: &str) -> String {
+    let folded = fold_width(word.trim());
+    let parts: Vec<String> = folded
+        .split(|c: char| c.is_whitespace() || c == '-')
+        .filter(|p| !p.is_empty())
+        .map(regex::escape)
+        .collect();
+    let body = parts.join(r"[\s\-]*");
+    if folded.is_ascii() {
+        format!(r"\b{body}\b")
+    } else {
+        body
+    }
 }
 
 fn build(key: &str, pattern: &str) -> Result<Regex, GrammarError> {
@@ -95,6 +120,28 @@ impl SubjectGrammar {
         // Validate the user's patterns on their own, so an error points at them.
         build("grammar.case_number", case_number)?;
         build("grammar.internal_ref", &config.internal_ref)?;
+        let mut stages = Vec::new();
+        let mut every_stage = Vec::new();
+        for (stage, words) in config.stages.by_stage() {
+            let patterns: Vec<String> = words
+                .iter()
+                .filter(|w| !w.trim().is_empty())
+                .map(|w| stage_pattern(w))
+                .collect();
+            if patterns.is_empty() {
+                continue;
+            }
+            let key = format!("grammar.stages.{}", stage.as_str());
+            stages.push((stage, build(&key, &format!("(?:{})", patterns.join("|")))?));
+            every_stage.extend(patterns);
+        }
+        // Longest first, so `案例重新分配` is not read as a shorter word.
+        every_stage.sort_by_key(|p| std::cmp::Reverse(p.len()));
+        let stage_at_end = if every_stage.is_empty() {
+            r"[^\s\S]".to_string()
+        } else {
+            format!(r"\s(?:{})\s*$", every_stage.join("|"))
+        };
         let prefixes = alternation(&config.reply_prefixes);
         let labels = alternation(&config.case_labels);
         Ok(Self {
@@ -113,12 +160,8 @@ impl SubjectGrammar {
                 &format!(r"(?:^|[^A-Za-z0-9_-])({case_number})(?:$|[^A-Za-z0-9_-])"),
             )?,
             internal_ref: build("grammar.internal_ref", &config.internal_ref)?,
-            stage_words: config
-                .stage_words
-                .iter()
-                .map(|w| fold_width(w.trim()))
-                .filter(|w| !w.is_empty())
-                .collect(),
+            stages,
+            stage_at_end: build("grammar.stages", &stage_at_end)?,
             priority: build("priority", r"^P\s*([1-9])$")?,
             kb: build("kb", r"KB\s?(\d{6,8})")?,
         })
@@ -187,12 +230,15 @@ impl SubjectGrammar {
                 .collect::<String>()
                 .to_uppercase()
         });
-        out.stage = self
-            .stage_words
+        if let Some((stage, m)) = self
+            .stages
             .iter()
-            .filter_map(|w| tail.find(w.as_str()).map(|at| (at, w)))
-            .min_by_key(|(at, w)| (*at, std::cmp::Reverse(w.len())))
-            .map(|(_, w)| w.clone());
+            .filter_map(|(stage, re)| re.find(tail).map(|m| (*stage, m)))
+            .min_by_key(|(_, m)| (m.start(), std::cmp::Reverse(m.len())))
+        {
+            out.stage = Some(m.as_str().to_string());
+            out.stage_kind = Some(stage);
+        }
 
         // 4. Pipe tags at the start of the title: `|P2|ICBC| title`.
         let title_trimmed = title_raw.trim();
@@ -255,14 +301,8 @@ impl SubjectGrammar {
         if let Some(m) = self.internal_ref.find(text) {
             cut = m.start();
         }
-        let head = text[..cut].trim_end();
-        for word in &self.stage_words {
-            if let Some(stripped) = head.strip_suffix(word.as_str())
-                && stripped.ends_with(char::is_whitespace)
-            {
-                cut = stripped.len();
-                break;
-            }
+        if let Some(m) = self.stage_at_end.find(&text[..cut]) {
+            cut = m.start();
         }
         (&text[..cut], &text[cut..])
     }
@@ -305,8 +345,8 @@ pub struct GrammarConfig {
     pub case_labels: Vec<String>,
     /// Reply and forward prefixes (a trailing `:` or `：` is implied).
     pub reply_prefixes: Vec<String>,
-    /// Stage words the partner's system puts after the title.
-    pub stage_words: Vec<String>,
+    /// The words the partner's system puts after the title, per stage.
+    pub stages: StageWords,
     /// Regex for the partner's internal reference.
     pub internal_ref: String,
 }
@@ -320,24 +360,17 @@ impl Default for GrammarConfig {
                 "案例号",
                 "案例號",
                 "案例編號",
+                "Case Number",
                 "Case No.",
                 "Case No",
+                "Case ID",
+                "Case #",
                 "Case",
             ]),
             reply_prefixes: words(&[
                 "Re", "回复", "回覆", "答复", "Fw", "Fwd", "转发", "轉寄", "AW", "WG", "SV", "VS",
             ]),
-            stage_words: words(&[
-                "初次响应",
-                "案例重新分配",
-                "案例升级",
-                "跟进",
-                "案例关闭",
-                "初次響應",
-                "案例升級",
-                "跟進",
-                "案例關閉",
-            ]),
+            stages: StageWords::default(),
             internal_ref: r"CMIT\s*:\s*\d+".into(),
         }
     }
@@ -349,5 +382,59 @@ impl GrammarConfig {
         SubjectGrammar::new(self)
             .map(drop)
             .map_err(|e| (e.key, e.message))
+    }
+}
+
+/// `[grammar.stages]`: the words of each stage, in every language the
+/// partner's system writes. Case, hyphens and spaces inside a word do not
+/// matter.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct StageWords {
+    pub first_response: Vec<String>,
+    pub follow_up: Vec<String>,
+    pub reassigned: Vec<String>,
+    pub escalated: Vec<String>,
+    pub closed: Vec<String>,
+}
+
+impl StageWords {
+    pub fn by_stage(&self) -> [(Stage, &[String]); 5] {
+        [
+            (Stage::FirstResponse, &self.first_response),
+            (Stage::FollowUp, &self.follow_up),
+            (Stage::Reassigned, &self.reassigned),
+            (Stage::Escalated, &self.escalated),
+            (Stage::Closed, &self.closed),
+        ]
+    }
+
+    /// The stage a configured name (`first_response`) or word (初次响应,
+    /// "First response") stands for.
+    pub fn stage_of(&self, name_or_word: &str) -> Option<Stage> {
+        let wanted = name_or_word.trim();
+        Stage::parse(wanted).or_else(|| {
+            let pattern = format!("^{}$", stage_pattern(wanted));
+            let re = build("stage", &pattern).ok()?;
+            self.by_stage().into_iter().find_map(|(stage, words)| {
+                words
+                    .iter()
+                    .any(|w| re.is_match(&fold_width(w.trim())))
+                    .then_some(stage)
+            })
+        })
+    }
+}
+
+impl Default for StageWords {
+    fn default() -> Self {
+        let words = |w: &[&str]| w.iter().map(|s| s.to_string()).collect();
+        Self {
+            first_response: words(&["初次响应", "初次響應", "首次响应", "First response"]),
+            follow_up: words(&["跟进", "跟進", "Follow-up", "Following up"]),
+            reassigned: words(&["案例重新分配", "重新分配", "Case reassigned", "Reassigned"]),
+            escalated: words(&["案例升级", "案例升級", "Case escalated", "Escalated"]),
+            closed: words(&["案例关闭", "案例關閉", "Case closed"]),
+        }
     }
 }

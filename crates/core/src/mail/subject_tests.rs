@@ -457,3 +457,60 @@ fn bad_pattern_is_an_error_naming_the_key() {
     let err = SubjectGrammar::new(&config).unwrap_err();
     assert_eq!(err.key, "grammar.internal_ref");
 }
+
+#[test]
+fn english_stage_words_mean_what_the_chinese_ones_do() {
+    use crate::domain::Stage::*;
+    let g = grammar();
+    let cases = [
+        (
+            "[案例号:CAS-10001-AAAAAA] %KB5034441 fails% First response CMIT:1",
+            FirstResponse,
+        ),
+        (
+            "RE: [Case No.: CAS-10001-AAAAAA] %KB5034441 fails% FIRST RESPONSE",
+            FirstResponse,
+        ),
+        ("[Case #CAS-10001-AAAAAA] %t% Follow-up CMIT:2", FollowUp),
+        ("[Case # CAS-10001-AAAAAA] %t% follow up", FollowUp),
+        ("[Case Number: CAS-10001-AAAAAA] %t% FollowUp", FollowUp),
+        (
+            "[Case ID: CAS-10001-AAAAAA] %t% Case Reassigned CMIT:3",
+            Reassigned,
+        ),
+        ("[Case: CAS-10001-AAAAAA] %t% case-escalated", Escalated),
+        (
+            "[Case No: CAS-10001-AAAAAA] title without percent Case closed",
+            Closed,
+        ),
+        ("[案例號:CAS-10001-AAAAAA] %t% 案例關閉", Closed),
+        ("[案例号:CAS-10001-AAAAAA] %t% 跟进 CMIT:9", FollowUp),
+        ("[案例号:CAS-10001-AAAAAA] %t% 案例重新分配", Reassigned),
+    ];
+    for (subject, stage) in cases {
+        let p = g.parse(subject);
+        assert_eq!(p.case_id.as_deref(), Some("CAS-10001-AAAAAA"), "{subject}");
+        assert_eq!(p.stage_kind, Some(stage), "{subject}: {p:#?}");
+    }
+    // Without `%…%` the stage word at the end is cut off the title.
+    let p = g.parse("[Case No: CAS-10001-AAAAAA] title without percent Case closed");
+    assert_eq!(p.title.as_deref(), Some("title without percent"));
+    // A stage word inside the title is the title's.
+    let p = g.parse("[Case No: CAS-10001-AAAAAA] %Follow-up on KB5034441% CMIT:1");
+    assert_eq!(p.stage_kind, None);
+    // "Followers" is no stage.
+    assert_eq!(
+        g.parse("[Case: CAS-10001-AAAAAA] %t% Followers").stage_kind,
+        None
+    );
+}
+
+#[test]
+fn a_stage_is_configured_by_name_or_by_word() {
+    use crate::domain::Stage;
+    let words = StageWords::default();
+    assert_eq!(words.stage_of("first_response"), Some(Stage::FirstResponse));
+    assert_eq!(words.stage_of("初次响应"), Some(Stage::FirstResponse));
+    assert_eq!(words.stage_of("case-reassigned"), Some(Stage::Reassigned));
+    assert_eq!(words.stage_of("lunch"), None);
+}

@@ -35,7 +35,7 @@ use serde::{Deserialize, Serialize};
 
 pub use policy::{BusinessDuration, Policy, SlaPolicies};
 
-use crate::domain::{CaseStatus, Direction, MailSignal};
+use crate::domain::{CaseStatus, Direction, MailSignal, Stage};
 use crate::mail::case_state::{StatusInput, next_status};
 use calendar::BusinessCalendar;
 
@@ -46,7 +46,7 @@ pub enum Happening {
         at: DateTime<Utc>,
         direction: Direction,
         signal: Option<MailSignal>,
-        stage: Option<String>,
+        stage: Option<Stage>,
         /// Who sent it, as an owner is named (a desk user's name when the
         /// address belongs to one, else the address).
         sender: Option<String>,
@@ -473,7 +473,7 @@ pub fn evaluate(
     // The partner's marked first response, else the desk's first mail.
     let first_response_index = happenings
         .iter()
-        .position(|h| is_engineer_mail(h) && has_stage(h, &policies.first_response_stage))
+        .position(|h| is_engineer_mail(h) && has_stage(h, policies.first_response_stage))
         .or_else(|| happenings.iter().position(|h| is_engineer_mail(h)));
 
     let mut walk = Walk {
@@ -524,13 +524,8 @@ fn is_engineer_mail(h: &Happening) -> bool {
     )
 }
 
-fn has_stage(h: &Happening, word: &str) -> bool {
-    match h {
-        Happening::Mail {
-            stage: Some(stage), ..
-        } => !word.is_empty() && stage.contains(word),
-        _ => false,
-    }
+fn has_stage(h: &Happening, wanted: Stage) -> bool {
+    matches!(h, Happening::Mail { stage: Some(stage), .. } if *stage == wanted)
 }
 
 /// A case's clocks, walked through its happenings in time order.
@@ -610,7 +605,7 @@ impl Walk<'_> {
     ) {
         let (sla, cal) = (&mut self.sla, &self.policy.calendar);
         if let Some(sender) = sender {
-            let reassigned = has_stage(happening, &self.policies.reassignment_stage);
+            let reassigned = has_stage(happening, self.policies.reassignment_stage);
             let new_sender = sla.owner.as_deref().is_none_or(|o| !same_person(o, sender));
             if sla.owner.is_none() || (reassigned && new_sender) {
                 sla.owner = Some(sender.to_string());

@@ -7,6 +7,8 @@ use std::path::{Path, PathBuf};
 use chrono_tz::Tz;
 
 use super::calendar::{self, BusinessCalendar};
+use crate::domain::Stage;
+use crate::mail::subject::StageWords;
 use serde::Deserialize;
 
 /// A length of business time as written in the config: `4h`, `2d`, `90m`,
@@ -73,10 +75,10 @@ pub struct SlaPolicies {
     pub default_priority: String,
     /// A target counts as at risk once this share of it is used.
     pub at_risk: f64,
-    /// The stage word of the desk's first response.
-    pub first_response_stage: String,
-    /// The stage word of a reassignment to a new engineer.
-    pub reassignment_stage: String,
+    /// The stage of the desk's first response.
+    pub first_response_stage: Stage,
+    /// The stage of a reassignment to a new engineer.
+    pub reassignment_stage: Stage,
     pub time_zone: Tz,
 }
 
@@ -146,8 +148,8 @@ impl SlaPolicies {
             by_priority,
             default_priority,
             at_risk: sla.at_risk,
-            first_response_stage: sla.first_response_stage.clone(),
-            reassignment_stage: sla.reassignment_stage.clone(),
+            first_response_stage: stage(&sla.first_response_stage, "first_response_stage")?,
+            reassignment_stage: stage(&sla.reassignment_stage, "reassignment_stage")?,
             time_zone: tz,
         })
     }
@@ -284,6 +286,7 @@ pub struct SlaConfig {
     pub at_risk: f64,
     /// The priority of a case whose subject names none.
     pub default_priority: String,
+    /// A stage's name (`first_response`) or one of its default words (初次响应).
     pub first_response_stage: String,
     pub reassignment_stage: String,
     /// `[sla.priorities.P1]` … with `first_response`, `update`, `resolution`.
@@ -324,8 +327,8 @@ impl Default for SlaConfig {
             make_up_days: Vec::new(),
             at_risk: 0.8,
             default_priority: "P3".into(),
-            first_response_stage: "初次响应".into(),
-            reassignment_stage: "案例重新分配".into(),
+            first_response_stage: Stage::FirstResponse.as_str().into(),
+            reassignment_stage: Stage::Reassigned.as_str().into(),
             priorities: [
                 ("P1", targets("1h", "2h", "2d")),
                 ("P2", targets("4h", "1d", "5d")),
@@ -346,4 +349,23 @@ impl SlaConfig {
     pub fn validate(&self, time_zone: &str, base_dir: &Path) -> Result<(), (String, String)> {
         SlaPolicies::from_config(self, time_zone, base_dir).map(drop)
     }
+}
+
+impl SlaConfig {
+    /// The stage that hands a case to a new engineer (drafting asks too).
+    /// The configuration was checked when it was loaded.
+    pub fn reassignment(&self) -> Stage {
+        stage(&self.reassignment_stage, "reassignment_stage").unwrap_or(Stage::Reassigned)
+    }
+}
+
+/// A configured stage: its name, or one of its default words.
+fn stage(value: &str, key: &str) -> Result<Stage, (String, String)> {
+    StageWords::default().stage_of(value).ok_or_else(|| {
+        let names: Vec<&str> = Stage::ALL.iter().map(|s| s.as_str()).collect();
+        (
+            format!("sla.{key}"),
+            format!("{value:?} is no stage; one of {}", names.join(", ")),
+        )
+    })
 }

@@ -32,14 +32,18 @@ pub fn happening(line: &str) -> Happening {
     let rest: Vec<&str> = parts.collect();
     let stage = rest
         .iter()
-        .find(|w| !matches!(**w, "resolution" | "ack" | "archive"))
-        .map(|s| s.to_string());
+        .find(|w| !matches!(**w, "resolution" | "ack" | "archive" | "closure"))
+        .map(|w| {
+            crate::mail::subject::StageWords::default()
+                .stage_of(w)
+                .unwrap_or_else(|| panic!("unknown stage {w}"))
+        });
     let signal = rest.iter().find_map(|w| MailSignal::parse(w));
     let mail = |direction, sender: Option<&str>| Happening::Mail {
         at,
         direction,
         signal,
-        stage: stage.clone(),
+        stage,
         sender: sender.map(String::from),
     };
     match who.split_once(':') {
