@@ -51,6 +51,15 @@ static VALEDICTION: LazyLock<Regex> = LazyLock::new(|| {
         .expect("static regex")
 });
 
+/// A line that ends a sentence or asks something: message text, not a
+/// signature line.
+static SENTENCE_END: LazyLock<Regex> =
+    LazyLock::new(|| Regex::new(r"[。？！?!]\s*$|[？?]").expect("static regex"));
+/// What a log table or report holds and a signature never does.
+static EVIDENCE: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r"(?i)\bKB\s?\d{6,8}\b|\b0x[0-9a-f]{8}\b").expect("static regex")
+});
+
 /// How many lines after a valediction may still be a signature block.
 const MAX_SIGNATURE_LINES: usize = 12;
 
@@ -100,14 +109,7 @@ fn find_history_start(lines: &[&str]) -> usize {
                 && lines
                     .get(i + 1)
                     .is_some_and(|next| WROTE_END.is_match(next)))
-            || (HEADER_FROM.is_match(line)
-                && lines
-                    .iter()
-                    .skip(i + 1)
-                    .take(5)
-                    .filter(|l| HEADER_OTHER.is_match(l))
-                    .count()
-                    >= 1);
+            || is_header_block(&lines[i..]);
         if starts_here {
             // Outlook puts a rule line (and sometimes blank lines) above the
             // header block: it belongs to the history, not the new text.
@@ -136,6 +138,43 @@ fn find_history_start(lines: &[&str]) -> usize {
     lines.len()
 }
 
+/// A quoted mail's header block: a `From:`/`发件人:` line with another
+/// header line (sent, to, subject …) right below it, within one wrapped
+/// line. A line that merely starts with "From:" in the sender's own words,
+/// an address or a label such as "Case No:" starts nothing.
+fn is_header_block(lines: &[&str]) -> bool {
+    let Some((first, rest)) = lines.split_first() else {
+        return false;
+    };
+    // A header's value is a name, an address, a date: never a sentence.
+    let value_like = |l: &str| !SENTENCE_END.is_match(l) && !l.trim_end().ends_with('.');
+    HEADER_FROM.is_match(first)
+        && value_like(first)
+        && rest
+            .iter()
+            .take(2)
+            .take_while(|l| !l.trim().is_empty())
+            .any(|l| HEADER_OTHER.is_match(l) && value_like(l))
+}
+
+/// Whether the lines below a rule line read like a signature (a name, a
+/// company, a phone number) rather than the rest of a table or message.
+fn signature_like(block: &[&str]) -> bool {
+    let content: Vec<&str> = block
+        .iter()
+        .map(|l| l.trim())
+        .filter(|l| !l.is_empty())
+        .collect();
+    !content.is_empty()
+        && content.iter().all(|l| {
+            l.chars().count() <= 60
+                && !l.contains('\t')
+                && !l.contains('|')
+                && !SENTENCE_END.is_match(l)
+                && !EVIDENCE.is_match(l)
+        })
+}
+
 /// Index of the first signature line in the new text, or `lines.len()`.
 fn find_signature_start(lines: &[&str]) -> usize {
     let last_content = lines
@@ -151,6 +190,7 @@ fn find_signature_start(lines: &[&str]) -> usize {
     if let Some(i) = lines.iter().rposition(|l| RULE_LINE.is_match(l))
         && last_content.saturating_sub(i) <= MAX_SIGNATURE_LINES
         && i > 0
+        && signature_like(&lines[i + 1..])
     {
         return i;
     }
@@ -263,5 +303,49 @@ mod tests {
     fn a_from_line_without_a_header_block_is_not_history() {
         let b = split_body("From: the log I see an error.\nPlease check.");
         assert_eq!(b.new_text, "From: the log I see an error.\nPlease check.");
+    }
+
+    /// Lines that look a little like a quote header or a signature rule but
+    /// are the sender's own words: none of them may cut the new text short.
+    #[test]
+    fn the_new_text_is_not_cut_at_lines_that_only_look_like_history() {
+        let cases = [
+            "您好，日志请发到 support@example.com，发件人: 王小明\n收到后请回复。",
+            "From: the CBS log I see 0x800f0922.\nTo: be sure, I ran DISM again.\nPlease check.",
+            "Case No: CAS-12345-ABCDEF\nDate: 2024-01-09 the update failed again.\n请帮忙分析。",
+            "发件人: 王小明（本人）\n\n主题: 补丁安装失败\n日志见附件。",
+            "补丁清单：\n--------------------\nKB5034441  失败  0x80070643\nKB5034122  成功\n--------------------\n请问第一个怎么处理？",
+            "KB\t状态\n==========\nKB5034441\t失败\n\n麻烦帮忙看一下。",
+            "日志太大，点击这里下载 <https://files.example.cn/share/abc>\n密码另行发送。",
+            "On the second server it failed too.\nThe log is attached.",
+            "在第二台服务器上也失败了，写道的日志见附件。",
+        ];
+        for text in cases {
+            let b = split_body(text);
+            assert_eq!(b.new_text, text.trim(), "{text:?} split as {b:?}");
+        }
+    }
+
+    #[test]
+    fn a_real_header_block_still_starts_the_history() {
+        for text in [
+            "ok\n\nFrom: Desk <support@example.com>\nSent: Monday, March 4, 2024 10:00 AM\nTo: me\n\nold",
+            "好的\n发件人: 张工 <zhang@example.com>\n发送时间: 2024年3月4日 10:00\n\n旧内容",
+            "好的\n发件人: 张工\n<zhang@example.com>\n发送时间: 2024年3月4日 10:00\n\n旧内容",
+            "好的\n*From:* Desk\n*Date:* Mon\n\nold",
+        ] {
+            let b = split_body(text);
+            assert!(
+                !b.quoted_text.is_empty() && b.new_text.len() <= "好的".len().max(2),
+                "{text:?} split as {b:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_rule_line_with_a_name_below_is_still_a_signature() {
+        let b = split_body("已上传。\n------------------\n王小明\n示例科技 运维部\nTel: +86 10 5550 0001");
+        assert_eq!(b.new_text, "已上传。");
+        assert!(b.signature.contains("王小明"));
     }
 }
