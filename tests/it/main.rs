@@ -16,6 +16,7 @@ mod fixtures;
 mod fuzz_regressions;
 mod imap;
 mod mailstack;
+mod real_mail;
 mod rules;
 mod threads;
 

@@ -5,6 +5,7 @@ use serde::Serialize;
 use sqlx::FromRow;
 
 use casebot_core::domain::{CaseStatus, Direction};
+use casebot_core::mail::bounce::Bounce;
 
 use super::terms::is_term_char;
 use super::{Store, ts_to_rfc3339};
@@ -92,6 +93,8 @@ struct MessageRow {
     signature: String,
     warnings_json: String,
     thread_rule: String,
+    stage_kind: Option<String>,
+    bounce_json: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -126,9 +129,13 @@ pub struct MessageView {
     pub resolution_signal: bool,
     pub resolution_phrase: Option<String>,
     pub stage: Option<String>,
+    /// What the stage word means (`first_response`, `closed` …).
+    pub stage_kind: Option<String>,
     pub new_text: String,
     pub quoted_text: String,
     pub signature: String,
+    /// For a bounce: the mail it returns, to whom, and why.
+    pub bounce: Option<Bounce>,
     pub attachments: Vec<AttachmentView>,
     pub links: Vec<LinkView>,
     pub thread_rule: String,
@@ -205,7 +212,8 @@ impl Store {
         let rows: Vec<MessageRow> = sqlx::query_as(
             "SELECT id, message_id, in_reply_to, subject, from_name, from_address, to_json, cc_json, date_utc, \
              date_offset_minutes, date_source, direction, signal, resolution_phrase, stage, new_text, quoted_text, \
-             signature, warnings_json, thread_rule FROM messages WHERE case_id = $1 ORDER BY date_utc, id",
+             signature, warnings_json, thread_rule, stage_kind, bounce_json FROM messages WHERE case_id = $1 \
+             ORDER BY date_utc, id",
         )
         .bind(case.id)
         .fetch_all(self.pool())
@@ -265,6 +273,11 @@ impl Store {
                 signal: m.signal,
                 resolution_phrase: m.resolution_phrase,
                 stage: m.stage,
+                stage_kind: m.stage_kind,
+                bounce: m
+                    .bounce_json
+                    .as_deref()
+                    .and_then(|b| serde_json::from_str(b).ok()),
                 new_text: m.new_text,
                 quoted_text: m.quoted_text,
                 signature: m.signature,

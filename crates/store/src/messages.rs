@@ -13,6 +13,7 @@ use casebot_core::mail::filing::{
     BatchPlan, CaseFields, CasePlan, FilingState, NewMessage, Orphan, PendingDraft, StoredCase,
     StoredMessage, ThreadEntry,
 };
+use casebot_core::mail::thread::is_case_key;
 
 use super::cases::{CASE_COLUMNS, CaseRow};
 use super::now_ts;
@@ -84,26 +85,37 @@ where
 }
 
 /// What the store holds of the cases the batch's new mails touch: those
-/// cases, the thread cases waiting for one of the new mails as their parent,
-/// the messages of all of them, and the orphans' pending drafts.
+/// cases, the cases waiting for one of the new mails as their parent, the
+/// cases of the new mails' known parents, the messages of all of them, and
+/// the pending drafts of those without a case number.
 pub async fn filing_state(conn: &mut AnyConnection, new: &[NewMessage<'_>]) -> Result<FilingState> {
-    let mut keys: Vec<&str> = new.iter().map(|n| n.decision.case_key.as_str()).collect();
+    let mut keys: Vec<&str> = new
+        .iter()
+        .flat_map(|n| {
+            std::iter::once(n.decision.case_key.as_str())
+                .chain(n.parents.iter().map(|p| p.case_key.as_str()))
+        })
+        .collect();
     keys.sort_unstable();
     keys.dedup();
     let new_ids: Vec<String> = new.iter().map(|n| n.mail.message_id.clone()).collect();
     let orphans: Vec<(String, String)> = select_in(
         conn,
         "SELECT DISTINCT r.ref_id, c.key FROM message_refs r JOIN messages m ON m.id = r.message_id \
-         JOIN cases c ON c.id = m.case_id WHERE c.case_id IS NULL AND r.ref_id IN",
+         JOIN cases c ON c.id = m.case_id WHERE r.ref_id IN",
         "",
         &new_ids,
     )
     .await
     .context("Cannot look for threads waiting for their parent")?;
-    let orphan_keys: Vec<String> = orphans.iter().map(|(_, key)| key.clone()).collect();
-    keys.extend(orphan_keys.iter().map(String::as_str));
+    keys.extend(orphans.iter().map(|(_, key)| key.as_str()));
     keys.sort_unstable();
     keys.dedup();
+    let thread_keys: Vec<String> = keys
+        .iter()
+        .filter(|k| !is_case_key(k))
+        .map(|k| k.to_string())
+        .collect();
 
     let keys: Vec<String> = keys.into_iter().map(str::to_string).collect();
     let rows: Vec<CaseRow> = select_in(
@@ -147,10 +159,10 @@ pub async fn filing_state(conn: &mut AnyConnection, new: &[NewMessage<'_>]) -> R
         "SELECT c.key, d.id, d.kind, d.edited_by, d.body FROM drafts d JOIN cases c ON c.id = d.case_id \
          WHERE d.status = 'pending' AND c.key IN",
         "ORDER BY d.id",
-        &orphan_keys,
+        &thread_keys,
     )
     .await
-    .context("Cannot read the pending drafts of threads waiting for their parent")?;
+    .context("Cannot read the pending drafts of threads without a case number")?;
     for d in pending {
         state.pending.entry(d.key).or_default().push(PendingDraft {
             id: d.id,
@@ -313,7 +325,7 @@ async fn insert_messages(
         conn,
         "messages (raw_id, case_id, message_id, message_id_synthesized, in_reply_to, references_json, \
          subject, subject_json, from_name, from_address, to_json, cc_json, date_utc, date_offset_minutes, date_source, \
-         direction, signal, resolution_phrase, stage, stage_kind, new_text, quoted_text, signature, warnings_json, thread_rule, ingested_at)",
+         direction, signal, resolution_phrase, stage, stage_kind, new_text, quoted_text, signature, warnings_json, thread_rule, bounce_json, ingested_at)",
         "RETURNING message_id, id",
         &batch.new,
         |q, n| {
@@ -343,6 +355,7 @@ async fn insert_messages(
                 .bind(&m.body.signature)
                 .bind(json(&m.warnings))
                 .bind(n.decision.rule.as_str())
+                .bind(m.bounce.as_ref().map(json))
                 .bind(now)
         },
     )
@@ -369,10 +382,16 @@ async fn insert_parts(
     for n in &batch.new {
         let m = n.mail;
         let row = message_rows.get(&m.message_id).copied();
+        let returned = m.bounce.iter().flat_map(|b| {
+            b.returned_message_id
+                .iter()
+                .chain(b.returned_references.iter())
+        });
         let ids = m
             .in_reply_to
             .iter()
             .chain(m.references.iter())
+            .chain(returned)
             .map(String::as_str);
         for r in dedup(ids.collect()) {
             refs.push((row, r));

@@ -99,13 +99,16 @@ pub fn parse_view(m: &ParsedMail) -> serde_json::Value {
             "priority": s.priority,
             "customer": s.customer,
             "stage": s.stage,
+            "stage_kind": s.stage_kind,
             "internal_ref": s.internal_ref,
             "tags": s.tags,
             "kbs": s.kbs,
             "prefixes": s.prefixes,
         },
         "body_case_ids": m.body_case_ids,
+        "new_text_case_ids": m.new_text_case_ids,
         "direction": m.direction,
+        "bounce": m.bounce,
         "resolution_signal": m.resolution_phrase.is_some(),
         "resolution_phrase": m.resolution_phrase,
         "body": {
@@ -163,6 +166,9 @@ pub fn parsed_mail(m: &ParsedMail) {
     );
     if let Some(p) = &m.resolution_phrase {
         println!("Resolution: yes ({p:?})");
+    }
+    if let Some(b) = &m.bounce {
+        println!("Bounce:     {}", bounce_line(b));
     }
     for a in &m.attachments {
         println!(
@@ -248,6 +254,9 @@ pub fn case_detail(d: &CaseDetail) {
                 ""
             }
         );
+        if let Some(b) = &m.bounce {
+            println!("   {}", bounce_line(b));
+        }
         for line in m.new_text.lines() {
             println!("   {line}");
         }
@@ -263,6 +272,20 @@ pub fn case_detail(d: &CaseDetail) {
             println!("   [link] {}", l.url);
         }
     }
+}
+
+/// "a reply to X (to Y) bounced: reason", as the desk says it.
+fn bounce_line(b: &casebot_core::mail::bounce::Bounce) -> String {
+    let to = if b.recipients.is_empty() {
+        String::new()
+    } else {
+        format!(" (to {})", b.recipients.join(", "))
+    };
+    format!(
+        "a reply to {:?}{to} bounced: {}",
+        b.returned_subject.as_deref().unwrap_or("an earlier mail"),
+        b.reason.as_deref().unwrap_or("no reason given")
+    )
 }
 
 pub fn quarantine_table(entries: &[QuarantineEntry]) {

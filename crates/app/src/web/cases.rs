@@ -475,6 +475,15 @@ fn thread_mail(m: &serde_json::Value, when: &dyn Fn(&serde_json::Value) -> Strin
                 @if let Some(signal) = m["signal"].as_str() { span.badge.on_track { (signal) } }
             }
             div.subject { (text(&m["subject"])) }
+            @if let Some(bounce) = m["bounce"].as_object() {
+                p.bounce {
+                    "A reply to “" (bounce.get("returned_subject").and_then(|s| s.as_str()).unwrap_or("an earlier mail")) "”"
+                    @if let Some(to) = bounce.get("recipients").and_then(|r| r.as_array()).filter(|r| !r.is_empty()) {
+                        " (to " (to.iter().filter_map(|a| a.as_str()).collect::<Vec<_>>().join(", ")) ")"
+                    }
+                    " bounced: " (bounce.get("reason").and_then(|s| s.as_str()).unwrap_or("no reason given"))
+                }
+            }
             pre { (text(&m["new_text"])) }
             @if !text(&m["quoted_text"]).trim().is_empty() {
                 details { summary { "quoted history" } pre { (text(&m["quoted_text"])) } }

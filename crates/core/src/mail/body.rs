@@ -56,9 +56,8 @@ static VALEDICTION: LazyLock<Regex> = LazyLock::new(|| {
 static SENTENCE_END: LazyLock<Regex> =
     LazyLock::new(|| Regex::new(r"[。？！?!]\s*$|[？?]").expect("static regex"));
 /// What a log table or report holds and a signature never does.
-static EVIDENCE: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(r"(?i)\bKB\s?\d{6,8}\b|\b0x[0-9a-f]{8}\b").expect("static regex")
-});
+static EVIDENCE: LazyLock<Regex> =
+    LazyLock::new(|| Regex::new(r"(?i)\bKB\s?\d{6,8}\b|\b0x[0-9a-f]{8}\b").expect("static regex"));
 
 /// How many lines after a valediction may still be a signature block.
 const MAX_SIGNATURE_LINES: usize = 12;
@@ -344,7 +343,9 @@ mod tests {
 
     #[test]
     fn a_rule_line_with_a_name_below_is_still_a_signature() {
-        let b = split_body("已上传。\n------------------\n王小明\n示例科技 运维部\nTel: +86 10 5550 0001");
+        let b = split_body(
+            "已上传。\n------------------\n王小明\n示例科技 运维部\nTel: +86 10 5550 0001",
+        );
         assert_eq!(b.new_text, "已上传。");
         assert!(b.signature.contains("王小明"));
     }

@@ -12,7 +12,9 @@ use serde::Serialize;
 
 use super::case_state::{StatusInput, case_status, mail_signal};
 use super::parse::{ParsedMail, Rejection};
-use super::thread::{KnownMessage, ThreadClues, ThreadDecision, decide, parent_candidates};
+use super::thread::{
+    KnownMessage, ThreadClues, ThreadDecision, decide, is_case_key, parent_candidates,
+};
 use crate::domain::{CaseStatus, Direction, DraftKind, MailSignal, Source};
 
 /// What happened to one mail.
@@ -50,6 +52,8 @@ pub struct NewMessage<'a> {
     pub source: &'a Source,
     pub decision: ThreadDecision,
     pub signal: Option<MailSignal>,
+    /// The parents the store knew, with their cases.
+    pub parents: Vec<KnownMessage>,
 }
 
 /// One more sighting of a mail stored before or earlier in the same batch
@@ -95,12 +99,20 @@ pub struct BatchPlan<'a> {
 
 /// The clues threading reads in a mail.
 pub fn clues(mail: &ParsedMail) -> ThreadClues<'_> {
+    let bounce = mail.bounce.as_ref();
     ThreadClues {
         message_id: &mail.message_id,
-        subject_case_id: mail.subject_info.case_id.as_deref(),
+        subject_case_id: mail
+            .subject_info
+            .case_id
+            .as_deref()
+            .or(bounce.and_then(|b| b.returned_case_id.as_deref())),
+        new_text_case_ids: &mail.new_text_case_ids,
         body_case_ids: &mail.body_case_ids,
         in_reply_to: mail.in_reply_to.as_deref(),
         references: &mail.references,
+        returned_message_id: bounce.and_then(|b| b.returned_message_id.as_deref()),
+        returned_references: bounce.map_or(&[], |b| b.returned_references.as_slice()),
     }
 }
 
@@ -224,6 +236,7 @@ pub fn plan_batch<'a>(items: &[Incoming<'a>], stored: &[StoredMessage]) -> Batch
                 !mail.attachments.is_empty() || !mail.links.is_empty(),
             ),
             decision,
+            parents,
         });
     }
     plan
@@ -261,9 +274,8 @@ pub struct ThreadEntry {
     pub date: i64,
 }
 
-/// A stored thread case (no case number) with a message that names
-/// `parent`, a Message-ID of the batch: its thread began before its parent
-/// arrived.
+/// A stored case with a message that names `parent`, a Message-ID of the
+/// batch: its thread began before its parent arrived.
 #[derive(Debug, Clone)]
 pub struct Orphan {
     pub parent: String,
@@ -283,16 +295,18 @@ pub struct PendingDraft {
 /// transaction.
 #[derive(Debug, Clone, Default)]
 pub struct FilingState {
-    /// The touched cases that exist, and every orphan's case.
+    /// The touched cases that exist, every orphan's case, and the cases of
+    /// the new mails' known parents.
     pub cases: HashMap<String, StoredCase>,
     /// Each of those cases' stored messages.
     pub threads: HashMap<String, Vec<ThreadEntry>>,
     pub orphans: Vec<Orphan>,
-    /// Each orphan case's pending drafts.
+    /// The pending drafts of each of those cases without a case number.
     pub pending: HashMap<String, Vec<PendingDraft>>,
 }
 
-/// A thread case moving into the case of its late parent.
+/// A thread without a case number moving into the case it is linked to:
+/// the case of its late parent, or the numbered case a reply opened.
 #[derive(Debug, Clone)]
 pub struct Adoption {
     pub from: String,
@@ -373,9 +387,17 @@ pub fn plan_cases(new: &[NewMessage<'_>], state: &FilingState) -> CasePlan {
             }
         }
     }
-    adopt_orphans(new, state, &cases, &mut plan);
+    adopt_linked_threads(new, state, &mut plan);
     let adopted: HashSet<&str> = plan.adoptions.iter().map(|a| a.from.as_str()).collect();
     cases.retain(|c| !adopted.contains(c.key.as_str()));
+    // A stored case that adopts a thread changes too, touched or not.
+    for a in &plan.adoptions {
+        if !cases.iter().any(|c| c.key == a.into)
+            && let Some(c) = state.cases.get(&a.into)
+        {
+            cases.push(c.clone());
+        }
+    }
 
     for a in &plan.adoptions {
         for d in &a.withdrawn {
@@ -406,6 +428,20 @@ pub fn plan_cases(new: &[NewMessage<'_>], state: &FilingState) -> CasePlan {
                 "source": n.source.to_string(),
             }),
         });
+        if let Some(b) = &n.mail.bounce {
+            plan.events.push(PlannedEvent {
+                case_key: plan.final_key(&n.decision.case_key).to_string(),
+                message_id: Some(n.mail.message_id.clone()),
+                kind: "reply_bounced",
+                detail: serde_json::json!({
+                    "returned_message_id": b.returned_message_id,
+                    "returned_subject": b.returned_subject,
+                    "recipients": b.recipients,
+                    "status": b.status,
+                    "reason": b.reason,
+                }),
+            });
+        }
     }
     for case in cases {
         update_case(case, new, state, &mut plan);
@@ -413,49 +449,58 @@ pub fn plan_cases(new: &[NewMessage<'_>], state: &FilingState) -> CasePlan {
     plan
 }
 
-/// Thread cases whose stored (or batch) messages name a parent filed now in
-/// another case move into that case.
-fn adopt_orphans(
-    new: &[NewMessage<'_>],
-    state: &FilingState,
-    touched: &[StoredCase],
-    plan: &mut CasePlan,
-) {
+/// Moves every thread without a case number that the batch links to
+/// another case into it. A link is a message naming another as its parent
+/// (or, for a bounce, as the mail it returns), where at least one of the two
+/// is new: a stored child waiting for a new parent, a new child of a new
+/// parent, a new child of a stored parent. Of the two cases a link joins,
+/// the one without a number moves into the other: a thread into its
+/// parent's thread, a caseless first mail into the case its reply opened.
+/// Two numbered cases never merge.
+fn adopt_linked_threads(new: &[NewMessage<'_>], state: &FilingState, plan: &mut CasePlan) {
     let decided: HashMap<&str, &str> = new
         .iter()
         .map(|n| (n.mail.message_id.as_str(), n.decision.case_key.as_str()))
         .collect();
-    let is_thread_case = |key: &str| touched.iter().any(|c| c.key == key && c.case_id.is_none());
-    // The batch's own children whose parent came later in the same batch.
-    let mut links: Vec<(String, String)> = state
-        .orphans
-        .iter()
-        .map(|o| (o.parent.clone(), o.key.clone()))
-        .collect();
-    for n in new {
-        if !is_thread_case(&n.decision.case_key) {
-            continue;
-        }
-        let m = n.mail;
-        for parent in m.in_reply_to.iter().chain(m.references.iter()) {
-            if decided.contains_key(parent.as_str()) {
-                links.push((parent.clone(), n.decision.case_key.clone()));
-            }
+    // (child's case, parent's case, parent's Message-ID)
+    let mut links: Vec<(String, String, String)> = Vec::new();
+    for o in &state.orphans {
+        if let Some(parent_case) = decided.get(o.parent.as_str()) {
+            links.push((o.key.clone(), parent_case.to_string(), o.parent.clone()));
         }
     }
-    for (parent, orphan) in links {
-        let Some(&target) = decided.get(parent.as_str()) else {
+    for n in new {
+        let child = &n.decision.case_key;
+        for parent in parent_candidates(&clues(n.mail)) {
+            if let Some(parent_case) = decided.get(parent) {
+                links.push((child.clone(), parent_case.to_string(), parent.to_string()));
+            }
+        }
+        for p in &n.parents {
+            links.push((child.clone(), p.case_key.clone(), p.message_id.clone()));
+        }
+    }
+    for (child, parent, via) in links {
+        let (from, into) = if !is_case_key(&child) {
+            (child, parent)
+        } else if !is_case_key(&parent) {
+            (parent, child)
+        } else {
             continue;
         };
-        let gone = |key: &str| plan.adoptions.iter().any(|a| a.from == key);
-        if target == orphan || gone(&orphan) || gone(target) {
+        // Where `into` already went, if it moved earlier in this plan.
+        let into = plan.final_key(&into).to_string();
+        if from == into || plan.adoptions.iter().any(|a| a.from == from) {
             continue;
         }
+        for earlier in plan.adoptions.iter_mut().filter(|a| a.into == from) {
+            earlier.into.clone_from(&into);
+        }
         plan.adoptions.push(Adoption {
-            from: orphan.clone(),
-            into: target.to_string(),
-            parent,
-            withdrawn: state.pending.get(&orphan).cloned().unwrap_or_default(),
+            withdrawn: state.pending.get(&from).cloned().unwrap_or_default(),
+            from,
+            into,
+            parent: via,
         });
     }
 }

@@ -5,11 +5,13 @@
 //! - `subject`: the partner's subject grammar (table tests in `subject_tests.rs`);
 //! - `body`: new text / quoted history / signature; `links`: URLs and UNC paths;
 //! - `direction`: customer / engineer / auto / bounce, and the resolution phrase;
+//! - `bounce`: the mail a bounce returns, to whom and why;
 //! - `thread`: the case decision; `case_state`: the derived case status;
 //! - `filing`: a batch decided in memory (new, duplicate, quarantined) and
 //!   what it does to its cases, as plans the store carries out.
 
 pub mod body;
+pub mod bounce;
 pub mod case_state;
 pub mod direction;
 pub mod filing;

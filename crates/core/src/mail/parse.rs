@@ -12,10 +12,11 @@ use mail_parser::decoders::{
     base64::base64_decode, charsets::map::charset_decoder,
     quoted_printable::quoted_printable_decode,
 };
-use mail_parser::{Encoding, HeaderValue, Message, MessageParser, MimeHeaders, PartType};
+use mail_parser::{Encoding, Message, MessageParser, MimeHeaders, PartType};
 use serde::{Deserialize, Serialize};
 
 use super::body::{BodyParts, split_body};
+use super::bounce::{Bounce, clean_id, id_list, read_bounce};
 use super::direction::{MailSignals, classify, resolution_phrase};
 use super::links::{Link, extract_links};
 use super::subject::{GrammarConfig, GrammarError, ParsedSubject, SubjectGrammar};
@@ -79,6 +80,10 @@ pub struct ParsedMail {
     pub body: BodyParts,
     /// Distinct case numbers named anywhere in the text body.
     pub body_case_ids: Vec<String>,
+    /// Those of them in the sender's new text.
+    pub new_text_case_ids: Vec<String>,
+    /// What a bounce says of the mail it returns (bounces only).
+    pub bounce: Option<Bounce>,
     pub links: Vec<Link>,
     pub attachments: Vec<AttachmentInfo>,
     /// Repairs and fallbacks applied, in words, for the evidence trail.
@@ -231,6 +236,7 @@ fn build(
     let html_refs: Vec<&str> = html_sources.iter().map(String::as_str).collect();
     let links = extract_links(&full_text, &html_refs);
     let body_case_ids = ctx.grammar.case_numbers_in(&full_text);
+    let new_text_case_ids = ctx.grammar.case_numbers_in(&body.new_text);
 
     let from = message.from().and_then(|a| a.first()).map(mailbox);
     let to = message
@@ -243,6 +249,14 @@ fn build(
         .unwrap_or_default();
 
     let direction = direction_of(message, &subject, from.as_ref(), &ctx.desk);
+    let bounce = (direction == Direction::Bounce).then(|| {
+        let mut bounce = read_bounce(message, raw, &full_text);
+        bounce.returned_case_id = bounce
+            .returned_subject
+            .as_deref()
+            .and_then(|s| ctx.grammar.parse(s).case_id);
+        bounce
+    });
     let resolution = match direction {
         Direction::Customer => {
             resolution_phrase(&body.new_text, &ctx.ingest.resolution_phrases).map(str::to_string)
@@ -291,6 +305,8 @@ fn build(
         resolution_phrase: resolution,
         body,
         body_case_ids,
+        new_text_case_ids,
+        bounce,
         links,
         attachments,
         warnings,
@@ -309,30 +325,6 @@ fn mailbox(a: &mail_parser::Addr<'_>) -> Mailbox {
             .map(|s| s.trim().to_ascii_lowercase())
             .filter(|s| !s.is_empty()),
     }
-}
-
-/// A Message-ID without angle brackets or white space.
-fn clean_id(id: &str) -> String {
-    id.trim()
-        .trim_start_matches('<')
-        .trim_end_matches('>')
-        .trim()
-        .to_string()
-}
-
-fn id_list(value: &HeaderValue<'_>) -> Vec<String> {
-    let ids: Vec<String> = match value {
-        HeaderValue::Text(t) => vec![clean_id(t)],
-        HeaderValue::TextList(list) => list.iter().map(|t| clean_id(t)).collect(),
-        _ => Vec::new(),
-    };
-    let mut out: Vec<String> = Vec::with_capacity(ids.len());
-    for id in ids {
-        if !id.is_empty() && !out.contains(&id) {
-            out.push(id);
-        }
-    }
-    out
 }
 
 /// Keeps the last path component: a name like `../../x.zip` is someone's

@@ -7,3 +7,7 @@ UPDATE messages SET stage_kind = 'follow_up' WHERE stage IN ('跟进', '跟進')
 UPDATE messages SET stage_kind = 'reassigned' WHERE stage = '案例重新分配';
 UPDATE messages SET stage_kind = 'escalated' WHERE stage IN ('案例升级', '案例升級');
 UPDATE messages SET stage_kind = 'closed' WHERE stage IN ('案例关闭', '案例關閉');
+
+-- A bounce's account of the mail it returns (returned Message-ID and
+-- subject, recipients, status, reason), as JSON; NULL for other mail.
+ALTER TABLE messages ADD COLUMN bounce_json TEXT;

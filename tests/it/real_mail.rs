@@ -1,0 +1,296 @@
+//! The classes of real-world mail the fixtures never had, through the real
+//! pipeline into a throwaway store (SQLite, and PostgreSQL in the second
+//! pass): a caseless first mail that a numbered reply claims, a bounce that
+//! belongs with the mail it returns, a case number only in quoted history.
+//! Every arrival order is tried, one mail per import (the daemon, IMAP
+//! catch-up) and all in one mbox (one batch).
+
+use std::path::Path;
+use std::sync::Arc;
+
+use casebot_app::config::Config;
+use casebot_app::mailbox::import;
+use casebot_app::stages::filing::Pipeline;
+use casebot_store::Store;
+
+/// Each order of `items`, by Heap's algorithm.
+fn orders<T: Clone>(items: &[T]) -> Vec<Vec<T>> {
+    fn heap<T: Clone>(k: usize, v: &mut Vec<T>, out: &mut Vec<Vec<T>>) {
+        if k <= 1 {
+            out.push(v.clone());
+            return;
+        }
+        for i in 0..k {
+            heap(k - 1, v, out);
+            let j = if k % 2 == 0 { i } else { 0 };
+            v.swap(j, k - 1);
+        }
+    }
+    let mut v = items.to_vec();
+    let mut out = Vec::new();
+    heap(v.len(), &mut v, &mut out);
+    out
+}
+
+/// How the mails reach the desk.
+#[derive(Debug, Clone, Copy)]
+enum Arrival {
+    OneByOne,
+    OneMbox,
+}
+
+/// Files `mails` (raw texts) in the given way into a new store.
+async fn file(dir: &Path, name: &str, mails: &[&str], arrival: Arrival) -> Store {
+    let store = Store::open(&super::store_url(&dir.join(format!("{name}.db"))))
+        .await
+        .unwrap();
+    let pipeline = Pipeline::new(store.clone(), Arc::new(Config::default())).unwrap();
+    let mut import_file = async |path: &Path| {
+        let source = import::open(path).unwrap();
+        let counts = pipeline.run(source.mails, |_| {}).await.unwrap();
+        assert_eq!(counts.quarantined, 0, "{name}");
+    };
+    match arrival {
+        Arrival::OneByOne => {
+            for (i, mail) in mails.iter().enumerate() {
+                let path = dir.join(format!("{name}-{i}.eml"));
+                std::fs::write(&path, mail.replace('\n', "\r\n")).unwrap();
+                import_file(&path).await;
+            }
+        }
+        Arrival::OneMbox => {
+            let mut mbox = String::new();
+            for mail in mails {
+                mbox.push_str("From MAILER-DAEMON Thu Jan  1 00:00:00 2026\n");
+                mbox.push_str(mail);
+                mbox.push('\n');
+            }
+            let path = dir.join(format!("{name}.mbox"));
+            std::fs::write(&path, mbox).unwrap();
+            import_file(&path).await;
+        }
+    }
+    store
+}
+
+const CUSTOMER_FIRST: &str = "From: Li Lei <li.lei@example.cn>
+To: support@example.com
+Subject: KB5034441 安装失败
+Date: Mon, 2 Mar 2026 09:00:00 +0800
+Message-ID: <first@example.cn>
+Content-Type: text/plain; charset=utf-8
+
+您好，服务器安装 KB5034441 失败，错误 0x80070643。
+";
+
+const CUSTOMER_AGAIN: &str = "From: Li Lei <li.lei@example.cn>
+To: support@example.com
+Subject: Re: KB5034441 安装失败
+Date: Mon, 2 Mar 2026 09:30:00 +0800
+Message-ID: <again@example.cn>
+In-Reply-To: <first@example.cn>
+References: <first@example.cn>
+Content-Type: text/plain; charset=utf-8
+
+补充：重启后仍然失败。
+";
+
+const DESK_OPENS: &str = "From: Desk <support@example.com>
+To: li.lei@example.cn
+Subject: [案例号: CAS-20001-AB12CD ] % |P2|ACME| KB5034441 安装失败 % 初次响应
+Date: Mon, 2 Mar 2026 10:00:00 +0800
+Message-ID: <opens@example.com>
+In-Reply-To: <again@example.cn>
+References: <first@example.cn> <again@example.cn>
+Content-Type: text/plain; charset=utf-8
+
+您好，已为您创建案例，请上传日志。
+";
+
+/// The engineer opens the case with a fresh mail (no In-Reply-To) whose
+/// References still name the customer's first mail.
+const DESK_OPENS_FRESH: &str = "From: Desk <support@example.com>
+To: li.lei@example.cn
+Subject: [案例号: CAS-20002-EF34GH ] % |P3|ACME| KB5034441 % 初次响应
+Date: Mon, 2 Mar 2026 10:00:00 +0800
+Message-ID: <fresh@example.com>
+References: <first@example.cn>
+Content-Type: text/plain; charset=utf-8
+
+您好，我是本案例的工程师。
+";
+
+#[tokio::test]
+async fn a_caseless_first_mail_joins_the_case_its_reply_opens_in_every_order() {
+    let dir = tempfile::tempdir().unwrap();
+    for (opener, key) in [
+        (DESK_OPENS, "CAS-20001-AB12CD"),
+        (DESK_OPENS_FRESH, "CAS-20002-EF34GH"),
+    ] {
+        for arrival in [Arrival::OneByOne, Arrival::OneMbox] {
+            for (n, order) in orders(&[CUSTOMER_FIRST, CUSTOMER_AGAIN, opener])
+                .iter()
+                .enumerate()
+            {
+                let name = format!("{key}-{arrival:?}-{n}");
+                let store = file(dir.path(), &name, order, arrival).await;
+                let cases = store.list_cases().await.unwrap();
+                let keys: Vec<&str> = cases.iter().map(|c| c.key.as_str()).collect();
+                assert_eq!(keys, [key], "{name}: {arrival:?} order {n}");
+                assert_eq!(cases[0].message_count, 3, "{name}");
+                // The desk answered last: the ball is with the customer.
+                assert_eq!(cases[0].status.as_str(), "waiting_on_customer", "{name}");
+            }
+        }
+    }
+}
+
+/// Postfix's DSN for a desk reply, with the returned mail's headers.
+fn dsn(returned_id: &str, returned_refs: &str, returned_subject: &str) -> String {
+    format!(
+        "From: MAILER-DAEMON@mx.example.com (Mail Delivery System)
+To: support@example.com
+Subject: Undelivered Mail Returned to Sender
+Date: Mon, 2 Mar 2026 10:01:00 +0800
+Message-ID: <dsn-{returned_id}>
+Auto-Submitted: auto-replied
+MIME-Version: 1.0
+Content-Type: multipart/report; report-type=delivery-status; boundary=\"B\"
+
+--B
+Content-Type: text/plain; charset=us-ascii
+
+This is the mail system at host mx.example.com.
+Your message could not be delivered to one or more recipients.
+
+--B
+Content-Type: message/delivery-status
+
+Reporting-MTA: dns; mx.example.com
+
+Final-Recipient: rfc822; li.lei@example.cn
+Action: failed
+Status: 5.1.1
+Diagnostic-Code: smtp; 550 5.1.1 <li.lei@example.cn>: Recipient address
+    rejected: User unknown in virtual mailbox table
+
+--B
+Content-Type: text/rfc822-headers
+
+From: Desk <support@example.com>
+To: li.lei@example.cn
+Subject: {returned_subject}
+Message-ID: <{returned_id}>
+References: {returned_refs}
+
+--B--
+"
+    )
+}
+
+const DESK_REPLY_CASELESS: &str = "From: Desk <support@example.com>
+To: li.lei@example.cn
+Subject: Re: KB5034441 安装失败
+Date: Mon, 2 Mar 2026 10:00:00 +0800
+Message-ID: <reply@example.com>
+In-Reply-To: <first@example.cn>
+References: <first@example.cn>
+Content-Type: text/plain; charset=utf-8
+
+请上传 CBS.log。
+";
+
+#[tokio::test]
+async fn a_bounce_is_filed_with_the_mail_it_returns_in_every_order() {
+    let dir = tempfile::tempdir().unwrap();
+    // Found by the returned Message-ID: no case number anywhere.
+    let bounce = dsn(
+        "reply@example.com",
+        "<first@example.cn>",
+        "Re: KB5034441 安装失败",
+    );
+    for arrival in [Arrival::OneByOne, Arrival::OneMbox] {
+        for (n, order) in orders(&[CUSTOMER_FIRST, DESK_REPLY_CASELESS, bounce.as_str()])
+            .iter()
+            .enumerate()
+        {
+            let name = format!("bounce-{arrival:?}-{n}");
+            let store = file(dir.path(), &name, order, arrival).await;
+            let cases = store.list_cases().await.unwrap();
+            assert_eq!(cases.len(), 1, "{name}: {cases:?}");
+            let d = store.case_detail(&cases[0].key).await.unwrap().unwrap();
+            assert_eq!(d.case.message_count, 3, "{name}");
+            // A bounce is no answer: the desk's reply still waits on the customer.
+            assert_eq!(d.case.status.as_str(), "waiting_on_customer", "{name}");
+            let b = d
+                .messages
+                .iter()
+                .find_map(|m| m.bounce.as_ref())
+                .unwrap_or_else(|| panic!("{name}: no bounce in the thread"));
+            assert_eq!(b.returned_message_id.as_deref(), Some("reply@example.com"));
+            assert_eq!(b.recipients, ["li.lei@example.cn"]);
+            assert!(
+                b.reason.as_deref().unwrap_or("").contains("User unknown"),
+                "{b:?}"
+            );
+            assert!(
+                d.events.iter().any(|e| e.kind == "reply_bounced"
+                    && e.detail["returned_message_id"] == "reply@example.com"),
+                "{name}"
+            );
+        }
+    }
+    // Found by the returned mail's case number when its Message-ID is unknown.
+    let bounce = dsn(
+        "never-seen@example.com",
+        "",
+        "Re: [案例号: CAS-20001-AB12CD ] % |P2|ACME| KB5034441 安装失败 % 跟进",
+    );
+    for arrival in [Arrival::OneByOne, Arrival::OneMbox] {
+        let name = format!("bounce-by-number-{arrival:?}");
+        let store = file(dir.path(), &name, &[bounce.as_str(), DESK_OPENS], arrival).await;
+        let cases = store.list_cases().await.unwrap();
+        let keys: Vec<&str> = cases.iter().map(|c| c.key.as_str()).collect();
+        assert_eq!(keys, ["CAS-20001-AB12CD"], "{name}");
+        // The SLA does not count a bounce as the customer's answer.
+        assert_eq!(cases[0].status.as_str(), "waiting_on_customer", "{name}");
+    }
+}
+
+#[tokio::test]
+async fn a_case_number_in_quoted_history_never_outranks_the_parent() {
+    let dir = tempfile::tempdir().unwrap();
+    // The customer answers the desk's mail of case A (subject without the
+    // number) and quotes an older mail of case B below.
+    let answer = "From: Li Lei <li.lei@example.cn>
+To: support@example.com
+Subject: Re: 日志
+Date: Mon, 2 Mar 2026 11:00:00 +0800
+Message-ID: <answer@example.cn>
+In-Reply-To: <opens@example.com>
+References: <first@example.cn> <opens@example.com>
+Content-Type: text/plain; charset=utf-8
+
+日志已上传。
+
+-----原始邮件-----
+发件人: Desk <support@example.com>
+发送时间: 2026年2月1日 10:00
+主题: [案例号: CAS-29999-ZZ99ZZ ] % 旧案例 %
+
+旧内容
+";
+    for arrival in [Arrival::OneByOne, Arrival::OneMbox] {
+        let name = format!("quoted-{arrival:?}");
+        let store = file(dir.path(), &name, &[DESK_OPENS, answer], arrival).await;
+        let cases = store.list_cases().await.unwrap();
+        let keys: Vec<&str> = cases.iter().map(|c| c.key.as_str()).collect();
+        assert_eq!(keys, ["CAS-20001-AB12CD"], "{name}");
+        let d = store
+            .case_detail("CAS-20001-AB12CD")
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(d.messages[1].thread_rule, "in_reply_to");
+    }
+}
