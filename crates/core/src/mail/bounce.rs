@@ -80,7 +80,7 @@ pub fn read_bounce(message: &Message<'_>, raw: &[u8], text: &str) -> Bounce {
     if bounce.returned_message_id.is_none()
         && let Some(m) = PASTED_HEADERS.find(text)
     {
-        read_returned_headers(text[m.start()..].as_bytes(), &mut bounce);
+        read_returned_headers(&text.as_bytes()[m.start()..], &mut bounce);
     }
     if bounce.reason.is_none() {
         bounce.reason = prose_reason(text);
