@@ -22,7 +22,7 @@ fn orders<T: Clone>(items: &[T]) -> Vec<Vec<T>> {
         }
         for i in 0..k {
             heap(k - 1, v, out);
-            let j = if k % 2 == 0 { i } else { 0 };
+            let j = if k.is_multiple_of(2) { i } else { 0 };
             v.swap(j, k - 1);
         }
     }
@@ -45,7 +45,7 @@ async fn file(dir: &Path, name: &str, mails: &[&str], arrival: Arrival) -> Store
         .await
         .unwrap();
     let pipeline = Pipeline::new(store.clone(), Arc::new(Config::default())).unwrap();
-    let mut import_file = async |path: &Path| {
+    let import_file = async |path: &Path| {
         let source = import::open(path).unwrap();
         let counts = pipeline.run(source.mails, |_| {}).await.unwrap();
         assert_eq!(counts.quarantined, 0, "{name}");
