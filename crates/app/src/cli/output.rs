@@ -111,6 +111,7 @@ pub fn parse_view(m: &ParsedMail) -> serde_json::Value {
         "bounce": m.bounce,
         "resolution_signal": m.resolution_phrase.is_some(),
         "resolution_phrase": m.resolution_phrase,
+        "closure_phrase": m.closure_phrase,
         "body": {
             "new_text": m.body.new_text,
             "quoted_text": m.body.quoted_text,

@@ -45,6 +45,8 @@ pub enum MailSignal {
     Resolution,
     /// The engineer archives the case (暂时归档).
     Archive,
+    /// The desk's closure mail (案例总结, "we will close this case").
+    Closure,
     /// A short thank-you that asks for nothing.
     Ack,
 }
@@ -54,6 +56,7 @@ impl MailSignal {
         match self {
             MailSignal::Resolution => "resolution",
             MailSignal::Archive => "archive",
+            MailSignal::Closure => "closure",
             MailSignal::Ack => "ack",
         }
     }
@@ -62,6 +65,7 @@ impl MailSignal {
         Some(match s {
             "resolution" => MailSignal::Resolution,
             "archive" => MailSignal::Archive,
+            "closure" => MailSignal::Closure,
             "ack" => MailSignal::Ack,
             _ => return None,
         })

@@ -29,17 +29,18 @@ static NEWS: LazyLock<Regex> = LazyLock::new(|| {
 /// Longest new text (in chars) that still counts as a mere thank-you.
 const ACK_MAX_CHARS: usize = 40;
 
-/// Classifies a mail's new text. `resolution` is whether a resolution phrase
-/// was found (customer mails only); `carries_evidence` whether the mail has
+/// Classifies a mail's new text. `ends_problem` is whether the mail says
+/// the problem is over: a resolution phrase in a customer's mail, a
+/// closure in the desk's; `carries_evidence` whether the mail has
 /// attachments or links (then it is never a mere thank-you).
 pub fn mail_signal(
     direction: Direction,
     new_text: &str,
-    resolution: bool,
+    ends_problem: bool,
     carries_evidence: bool,
 ) -> Option<MailSignal> {
     match direction {
-        Direction::Customer if resolution => Some(MailSignal::Resolution),
+        Direction::Customer if ends_problem => Some(MailSignal::Resolution),
         Direction::Customer
             if !carries_evidence
                 && new_text.chars().filter(|c| !c.is_whitespace()).count() <= ACK_MAX_CHARS
@@ -49,6 +50,7 @@ pub fn mail_signal(
             Some(MailSignal::Ack)
         }
         Direction::Engineer if ARCHIVE.is_match(new_text) => Some(MailSignal::Archive),
+        Direction::Engineer if ends_problem => Some(MailSignal::Closure),
         _ => None,
     }
 }
@@ -79,6 +81,7 @@ pub fn next_status(status: CaseStatus, m: StatusInput) -> CaseStatus {
         (Direction::Customer, Some(MailSignal::Ack), s) => s,
         (Direction::Customer, _, _) => CaseStatus::WaitingOnUs,
         (Direction::Engineer, Some(MailSignal::Archive), _) => CaseStatus::Archived,
+        (Direction::Engineer, Some(MailSignal::Closure), _) => CaseStatus::Resolved,
         // The closure summary after the customer's confirmation.
         (Direction::Engineer, _, CaseStatus::Resolved) => CaseStatus::Resolved,
         (Direction::Engineer, _, _) => CaseStatus::WaitingOnCustomer,
@@ -162,6 +165,23 @@ mod tests {
             case_status([m(Customer, "谢谢", false)]),
             CaseStatus::WaitingOnUs
         );
+    }
+
+    #[test]
+    fn the_desk_s_closure_resolves_and_the_customer_s_news_reopens() {
+        let closed = [
+            m(Customer, "补丁安装失败", false),
+            m(Engineer, "案例总结 …", true),
+        ];
+        assert_eq!(case_status(closed), CaseStatus::Resolved);
+        let thanks = [closed[0], closed[1], m(Customer, "谢谢！", false)];
+        assert_eq!(case_status(thanks), CaseStatus::Resolved);
+        let reopened = [
+            closed[0],
+            closed[1],
+            m(Customer, "又失败了，日志见附件", false),
+        ];
+        assert_eq!(case_status(reopened), CaseStatus::WaitingOnUs);
     }
 
     #[test]

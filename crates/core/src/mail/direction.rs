@@ -1,5 +1,4 @@
-//! Who a mail is from, in the desk's terms, and whether the customer says the
-//! problem is fixed.
+//! Who a mail is from, in the desk's terms.
 //!
 //! Auto-replies and bounces must never pass for the customer: an
 //! out-of-office answer would otherwise stop the SLA clock and trigger a
@@ -95,78 +94,9 @@ pub fn is_engineer(from: &str, desk: &DeskConfig) -> bool {
     })
 }
 
-/// Words that turn a following resolution phrase into its opposite or a question.
-const NEGATIONS_ZH: &[&str] = &[
-    "没有", "没", "未", "不", "还未", "尚未", "仍未", "是否", "并未", "还没",
-];
-const NEGATIONS_EN: &[&str] = &[
-    "not ",
-    "n't ",
-    "never ",
-    "no longer ",
-    "if it ",
-    "whether it ",
-    "once it ",
-];
-
-/// The first configured resolution phrase in `new_text` that is not negated
-/// or asked about, or `None`.
-pub fn resolution_phrase<'p>(new_text: &str, phrases: &'p [String]) -> Option<&'p str> {
-    let lower = new_text.to_lowercase();
-    phrases.iter().map(String::as_str).find(|phrase| {
-        let phrase_lower = phrase.to_lowercase();
-        lower.match_indices(&phrase_lower).any(|(at, _)| {
-            let before = &lower[..at];
-            let ascii_phrase = phrase_lower.is_ascii();
-            if ascii_phrase {
-                // Whole words only: "unresolved" is not "resolved".
-                if before
-                    .chars()
-                    .next_back()
-                    .is_some_and(|c| c.is_alphanumeric())
-                {
-                    return false;
-                }
-                let window: String = before
-                    .chars()
-                    .rev()
-                    .take(16)
-                    .collect::<Vec<_>>()
-                    .into_iter()
-                    .rev()
-                    .collect();
-                !NEGATIONS_EN.iter().any(|n| window.contains(n)) && !is_question(&lower[at..])
-            } else {
-                let window: String = before
-                    .chars()
-                    .rev()
-                    .take(3)
-                    .collect::<Vec<_>>()
-                    .into_iter()
-                    .rev()
-                    .collect();
-                !NEGATIONS_ZH.iter().any(|n| window.contains(n)) && !is_question(&lower[at..])
-            }
-        })
-    })
-}
-
-/// A phrase followed by a question mark in the same clause is a question.
-fn is_question(from_phrase: &str) -> bool {
-    for c in from_phrase.chars().take(24) {
-        match c {
-            '?' | '？' | '吗' => return true,
-            '。' | '.' | '\n' | '！' | '!' | '，' | ',' | ';' | '；' => return false,
-            _ => {}
-        }
-    }
-    false
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::mail::parse::IngestConfig;
 
     fn desk() -> DeskConfig {
         DeskConfig {
@@ -276,34 +206,5 @@ mod tests {
         s.subject = "Undeliverable: Re: [案例号:CAS-1]";
         s.return_path_empty = true;
         assert_eq!(classify(&s, &desk()), Direction::Bounce);
-    }
-
-    #[test]
-    fn resolution_phrases() {
-        let phrases = IngestConfig::default().resolution_phrases;
-        let yes = [
-            "李老师，您好\n问题解决了。更新已安装成功。非常感谢！",
-            "补丁已安装成功",
-            "可以关闭案例了",
-            "Thanks, it works now.",
-            "The issue is resolved after enabling the service.",
-        ];
-        for t in yes {
-            assert!(resolution_phrase(t, &phrases).is_some(), "{t}");
-        }
-        let no = [
-            "问题没有解决，情况依旧",
-            "还是未解决",
-            "问题是否已解决？",
-            "问题解决了吗？",
-            "The issue is not resolved.",
-            "still unresolved",
-            "Is it resolved?",
-            "第二次上传完毕。",
-            "",
-        ];
-        for t in no {
-            assert_eq!(resolution_phrase(t, &phrases), None, "{t}");
-        }
     }
 }

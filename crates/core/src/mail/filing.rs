@@ -232,7 +232,7 @@ pub fn plan_batch<'a>(items: &[Incoming<'a>], stored: &[StoredMessage]) -> Batch
             signal: mail_signal(
                 mail.direction,
                 &mail.body.new_text,
-                mail.resolution_phrase.is_some(),
+                mail.resolution_phrase.is_some() || mail.closure_phrase.is_some(),
                 !mail.attachments.is_empty() || !mail.links.is_empty(),
             ),
             decision,

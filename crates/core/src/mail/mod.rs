@@ -17,5 +17,6 @@ pub mod direction;
 pub mod filing;
 pub mod links;
 pub mod parse;
+pub mod resolution;
 pub mod subject;
 pub mod thread;

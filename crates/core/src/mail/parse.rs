@@ -17,8 +17,11 @@ use serde::{Deserialize, Serialize};
 
 use super::body::{BodyParts, split_body};
 use super::bounce::{Bounce, clean_id, id_list, read_bounce};
-use super::direction::{MailSignals, classify, resolution_phrase};
+use super::direction::{MailSignals, classify};
 use super::links::{Link, extract_links};
+use super::resolution::{
+    closure_phrase, default_closure_phrases, default_resolution_phrases, resolution_phrase,
+};
 use super::subject::{GrammarConfig, GrammarError, ParsedSubject, SubjectGrammar};
 use crate::domain::{DeskConfig, Direction, sha256_hex};
 
@@ -77,6 +80,9 @@ pub struct ParsedMail {
     pub subject_info: ParsedSubject,
     pub direction: Direction,
     pub resolution_phrase: Option<String>,
+    /// For the desk's own mail: the phrase (or the closed stage) that makes
+    /// it the case's closure.
+    pub closure_phrase: Option<String>,
     pub body: BodyParts,
     /// Distinct case numbers named anywhere in the text body.
     pub body_case_ids: Vec<String>,
@@ -263,6 +269,16 @@ fn build(
         }
         _ => None,
     };
+    let closure = match direction {
+        Direction::Engineer => closure_phrase(&body.new_text, &ctx.ingest.closure_phrases)
+            .map(str::to_string)
+            .or_else(|| {
+                (subject_info.stage_kind == Some(crate::domain::Stage::Closed))
+                    .then(|| subject_info.stage.clone())
+                    .flatten()
+            }),
+        _ => None,
+    };
 
     let mut attachments = attachment_infos(message);
     let (mut links, mut to, mut cc) = (links, to, cc);
@@ -303,6 +319,7 @@ fn build(
         subject_info,
         direction,
         resolution_phrase: resolution,
+        closure_phrase: closure,
         body,
         body_case_ids,
         new_text_case_ids,
@@ -793,39 +810,17 @@ pub struct IngestConfig {
     pub max_mime_parts: u64,
     /// Phrases in a customer's new text that confirm the fix.
     pub resolution_phrases: Vec<String>,
+    /// Phrases in the desk's new text that close the case (案例总结).
+    pub closure_phrases: Vec<String>,
 }
 
 impl Default for IngestConfig {
     fn default() -> Self {
-        let words = |w: &[&str]| w.iter().map(|s| s.to_string()).collect();
         Self {
             max_message_bytes: 64 * 1024 * 1024,
             max_mime_parts: 10_000,
-            resolution_phrases: words(&[
-                "问题解决了",
-                "问题已解决",
-                "问题已经解决",
-                "已经解决",
-                "已解决",
-                "已安装成功",
-                "安装成功了",
-                "已成功安装",
-                "可以关闭",
-                "可关闭",
-                "可以结案",
-                "問題解決了",
-                "問題已解決",
-                "已安裝成功",
-                "可以關閉",
-                "resolved",
-                "works now",
-                "working now",
-                "installed successfully",
-                "has been fixed",
-                "is fixed",
-                "can be closed",
-                "you may close",
-            ]),
+            resolution_phrases: default_resolution_phrases(),
+            closure_phrases: default_closure_phrases(),
         }
     }
 }
