@@ -10,10 +10,11 @@
 
 use std::sync::LazyLock;
 
-use mail_parser::decoders::{base64::base64_decode, quoted_printable::quoted_printable_decode};
-use mail_parser::{Encoding, HeaderValue, Message, MessageParser, MimeHeaders};
+use mail_parser::{HeaderValue, Message, MessageParser, MimeHeaders};
 use regex::Regex;
 use serde::{Deserialize, Serialize};
+
+use super::parse::transfer_decoded;
 
 /// A bounce's account of the mail it returns.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -59,7 +60,7 @@ pub fn read_bounce(message: &Message<'_>, raw: &[u8], text: &str) -> Bounce {
             continue;
         };
         let kind = format!("{}/{}", ct.ctype(), ct.subtype().unwrap_or("")).to_ascii_lowercase();
-        let Some(body) = part_bytes(part, raw) else {
+        let Some(body) = transfer_decoded(part, raw) else {
             continue;
         };
         match kind.as_str() {
@@ -93,16 +94,6 @@ pub fn read_bounce(message: &Message<'_>, raw: &[u8], text: &str) -> Bounce {
             .map(|c| c[1].to_string());
     }
     bounce
-}
-
-/// A part's body after undoing its transfer encoding.
-fn part_bytes(part: &mail_parser::MessagePart<'_>, raw: &[u8]) -> Option<Vec<u8>> {
-    let bytes = raw.get(part.offset_body as usize..part.offset_end as usize)?;
-    match part.encoding {
-        Encoding::None => Some(bytes.to_vec()),
-        Encoding::Base64 => base64_decode(bytes),
-        Encoding::QuotedPrintable => quoted_printable_decode(bytes),
-    }
 }
 
 /// The per-recipient fields of a delivery-status part.

@@ -8,11 +8,9 @@
 //! not parse, and missing Message-IDs.
 
 use chrono::{DateTime, FixedOffset, TimeZone, Utc};
-use mail_parser::decoders::{
-    base64::base64_decode, charsets::map::charset_decoder,
-    quoted_printable::quoted_printable_decode,
-};
-use mail_parser::{Encoding, Message, MessageParser, MimeHeaders, PartType};
+use encoding_rs::Encoding;
+use mail_parser::decoders::{base64::base64_decode, quoted_printable::quoted_printable_decode};
+use mail_parser::{Encoding as TransferEncoding, Message, MessageParser, MimeHeaders, PartType};
 use serde::{Deserialize, Serialize};
 
 use super::body::{BodyParts, split_body};
@@ -376,14 +374,24 @@ fn decode_subject(message: &Message<'_>, raw: &[u8], warnings: &mut Vec<String>)
                 return unfold(&repaired);
             }
         }
-        let charset = first_text_charset(message).unwrap_or_else(|| "gb18030".into());
-        let decoder = charset_decoder(charset.as_bytes()).or_else(|| charset_decoder(b"gb18030"));
-        if let Some(decode) = decoder {
-            let repaired = decode(bytes);
-            if !repaired.contains('\u{FFFD}') {
-                warnings.push(format!("subject had raw 8-bit bytes: decoded as {charset}"));
-                return unfold(&repaired);
-            }
+        // The body's declared charset is the sender's own word for it.
+        if let Some(charset) = first_text_charset(message).filter(|c| !is_utf8_label(c))
+            && let Some(encoding) = Encoding::for_label(charset.as_bytes())
+            && let (text, _, false) = encoding.decode(bytes)
+        {
+            warnings.push(format!("subject had raw 8-bit bytes: decoded as {charset}"));
+            return unfold(&text);
+        }
+        // Nothing declared: the subject's and the body's bytes together say
+        // more than a short subject alone.
+        let body = undeclared_body_bytes(message, raw);
+        let encoding = guess_encoding(&[bytes, &body]);
+        if let (text, _, false) = encoding.decode(bytes) {
+            warnings.push(format!(
+                "subject had raw 8-bit bytes in no declared charset: detected as {}",
+                encoding.name()
+            ));
+            return unfold(&text);
         }
     }
     warnings.push("subject has bytes that decode in no known charset".into());
@@ -557,19 +565,76 @@ fn repair_charset(
             utf8.to_string()
         }
         Err(_) if declared_utf8 => {
-            let (text, _, had_errors) = encoding_rs::GB18030.decode(&bytes);
-            if had_errors {
-                decoded.to_string()
-            } else {
-                warnings.push(format!(
-                    "body declared as {} is not valid UTF-8: decoded as GB18030",
-                    declared.as_deref().unwrap_or("no charset")
-                ));
-                text.into_owned()
+            let encoding = guess_encoding(&[&bytes]);
+            match encoding.decode(&bytes) {
+                (text, _, false) => {
+                    warnings.push(format!(
+                        "body declared as {} is not valid UTF-8: detected as {}",
+                        declared.as_deref().unwrap_or("no charset"),
+                        encoding.name()
+                    ));
+                    text.into_owned()
+                }
+                _ => decoded.to_string(),
+            }
+        }
+        // A legacy label that the bytes do not fit (Big5 sent as gb2312):
+        // believe the bytes.
+        Err(_) => {
+            let label = declared.as_deref().unwrap_or_default();
+            let misfits = Encoding::for_label(label.as_bytes())
+                .is_some_and(|e| e.decode_without_bom_handling(&bytes).1);
+            let guessed = guess_encoding(&[&bytes]);
+            match guessed.decode_without_bom_handling(&bytes) {
+                (text, false) if misfits && !is_utf16(declared.as_deref()) => {
+                    warnings.push(format!(
+                        "body declared as {label} does not decode as {label}: detected as {}",
+                        guessed.name()
+                    ));
+                    text.into_owned()
+                }
+                _ => decoded.to_string(),
             }
         }
         _ => decoded.to_string(),
     }
+}
+
+fn is_utf8_label(charset: &str) -> bool {
+    matches!(charset, "utf-8" | "utf8" | "us-ascii" | "ascii")
+}
+
+/// chardetng's guess for bytes in no (or a wrong) declared charset: Big5,
+/// GBK/GB18030, Shift_JIS, EUC-KR, UTF-8 and the rest, by the whole sample.
+fn guess_encoding(samples: &[&[u8]]) -> &'static Encoding {
+    let mut detector = chardetng::EncodingDetector::new();
+    for sample in samples {
+        detector.feed(sample, false);
+    }
+    detector.feed(&[], true);
+    detector.guess(None, true)
+}
+
+/// The raw bytes of the text parts that declare no charset, up to 64 KiB:
+/// more evidence for guessing a raw subject's charset.
+fn undeclared_body_bytes(message: &Message<'_>, raw: &[u8]) -> Vec<u8> {
+    const MAX_SAMPLE: usize = 64 * 1024;
+    let mut out = Vec::new();
+    for id in &message.text_body {
+        let Some(part) = message.parts.get(*id as usize) else {
+            continue;
+        };
+        let declared = part.content_type().and_then(|ct| ct.attribute("charset"));
+        if declared.is_none()
+            && let Some(bytes) = transfer_decoded(part, raw)
+        {
+            out.extend_from_slice(&bytes[..bytes.len().min(MAX_SAMPLE - out.len())]);
+        }
+        if out.len() >= MAX_SAMPLE {
+            break;
+        }
+    }
+    out
 }
 
 fn is_utf16(charset: Option<&str>) -> bool {
@@ -578,12 +643,12 @@ fn is_utf16(charset: Option<&str>) -> bool {
 }
 
 /// The part's body bytes after undoing its transfer encoding.
-fn transfer_decoded(part: &mail_parser::MessagePart<'_>, raw: &[u8]) -> Option<Vec<u8>> {
+pub(crate) fn transfer_decoded(part: &mail_parser::MessagePart<'_>, raw: &[u8]) -> Option<Vec<u8>> {
     let bytes = raw.get(part.offset_body as usize..part.offset_end as usize)?;
     match part.encoding {
-        Encoding::None => Some(bytes.to_vec()),
-        Encoding::Base64 => base64_decode(bytes),
-        Encoding::QuotedPrintable => quoted_printable_decode(bytes),
+        TransferEncoding::None => Some(bytes.to_vec()),
+        TransferEncoding::Base64 => base64_decode(bytes),
+        TransferEncoding::QuotedPrintable => quoted_printable_decode(bytes),
     }
 }
 
@@ -673,6 +738,71 @@ mod tests {
         parser
             .parse(raw, Utc.with_ymd_and_hms(2024, 1, 2, 3, 4, 5).unwrap())
             .unwrap()
+    }
+
+    /// A mail written in `encoding` with no charset anywhere: raw 8-bit
+    /// subject and body.
+    fn undeclared(encoding: &'static Encoding, subject: &str, body: &str) -> Vec<u8> {
+        let mut raw = b"From: a@example.cn\r\nTo: support@example.com\r\nSubject: ".to_vec();
+        raw.extend_from_slice(&encoding.encode(subject).0);
+        raw.extend_from_slice(b"\r\nMessage-ID: <u@example.cn>\r\nMIME-Version: 1.0\r\nContent-Type: text/plain\r\nContent-Transfer-Encoding: 8bit\r\n\r\n");
+        raw.extend_from_slice(&encoding.encode(body).0);
+        raw.extend_from_slice(b"\r\n");
+        raw
+    }
+
+    #[test]
+    fn undeclared_big5_shift_jis_euc_kr_and_gbk_are_detected_not_assumed() {
+        let cases: [(&'static Encoding, &str, &str); 4] = [
+            (
+                encoding_rs::BIG5,
+                "回覆: 伺服器更新安裝失敗",
+                "您好，我們的伺服器安裝更新時失敗，錯誤代碼 0x800f0922。請協助處理，謝謝！附件是記錄檔。",
+            ),
+            (
+                encoding_rs::SHIFT_JIS,
+                "更新プログラムのインストール失敗",
+                "お世話になっております。更新プログラムのインストールに失敗しました。ログを添付しますので、ご確認ください。",
+            ),
+            (
+                encoding_rs::EUC_KR,
+                "업데이트 설치 실패",
+                "안녕하세요. 서버에 업데이트를 설치하는 중에 오류가 발생했습니다. 로그를 첨부합니다. 확인 부탁드립니다.",
+            ),
+            (
+                encoding_rs::GBK,
+                "回复: 服务器补丁安装失败",
+                "您好，我们的服务器安装补丁时失败，错误代码 0x800f0922。请协助处理，谢谢！附件是日志文件。",
+            ),
+        ];
+        for (encoding, subject, body) in cases {
+            let m = parse(&undeclared(encoding, subject, body));
+            assert_eq!(m.subject, subject, "{}: {:?}", encoding.name(), m.warnings);
+            assert_eq!(
+                m.body.new_text,
+                body,
+                "{}: {:?}",
+                encoding.name(),
+                m.warnings
+            );
+        }
+    }
+
+    #[test]
+    fn a_legacy_label_the_bytes_do_not_fit_is_not_believed() {
+        let body = "您好，我們的伺服器安裝更新時失敗，錯誤代碼 0x800f0922。請協助處理，謝謝！附件是記錄檔。";
+        let mut raw =
+            b"From: a@example.cn\r\nSubject: x\r\nContent-Type: text/plain; charset=euc-kr\r\n\r\n"
+                .to_vec();
+        raw.extend_from_slice(&encoding_rs::BIG5.encode(body).0);
+        raw.extend_from_slice(b"\r\n");
+        let m = parse(&raw);
+        assert_eq!(m.body.new_text, body, "{:?}", m.warnings);
+        assert!(
+            m.warnings.iter().any(|w| w.contains("detected as Big5")),
+            "{:?}",
+            m.warnings
+        );
     }
 
     #[test]
