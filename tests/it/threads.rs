@@ -200,7 +200,7 @@ async fn search_finds_cases_by_the_kbs_and_codes_in_their_logs() {
         &config,
     )
     .unwrap();
-    let analysed = worker.run_pending().await.unwrap();
+    let analysed = worker.run_all().await.unwrap();
     // The figures /metrics serves add up on every backend.
     let metrics = store.counts_for_metrics().await.unwrap();
     assert_eq!(

@@ -115,7 +115,7 @@ pub fn decide(
                     if a.status == AnalysisStatus::Pending && kind == DraftKind::NextSteps {
                         return Want::Wait("a log of this round is still being analysed");
                     }
-                    let _ = write!(basis, "a{}{}", a.analysis_row, &a.status.as_str()[..1]);
+                    let _ = write!(basis, "a{}{}", a.analysis_row, a.status.as_str());
                 }
                 basis.push(',');
             }

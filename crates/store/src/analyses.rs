@@ -102,15 +102,28 @@ impl From<Row> for AnalysisView {
 /// newest one that concluded something (failure or success), else the newest
 /// finished one.
 pub fn newest_conclusion(analyses: &[AnalysisView]) -> Option<&AnalysisView> {
-    let finished = || {
-        analyses
-            .iter()
-            .rev()
-            .filter(|a| a.status == AnalysisStatus::Done)
-    };
+    let finished = || analyses.iter().rev().filter(|a| a.status.has_report());
     finished()
         .find(|a| matches!(a.outcome.as_deref(), Some("failure" | "success")))
         .or_else(|| finished().next())
+}
+
+/// The two queues of the analysis stage: mails to read, and mails whose
+/// links are still to fetch (slow, so they never hold up the first).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AnalysisQueue {
+    Read,
+    Fetch,
+}
+
+impl AnalysisQueue {
+    /// The status of the analyses waiting in this queue.
+    pub fn status(self) -> AnalysisStatus {
+        match self {
+            AnalysisQueue::Read => AnalysisStatus::Pending,
+            AnalysisQueue::Fetch => AnalysisStatus::Fetching,
+        }
+    }
 }
 
 /// Claims of one analysis before it fails for good (see `claim_analyses`).
@@ -162,6 +175,7 @@ impl Store {
     /// (it stopped its instance each time) fails instead of looping.
     pub async fn claim_analyses(
         &self,
+        queue: AnalysisQueue,
         owner: &str,
         limit: i64,
         lease_secs: i64,
@@ -169,21 +183,28 @@ impl Store {
     ) -> Result<Vec<PendingAnalysis>> {
         let now = now_ts();
         let holders: Vec<String> = sqlx::query_scalar(
-            "SELECT DISTINCT claimed_by FROM analyses WHERE status = 'pending' AND claimed_by IS NOT NULL",
+            &format!(
+                "SELECT DISTINCT claimed_by FROM analyses WHERE status = '{}' AND claimed_by IS NOT NULL",
+                queue.status().as_str()
+            ),
         )
         .fetch_all(self.pool())
         .await?;
         let mut tx = self.begin_claim().await?;
         for dead in holders.iter().filter(|h| is_dead(h)) {
-            sqlx::query(
+            sqlx::query(&format!(
                 "UPDATE analyses SET claimed_by = NULL, claim_expires_at = NULL \
-                 WHERE status = 'pending' AND claimed_by = $1",
-            )
+                 WHERE status = '{}' AND claimed_by = $1",
+                queue.status().as_str()
+            ))
             .bind(dead)
             .execute(&mut *tx)
             .await?;
         }
-        let claimable = "status = 'pending' AND (claimed_by IS NULL OR claim_expires_at < $1)";
+        let claimable = format!(
+            "status = '{}' AND (claimed_by IS NULL OR claim_expires_at < $1)",
+            queue.status().as_str()
+        );
         let ids: Vec<(i64, i64)> = sqlx::query_as(&format!(
             "SELECT id, attempts FROM analyses WHERE {claimable} ORDER BY id LIMIT $2{}",
             self.skip_locked()
@@ -260,6 +281,19 @@ impl Store {
         .fetch_all(self.pool())
         .await?;
         Ok(rows.into_iter().map(AnalysisView::from).collect())
+    }
+
+    /// The links of the case's customer mails filed before this one: a link
+    /// is fetched once per case, with the first mail that gave it.
+    pub async fn links_before_in_case(&self, message_row: i64) -> Result<Vec<String>> {
+        Ok(sqlx::query_scalar(
+            "SELECT DISTINCT l.url FROM links l JOIN messages m ON m.id = l.message_id \
+             WHERE m.direction = 'customer' AND m.id < $1 \
+             AND m.case_id = (SELECT case_id FROM messages WHERE id = $1)",
+        )
+        .bind(message_row)
+        .fetch_all(self.pool())
+        .await?)
     }
 
     /// Row ids of a case's customer mails, oldest first.

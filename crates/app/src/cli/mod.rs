@@ -478,7 +478,7 @@ async fn import_cmd(config: Arc<Config>, args: ImportArgs) -> Result<u8, Failure
     // The same stage the daemon runs after filing: a backfill leaves the
     // store as watching the mailbox would have.
     let bar = output::spinner("analysing logs");
-    let analysed = worker.run_pending().await?;
+    let analysed = worker.run_all().await?;
     bar.finish_and_clear();
     eprintln!(
         "analysed {} mails with logs ({} without anything to analyse, {} failed)",

@@ -2,10 +2,12 @@
 //!
 //! It watches every configured mailbox (each IMAP folder in IDLE on its own
 //! connection, each Maildir's `new/`) and files what arrives through the
-//! same [`Pipeline`] as `casebot import`. The analysis and
-//! drafting stages run as one task, in that order, woken after each filing
-//! (and every few seconds, so a mail filed by another command is picked up
-//! too); the sender is its own task, polling for drafts approved from any
+//! same [`Pipeline`] as `casebot import`. The analysis stage runs as two
+//! tasks, one reading attachments and pasted lines (woken after each
+//! filing), one fetching links (minutes, for a large download); drafting and
+//! the SLA are a third, woken after either analysis pass. Each also runs
+//! every few seconds, so a mail filed by another command is picked up too,
+//! and a slow download never holds up a draft. The sender is its own task, polling for drafts approved from any
 //! process, and woken at once by an approval on the web desk. The SLA
 //! snapshots are brought up to date after each drafting pass. The web desk
 //! is one more task on the same stages, serving `web.listen`.
@@ -30,6 +32,7 @@ use crate::stages::sla::SlaSnapshots;
 use casebot_analysis::Analyzer;
 use casebot_core::sla::SlaPolicies;
 use casebot_store::Store;
+use casebot_store::analyses::AnalysisQueue;
 
 pub mod leases;
 use leases::{Roster, heartbeat_forever, while_leased};
@@ -170,12 +173,28 @@ pub async fn run(
         roster.clone(),
         stop_rx.clone(),
     )));
-    tasks.push(tokio::spawn(analyse_and_draft_forever(
+    // filed → read queue → (fetch queue) → drafting and SLA; each stage
+    // wakes the next, and each also runs every few seconds on its own.
+    let (to_fetch, analysed) = (Arc::new(Notify::new()), Arc::new(Notify::new()));
+    tasks.push(tokio::spawn(analyse_forever(
+        desk.worker.clone(),
+        AnalysisQueue::Read,
+        filed.clone(),
+        vec![to_fetch.clone(), analysed.clone()],
+        stop_rx.clone(),
+    )));
+    tasks.push(tokio::spawn(analyse_forever(
         desk.worker,
+        AnalysisQueue::Fetch,
+        to_fetch,
+        vec![analysed.clone()],
+        stop_rx.clone(),
+    )));
+    tasks.push(tokio::spawn(draft_forever(
         desk.drafter,
         desk.sla,
         roster.clone(),
-        filed.clone(),
+        analysed,
         stop_rx.clone(),
     )));
     tasks.push(tokio::spawn(send_forever(
@@ -229,15 +248,67 @@ pub async fn run(
     Ok(())
 }
 
-/// The analysis and drafting stages: analyses every queued mail, then
-/// re-decides the drafts of every case that changed, then waits for the next
-/// filing (or a few seconds). A store error is logged once and retried.
-async fn analyse_and_draft_forever(
+/// One queue of the analysis stage: reads (or fetches) every queued mail,
+/// then wakes the stages after it, then waits to be woken (or a few
+/// seconds). A store error is logged once and retried.
+async fn analyse_forever(
     worker: Worker,
+    queue: AnalysisQueue,
+    wake: Arc<Notify>,
+    then: Vec<Arc<Notify>>,
+    mut stop: watch::Receiver<bool>,
+) -> Result<()> {
+    let what = match queue {
+        AnalysisQueue::Read => "reading logs",
+        AnalysisQueue::Fetch => "fetching links",
+    };
+    let mut failing = false;
+    loop {
+        let started = std::time::Instant::now();
+        let pass = match queue {
+            AnalysisQueue::Read => worker.run_pending().await,
+            AnalysisQueue::Fetch => worker.run_fetches().await,
+        };
+        match pass {
+            Ok(counts) => {
+                if failing {
+                    tracing::info!("analysis ({what}) works again");
+                }
+                failing = false;
+                if counts.analysed + counts.failed > 0 {
+                    tracing::info!(
+                        analysed = counts.analysed,
+                        failed = counts.failed,
+                        ms = started.elapsed().as_millis() as u64,
+                        "analysis stage ran ({what})"
+                    );
+                }
+                for next in &then {
+                    next.notify_one();
+                }
+            }
+            Err(e) if !failing => {
+                tracing::error!(error = %format!("{e:#}"), "analysis ({what}) failed; retrying");
+                failing = true;
+            }
+            Err(_) => {}
+        }
+        tokio::select! {
+            _ = wake.notified() => {}
+            _ = tokio::time::sleep(Duration::from_secs(5)) => {}
+            _ = stop.changed() => return Ok(()),
+        }
+    }
+}
+
+/// The drafting stage and the SLA snapshots: re-decides the drafts of every
+/// case that changed, then waits for the next analysis (or a few seconds).
+/// A store error is logged once and retried.
+async fn draft_forever(
     drafter: Arc<Drafter>,
     sla: Arc<SlaSnapshots>,
     roster: Arc<Roster>,
-    filed: Arc<Notify>,
+    analysed: Arc<Notify>,
     mut stop: watch::Receiver<bool>,
 ) -> Result<()> {
     let mut failing = false;
@@ -248,9 +319,6 @@ async fn analyse_and_draft_forever(
     let mut drafting = false;
     loop {
         let pass = async {
-            let started = std::time::Instant::now();
-            let analysed = worker.run_pending().await?;
-            let analysis_ms = started.elapsed().as_millis() as u64;
             let started = std::time::Instant::now();
             let holds = drafting_lease.hold().await?;
             if holds != drafting {
@@ -268,27 +336,14 @@ async fn analyse_and_draft_forever(
                 Default::default()
             };
             sla.refresh().await?;
-            anyhow::Ok((
-                analysed,
-                analysis_ms,
-                drafted,
-                started.elapsed().as_millis() as u64,
-            ))
+            anyhow::Ok((drafted, started.elapsed().as_millis() as u64))
         };
         match pass.await {
-            Ok((analysed, analysis_ms, drafted, drafting_ms)) => {
+            Ok((drafted, drafting_ms)) => {
                 if failing {
-                    tracing::info!("analysis and drafting work again");
+                    tracing::info!("drafting works again");
                 }
                 failing = false;
-                if analysed.analysed + analysed.failed > 0 {
-                    tracing::info!(
-                        analysed = analysed.analysed,
-                        failed = analysed.failed,
-                        ms = analysis_ms,
-                        "analysis stage ran"
-                    );
-                }
                 if drafted.created + drafted.updated + drafted.withdrawn > 0 {
                     tracing::info!(
                         created = drafted.created,
@@ -300,13 +355,13 @@ async fn analyse_and_draft_forever(
                 }
             }
             Err(e) if !failing => {
-                tracing::error!(error = %format!("{e:#}"), "analysis or drafting failed; retrying");
+                tracing::error!(error = %format!("{e:#}"), "drafting failed; retrying");
                 failing = true;
             }
             Err(_) => {}
         }
         tokio::select! {
-            _ = filed.notified() => {}
+            _ = analysed.notified() => {}
             _ = tokio::time::sleep(Duration::from_secs(5)) => {}
             _ = stop.changed() => return Ok(()),
         }

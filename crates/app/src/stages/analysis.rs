@@ -5,6 +5,14 @@
 //! backfill leaves the store as watching the mailbox would have. A link is
 //! fetched only through the bounded client; an SMB path is listed, never
 //! opened (the desk cannot reach a customer's share).
+//!
+//! Two queues: a mail's attachments and pasted lines are read first and
+//! recorded at once; its links (a download may take minutes) are fetched
+//! from a second queue, after which the mail's analysis is recorded again
+//! with them. So a slow download never holds up other mails, a draft or
+//! the SLA: the reply is drafted on what was read, and drafted again when
+//! the links are in. A link is fetched once per case, with the first
+//! customer mail that gave it (quoted history repeats links).
 
 use std::time::Instant;
 
@@ -18,7 +26,7 @@ use casebot_core::domain::AnalysisStatus;
 use casebot_core::mail::links::Link;
 use casebot_core::mail::parse::{MailParser, attachment_bytes};
 use casebot_store::Store;
-use casebot_store::analyses::{AnalysisResult, AnalysisView, PendingAnalysis};
+use casebot_store::analyses::{AnalysisQueue, AnalysisResult, AnalysisView, PendingAnalysis};
 use casebot_store::lease::instance;
 
 /// How many mails are taken from the queue at a time.
@@ -37,6 +45,7 @@ pub struct WorkerCounts {
     pub failed: u64,
 }
 
+#[derive(Clone)]
 pub struct Worker {
     store: Store,
     analyzer: Analyzer,
@@ -53,18 +62,40 @@ impl Worker {
         })
     }
 
-    /// Queues what was filed since the last run, then analyses the whole
+    /// Queues what was filed since the last run, then reads the whole
     /// queue, a batch at a time. A batch's logs are read on every core, a
     /// round of as many mails as there are cores at a time, and each
     /// round's results are recorded as it ends: a slow mail (at most its
-    /// time limit) holds back only its own round.
+    /// time limit) holds back only its own round. Mails with links to fetch
+    /// are recorded as `fetching` and wait in the fetch queue.
     pub async fn run_pending(&self) -> Result<WorkerCounts> {
         self.store.enqueue_analyses().await?;
+        self.run_queue(AnalysisQueue::Read).await
+    }
+
+    /// Fetches the links of every mail in the fetch queue and records each
+    /// mail's whole analysis.
+    pub async fn run_fetches(&self) -> Result<WorkerCounts> {
+        self.run_queue(AnalysisQueue::Fetch).await
+    }
+
+    /// Both queues, one after the other (commands that run to the end).
+    pub async fn run_all(&self) -> Result<WorkerCounts> {
+        let read = self.run_pending().await?;
+        let fetched = self.run_fetches().await?;
+        Ok(WorkerCounts {
+            analysed: read.analysed + fetched.analysed,
+            empty: read.empty + fetched.empty,
+            failed: read.failed + fetched.failed,
+        })
+    }
+
+    async fn run_queue(&self, queue: AnalysisQueue) -> Result<WorkerCounts> {
         let mut counts = WorkerCounts::default();
         loop {
             let batch = self
                 .store
-                .claim_analyses(instance::id(), BATCH, CLAIM_SECS, instance::is_dead)
+                .claim_analyses(queue, instance::id(), BATCH, CLAIM_SECS, instance::is_dead)
                 .await?;
             if batch.is_empty() {
                 return Ok(counts);
@@ -73,7 +104,7 @@ impl Worker {
             let mut batch = batch.into_iter().peekable();
             while batch.peek().is_some() {
                 let mails: Vec<PendingAnalysis> = batch.by_ref().take(round).collect();
-                let results = self.analyse_batch(mails).await?;
+                let results = self.analyse_batch(mails, queue).await?;
                 count(&mut counts, &results);
                 self.store.finish_analyses(instance::id(), &results).await?;
             }
@@ -91,7 +122,7 @@ impl Worker {
         for message in self.store.case_customer_messages(case.id).await? {
             self.store.requeue_analysis(message).await?;
         }
-        self.run_pending().await?;
+        self.run_all().await?;
         Ok(Some(self.store.case_analyses(case.id).await?))
     }
 
@@ -99,6 +130,7 @@ impl Worker {
     async fn analyse_batch(
         &self,
         batch: Vec<PendingAnalysis>,
+        queue: AnalysisQueue,
     ) -> Result<Vec<(PendingAnalysis, AnalysisResult)>> {
         let (parser, analyzer) = (self.parser.clone(), self.analyzer.clone());
         // Parsing and reading logs is CPU work: off the async threads.
@@ -121,13 +153,45 @@ impl Worker {
                 Ok((bundle, _)) if bundle.stopped.is_some() => {
                     Err(anyhow::anyhow!(bundle.stopped.unwrap_or_default()))
                 }
-                Ok((bundle, links)) => self.finish_bundle(bundle, &links).await,
+                Ok((bundle, links)) => {
+                    let links = self.not_fetched_before(&pending, links).await?;
+                    let fetch = links.iter().any(|l| l.kind == "http");
+                    if queue == AnalysisQueue::Read && fetch {
+                        // Recorded now; the links come from the fetch queue.
+                        let outcome = Ok(self.finish_bundle(bundle, &[]).await?);
+                        let duration_ms = (cpu + started.elapsed()).as_millis() as i64;
+                        let mut result = result_of(outcome, duration_ms);
+                        result.status = AnalysisStatus::Fetching;
+                        results.push((pending, result));
+                        continue;
+                    }
+                    self.finish_bundle(bundle, &links).await
+                }
                 Err(e) => Err(e),
             };
             let duration_ms = (cpu + started.elapsed()).as_millis() as i64;
             results.push((pending, result_of(outcome, duration_ms)));
         }
         Ok(results)
+    }
+
+    /// The mail's links without those an earlier mail of its case gave:
+    /// those were fetched with that mail.
+    async fn not_fetched_before(
+        &self,
+        pending: &PendingAnalysis,
+        links: Vec<Link>,
+    ) -> Result<Vec<Link>> {
+        if links.is_empty() {
+            return Ok(links);
+        }
+        let earlier = self.store.links_before_in_case(pending.message_row).await?;
+        let key = |url: &str| url.trim_end_matches('/').to_string();
+        let earlier: std::collections::HashSet<String> = earlier.iter().map(|u| key(u)).collect();
+        Ok(links
+            .into_iter()
+            .filter(|l| !earlier.contains(&key(&l.url)))
+            .collect())
     }
 
     /// Adds the mail's links to its bundle (fetched through the bounded
@@ -172,7 +236,9 @@ fn count(counts: &mut WorkerCounts, results: &[(PendingAnalysis, AnalysisResult)
         match result.status {
             AnalysisStatus::Done => counts.analysed += 1,
             AnalysisStatus::Empty => counts.empty += 1,
-            _ => counts.failed += 1,
+            // Counted when its links are in.
+            AnalysisStatus::Fetching | AnalysisStatus::Pending => {}
+            AnalysisStatus::Failed => counts.failed += 1,
         }
         if result.status == AnalysisStatus::Failed {
             tracing::warn!(message = pending.message_row, error = ?result.error, "analysis failed");

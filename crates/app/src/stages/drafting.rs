@@ -16,9 +16,7 @@ use serde::Serialize;
 use crate::config::Config;
 use casebot_analysis::conclude::Conclusion;
 use casebot_analysis::rules::RuleSet;
-use casebot_core::domain::{
-    AnalysisStatus, Direction, DraftKind, DraftOrigin, DraftStatus, Lang, MailSignal,
-};
+use casebot_core::domain::{Direction, DraftKind, DraftOrigin, DraftStatus, Lang, MailSignal};
 use casebot_core::mail::parse::Mailbox;
 use casebot_core::mail::subject::ParsedSubject;
 use casebot_store::Store;
@@ -321,7 +319,7 @@ impl Drafter {
         let conclusions: Vec<(i64, Conclusion)> = input
             .analyses
             .iter()
-            .filter(|a| a.status == AnalysisStatus::Done)
+            .filter(|a| a.status.has_report())
             .filter_map(|a| Some((a.message_row, conclusion_of(a)?)))
             .collect();
         let (conclusion, last_failure) = pick_conclusions(&conclusions, round, kind);
