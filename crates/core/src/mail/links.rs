@@ -1,6 +1,10 @@
 //! Links a mail points at: http(s) URLs (in the text or only in an HTML
 //! `href`) and UNC paths. Log bundles often arrive this way rather than as
 //! attachments.
+//!
+//! Only the sender's new text counts: quoted history repeats every link of
+//! the thread. An HTML link (`<a href=…>点击这里下载</a>`) counts when its
+//! text, or its address, stands in the new text.
 
 use std::sync::LazyLock;
 
@@ -17,17 +21,21 @@ pub struct Link {
 static URL: LazyLock<Regex> = LazyLock::new(|| {
     Regex::new(r#"(?i)https?://[^\s<>"'`）】」，。、；！？\u{3000}]+"#).expect("static regex")
 });
-static HREF: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(r#"(?i)href\s*=\s*(?:"([^"]*)"|'([^']*)'|([^\s>]+))"#).expect("static regex")
+static ANCHOR: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r#"(?is)<a\s[^>]*?href\s*=\s*(?:"([^"]*)"|'([^']*)'|([^\s>]+))[^>]*>(.*?)</a\s*>"#)
+        .expect("static regex")
 });
+static TAG: LazyLock<Regex> = LazyLock::new(|| Regex::new(r"<[^>]*>").expect("static regex"));
 static UNC: LazyLock<Regex> = LazyLock::new(|| {
     Regex::new(r#"\\\\[A-Za-z0-9][A-Za-z0-9._$-]*(?:\\[^\\\s<>"'|，。、；）】]+)+\\?"#)
         .expect("static regex")
 });
 
-/// Collects links from the plain text and the HTML source, in order of first
-/// appearance, without duplicates (a trailing slash does not make a new link).
+/// Collects links from the new text and from the HTML links whose text
+/// stands in it, in order of first appearance, without duplicates (a
+/// trailing slash does not make a new link).
 pub fn extract_links(text: &str, html: &[&str]) -> Vec<Link> {
+    let squeezed_text = squeeze(text);
     let mut out: Vec<Link> = Vec::new();
     // A set: a mail may hold hundreds of thousands of links.
     let mut seen: std::collections::HashSet<String> = std::collections::HashSet::new();
@@ -49,7 +57,7 @@ pub fn extract_links(text: &str, html: &[&str]) -> Vec<Link> {
         );
     }
     for source in html {
-        for c in HREF.captures_iter(source) {
+        for c in ANCHOR.captures_iter(source) {
             let raw = c
                 .get(1)
                 .or(c.get(2))
@@ -57,6 +65,12 @@ pub fn extract_links(text: &str, html: &[&str]) -> Vec<Link> {
                 .map(|g| g.as_str())
                 .unwrap_or("");
             let href = decode_entities(raw.trim());
+            let label = squeeze(&decode_entities(&TAG.replace_all(&c[4], "")));
+            let in_new_text = (!label.is_empty() && squeezed_text.contains(&label))
+                || squeezed_text.contains(&squeeze(&href));
+            if !in_new_text {
+                continue;
+            }
             let lower = href.to_ascii_lowercase();
             if lower.starts_with("http://") || lower.starts_with("https://") {
                 push(href, "http");
@@ -83,6 +97,12 @@ fn trim_url(url: &str) -> &str {
         url = stripped.trim_end_matches(['.', ',', ';', ':']);
     }
     url
+}
+
+/// Text without white space, for finding a link's text in the plain text
+/// (HTML and its plain rendering wrap and space differently).
+fn squeeze(s: &str) -> String {
+    s.chars().filter(|c| !c.is_whitespace()).collect()
 }
 
 fn decode_entities(s: &str) -> String {
@@ -119,7 +139,7 @@ mod tests {
     #[test]
     fn href_only_links_and_entities() {
         let html = r#"<a href="https://logs.example.com/d?id=5&amp;t=x">下载日志</a> <a href='mailto:a@example.com'>m</a> <a href=file://fs01/logs/case1>share</a>"#;
-        let links = extract_links("下载日志", &[html]);
+        let links = extract_links("下载日志 share", &[html]);
         assert_eq!(
             urls(&links),
             [
@@ -127,6 +147,14 @@ mod tests {
                 ("\\\\fs01\\logs\\case1", "unc")
             ]
         );
+    }
+
+    #[test]
+    fn a_link_only_in_the_quoted_history_is_not_the_mail_s() {
+        let html = r#"<p>新的日志：<a href="https://logs.example.com/new.zip">点击这里
+            下载</a></p><blockquote><a href="https://logs.example.com/old.zip">旧日志</a></blockquote>"#;
+        let links = extract_links("新的日志：点击这里下载", &[html]);
+        assert_eq!(urls(&links), [("https://logs.example.com/new.zip", "http")]);
     }
 
     #[test]

@@ -238,7 +238,7 @@ fn build(
     let full_text = texts.join("\n");
     let body = split_body(&full_text);
     let html_refs: Vec<&str> = html_sources.iter().map(String::as_str).collect();
-    let links = extract_links(&full_text, &html_refs);
+    let links = extract_links(&body.new_text, &html_refs);
     let body_case_ids = ctx.grammar.case_numbers_in(&full_text);
     let new_text_case_ids = ctx.grammar.case_numbers_in(&body.new_text);
 
