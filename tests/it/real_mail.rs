@@ -294,3 +294,161 @@ Content-Type: text/plain; charset=utf-8
         assert_eq!(d.messages[1].thread_rule, "in_reply_to");
     }
 }
+
+/// A loopback HTTP server that answers each request with `body` only once
+/// released, counting the requests it was sent.
+fn held_server(
+    body: Vec<u8>,
+) -> (
+    u16,
+    Arc<std::sync::atomic::AtomicUsize>,
+    std::sync::mpsc::Sender<()>,
+) {
+    use std::io::{Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let requests = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let (release, released) = std::sync::mpsc::channel::<()>();
+    let seen = requests.clone();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { continue };
+            let mut buf = [0u8; 4096];
+            let _ = stream.read(&mut buf);
+            seen.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            // Held like a slow download, until the test lets it go.
+            let _ = released.recv_timeout(std::time::Duration::from_secs(120));
+            let head = format!(
+                "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nContent-Disposition: attachment; \
+                 filename=\"logs.zip\"\r\nConnection: close\r\n\r\n",
+                body.len()
+            );
+            let _ = stream.write_all(head.as_bytes());
+            let _ = stream.write_all(&body);
+        }
+    });
+    (port, requests, release)
+}
+
+#[tokio::test]
+async fn a_slow_download_never_delays_the_draft_and_a_link_is_fetched_once_per_case() {
+    use casebot_analysis::Analyzer;
+    use casebot_app::stages::analysis::Worker;
+    use casebot_app::stages::drafting::Drafter;
+    use casebot_store::drafts::DraftFilter;
+    use std::sync::atomic::Ordering;
+
+    let zip = super::analysis::zip(&[("CBS.log", super::analysis::hard_link_log().as_bytes())]);
+    let (port, requests, release) = held_server(zip);
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = Config::default();
+    config.analysis.rules_dir = super::repo().join("rules");
+    config.analysis.download.allowed_hosts = vec!["127.0.0.1".into()];
+    config.analysis.download.allowed_networks = vec!["127.0.0.1/32".into()];
+    let config = Arc::new(config);
+    let store = Store::open(&super::store_url(&dir.path().join("links.db")))
+        .await
+        .unwrap();
+    let pipeline = Pipeline::new(store.clone(), config.clone()).unwrap();
+    let worker = Worker::new(
+        store.clone(),
+        Analyzer::new(&config.analysis, &config.base_dir).unwrap(),
+        &config,
+    )
+    .unwrap();
+    let drafter = Drafter::from_config(store.clone(), config.clone()).unwrap();
+    let url = format!("http://127.0.0.1:{port}/share/logs.zip");
+    let first = format!(
+        "From: Li Lei <li.lei@example.cn>\nTo: support@example.com\n\
+         Subject: [案例号: CAS-30001-LK12MN ] % |P2|ACME| KB5034441 安装失败 %\n\
+         Date: Mon, 2 Mar 2026 09:00:00 +0800\nMessage-ID: <link-1@example.cn>\n\
+         Content-Type: text/plain; charset=utf-8\n\n日志太大，请从这里下载：{url}\n"
+    );
+    let path = dir.path().join("first.eml");
+    std::fs::write(&path, &first).unwrap();
+    pipeline
+        .run(import::open(&path).unwrap().mails, |_| {})
+        .await
+        .unwrap();
+
+    // Reading the mail does not wait for its link, nor does the draft.
+    worker.run_pending().await.unwrap();
+    let case = store.find_case("CAS-30001-LK12MN").await.unwrap().unwrap();
+    let analyses = store.case_analyses(case.id).await.unwrap();
+    assert_eq!(analyses[0].status.as_str(), "fetching");
+    drafter.run().await.unwrap();
+    let drafts = store
+        .list_drafts(&DraftFilter {
+            status: None,
+            case_row: Some(case.id),
+        })
+        .await
+        .unwrap();
+    assert_eq!(drafts.len(), 1, "a reply is drafted while the link waits");
+    assert_eq!(
+        requests.load(Ordering::SeqCst),
+        0,
+        "nothing was fetched yet"
+    );
+
+    // The fetch queue downloads it (once released) and records the analysis.
+    let fetching = tokio::spawn({
+        let worker = worker.clone();
+        async move { worker.run_fetches().await }
+    });
+    release.send(()).unwrap();
+    fetching.await.unwrap().unwrap();
+    let analyses = store.case_analyses(case.id).await.unwrap();
+    assert_eq!(
+        analyses[0].status.as_str(),
+        "done",
+        "{:?}",
+        analyses[0].error
+    );
+    assert_eq!(
+        analyses[0].class.as_deref(),
+        Some("access_denied_or_service_disabled")
+    );
+    assert_eq!(requests.load(Ordering::SeqCst), 1);
+
+    // The customer's next mail names the same link again (and quotes the
+    // first): it is not fetched a second time.
+    let second = format!(
+        "From: Li Lei <li.lei@example.cn>\nTo: support@example.com\n\
+         Subject: Re: [案例号: CAS-30001-LK12MN ] % |P2|ACME| KB5034441 安装失败 %\n\
+         Date: Mon, 2 Mar 2026 11:00:00 +0800\nMessage-ID: <link-2@example.cn>\n\
+         In-Reply-To: <link-1@example.cn>\nContent-Type: text/plain; charset=utf-8\n\n\
+         还是同一个包：{url}\n\n> 日志太大，请从这里下载：{url}\n"
+    );
+    let path = dir.path().join("second.eml");
+    std::fs::write(&path, &second).unwrap();
+    pipeline
+        .run(import::open(&path).unwrap().mails, |_| {})
+        .await
+        .unwrap();
+    release.send(()).ok();
+    worker.run_all().await.unwrap();
+    assert_eq!(requests.load(Ordering::SeqCst), 1, "fetched once per case");
+    let analyses = store.case_analyses(case.id).await.unwrap();
+    assert_eq!(analyses.len(), 2);
+    assert_ne!(analyses[1].status.as_str(), "fetching");
+}
+
+#[test]
+fn a_link_only_in_the_quoted_history_is_not_the_mail_s() {
+    use casebot_core::domain::DeskConfig;
+    use casebot_core::mail::parse::{IngestConfig, MailParser};
+    use casebot_core::mail::subject::GrammarConfig;
+    let parser = MailParser::new(
+        &DeskConfig::default(),
+        &GrammarConfig::default(),
+        &IngestConfig::default(),
+    )
+    .unwrap();
+    let raw = "From: a@example.cn\r\nSubject: Re: logs\r\nMessage-ID: <q@example.cn>\r\n\r\n\
+               新日志：https://files.example.cn/new.zip\r\n\r\n-----原始邮件-----\r\n\
+               发件人: a@example.cn\r\n发送时间: 2026年3月1日\r\n\r\n旧日志：https://files.example.cn/old.zip\r\n";
+    let m = parser.parse(raw.as_bytes(), chrono::Utc::now()).unwrap();
+    let urls: Vec<&str> = m.links.iter().map(|l| l.url.as_str()).collect();
+    assert_eq!(urls, ["https://files.example.cn/new.zip"]);
+}
