@@ -201,13 +201,26 @@ impl SubjectGrammar {
             .chain(self.any_tag.captures_iter(rest))
             .find_map(|c| {
                 let candidate = compact_upper(&c[1]);
+                let whole = c.get(0)?;
                 self.case_number_exact
                     .is_match(&candidate)
-                    .then(|| (candidate, c.get(0).map(|g| g.end()).unwrap_or(0)))
+                    .then(|| (candidate, whole.start(), whole.end()))
             });
-        if let Some((case_id, end)) = tag {
+        if let Some((case_id, start, end)) = tag {
             out.case_id = Some(case_id);
             after_tag = &rest[end..];
+            // The partner's subject starts at its case tag: what a mail
+            // gateway or a forward put before it ("[EXTERNAL] RE:") is not
+            // the partner's and must not go back in a reply.
+            if start > 0 {
+                let skip = prefix_chars + rest[..start].chars().count();
+                out.base_subject = subject
+                    .chars()
+                    .skip(skip)
+                    .collect::<String>()
+                    .trim()
+                    .to_string();
+            }
         } else if let Some(c) = self.case_number_anywhere.captures(rest)
             && let Some(g) = c.get(1)
         {

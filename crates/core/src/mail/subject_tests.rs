@@ -514,3 +514,27 @@ fn a_stage_is_configured_by_name_or_by_word() {
     assert_eq!(words.stage_of("case-reassigned"), Some(Stage::Reassigned));
     assert_eq!(words.stage_of("lunch"), None);
 }
+
+#[test]
+fn external_mail_tags_and_mixed_prefixes_do_not_hide_the_case() {
+    let g = grammar();
+    for subject in [
+        "RE: [EXTERNAL] RE: [案例号: CAS-10001-AAAAAA ] % |P2|ACME| t % 跟进",
+        "【外部邮件】回复: [案例号: CAS-10001-AAAAAA ] % |P2|ACME| t % 跟进",
+        "Re: 答复: 【案例号：CAS-10001-AAAAAA】％|P2|ACME|t％跟进",
+        "转发: FW: Re: [Case #: CAS-10001-AAAAAA] %|P2|ACME| t% Follow-up",
+        "Antw: RE: [案例号: cas-10001-aaaaaa ] % |P2|ACME| t % 跟进",
+    ] {
+        let p = g.parse(subject);
+        assert_eq!(p.case_id.as_deref(), Some("CAS-10001-AAAAAA"), "{subject}");
+        assert_eq!(p.priority.as_deref(), Some("P2"), "{subject}: {p:#?}");
+        assert_eq!(p.customer.as_deref(), Some("ACME"), "{subject}: {p:#?}");
+        assert_eq!(
+            p.stage_kind,
+            Some(crate::domain::Stage::FollowUp),
+            "{subject}: {p:#?}"
+        );
+        // A reply carries the partner's subject, not the gateway's tag.
+        assert!(p.base_subject.starts_with(['[', '【']), "{subject}: {p:#?}");
+    }
+}
