@@ -99,6 +99,17 @@ impl Store {
             .collect())
     }
 
+    /// Records a mail whose bytes could not be had (an IMAP UID the server
+    /// returned no body for): no bytes, the reason, its source; once per
+    /// source, counting attempts.
+    pub async fn quarantine_unreadable(&self, source: &Source, reason: &str) -> Result<i64> {
+        let key = casebot_core::domain::sha256_hex(format!("unreadable {source}").as_bytes());
+        let mut tx = self.begin_write().await?;
+        let id = put(&mut tx, b"", &key, source, reason).await?;
+        tx.commit().await?;
+        Ok(id)
+    }
+
     /// The raw bytes of a quarantined mail not yet released.
     pub async fn quarantined_bytes(&self, id: i64) -> Result<Option<Vec<u8>>> {
         Ok(

@@ -401,20 +401,21 @@ impl FolderWatcher {
         for chunk in uids.chunks(self.batch) {
             let set = uid_set(chunk);
             let fetch_started = std::time::Instant::now();
-            let fetched: Vec<(u32, Vec<u8>)> = within(COMMAND_TIMEOUT, "UID FETCH", async {
-                session
-                    .uid_fetch(&set, "(UID BODY.PEEK[])")
-                    .await?
-                    .try_filter_map(|f| async move {
-                        Ok(match (f.uid, f.body()) {
-                            (Some(uid), Some(body)) => Some((uid, body.to_vec())),
-                            _ => None,
-                        })
-                    })
-                    .try_collect()
-                    .await
-            })
-            .await??;
+            let mut fetched = fetch_bodies(session, &set).await?;
+            // A UID the server answered without a body: asked once more on
+            // its own, then quarantined with the reason, so the checkpoint
+            // never moves past a mail that was neither filed nor kept.
+            let missing: Vec<u32> = chunk
+                .iter()
+                .copied()
+                .filter(|u| !fetched.iter().any(|(f, _)| f == u))
+                .collect();
+            for uid in missing {
+                match fetch_bodies(session, &uid.to_string()).await?.pop() {
+                    Some(mail) => fetched.push(mail),
+                    None => self.quarantine_unreadable(uidvalidity, uid).await?,
+                }
+            }
             let arrival = chrono::Utc::now();
             let fetched_uids: Vec<u32> = fetched.iter().map(|(uid, _)| *uid).collect();
             let raws: Vec<RawMail> = fetched
@@ -457,6 +458,21 @@ impl FolderWatcher {
                 break;
             }
         }
+        Ok(())
+    }
+
+    /// Keeps a record of a UID whose body the server would not give.
+    async fn quarantine_unreadable(&self, uidvalidity: u32, uid: u32) -> Result<()> {
+        let source = Source::Imap {
+            mailbox: self.account.name.clone(),
+            folder: self.folder.clone(),
+            uidvalidity,
+            uid,
+        };
+        let reason = "the IMAP server returned no body for UID FETCH (BODY.PEEK[]), twice; \
+                      the mail may have been deleted meanwhile";
+        tracing::warn!(mailbox = %self.account.name, folder = %self.folder, uid, "{reason}: quarantined");
+        self.store.quarantine_unreadable(&source, reason).await?;
         Ok(())
     }
 
@@ -544,6 +560,25 @@ impl FolderWatcher {
 }
 
 /// A UID set for a sorted list: runs collapse into `a:b`.
+/// The bodies of the UIDs in `set` that the server returned with one.
+async fn fetch_bodies(session: &mut ImapSession, set: &str) -> Result<Vec<(u32, Vec<u8>)>> {
+    within(COMMAND_TIMEOUT, "UID FETCH", async {
+        session
+            .uid_fetch(set, "(UID BODY.PEEK[])")
+            .await?
+            .try_filter_map(|f| async move {
+                Ok(match (f.uid, f.body()) {
+                    (Some(uid), Some(body)) => Some((uid, body.to_vec())),
+                    _ => None,
+                })
+            })
+            .try_collect()
+            .await
+    })
+    .await?
+    .map_err(Into::into)
+}
+
 pub fn uid_set(sorted: &[u32]) -> String {
     let mut out = String::new();
     let mut i = 0;
