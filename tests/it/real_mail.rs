@@ -46,7 +46,7 @@ async fn file(dir: &Path, name: &str, mails: &[&str], arrival: Arrival) -> Store
         .unwrap();
     let pipeline = Pipeline::new(store.clone(), Arc::new(Config::default())).unwrap();
     let import_file = async |path: &Path| {
-        let source = import::open(path).unwrap();
+        let source = import::open(path, u64::MAX).unwrap();
         let counts = pipeline.run(source.mails, |_| {}).await.unwrap();
         assert_eq!(counts.quarantined, 0, "{name}");
     };
@@ -367,7 +367,7 @@ async fn a_slow_download_never_delays_the_draft_and_a_link_is_fetched_once_per_c
     let path = dir.path().join("first.eml");
     std::fs::write(&path, &first).unwrap();
     pipeline
-        .run(import::open(&path).unwrap().mails, |_| {})
+        .run(import::open(&path, u64::MAX).unwrap().mails, |_| {})
         .await
         .unwrap();
 
@@ -423,7 +423,7 @@ async fn a_slow_download_never_delays_the_draft_and_a_link_is_fetched_once_per_c
     let path = dir.path().join("second.eml");
     std::fs::write(&path, &second).unwrap();
     pipeline
-        .run(import::open(&path).unwrap().mails, |_| {})
+        .run(import::open(&path, u64::MAX).unwrap().mails, |_| {})
         .await
         .unwrap();
     release.send(()).ok();
@@ -451,4 +451,43 @@ fn a_link_only_in_the_quoted_history_is_not_the_mail_s() {
     let m = parser.parse(raw.as_bytes(), chrono::Utc::now()).unwrap();
     let urls: Vec<&str> = m.links.iter().map(|l| l.url.as_str()).collect();
     assert_eq!(urls, ["https://files.example.cn/new.zip"]);
+}
+
+#[tokio::test]
+async fn a_mail_file_over_the_limit_is_quarantined_unread_with_its_head() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = Config::default();
+    config.ingest.max_message_bytes = 100_000;
+    let limit = config.ingest.max_message_bytes;
+    let store = Store::open(&super::store_url(&dir.path().join("big.db")))
+        .await
+        .unwrap();
+    let pipeline = Pipeline::new(store.clone(), Arc::new(config)).unwrap();
+    let path = dir.path().join("big.eml");
+    let mut mail = CUSTOMER_FIRST.replace('\n', "\r\n").into_bytes();
+    mail.resize(300_000, b'x');
+    std::fs::write(&path, &mail).unwrap();
+    let source = import::open(&path, limit).unwrap();
+    let counts = pipeline.run(source.mails, |_| {}).await.unwrap();
+    assert_eq!((counts.imported, counts.quarantined), (0, 1));
+    let entries = store.quarantine_list(true).await.unwrap();
+    assert_eq!(entries.len(), 1);
+    assert!(
+        entries[0].reason.contains("300000 bytes") && entries[0].reason.contains("not read"),
+        "{}",
+        entries[0].reason
+    );
+    let (kept, _) = store
+        .quarantined_bytes(entries[0].id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(kept, mail[..casebot_app::mailbox::OVERSIZE_HEAD]);
+    // A replay does not file the head as if it were the mail.
+    let report = pipeline.replay(entries[0].id).await.unwrap().unwrap();
+    assert_eq!(
+        report.status,
+        casebot_core::mail::filing::Status::Quarantined
+    );
+    assert!(store.list_cases().await.unwrap().is_empty());
 }

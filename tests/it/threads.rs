@@ -18,7 +18,7 @@ async fn store_in(dir: &tempfile::TempDir) -> (Store, Pipeline) {
 }
 
 async fn import(pipeline: &Pipeline, path: &std::path::Path) -> Counts {
-    let source = import::open(path).unwrap();
+    let source = import::open(path, u64::MAX).unwrap();
     pipeline.run(source.mails, |_| {}).await.unwrap()
 }
 

@@ -429,11 +429,11 @@ pub async fn ingest(
     let pipeline = Pipeline::new(store.clone(), config)?;
     let arrival = Utc::now();
     let mails: Box<dyn Iterator<Item = ReadResult> + Send> = Box::new((0..count).map(move |i| {
-        Ok(RawMail {
-            bytes: generate_mail(i),
-            source: Source::Generated { index: i },
+        Ok(RawMail::new(
+            generate_mail(i),
+            Source::Generated { index: i },
             arrival,
-        })
+        ))
     }));
     let start = Instant::now();
     let mut done = 0u64;

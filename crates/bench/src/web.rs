@@ -180,11 +180,11 @@ pub async fn web(
     let total = cases * mails_per_case.max(1);
     let arrival = Utc::now();
     let mails: Box<dyn Iterator<Item = ReadResult> + Send> = Box::new((0..total).map(move |i| {
-        Ok(RawMail {
-            bytes: generate_thread_mail(i, mails_per_case.max(1)),
-            source: Source::Generated { index: i },
+        Ok(RawMail::new(
+            generate_thread_mail(i, mails_per_case.max(1)),
+            Source::Generated { index: i },
             arrival,
-        })
+        ))
     }));
     let started = Instant::now();
     let mut done = 0u64;

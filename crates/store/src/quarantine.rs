@@ -110,15 +110,14 @@ impl Store {
         Ok(id)
     }
 
-    /// The raw bytes of a quarantined mail not yet released.
-    pub async fn quarantined_bytes(&self, id: i64) -> Result<Option<Vec<u8>>> {
-        Ok(
-            sqlx::query_scalar(
-                "SELECT bytes FROM quarantine WHERE id = $1 AND released_at IS NULL",
-            )
-            .bind(id)
-            .fetch_optional(self.pool())
-            .await?,
+    /// The kept bytes of a quarantined mail not yet released, with the key
+    /// it was kept under: the bytes' SHA-256 when they are the whole mail.
+    pub async fn quarantined_bytes(&self, id: i64) -> Result<Option<(Vec<u8>, String)>> {
+        Ok(sqlx::query_as(
+            "SELECT bytes, sha256 FROM quarantine WHERE id = $1 AND released_at IS NULL",
         )
+        .bind(id)
+        .fetch_optional(self.pool())
+        .await?)
     }
 }

@@ -426,7 +426,11 @@ fn drop_demo_threads(config: &Config) -> Result<(), Failure> {
             )
         })?;
     let path = config.maildir_path(mailbox);
-    let maildir = crate::mailbox::maildir::Maildir::open(&mailbox.name, &path)?;
+    let maildir = crate::mailbox::maildir::Maildir::open(
+        &mailbox.name,
+        &path,
+        config.ingest.max_message_bytes,
+    )?;
     let dropped = crate::mailbox::demo::drop_examples(&maildir)?;
     tracing::info!(mails = dropped, maildir = %path.display(), "demo: example threads dropped");
     eprintln!(
@@ -437,7 +441,8 @@ fn drop_demo_threads(config: &Config) -> Result<(), Failure> {
 }
 
 async fn import_cmd(config: Arc<Config>, args: ImportArgs) -> Result<u8, Failure> {
-    let source = import::open(&args.path).map_err(|e| fail(2, e))?;
+    let source =
+        import::open(&args.path, config.ingest.max_message_bytes).map_err(|e| fail(2, e))?;
     let analyzer = analyzer(&config, None)?;
     let store = open_store(&config).await?;
     let pipeline = Pipeline::new(store.clone(), config.clone())?;

@@ -109,7 +109,7 @@ pub fn configured_watchers(
             }
             MailboxKind::Maildir => {
                 let path = config.maildir_path(mailbox);
-                let maildir = Maildir::open(&mailbox.name, &path)?;
+                let maildir = Maildir::open(&mailbox.name, &path, config.ingest.max_message_bytes)?;
                 tracing::info!(mailbox = %mailbox.name, path = %path.display(), "watching Maildir");
                 watchers.push(Watch::Maildir {
                     maildir,

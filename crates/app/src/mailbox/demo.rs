@@ -64,7 +64,7 @@ mod tests {
     #[test]
     fn drops_each_example_once() {
         let dir = tempfile::tempdir().unwrap();
-        let maildir = Maildir::open("local", &dir.path().join("mail")).unwrap();
+        let maildir = Maildir::open("local", &dir.path().join("mail"), u64::MAX).unwrap();
         let total = example_mails().count();
         assert!(total >= 10, "the examples are embedded: {total}");
         assert_eq!(drop_examples(&maildir).unwrap(), total);

@@ -420,15 +420,14 @@ impl FolderWatcher {
             let fetched_uids: Vec<u32> = fetched.iter().map(|(uid, _)| *uid).collect();
             let raws: Vec<RawMail> = fetched
                 .into_iter()
-                .map(|(uid, bytes)| RawMail {
-                    bytes,
-                    source: Source::Imap {
+                .map(|(uid, bytes)| {
+                    let source = Source::Imap {
                         mailbox: name.clone(),
                         folder: self.folder.clone(),
                         uidvalidity,
                         uid,
-                    },
-                    arrival,
+                    };
+                    RawMail::new(bytes, source, arrival)
                 })
                 .collect();
             let count = raws.len();

@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result, bail};
 use chrono::{DateTime, Utc};
 
-use super::{RawMail, ReadFailure, ReadResult};
+use super::{OVERSIZE_HEAD, RawMail, ReadFailure, ReadResult, read_bounded};
 use casebot_core::domain::Source;
 
 /// What kind of archive a path is.
@@ -30,20 +30,25 @@ pub struct ImportSource {
 }
 
 /// Opens `path` as whatever archive it is.
-pub fn open(path: &Path) -> Result<ImportSource> {
+/// Mails over `max_message_bytes` are not read (see [`RawMail::oversize`]).
+pub fn open(path: &Path, max_message_bytes: u64) -> Result<ImportSource> {
     let meta =
         std::fs::metadata(path).with_context(|| format!("Cannot read {}", path.display()))?;
     if meta.is_dir() {
         if path.join("cur").is_dir() || path.join("new").is_dir() {
             let mut files = list_files(&path.join("new"), false)?;
             files.extend(list_files(&path.join("cur"), false)?);
-            return Ok(files_source(ImportKind::Maildir, files));
+            return Ok(files_source(ImportKind::Maildir, files, max_message_bytes));
         }
         let files = list_files(path, true)?
             .into_iter()
             .filter(|p| p.extension().is_some_and(|e| e.eq_ignore_ascii_case("eml")))
             .collect();
-        return Ok(files_source(ImportKind::EmlFolder, files));
+        return Ok(files_source(
+            ImportKind::EmlFolder,
+            files,
+            max_message_bytes,
+        ));
     }
     if !meta.is_file() {
         bail!("{} is neither a file nor a folder", path.display());
@@ -53,21 +58,25 @@ pub fn open(path: &Path) -> Result<ImportSource> {
         .and_then(|mut f| f.read(&mut head))
         .with_context(|| format!("Cannot read {}", path.display()))?;
     if &head[..n] == b"From " {
-        let reader = MboxReader::new(path)?;
+        let reader = MboxReader::new(path, max_message_bytes)?;
         return Ok(ImportSource {
             kind: ImportKind::Mbox,
             len_hint: None,
             mails: Box::new(reader),
         });
     }
-    Ok(files_source(ImportKind::EmlFile, vec![path.to_path_buf()]))
+    Ok(files_source(
+        ImportKind::EmlFile,
+        vec![path.to_path_buf()],
+        max_message_bytes,
+    ))
 }
 
-fn files_source(kind: ImportKind, files: Vec<PathBuf>) -> ImportSource {
+fn files_source(kind: ImportKind, files: Vec<PathBuf>, limit: u64) -> ImportSource {
     ImportSource {
         kind,
         len_hint: Some(files.len() as u64),
-        mails: Box::new(files.into_iter().map(read_file)),
+        mails: Box::new(files.into_iter().map(move |f| read_file(f, limit))),
     }
 }
 
@@ -100,14 +109,13 @@ fn list_files(dir: &Path, recursive: bool) -> Result<Vec<PathBuf>> {
     Ok(out)
 }
 
-/// Reads one file as one mail.
-pub fn read_file(path: PathBuf) -> ReadResult {
+/// Reads one file as one mail, or only its head when it is over `limit`.
+pub fn read_file(path: PathBuf, limit: u64) -> ReadResult {
     let source = Source::File { path: path.clone() };
-    match std::fs::read(&path) {
-        Ok(bytes) => Ok(RawMail {
-            bytes,
-            arrival: modified(&path),
-            source,
+    match read_bounded(&path, limit) {
+        Ok((bytes, oversize)) => Ok(RawMail {
+            oversize,
+            ..RawMail::new(bytes, source, modified(&path))
         }),
         Err(e) => Err(ReadFailure {
             source,
@@ -137,10 +145,14 @@ pub struct MboxReader {
     started: bool,
     done: bool,
     line: Vec<u8>,
+    /// Mails larger than this keep only their head.
+    limit: u64,
+    /// Bytes of the mail being read so far, kept or not.
+    mail_size: u64,
 }
 
 impl MboxReader {
-    pub fn new(path: &Path) -> Result<Self> {
+    pub fn new(path: &Path, limit: u64) -> Result<Self> {
         let file = File::open(path).with_context(|| format!("Cannot open {}", path.display()))?;
         Ok(Self {
             path: path.to_path_buf(),
@@ -152,6 +164,8 @@ impl MboxReader {
             started: false,
             done: false,
             line: Vec::new(),
+            limit,
+            mail_size: 0,
         })
     }
 }
@@ -167,7 +181,9 @@ impl Iterator for MboxReader {
         let mut previous_blank = true;
         loop {
             self.line.clear();
-            let n = match self.reader.read_until(b'\n', &mut self.line) {
+            // A line is kept only up to the head of an oversize mail: a
+            // file without line breaks must not become one huge line.
+            let n = match read_line_bounded(&mut self.reader, &mut self.line, OVERSIZE_HEAD) {
                 Ok(n) => n,
                 Err(e) => {
                     self.done = true;
@@ -198,7 +214,14 @@ impl Iterator for MboxReader {
                 Some(i) if i > 0 && self.line[i..].starts_with(b"From ") => &self.line[1..],
                 _ => &self.line[..],
             };
-            mail.extend_from_slice(unescaped);
+            self.mail_size += n as u64;
+            if self.mail_size <= self.limit {
+                mail.extend_from_slice(unescaped);
+            } else if mail.len() > OVERSIZE_HEAD {
+                // Over the limit: only the head is kept from here on.
+                mail.truncate(OVERSIZE_HEAD);
+                mail.shrink_to_fit();
+            }
         }
     }
 }
@@ -222,19 +245,87 @@ impl MboxReader {
         if mail.iter().all(|b| b.is_ascii_whitespace()) && !self.started {
             return None;
         }
+        let oversize = (self.mail_size > self.limit).then_some(self.mail_size);
+        self.mail_size = 0;
         let out = Ok(RawMail {
-            bytes: mail,
-            source: self.source(),
-            arrival: self.arrival,
+            oversize,
+            ..RawMail::new(mail, self.source(), self.arrival)
         });
         self.index += 1;
         Some(out)
     }
 }
 
+/// Reads up to and including the next `\n`, keeping at most `max` bytes of
+/// it in `line`; returns how many bytes were consumed.
+fn read_line_bounded(
+    reader: &mut impl BufRead,
+    line: &mut Vec<u8>,
+    max: usize,
+) -> std::io::Result<usize> {
+    let mut consumed = 0;
+    loop {
+        let available = reader.fill_buf()?;
+        if available.is_empty() {
+            return Ok(consumed);
+        }
+        let (take, done) = match memchr::memchr(b'\n', available) {
+            Some(i) => (i + 1, true),
+            None => (available.len(), false),
+        };
+        let room = max.saturating_sub(line.len());
+        line.extend_from_slice(&available[..take.min(room)]);
+        reader.consume(take);
+        consumed += take;
+        if done {
+            return Ok(consumed);
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_file_over_the_limit_is_not_read_only_its_head() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("big.eml");
+        let mut mail = b"From: a@example.cn\r\nSubject: big\r\n\r\n".to_vec();
+        mail.resize(300_000, b'x');
+        std::fs::write(&path, &mail).unwrap();
+        let raw = read_file(path.clone(), 100_000).unwrap();
+        assert_eq!(raw.oversize, Some(300_000));
+        assert_eq!(raw.bytes, mail[..OVERSIZE_HEAD]);
+        let raw = read_file(path, 300_000).unwrap();
+        assert_eq!((raw.oversize, raw.bytes.len()), (None, 300_000));
+    }
+
+    #[test]
+    fn an_mbox_mail_over_the_limit_keeps_its_head_and_the_next_mail_is_whole() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("box.mbox");
+        // The first mail's body is one 1 MB line without a break.
+        let mut mbox = b"From a@example.cn Mon Jan  1 00:00:00 2024\nSubject: big\n\n".to_vec();
+        mbox.extend(std::iter::repeat_n(b'x', 1_000_000));
+        mbox.extend_from_slice(
+            b"\n\nFrom b@example.cn Mon Jan  1 00:00:00 2024\nSubject: small\n\nhi\n",
+        );
+        std::fs::write(&path, &mbox).unwrap();
+        let mails: Vec<RawMail> = MboxReader::new(&path, 100_000)
+            .unwrap()
+            .map(Result::unwrap)
+            .collect();
+        assert_eq!(mails.len(), 2);
+        assert!(mails[0].oversize.is_some_and(|s| s > 1_000_000));
+        assert!(
+            mails[0].bytes.len() <= 2 * OVERSIZE_HEAD,
+            "{}",
+            mails[0].bytes.len()
+        );
+        assert_eq!(mails[1].oversize, None);
+        assert_eq!(mails[1].bytes, b"Subject: small\n\nhi\n");
+    }
 
     #[test]
     fn mbox_splits_on_from_lines_and_unescapes() {
@@ -245,7 +336,7 @@ mod tests {
             "From a@example.cn Mon Mar 20 16:54:30 2023\nSubject: one\n\nbody\n>From the log\nFrom inside a line is fine\n\nFrom b@example.cn Mon Mar 20 16:55:30 2023\nSubject: two\n\nsecond\n",
         )
         .unwrap();
-        let source = open(&path).unwrap();
+        let source = open(&path, u64::MAX).unwrap();
         assert_eq!(source.kind, ImportKind::Mbox);
         let mails: Vec<RawMail> = source.mails.map(Result::unwrap).collect();
         assert_eq!(mails.len(), 2);
@@ -277,7 +368,7 @@ mod tests {
         std::fs::write(md.join("new/1.host"), "Subject: a\n\nx\n").unwrap();
         std::fs::write(md.join("cur/2.host:2,S"), "Subject: b\n\nx\n").unwrap();
         std::fs::write(md.join("tmp/3.host"), "Subject: partial\n").unwrap();
-        let s = open(&md).unwrap();
+        let s = open(&md, u64::MAX).unwrap();
         assert_eq!((s.kind, s.len_hint), (ImportKind::Maildir, Some(2)));
 
         let eml = dir.path().join("eml");
@@ -285,9 +376,12 @@ mod tests {
         std::fs::write(eml.join("a.eml"), "Subject: a\n\nx\n").unwrap();
         std::fs::write(eml.join("sub/b.EML"), "Subject: b\n\nx\n").unwrap();
         std::fs::write(eml.join("notes.txt"), "not mail").unwrap();
-        let s = open(&eml).unwrap();
+        let s = open(&eml, u64::MAX).unwrap();
         assert_eq!((s.kind, s.len_hint), (ImportKind::EmlFolder, Some(2)));
-        assert_eq!(open(&eml.join("a.eml")).unwrap().kind, ImportKind::EmlFile);
-        assert!(open(&dir.path().join("missing")).is_err());
+        assert_eq!(
+            open(&eml.join("a.eml"), u64::MAX).unwrap().kind,
+            ImportKind::EmlFile
+        );
+        assert!(open(&dir.path().join("missing"), u64::MAX).is_err());
     }
 }

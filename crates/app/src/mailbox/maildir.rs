@@ -13,7 +13,7 @@ use anyhow::{Context, Result};
 use tokio::sync::{Notify, watch};
 
 use super::import::modified;
-use super::{Filer, RawMail};
+use super::{Filer, RawMail, read_bounded};
 use casebot_core::domain::Source;
 use casebot_core::mail::filing::Status;
 
@@ -25,11 +25,14 @@ const BATCH: usize = 256;
 pub struct Maildir {
     pub name: String,
     pub root: PathBuf,
+    /// Files larger than this are not read (`ingest.max_message_bytes`).
+    pub max_message_bytes: u64,
 }
 
 impl Maildir {
-    /// Opens the Maildir, creating its three folders if missing.
-    pub fn open(name: &str, root: &Path) -> Result<Self> {
+    /// Opens the Maildir, creating its three folders if missing; files over
+    /// `max_message_bytes` will not be read.
+    pub fn open(name: &str, root: &Path, max_message_bytes: u64) -> Result<Self> {
         for sub in ["new", "cur", "tmp"] {
             let dir = root.join(sub);
             std::fs::create_dir_all(&dir)
@@ -38,6 +41,7 @@ impl Maildir {
         Ok(Self {
             name: name.to_string(),
             root: root.to_path_buf(),
+            max_message_bytes,
         })
     }
 
@@ -148,18 +152,18 @@ fn read_files(maildir: &Maildir, files: Vec<PathBuf>) -> (Vec<PathBuf>, Vec<RawM
     let mut paths = Vec::with_capacity(files.len());
     let mut raws = Vec::with_capacity(files.len());
     for path in files {
-        match std::fs::read(&path) {
-            Ok(bytes) => {
+        match read_bounded(&path, maildir.max_message_bytes) {
+            Ok((bytes, oversize)) => {
+                let source = Source::Maildir {
+                    mailbox: maildir.name.clone(),
+                    file: path
+                        .file_name()
+                        .map(|n| n.to_string_lossy().into_owned())
+                        .unwrap_or_default(),
+                };
                 raws.push(RawMail {
-                    bytes,
-                    arrival: modified(&path),
-                    source: Source::Maildir {
-                        mailbox: maildir.name.clone(),
-                        file: path
-                            .file_name()
-                            .map(|n| n.to_string_lossy().into_owned())
-                            .unwrap_or_default(),
-                    },
+                    oversize,
+                    ..RawMail::new(bytes, source, modified(&path))
                 });
                 paths.push(path);
             }
@@ -178,7 +182,7 @@ mod tests {
     #[test]
     fn pending_then_handled() {
         let dir = tempfile::tempdir().unwrap();
-        let md = Maildir::open("local", &dir.path().join("mail")).unwrap();
+        let md = Maildir::open("local", &dir.path().join("mail"), u64::MAX).unwrap();
         std::fs::write(md.root.join("new/2.x"), "b").unwrap();
         std::fs::write(md.root.join("new/1.x"), "a").unwrap();
         let pending = md.pending().unwrap();

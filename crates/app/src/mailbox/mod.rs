@@ -26,6 +26,45 @@ pub struct RawMail {
     pub bytes: Vec<u8>,
     pub source: Source,
     pub arrival: DateTime<Utc>,
+    /// The mail's real size when it is over `ingest.max_message_bytes`: it
+    /// was not read, `bytes` holds only its head, and filing quarantines it
+    /// unparsed (the whole mail stays in its source).
+    pub oversize: Option<u64>,
+}
+
+impl RawMail {
+    pub fn new(bytes: Vec<u8>, source: Source, arrival: DateTime<Utc>) -> Self {
+        Self {
+            bytes,
+            source,
+            arrival,
+            oversize: None,
+        }
+    }
+}
+
+/// What is kept of a mail over the size limit: enough to see who sent it.
+pub const OVERSIZE_HEAD: usize = 64 * 1024;
+
+/// Reads a mail file, checking its size first: a file over `limit` bytes
+/// is not read, only its head (see [`RawMail::oversize`]). A file that grows
+/// while it is read is still read no further than the limit.
+pub fn read_bounded(path: &std::path::Path, limit: u64) -> std::io::Result<(Vec<u8>, Option<u64>)> {
+    use std::io::Read;
+    let file = std::fs::File::open(path)?;
+    let size = file.metadata()?.len();
+    let mut bytes = Vec::new();
+    if size > limit {
+        file.take(OVERSIZE_HEAD as u64).read_to_end(&mut bytes)?;
+        return Ok((bytes, Some(size)));
+    }
+    bytes.reserve(size as usize);
+    file.take(limit.saturating_add(1)).read_to_end(&mut bytes)?;
+    if bytes.len() as u64 > limit {
+        bytes.truncate(OVERSIZE_HEAD);
+        return Ok((bytes, Some(limit.saturating_add(1))));
+    }
+    Ok((bytes, None))
 }
 
 /// A mail that could not even be read (a file vanished, no permission).

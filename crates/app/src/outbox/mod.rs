@@ -241,11 +241,7 @@ impl Outbox {
     /// Files the sent reply in its case. A failure here is logged, not
     /// fatal: the reply is out, and the next pass files the copy again.
     async fn file_copy(&self, draft: i64, bytes: Vec<u8>) {
-        let raw = RawMail {
-            bytes,
-            source: Source::Sent { draft },
-            arrival: chrono::Utc::now(),
-        };
+        let raw = RawMail::new(bytes, Source::Sent { draft }, chrono::Utc::now());
         let prepared = self.pipeline.prepare(raw);
         if let Err(e) = self.pipeline.file_batch(vec![prepared]).await {
             tracing::warn!(draft, error = %format!("{e:#}"), "cannot file the sent reply yet");

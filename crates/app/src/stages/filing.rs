@@ -87,10 +87,30 @@ impl Pipeline {
 
     /// Parses one mail (CPU only).
     pub fn prepare(&self, raw: RawMail) -> Prepared {
-        let parsed = self.parser.parse(&raw.bytes, raw.arrival);
-        let sha256 = match &parsed {
-            Ok(p) => p.sha256.clone(),
-            Err(_) => sha256_hex(&raw.bytes),
+        let (parsed, sha256) = match raw.oversize {
+            // Not parsed; kept by its head, its size and where it is, so
+            // two large mails with the same head are two entries.
+            Some(size) => {
+                let mut key = raw.bytes.clone();
+                // A head that is the whole mail can be replayed as it is.
+                if size != raw.bytes.len() as u64 {
+                    key.extend_from_slice(format!("\n{size} {}", raw.source).as_bytes());
+                }
+                let rejection = Rejection::NotRead {
+                    size,
+                    limit: self.parser.max_message_bytes(),
+                    kept: raw.bytes.len() as u64,
+                };
+                (Err(rejection), sha256_hex(&key))
+            }
+            None => {
+                let parsed = self.parser.parse(&raw.bytes, raw.arrival);
+                let sha256 = match &parsed {
+                    Ok(p) => p.sha256.clone(),
+                    Err(_) => sha256_hex(&raw.bytes),
+                };
+                (parsed, sha256)
+            }
         };
         Prepared {
             raw,
@@ -251,14 +271,25 @@ impl Pipeline {
 
     /// Runs one quarantined mail through the pipeline again.
     pub async fn replay(&self, id: i64) -> Result<Option<Report>> {
-        let Some(bytes) = self.store.quarantined_bytes(id).await? else {
+        let Some((bytes, key)) = self.store.quarantined_bytes(id).await? else {
             return Ok(None);
         };
-        let raw = RawMail {
-            bytes,
-            source: Source::Quarantine { id },
-            arrival: chrono::Utc::now(),
-        };
+        let source = Source::Quarantine { id };
+        if sha256_hex(&bytes) != key {
+            // A mail over the size limit (only its head kept) or one whose
+            // bytes the server never gave: filing what is kept would file a
+            // part as if it were the mail.
+            let reason = "only part of this mail was kept (or none of it): bring it in again \
+                          from where it was found";
+            return Ok(Some(report(
+                &source,
+                None,
+                None,
+                Status::Quarantined,
+                Some(reason.into()),
+            )));
+        }
+        let raw = RawMail::new(bytes, source, chrono::Utc::now());
         let prepared = self.prepare(raw);
         let reports = self.file_batch(vec![prepared]).await?;
         let report = reports.into_iter().next();

@@ -104,6 +104,11 @@ pub enum Rejection {
     #[error("message is {size} bytes, over the limit of {limit} bytes (ingest.max_message_bytes)")]
     TooLarge { size: u64, limit: u64 },
     #[error(
+        "message is {size} bytes, over the limit of {limit} bytes (ingest.max_message_bytes): \
+         not read; its first {kept} bytes are kept here, the whole mail stays where it was found"
+    )]
+    NotRead { size: u64, limit: u64, kept: u64 },
+    #[error(
         "{lines} lines that may start a MIME part, over the limit of {limit} (ingest.max_mime_parts)"
     )]
     TooManyParts { lines: u64, limit: u64 },
@@ -134,6 +139,11 @@ impl MailParser {
             desk: desk.clone(),
             ingest: ingest.clone(),
         })
+    }
+
+    /// The largest mail that is read at all.
+    pub fn max_message_bytes(&self) -> u64 {
+        self.ingest.max_message_bytes
     }
 
     /// Parses one raw mail. `arrival` is when it reached the desk (file time,
