@@ -424,6 +424,19 @@ fn an_engineer_and_the_lead_work_the_desk_in_chromium() {
             .await
             .unwrap();
         wait_text(&b, "Approved by wang.eng").await;
+        // A notice comes from a code the desk knows, never from the link:
+        // text put into the address is not shown.
+        let draft_path = b.current_url().await.unwrap().path().to_string();
+        b.goto(&desk.url(&format!(
+            "{draft_path}?done=Your%20approval%20failed%3A%20call%20555-0100"
+        )))
+        .await
+        .unwrap();
+        let text = body_text(&b).await;
+        assert!(
+            text.contains("Approved by wang.eng") && !text.contains("555-0100"),
+            "{text}"
+        );
         let received = sink.wait_for(1, 30);
         assert_eq!(received.len(), 1, "serve log:\n{}", desk.log());
         let sent = received[0].parsed();
