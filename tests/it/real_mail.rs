@@ -410,6 +410,9 @@ async fn a_slow_download_never_delays_the_draft_and_a_link_is_fetched_once_per_c
         Some("access_denied_or_service_disabled")
     );
     assert_eq!(requests.load(Ordering::SeqCst), 1);
+    // With the links in, the reply is drafted again, not piled up.
+    let redrafted = drafter.run().await.unwrap();
+    assert_eq!((redrafted.created, redrafted.updated), (0, 1));
 
     // The customer's next mail names the same link again (and quotes the
     // first): it is not fetched a second time.

@@ -69,6 +69,8 @@ pub struct Drafter {
     rules: Arc<RuleSet>,
     templates: Arc<Templates>,
     config: Arc<Config>,
+    /// The stage that hands a case to a new engineer, read once.
+    reassign_stage: casebot_core::domain::Stage,
 }
 
 impl Drafter {
@@ -78,6 +80,7 @@ impl Drafter {
             store,
             rules,
             templates,
+            reassign_stage: config.sla.reassignment(),
             config,
         })
     }
@@ -153,7 +156,7 @@ impl Drafter {
                 status: a.status,
             })
             .collect();
-        let want = decide::decide(status, &thread, &states, self.config.sla.reassignment());
+        let want = decide::decide(status, &thread, &states, self.reassign_stage);
         let pending = input
             .drafts
             .iter()

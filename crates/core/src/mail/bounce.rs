@@ -10,11 +10,11 @@
 
 use std::sync::LazyLock;
 
-use mail_parser::{HeaderValue, Message, MessageParser, MimeHeaders};
+use mail_parser::{Message, MessageParser, MimeHeaders};
 use regex::Regex;
 use serde::{Deserialize, Serialize};
 
-use super::parse::transfer_decoded;
+use super::parse::{clean_id, id_list, transfer_decoded};
 
 /// A bounce's account of the mail it returns.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -189,31 +189,6 @@ fn short(s: &str) -> String {
     let mut cut: String = s.chars().take(MAX_REASON_CHARS).collect();
     cut.push('…');
     cut
-}
-
-/// A Message-ID without angle brackets or white space.
-pub(crate) fn clean_id(id: &str) -> String {
-    id.trim()
-        .trim_start_matches('<')
-        .trim_end_matches('>')
-        .trim()
-        .to_string()
-}
-
-/// The distinct Message-IDs of an ID-list header.
-pub(crate) fn id_list(value: &HeaderValue<'_>) -> Vec<String> {
-    let ids: Vec<String> = match value {
-        HeaderValue::Text(t) => vec![clean_id(t)],
-        HeaderValue::TextList(list) => list.iter().map(|t| clean_id(t)).collect(),
-        _ => Vec::new(),
-    };
-    let mut out: Vec<String> = Vec::with_capacity(ids.len());
-    for id in ids {
-        if !id.is_empty() && !out.contains(&id) {
-            out.push(id);
-        }
-    }
-    out
 }
 
 #[cfg(test)]

@@ -10,11 +10,13 @@
 use chrono::{DateTime, FixedOffset, TimeZone, Utc};
 use encoding_rs::Encoding;
 use mail_parser::decoders::{base64::base64_decode, quoted_printable::quoted_printable_decode};
-use mail_parser::{Encoding as TransferEncoding, Message, MessageParser, MimeHeaders, PartType};
+use mail_parser::{
+    Encoding as TransferEncoding, HeaderValue, Message, MessageParser, MimeHeaders, PartType,
+};
 use serde::{Deserialize, Serialize};
 
 use super::body::{BodyParts, split_body};
-use super::bounce::{Bounce, clean_id, id_list, read_bounce};
+use super::bounce::{Bounce, read_bounce};
 use super::direction::{MailSignals, classify};
 use super::links::{Link, extract_links};
 use super::resolution::{
@@ -352,6 +354,31 @@ fn mailbox(a: &mail_parser::Addr<'_>) -> Mailbox {
     }
 }
 
+/// A Message-ID without angle brackets or white space.
+pub(crate) fn clean_id(id: &str) -> String {
+    id.trim()
+        .trim_start_matches('<')
+        .trim_end_matches('>')
+        .trim()
+        .to_string()
+}
+
+/// The distinct Message-IDs of an ID-list header.
+pub(crate) fn id_list(value: &HeaderValue<'_>) -> Vec<String> {
+    let ids: Vec<String> = match value {
+        HeaderValue::Text(t) => vec![clean_id(t)],
+        HeaderValue::TextList(list) => list.iter().map(|t| clean_id(t)).collect(),
+        _ => Vec::new(),
+    };
+    let mut out: Vec<String> = Vec::with_capacity(ids.len());
+    for id in ids {
+        if !id.is_empty() && !out.contains(&id) {
+            out.push(id);
+        }
+    }
+    out
+}
+
 /// Keeps the last path component: a name like `../../x.zip` is someone's
 /// attempt to write outside the folder it will later be extracted to.
 fn safe_file_name(name: &str) -> String {
@@ -592,11 +619,15 @@ fn repair_charset(
         // believe the bytes.
         Err(_) => {
             let label = declared.as_deref().unwrap_or_default();
-            let misfits = Encoding::for_label(label.as_bytes())
-                .is_some_and(|e| e.decode_without_bom_handling(&bytes).1);
+            let misfits = !is_utf16(declared.as_deref())
+                && Encoding::for_label(label.as_bytes())
+                    .is_some_and(|e| e.decode_without_bom_handling(&bytes).1);
+            if !misfits {
+                return decoded.to_string();
+            }
             let guessed = guess_encoding(&[&bytes]);
             match guessed.decode_without_bom_handling(&bytes) {
-                (text, false) if misfits && !is_utf16(declared.as_deref()) => {
+                (text, false) => {
                     warnings.push(format!(
                         "body declared as {label} does not decode as {label}: detected as {}",
                         guessed.name()
