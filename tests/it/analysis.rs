@@ -10,7 +10,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use casebot_analysis::bundle::ItemStatus;
-use casebot_analysis::conclude::Outcome;
+use casebot_analysis::conclude::{Outcome, OutcomeNote};
 use casebot_analysis::{Analyzer, Report};
 use casebot_app::config::Config;
 
@@ -117,12 +117,18 @@ fn hard_link_case_decisive_line_among_noise() {
         "line number of the decisive line"
     );
     assert_eq!(rc.evidence[0].time.as_deref(), Some("2023-02-22T15:21:21"));
-    assert!(
-        c.error_codes.contains(&"0xd0000121".to_string()),
+    // The decisive status first; `gle=` fields (stale last errors) never
+    // count, and E_FAIL, which only relays, comes after what failed.
+    assert_eq!(
+        c.error_codes.first().map(String::as_str),
+        Some("0xc0000121"),
         "{:?}",
         c.error_codes
     );
-    assert!(c.error_codes.contains(&"0x80004005".to_string()));
+    assert!(!c.error_codes.contains(&"0xd0000121".to_string()));
+    if let Some(e_fail) = c.error_codes.iter().position(|c| c == "0x80004005") {
+        assert_eq!(e_fail, c.error_codes.len() - 1, "{:?}", c.error_codes);
+    }
     assert!(
         !c.error_codes.contains(&"0x80070005".to_string()),
         "the earlier session's error is not in the chain"
@@ -238,14 +244,32 @@ fn a_success_of_another_update_does_not_hide_a_failure() {
 }
 
 #[test]
-fn nothing_known_is_unknown_not_a_guess() {
+fn a_log_where_nothing_failed_says_so_without_a_guess() {
     let r = analyze_files(&[(
         "CBS.log",
         info_lines("2023-01-01", 10, 0, 1000).into_bytes(),
     )]);
-    assert_eq!(r.conclusion.outcome, Outcome::Unknown);
+    assert_eq!(r.conclusion.outcome, Outcome::Success);
+    assert_eq!(r.conclusion.note, Some(OutcomeNote::NoFailureFound));
+    assert!(
+        r.conclusion
+            .note_text
+            .as_deref()
+            .unwrap_or("")
+            .contains("No failure found")
+    );
+    assert!(r.conclusion.success.is_none(), "no line recorded a success");
+    assert!(!r.conclusion.settled());
     assert!(r.conclusion.root_cause.is_none());
     assert!(r.conclusion.next_steps.is_empty());
+}
+
+#[test]
+fn prose_that_is_not_a_log_concludes_nothing() {
+    let text = "Hello, the update still fails on the server, please advise.\nThanks\n";
+    let r = analyze_files(&[("notes.txt", text.as_bytes().to_vec())]);
+    assert_eq!(r.conclusion.outcome, Outcome::Unknown);
+    assert!(r.conclusion.note.is_none());
 }
 
 #[test]

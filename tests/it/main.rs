@@ -15,6 +15,7 @@ mod faults;
 mod fixtures;
 mod fuzz_regressions;
 mod imap;
+mod log_corpus;
 mod mailstack;
 mod real_mail;
 mod rules;

@@ -478,6 +478,122 @@ fn excerpts() -> Vec<(&'static str, LogKind, String)> {
             LogKind::Text,
             "安装更新时报错 0x8024ffff，无法继续。".into(),
         ),
+        // Excerpts below are lines of tests/corpus/logs (real public logs).
+        (
+            "noise.open-package-invalid",
+            LogKind::Cbs,
+            cbs("Info", "CBS", "Failed to OpenPackage using worker session [HRESULT = 0x800f0805]"),
+        ),
+        (
+            "noise.backup-log-cab",
+            LogKind::Cbs,
+            cbs("Info", "CBS", "Failed to create backup log cab. [HRESULT = 0x80070001 - ERROR_INVALID_FUNCTION]"),
+        ),
+        (
+            "noise.hang-detect-restart",
+            LogKind::Cbs,
+            cbs("Info", "CBS", "Failed restart attempt. [HRESULT = 0x8007045b - ]"),
+        ),
+        (
+            "noise.repaired-payload",
+            LogKind::Cbs,
+            cbs("Info", "CBS", "(p)\tCSI Payload Corrupt\t(w)\t(Fixed)\tamd64_windows-defender-management-powershell_31bf3856ad364e35_10.0.18362.1_none_b620cb061e8a941c\\Defender.psd1"),
+        ),
+        (
+            "noise.setup-cleanup-missing-folder",
+            LogKind::Dism,
+            format!("{T}, Info                         CSetupFilesCleanup::CleanVolume - Return status: 80070003"),
+        ),
+        (
+            "noise.wu-startup-failed",
+            LogKind::WindowsUpdate,
+            format!("{WU_NEW} Agent           *FAILED* [80240013] Method failed [CAgentServiceManager::CreateServiceObjectAndAddIntoMap:2034]"),
+        ),
+        (
+            "cbs.ai-summary",
+            LogKind::Cbs,
+            cbs("Error", "CSI", "00000057 (F) Installer: Network Drivers\tBinary Name: NetSetupAI.dll\tErrorCode: 800106d9\tPhase: 31\tMode: Delta\tComponent: NONE[gle=0x80004005]"),
+        ),
+        (
+            "cbs.driver-queue",
+            LogKind::Cbs,
+            cbs("Error", "CBS", "Doqi: Failed loading driver operations queue. [HRESULT = 0x80070490 - ERROR_NOT_FOUND]"),
+        ),
+        (
+            "cbs.hang-timeout",
+            LogKind::Cbs,
+            cbs("Info", "CBS", "Shtd: Timed out waiting for shutdown processing to complete - no progress detected in last 900000 milliseconds"),
+        ),
+        (
+            "cbs.checksur-item",
+            LogKind::Text,
+            "(f)\tCBS MUM Missing\t0x00000002\t".into(),
+        ),
+        (
+            "cbs.repair-source-missing",
+            LogKind::Cbs,
+            cbs("Info", "CBS", "Failed to repair store. [HRESULT = 0x800f081f - CBS_E_SOURCE_MISSING]"),
+        ),
+        (
+            "cbs.repair-complete",
+            LogKind::Cbs,
+            cbs("Info", "CBS", "All CSI corruption was fixed, ensure CorruptionDetectedDuringAcr is clear"),
+        ),
+        (
+            "dism.console-source-missing",
+            LogKind::Text,
+            "Ошибка: 0x800f081f".into(),
+        ),
+        (
+            "wu.download-failed",
+            LogKind::WindowsUpdate,
+            format!("{WU_NEW} DownloadManager BITS job {{5E92E4F4-AD99-4DDC-9200-3662198BC31C}} failed, updateId = E3766677-6547-4EC8-9097-4C7E37190DDA.1, hr = 0x8020002B. File URL = http://example.com/f"),
+        ),
+        (
+            "wu.history-failure",
+            LogKind::WindowsUpdate,
+            format!("{WU_NEW} Agent           LogHistory called.   idUpdate={{E0F87EBF-B414-4AC7-A225-8FE802CF8618}}.1, resultMapped=80070643,   resultUnMapped=FFFE |"),
+        ),
+        (
+            "wu.update-title",
+            LogKind::WindowsUpdate,
+            format!("{WU_NEW} Agent             Title = The new Microsoft Edge for Windows 10 Version 1809 for x64-based Systems (KB4584642)"),
+        ),
+        (
+            "wu.call-succeeded",
+            LogKind::WindowsUpdate,
+            format!("{WU_NEW} ComApi          Install call complete (succeeded = 1, succeeded with errors = 0, failed = 0, cancelled = 0, unaccounted = 0"),
+        ),
+        (
+            "setup.rollback-early-phase",
+            LogKind::Text,
+            "Error: 0xC1900101 - 0x50016".into(),
+        ),
+        (
+            "setup.compat-block",
+            LogKind::Text,
+            r#"      <CompatibilityInfo BlockingType="Hard" StatusDetail="WarnUpgrade" Message="Your PC has an app"#.into(),
+        ),
+        (
+            "setup.reserved-partition",
+            LogKind::Setup,
+            cbs("Error", "MOUPG", "CDlpActionCompat::ExecuteSysReqScan(809): Result = 0xC1900201"),
+        ),
+        (
+            "setup.result-error",
+            LogKind::Setup,
+            cbs("Error", "MOUPG", "CDlpTask::ExecuteActions(3454): Result = 0x80070032"),
+        ),
+        (
+            "setup.phase-error",
+            LogKind::Setup,
+            cbs("Info", "MOUPG", "Setup phase change: [SetupPhaseInstall] -> [SetupPhaseError]"),
+        ),
+        (
+            "setup.feature-update-handler",
+            LogKind::WindowsUpdate,
+            "hh:mm:ss.fffff tt 11736 12104 uhwinsetupsession_cpp458 [Handler] Installer completed. Process return code = 0x80070490, result = 0x80070490, callback pending = False".into(),
+        ),
     ]
 }
 

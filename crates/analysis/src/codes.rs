@@ -89,10 +89,35 @@ static DECIMAL: LazyLock<Regex> = LazyLock::new(|| {
         .expect("static regex")
 });
 
-/// DISM writes `HRESULT=800F081F`, without the `0x`.
+/// Codes written without the `0x`: DISM's `HRESULT=800F081F`, the advanced
+/// installer summary's `ErrorCode: 800106d9`, Windows Update's
+/// `*FAILED* [8020002B]`, `hr = 80072efe` and `resultMapped=80070643`, and
+/// a CSI failure's NTSTATUS `(F) c0000280`.
 static BARE: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(r"(?i)(?-u:\b)HRESULT\s*=\s*(?P<hex>[0-9a-f]{8})(?-u:\b)").expect("static regex")
+    Regex::new(
+        r"(?i)(?:(?-u:\b)HRESULT\s*=\s*|(?-u:\b)ErrorCode:\s*|\*FAILED\*\s*\[|(?-u:\b)hr\s*=\s*|(?-u:\b)resultMapped\s*=\s*|\(F\)\s+)(?P<hex>[0-9a-f]{8})(?-u:\b)",
+    )
+    .expect("static regex")
 });
+
+/// Setup's extended code after its result (`0xC1900101 - 0x40017`,
+/// `0xC1900101-0x20017`, SetupDiag's `ExtendedCode = 0x40017`): the phase
+/// and operation that failed, which decides the class.
+static EXTENDED: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(
+        r"(?i)(?:(?-u:\b)0xC19[0-9a-f]{5}\s*-\s*|ExtendedCode\s*=\s*)0x(?P<hex>[0-9a-f]{4,6})(?-u:\b)",
+    )
+    .expect("static regex")
+});
+
+/// Codes that only say that something below failed: E_FAIL, and Windows
+/// Update's "one or more updates failed". They come after the codes that
+/// say what failed.
+pub const GENERIC: [&str; 2] = ["0x80004005", "0x80240022"];
+
+pub fn is_generic(code: &str) -> bool {
+    GENERIC.contains(&code)
+}
 
 static STATUS_NAME: LazyLock<Regex> =
     LazyLock::new(|| Regex::new(r"(?-u:\b)STATUS_[A-Z_]{3,}(?-u:\b)").expect("static regex"));
@@ -117,7 +142,13 @@ pub fn extract(text: &str, names: &dyn Fn(&str) -> Option<String>) -> Vec<Code> 
         let Ok(value) = u32::from_str_radix(digits.as_str(), 16) else {
             continue;
         };
-        let keyword = caps.name("kw").is_some();
+        let keyword = caps.name("kw").map(|k| k.as_str());
+        // `gle=` is the thread's last Win32 error when the line was written:
+        // stale more often than not, and never the operation's own result.
+        if keyword.is_some_and(|k| k.trim_start().to_ascii_lowercase().starts_with("gle")) {
+            continue;
+        }
+        let keyword = keyword.is_some();
         // Without a keyword only values with the severity bit are codes:
         // CSI lines are full of flags like 0x00000001.
         if value == 0 || (!keyword && value < 0x8000_0000) {
@@ -154,6 +185,25 @@ pub fn extract(text: &str, names: &dyn Fn(&str) -> Option<String>) -> Vec<Code> 
                     code: hex(value),
                     raw: digits.as_str().to_string(),
                     name: names(&hex(value)),
+                },
+                &mut found,
+            );
+        }
+    }
+    for caps in EXTENDED.captures_iter(text) {
+        let Some(digits) = caps.name("hex") else {
+            continue;
+        };
+        let Ok(value) = u32::from_str_radix(digits.as_str(), 16) else {
+            continue;
+        };
+        if value != 0 {
+            push(
+                digits.start(),
+                Code {
+                    code: hex(value),
+                    raw: format!("0x{}", digits.as_str()),
+                    name: None,
                 },
                 &mut found,
             );
@@ -321,23 +371,52 @@ mod tests {
     }
 
     #[test]
-    fn status_name_and_gle() {
+    fn status_name_without_the_stale_gle() {
         let found =
             codes("(F) STATUS_CANNOT_DELETE #5# from DeleteExistingFile(...)[gle=0xd0000121]");
         assert_eq!(
             found,
-            vec![
-                (
-                    "0xc0000121".into(),
-                    "STATUS_CANNOT_DELETE".into(),
-                    Some("STATUS_CANNOT_DELETE".into())
-                ),
-                (
-                    "0xd0000121".into(),
-                    "0xd0000121".into(),
-                    Some("STATUS_CANNOT_DELETE".into())
-                ),
-            ]
+            vec![(
+                "0xc0000121".into(),
+                "STATUS_CANNOT_DELETE".into(),
+                Some("STATUS_CANNOT_DELETE".into())
+            )]
+        );
+    }
+
+    #[test]
+    fn codes_written_without_0x() {
+        let all = |t: &str| codes(t).into_iter().map(|c| c.0).collect::<Vec<_>>();
+        assert_eq!(
+            all(
+                "(F) Installer: Network Drivers\tBinary Name: NetSetupAI.dll\tErrorCode: 800106d9\tPhase: 31"
+            ),
+            vec!["0x800106d9"]
+        );
+        assert_eq!(
+            all("DownloadManager *FAILED* [8020002B] Error occurred while downloading update"),
+            vec!["0x8020002b"]
+        );
+        assert_eq!(
+            all("(F) c0000280 [Error,Facility=(system)]"),
+            vec!["0xc0000280"]
+        );
+        assert_eq!(
+            all("LogHistory called. resultMapped=80070643,"),
+            vec!["0x80070643"]
+        );
+    }
+
+    #[test]
+    fn setup_extended_code_follows_its_result() {
+        let all = |t: &str| codes(t).into_iter().map(|c| c.0).collect::<Vec<_>>();
+        assert_eq!(
+            all("Error: 0xC1900101 - 0x50016"),
+            vec!["0xc1900101", "0x00050016"]
+        );
+        assert_eq!(
+            all("RollbackErrorCode = 0xC1900101, ExtendedCode = 0x40017, LastPhase"),
+            vec!["0xc1900101", "0x00040017"]
         );
     }
 

@@ -12,7 +12,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::codes::Code;
+use super::codes::{self, Code};
 use super::logs;
 use super::rules::{Role, RuleSet, Severity};
 use super::scan::Finding;
@@ -82,7 +82,74 @@ pub struct Conclusion {
     /// The line that decided a success.
     pub success: Option<Evidence>,
     pub next_steps: Vec<NextStep>,
+    /// What an engineer should know about the outcome beyond its name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub note: Option<OutcomeNote>,
+    /// The note in the report's language.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub note_text: Option<String>,
 }
+
+impl Conclusion {
+    /// Did the logs settle the question, by a failure or by a line that
+    /// records a success? A log in which nothing failed does not: it may
+    /// stop before the operation's end.
+    pub fn settled(&self) -> bool {
+        match self.outcome {
+            Outcome::Failure => true,
+            Outcome::Success => self.success.is_some(),
+            Outcome::Unknown => false,
+        }
+    }
+
+    /// Marks a conclusion over servicing logs in which nothing failed and
+    /// nothing recorded the end: a success as far as the logs go.
+    pub fn no_failure_found(&mut self, lang: Lang) {
+        self.outcome = Outcome::Success;
+        self.set_note(OutcomeNote::NoFailureFound, lang);
+    }
+
+    fn set_note(&mut self, note: OutcomeNote, lang: Lang) {
+        self.note = Some(note);
+        self.note_text = Some(note.text(lang).to_string());
+    }
+}
+
+/// Why a success needs a word more.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OutcomeNote {
+    /// Servicing logs in which nothing failed and no line records how the
+    /// operation ended: the excerpt may stop before its end.
+    NoFailureFound,
+    /// The operation succeeded and waits for a restart to finish.
+    RebootRequired,
+}
+
+impl OutcomeNote {
+    pub fn text(self, lang: Lang) -> &'static str {
+        match (self, lang) {
+            (OutcomeNote::NoFailureFound, Lang::Zh) => {
+                "日志中未发现失败；日志没有记录操作的结束，可能在操作完成前就已截取。"
+            }
+            (OutcomeNote::NoFailureFound, Lang::En) => {
+                "No failure found; the log does not record the operation's end, so it may stop before the operation finished."
+            }
+            (OutcomeNote::RebootRequired, Lang::Zh) => "操作已成功，需要重启才能完成。",
+            (OutcomeNote::RebootRequired, Lang::En) => {
+                "The operation succeeded and needs a restart to finish."
+            }
+        }
+    }
+}
+
+/// A success line that says the change waits for a restart.
+static REBOOT_REQUIRED: std::sync::LazyLock<regex::Regex> = std::sync::LazyLock::new(|| {
+    regex::Regex::new(
+        r"(?i)REBOOT_REQUIRED|Reboot required:\s*(?:yes|true)|需要重启|restart (?:is )?required",
+    )
+    .expect("static regex")
+});
 
 /// Knobs of the chain walk.
 #[derive(Debug, Clone, Copy)]
@@ -159,12 +226,17 @@ pub fn conclude(
         os_build: None,
         success: None,
         next_steps: Vec::new(),
+        note: None,
+        note_text: None,
     };
     conclusion.os_build = findings.iter().rev().find_map(|f| f.os_build.clone());
     let anchor = match settled_by(findings) {
         Settled::Success(s) => {
             conclusion.outcome = Outcome::Success;
             conclusion.success = Some(evidence(&findings[s]));
+            if REBOOT_REQUIRED.is_match(&findings[s].text) {
+                conclusion.set_note(OutcomeNote::RebootRequired, lang);
+            }
             conclusion.kbs = unique(
                 findings[..=s]
                     .iter()
@@ -371,6 +443,8 @@ fn chain_facts(
             }
         }
     }
+    // What failed before what only relays it (stable: the chain's order stays).
+    details.sort_by_key(|d| codes::is_generic(&d.code));
     conclusion.error_codes = details.iter().map(|d| d.code.clone()).collect();
     conclusion.code_details = details;
     conclusion.kbs = unique(from_decisive.iter().filter_map(|&i| findings[i].kb.clone()));

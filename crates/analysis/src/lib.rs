@@ -59,6 +59,7 @@ pub const CLASSES: &[&str] = &[
     "not_applicable",
     "wu_network_or_proxy",
     "wsus_server_config",
+    "compatibility_block",
     "unknown",
 ];
 
@@ -200,7 +201,18 @@ impl Analyzer {
         let mut findings: Vec<Finding> =
             bundle.scans.into_iter().flat_map(|s| s.findings).collect();
         conclude::order(&mut findings);
-        let conclusion = conclude::conclude(&findings, &self.rules, self.lang, self.chain);
+        let mut conclusion = conclude::conclude(&findings, &self.rules, self.lang, self.chain);
+        // Servicing logs in which nothing failed say so; text that is not a
+        // servicing log (a mail's prose) says nothing at all.
+        let saw_servicing_log = noise_lines > 0
+            || findings.iter().any(|f| f.role != Role::Noise)
+            || bundle.items.iter().any(|i| {
+                i.status == bundle::ItemStatus::Scanned
+                    && logs::LogKind::parse(&i.kind).is_some_and(|k| k != logs::LogKind::Text)
+            });
+        if conclusion.outcome == conclude::Outcome::Unknown && saw_servicing_log {
+            conclusion.no_failure_found(self.lang);
+        }
         let listed: Vec<Finding> = findings
             .into_iter()
             .filter(|f| {

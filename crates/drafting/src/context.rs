@@ -294,7 +294,8 @@ fn analysis_facts(c: &Conclusion, rules: &RuleSet, lang: Lang) -> AnalysisFacts 
     AnalysisFacts {
         outcome: c.outcome.as_str(),
         failed: c.outcome == Outcome::Failure,
-        succeeded: c.outcome == Outcome::Success,
+        // A success the logs record; "no failure found" is not one.
+        succeeded: c.outcome == Outcome::Success && c.success.is_some(),
         class,
         class_name,
         summary,

@@ -328,6 +328,9 @@ pub fn analysis_report(r: &casebot_analysis::Report) {
     use casebot_analysis::bundle::ItemStatus;
     let c = &r.conclusion;
     println!("Outcome: {}", c.outcome.as_str());
+    if let Some(note) = &c.note_text {
+        println!("  {note}");
+    }
     if let Some(rc) = &c.root_cause {
         println!("Root cause: {} ({})", rc.class, rc.class_name);
         if !rc.summary.is_empty() {

@@ -473,7 +473,7 @@ fn pick_conclusions<'c>(
     round: &[i64],
     kind: DraftKind,
 ) -> (Option<&'c Conclusion>, Option<&'c Conclusion>) {
-    let concluded = |c: &Conclusion| c.outcome.as_str() != "unknown";
+    let concluded = |c: &Conclusion| c.settled();
     let in_round = |row: &i64| round.is_empty() || round.contains(row);
     let conclusion = conclusions
         .iter()
