@@ -254,7 +254,7 @@ fn public_log_corpus_is_labelled_and_scored() {
         ("codes", 90.0),
         ("kb", 80.0),
         ("package", 75.0),
-        ("component", 25.0),
+        ("component", 70.0),
         ("file", 75.0),
         ("next_step", 90.0),
     ];
