@@ -13,6 +13,7 @@ mod corpus;
 mod drafting;
 mod faults;
 mod fixtures;
+mod formats;
 mod fuzz_regressions;
 mod imap;
 mod log_corpus;

@@ -564,6 +564,73 @@ fn excerpts() -> Vec<(&'static str, LogKind, String)> {
             LogKind::WindowsUpdate,
             format!("{WU_NEW} ComApi          Install call complete (succeeded = 1, succeeded with errors = 0, failed = 0, cancelled = 0, unaccounted = 0"),
         ),
+        // Event log records as `events` renders them; the WindowsUpdateClient
+        // 19 and 20 lines are records of the public evtx sample System.evtx.
+        (
+            "event.wu-install-success",
+            LogKind::EventLog,
+            "2017-07-20 08:36:23, Info EVENT System Microsoft-Windows-WindowsUpdateClient 19: updateTitle=2017-07 Security Update for Adobe Flash Player for Windows 10 Version 1703 for x64-based Systems (KB4025376); updateGuid={9ebe5d13-4966-4cdb-a612-9780df621411}; updateRevisionNumber=201".into(),
+        ),
+        (
+            "event.wu-install-failure",
+            LogKind::EventLog,
+            "2017-07-23 07:25:41, Error EVENT System Microsoft-Windows-WindowsUpdateClient 20: errorCode=0x80248007; updateTitle=2017-07 Cumulative Update for Windows 10 Version 1703 for x64-based Systems (KB4025342); updateRevisionNumber=201".into(),
+        ),
+        (
+            "event.wu-download-failure",
+            LogKind::EventLog,
+            "2023-03-17 09:03:35, Error EVENT System Microsoft-Windows-WindowsUpdateClient 31: errorCode=0x80072ee2; updateTitle=2023-03 Cumulative Update for Windows 10 (KB5023696)".into(),
+        ),
+        (
+            "event.wu-scan-failure",
+            LogKind::EventLog,
+            "2023-03-17 09:03:35, Error EVENT System Microsoft-Windows-WindowsUpdateClient 25: errorCode=0x8024401c".into(),
+        ),
+        (
+            "event.wu-cannot-connect",
+            LogKind::EventLog,
+            "2023-03-17 09:03:35, Warning EVENT System Microsoft-Windows-WindowsUpdateClient 16: errorCode=0x80072efd".into(),
+        ),
+        (
+            "event.wu-started",
+            LogKind::EventLog,
+            "2017-07-20 08:35:38, Info EVENT System Microsoft-Windows-WindowsUpdateClient 43: updateTitle=2017-07 Cumulative Update for Windows 10 Version 1703 for x64-based Systems (KB4025342); updateGuid={25acae93-40d4-4e62-814c-efb2f29f1bca}".into(),
+        ),
+        (
+            "event.servicing-success",
+            LogKind::EventLog,
+            "2023-03-17 09:03:35, Info EVENT Setup Microsoft-Windows-Servicing 2: PackageIdentifier=KB5023696; IntendedPackageState=Installed; ErrorCode=0x0; Client=WindowsUpdateAgent".into(),
+        ),
+        (
+            "event.servicing-not-applicable",
+            LogKind::EventLog,
+            "2023-03-17 09:03:35, Info EVENT Setup Microsoft-Windows-Servicing 5: PackageIdentifier=KB5023696; Client=WUSA".into(),
+        ),
+        (
+            "event.servicing-failure",
+            LogKind::EventLog,
+            "2023-03-17 09:03:35, Error EVENT Setup Microsoft-Windows-Servicing 3: PackageIdentifier=KB5023696; IntendedPackageState=Installed; ErrorCode=0x800f0922; Client=WindowsUpdateAgent".into(),
+        ),
+        (
+            "event.servicing-change",
+            LogKind::EventLog,
+            "2023-03-17 09:03:35, Info EVENT Setup Microsoft-Windows-Servicing 1: PackageIdentifier=KB5023696; InitialPackageState=Absent; IntendedPackageState=Installed; Client=WindowsUpdateAgent".into(),
+        ),
+        (
+            "event.update-service-stopped",
+            LogKind::EventLog,
+            "2023-03-17 09:03:35, Error EVENT System Service Control Manager 7023: param1=Windows Update; param2=%%1058".into(),
+        ),
+        (
+            "event.text-servicing-failure",
+            LogKind::Text,
+            "Error\t3/17/2023 9:03:35 AM\tMicrosoft-Windows-Servicing\t3\tNone\tPackage KB5023696 failed to be changed to the Installed state. Status: 0x800f0922.".into(),
+        ),
+        (
+            "event.text-success",
+            LogKind::Text,
+            "Information\t3/17/2023 9:03:35 AM\tMicrosoft-Windows-Servicing\t2\tNone\tPackage KB5023696 was successfully changed to the Installed state.".into(),
+        ),
         (
             "setup.rollback-early-phase",
             LogKind::Text,

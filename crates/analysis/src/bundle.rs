@@ -11,6 +11,7 @@
 use std::cell::Cell;
 use std::io::{Read, Seek};
 use std::path::Path;
+use std::rc::Rc;
 use std::time::{Duration, Instant};
 
 use serde::Serialize;
@@ -140,32 +141,36 @@ const HEAD: usize = 64 << 10;
 pub const TIME_LIMIT: &str = "stopped: time limit";
 /// Why a trace, an image or a binary is listed and not scanned.
 const NOT_A_LOG: &str = "not a text log";
+/// Why a WindowsUpdate.etl is listed and not scanned, with what to do.
+pub const ETL_REASON: &str = "an ETW trace (WindowsUpdate.etl): only Windows can decode it; run Get-WindowsUpdateLog on the machine and send the WindowsUpdate.log it writes";
+/// The largest mail (.eml or forwarded message) read inside a bundle.
+const MAX_MAIL_BYTES: u64 = 64 << 20;
 
 /// Walks one bundle. Owns the budget shared by everything inside it.
 pub struct Walker<'r> {
     rules: &'r RuleSet,
     limits: Limits,
     deadline: Instant,
-    total: Cell<u64>,
+    total: Rc<Cell<u64>>,
     entries: u64,
     out: BundleScan,
 }
 
 /// A reader that stops with an error at the member's size or ratio limit, or
 /// at the bundle's total budget.
-struct Bounded<'a, R> {
+struct Bounded<R> {
     inner: R,
     read: u64,
     limit: u64,
     /// Compressed size of the member, for the ratio check.
     compressed: Option<u64>,
     max_ratio: u64,
-    total: &'a Cell<u64>,
+    total: Rc<Cell<u64>>,
     max_total: u64,
     deadline: Instant,
 }
 
-impl<R: Read> Read for Bounded<'_, R> {
+impl<R: Read> Read for Bounded<R> {
     fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
         let n = self.inner.read(buf)?;
         self.read += n as u64;
@@ -205,7 +210,7 @@ impl<'r> Walker<'r> {
             rules,
             limits,
             deadline: Instant::now() + limits.time_limit,
-            total: Cell::new(0),
+            total: Rc::new(Cell::new(0)),
             entries: 0,
             out: BundleScan::default(),
         }
@@ -322,7 +327,7 @@ impl<'r> Walker<'r> {
             Ok(rd) => rd.filter_map(Result::ok).map(|e| e.path()).collect(),
             Err(e) => return self.error(display, "folder", format!("cannot list: {e}")),
         };
-        entries.sort();
+        entries.sort_by_cached_key(|p| reading_order(&p.to_string_lossy()));
         for entry in entries {
             if !self.count_entry(display) {
                 return;
@@ -381,40 +386,130 @@ impl<'r> Walker<'r> {
             Err(e) => return self.error(name, "file", format!("cannot read: {e}")),
         };
         head.truncate(n);
-        match logs::classify(name, &head) {
-            Content::Zip | Content::Cab if depth >= self.limits.max_depth => {
-                self.refuse_too_deep(name)
+        self.total.set(self.total.get() + n as u64);
+        let content = logs::classify(name, &head);
+        let opens_in_place = match content {
+            Content::Evtx => true,
+            Content::Zip | Content::Cab | Content::SevenZip | Content::Compound => {
+                depth < self.limits.max_depth
             }
-            Content::Zip => match file.rewind() {
-                Ok(()) => self.zip(name, file, len, depth + 1),
-                Err(e) => self.error(name, "archive", format!("cannot read: {e}")),
-            },
-            Content::Cab => match file.rewind() {
-                Ok(()) => self.cab(name, file, len, depth + 1),
-                Err(e) => self.error(name, "archive", format!("cannot read: {e}")),
-            },
-            Content::NotALog(label) => self.item(
-                name,
-                label,
-                ItemStatus::Skipped,
-                Some(NOT_A_LOG.into()),
-                len,
-            ),
-            Content::Text { encoding, bom } => {
-                let total = &self.total;
-                total.set(total.get() + n as u64);
-                let mut rest = Bounded {
-                    inner: file,
-                    read: n as u64,
-                    limit: u64::MAX,
-                    compressed: None,
-                    max_ratio: u64::MAX,
-                    total,
-                    max_total: self.limits.max_total_bytes,
-                    deadline: self.deadline,
+            _ => false,
+        };
+        if opens_in_place {
+            if let Err(e) = file.rewind() {
+                return self.error(name, "archive", format!("cannot read: {e}"));
+            }
+            return match content {
+                Content::Zip => self.zip(name, file, depth + 1),
+                Content::Cab => self.cab(name, file, len, depth + 1),
+                Content::SevenZip => self.sevenz(name, file, len, depth + 1),
+                Content::Evtx => self.evtx(name, file),
+                _ => self.compound(name, file, depth + 1),
+            };
+        }
+        let mut rest = self.bounded(file, u64::MAX, None);
+        self.open(name, head, &mut rest, len, Some(len), depth);
+    }
+
+    /// A reader counted against the bundle's budget and deadline, and
+    /// against a member's own size and ratio limits.
+    fn bounded<R: Read>(&self, inner: R, limit: u64, compressed: Option<u64>) -> Bounded<R> {
+        Bounded {
+            inner,
+            read: 0,
+            limit,
+            compressed,
+            max_ratio: self.limits.max_ratio,
+            total: Rc::clone(&self.total),
+            max_total: self.limits.max_total_bytes,
+            deadline: self.deadline,
+        }
+    }
+
+    /// Opens what `head` (the first bytes) says an item is: a log is
+    /// scanned, an archive walked, a mail or an event log read.
+    fn open(
+        &mut self,
+        name: &str,
+        head: Vec<u8>,
+        rest: &mut dyn Read,
+        size: u64,
+        packed: Option<u64>,
+        depth: u32,
+    ) {
+        let content = logs::classify(name, &head);
+        let container = matches!(
+            content,
+            Content::Zip
+                | Content::Cab
+                | Content::SevenZip
+                | Content::Gzip
+                | Content::Tar
+                | Content::Compound
+                | Content::Mail
+        );
+        if container && depth >= self.limits.max_depth {
+            return self.refuse_too_deep(name);
+        }
+        match content {
+            Content::NotALog(label) => {
+                let reason = if label == logs::ETL_TRACE {
+                    ETL_REASON
+                } else {
+                    NOT_A_LOG
                 };
-                let result = self.scan_text(name, &head, &mut rest, encoding, bom);
+                self.item(name, label, ItemStatus::Skipped, Some(reason.into()), size)
+            }
+            Content::Text { encoding, bom } => {
+                let result = self.scan_text(name, &head, rest, encoding, bom);
                 self.record_scan(name, result);
+            }
+            Content::Gzip | Content::Tar => {
+                // A gzip's ratio is judged against its own size.
+                let _ = packed;
+                let packed = (size > 0).then_some(size);
+                let mut whole = std::io::Cursor::new(head).chain(rest);
+                if content == Content::Gzip {
+                    self.gzip(name, &mut whole, packed, depth + 1);
+                } else {
+                    self.tar(name, &mut whole, depth + 1);
+                }
+            }
+            Content::Mail => {
+                let mut bytes = head;
+                let read = rest
+                    .take(MAX_MAIL_BYTES.saturating_sub(bytes.len() as u64) + 1)
+                    .read_to_end(&mut bytes);
+                match read {
+                    Err(e) => self.error(name, "mail", format!("cannot read: {e}")),
+                    Ok(_) if bytes.len() as u64 > MAX_MAIL_BYTES => self.error(
+                        name,
+                        "mail",
+                        format!("a mail larger than {} MiB: not read", MAX_MAIL_BYTES >> 20),
+                    ),
+                    Ok(_) => self.mail(name, &bytes, depth + 1),
+                }
+            }
+            Content::Zip | Content::Cab | Content::SevenZip | Content::Evtx | Content::Compound => {
+                // These need to seek: a member is spooled to an anonymous
+                // temporary file (bounded like any member), then opened.
+                let spooled = tempfile::tempfile().and_then(|mut file| {
+                    std::io::Write::write_all(&mut file, &head)?;
+                    std::io::copy(rest, &mut file)?;
+                    file.rewind()?;
+                    Ok(file)
+                });
+                let file = match spooled {
+                    Ok(file) => file,
+                    Err(e) => return self.error(name, "archive", e.to_string()),
+                };
+                match content {
+                    Content::Zip => self.zip(name, file, depth + 1),
+                    Content::Cab => self.cab(name, file, size, depth + 1),
+                    Content::SevenZip => self.sevenz(name, file, size, depth + 1),
+                    Content::Evtx => self.evtx(name, file),
+                    _ => self.compound(name, file, depth + 1),
+                }
             }
         }
     }
@@ -427,11 +522,30 @@ impl<'r> Walker<'r> {
         encoding: logs::Encoding,
         bom: usize,
     ) -> Result<FileScan, scan::ScanError> {
-        let options = ScanOptions {
+        let mut options = ScanOptions {
             max_bytes: self.limits.max_file_bytes,
             max_findings: self.limits.max_findings,
             kind: None,
         };
+        if logs::is_event_xml(&scan::decode_head(head, bom, encoding)) {
+            // Events exported as XML: rendered one line per event, as an .evtx.
+            options.kind = Some(logs::LogKind::EventLog);
+            let text = scan::Utf8Reader::new(head, bom, rest, encoding);
+            let mut lines = super::events::xml_lines(text, self.deadline);
+            let scanned = scan::scan(
+                self.rules,
+                name,
+                &[],
+                &mut lines,
+                logs::Encoding::Utf8,
+                0,
+                &options,
+            );
+            return scanned.map(|mut s| {
+                s.encoding = encoding;
+                s
+            });
+        }
         scan::scan(self.rules, name, head, rest, encoding, bom, &options)
     }
 
@@ -467,11 +581,13 @@ impl<'r> Walker<'r> {
         &mut self,
         name: &str,
         reader: &mut dyn Read,
-        size: u64,
+        size: Option<u64>,
         compressed: Option<u64>,
         depth: u32,
     ) {
-        if size > self.limits.max_file_bytes {
+        if let Some(size) = size
+            && size > self.limits.max_file_bytes
+        {
             return self.error(
                 name,
                 "file",
@@ -483,6 +599,7 @@ impl<'r> Walker<'r> {
             );
         }
         if let Some(packed) = compressed
+            && let Some(size) = size
             && size > 1 << 20
             && size > packed.max(1).saturating_mul(self.limits.max_ratio)
         {
@@ -496,59 +613,303 @@ impl<'r> Walker<'r> {
                 ),
             );
         }
-        let limits = self.limits;
-        let total = &self.total;
-        let mut bounded = Bounded {
-            inner: reader,
-            read: 0,
-            // Declared sizes can lie; the real bytes are counted too.
-            limit: size.min(limits.max_file_bytes),
-            compressed,
-            max_ratio: limits.max_ratio,
-            total,
-            max_total: limits.max_total_bytes,
-            deadline: self.deadline,
-        };
+        // Declared sizes can lie; the real bytes are counted too.
+        let limit = size.unwrap_or(u64::MAX).min(self.limits.max_file_bytes);
+        let mut bounded = self.bounded(reader, limit, compressed);
         let mut head = vec![0u8; HEAD];
         let n = match read_up_to(&mut bounded, &mut head) {
             Ok(n) => n,
             Err(e) => return self.error(name, "file", e.to_string()),
         };
         head.truncate(n);
-        match logs::classify(name, &head) {
-            content @ (Content::Zip | Content::Cab) => {
-                if depth >= self.limits.max_depth {
-                    return self.refuse_too_deep(name);
+        let size = size.unwrap_or(0);
+        self.open(name, head, &mut bounded, size, compressed, depth);
+    }
+
+    /// A gzip stream: one member, named after the file without `.gz`.
+    fn gzip(&mut self, name: &str, reader: &mut dyn Read, packed: Option<u64>, depth: u32) {
+        let base = name.rsplit('/').next().unwrap_or(name);
+        let lower = base.to_ascii_lowercase();
+        let inner = if let Some(stem) = lower.strip_suffix(".tgz") {
+            format!("{}.tar", &base[..stem.len()])
+        } else if let Some(stem) = lower
+            .strip_suffix(".gz")
+            .or_else(|| lower.strip_suffix(".gzip"))
+        {
+            base[..stem.len()].to_string()
+        } else {
+            "content".to_string()
+        };
+        self.item(
+            name,
+            "archive",
+            ItemStatus::Scanned,
+            None,
+            packed.unwrap_or(0),
+        );
+        let mut decoder = flate2::read::MultiGzDecoder::new(reader);
+        self.member(&join(name, &inner), &mut decoder, None, packed, depth);
+    }
+
+    /// A tar stream (ustar, GNU or pax), read entry by entry.
+    fn tar(&mut self, name: &str, reader: &mut dyn Read, depth: u32) {
+        self.item(name, "archive", ItemStatus::Scanned, None, 0);
+        let mut archive = tar::Archive::new(tar_guard::Guard::new(reader));
+        let entries = match archive.entries() {
+            Ok(entries) => entries,
+            Err(e) => return self.error(name, "archive", format!("not a readable tar: {e}")),
+        };
+        for entry in entries {
+            if !self.count_entry(name) {
+                return;
+            }
+            let mut entry = match entry {
+                Ok(entry) => entry,
+                Err(e) => {
+                    // A tar has no index: after a bad header nothing is found.
+                    return self.error(name, "archive", format!("unreadable tar entry: {e}"));
                 }
-                // Archives need to seek: spool the member to an anonymous
-                // temporary file (bounded like any member), then open it.
-                let spooled = tempfile::tempfile().and_then(|mut file| {
-                    std::io::Write::write_all(&mut file, &head)?;
-                    std::io::copy(&mut bounded, &mut file)?;
-                    file.rewind()?;
-                    Ok(file)
-                });
-                match spooled {
-                    Ok(file) if content == Content::Zip => self.zip(name, file, size, depth + 1),
-                    Ok(file) => self.cab(name, file, size, depth + 1),
-                    Err(e) => self.error(name, "archive", e.to_string()),
+            };
+            let raw_name = String::from_utf8_lossy(&entry.path_bytes()).into_owned();
+            let display = join(name, &raw_name);
+            if unsafe_path(&raw_name) {
+                self.error(&display, "file", UNSAFE_PATH);
+                continue;
+            }
+            let kind = entry.header().entry_type();
+            if kind.is_dir() {
+                continue;
+            }
+            if !(kind.is_file() || kind.is_contiguous()) {
+                self.error(&display, "file", "a link or special file: not followed");
+                continue;
+            }
+            let size = entry.size();
+            self.member(&display, &mut entry, Some(size), None, depth);
+        }
+    }
+
+    /// A 7z archive: the header is read within a memory limit, and each
+    /// solid block is decompressed once, its files taken in order.
+    fn sevenz<R: Read + Seek>(&mut self, name: &str, file: R, len: u64, depth: u32) {
+        use sevenz_rust2::{ArchiveReader, EntryDecision, Password};
+        let mut reader =
+            match ArchiveReader::new_with_memory_limit(file, Password::empty(), SEVENZ_MEMORY_KB) {
+                Ok(reader) => reader,
+                Err(e) => return self.error(name, "archive", format!("not a readable 7z: {e}")),
+            };
+        reader.set_thread_count(1);
+        let unpacked: u64 = reader
+            .archive()
+            .files
+            .iter()
+            .map(|f| f.size())
+            .fold(0, u64::saturating_add);
+        if unpacked > 1 << 20 && unpacked > len.max(1).saturating_mul(self.limits.max_ratio) {
+            return self.error(
+                name,
+                "archive",
+                format!(
+                    "compression ratio {}:1 above the limit of {}:1: refused",
+                    unpacked / len.max(1),
+                    self.limits.max_ratio
+                ),
+            );
+        }
+        self.item(name, "archive", ItemStatus::Scanned, None, unpacked);
+        let result = reader.for_each_entries_with_decision(|entry, data| {
+            if !self.count_entry(name) {
+                return Ok(EntryDecision::Stop);
+            }
+            if entry.is_directory() {
+                return Ok(EntryDecision::Continue);
+            }
+            let raw_name = entry.name().to_string();
+            let display = join(name, &raw_name);
+            let mut member = Counted {
+                inner: data,
+                read: 0,
+            };
+            if unsafe_path(&raw_name) {
+                self.error(&display, "file", UNSAFE_PATH);
+            } else {
+                self.member(&display, &mut member, Some(entry.size()), None, depth);
+            }
+            // What the member left unread is decompressed here, counted and
+            // timed, so that the reader's own drain has nothing left to do.
+            let rest = entry.size().saturating_sub(member.read);
+            match self.skip(&mut member.inner, rest) {
+                Ok(()) => Ok(EntryDecision::Continue),
+                Err(e) => {
+                    self.error(&display, "file", format!("cannot read: {e}"));
+                    Ok(EntryDecision::Stop)
                 }
             }
-            Content::NotALog(label) => self.item(
+        });
+        if let Err(e) = result {
+            let reason = match e {
+                sevenz_rust2::Error::PasswordRequired
+                | sevenz_rust2::Error::MaybeBadPassword(_) => {
+                    "encrypted: cannot be read".to_string()
+                }
+                e => format!("7z: {e}"),
+            };
+            self.error(name, "archive", reason);
+        }
+    }
+
+    /// A Windows event log file: every record rendered as a line and scanned.
+    fn evtx<R: Read + Seek>(&mut self, name: &str, file: R) {
+        let mut parser = match super::events::open_evtx(file) {
+            Ok(parser) => parser,
+            Err(e) => return self.error(name, "eventlog", e.to_string()),
+        };
+        let options = ScanOptions {
+            max_bytes: self.limits.max_file_bytes,
+            max_findings: self.limits.max_findings,
+            kind: Some(logs::LogKind::EventLog),
+        };
+        let mut lines = super::events::evtx_records(&mut parser, self.deadline);
+        let result = scan::scan(
+            self.rules,
+            name,
+            &[],
+            &mut lines,
+            logs::Encoding::Utf8,
+            0,
+            &options,
+        );
+        let skipped = lines.skipped;
+        let result = result.map(|mut scan| {
+            if skipped > 0 {
+                scan.warnings
+                    .push(format!("{skipped} damaged records were left out"));
+            }
+            scan
+        });
+        self.record_scan(name, result);
+    }
+
+    /// An OLE compound file: an Outlook .msg is read (its text and its
+    /// attachments); any other (an Office document) is listed.
+    fn compound<R: Read + Seek>(&mut self, name: &str, file: R, depth: u32) {
+        let mut compound = match cfb::CompoundFile::open(file) {
+            Ok(c) => c,
+            Err(e) => {
+                return self.error(
+                    name,
+                    "document",
+                    format!("not a readable compound file: {e}"),
+                );
+            }
+        };
+        if !super::outlook::is_message(&compound) {
+            return self.item(
                 name,
-                label,
+                "document",
                 ItemStatus::Skipped,
                 Some(NOT_A_LOG.into()),
-                size,
-            ),
-            Content::Text { encoding, bom } => {
-                let result = self.scan_text(name, &head, &mut bounded, encoding, bom);
-                self.record_scan(name, result);
+                0,
+            );
+        }
+        self.item(name, "mail", ItemStatus::Scanned, None, 0);
+        self.outlook_message(name, &mut compound, "/", depth);
+    }
+
+    /// One message inside a .msg (the root, or an attached message).
+    fn outlook_message<F: Read + Seek>(
+        &mut self,
+        name: &str,
+        compound: &mut cfb::CompoundFile<F>,
+        root: &str,
+        depth: u32,
+    ) {
+        use super::outlook;
+        let message = outlook::read_message(compound, root, MAX_MAIL_BYTES);
+        for problem in &message.problems {
+            self.error(name, "mail", problem.clone());
+        }
+        let text = message.text();
+        if !text.trim().is_empty() {
+            self.text(&join(name, "message.txt"), &text);
+        }
+        for attachment in message.attachments {
+            if !self.count_entry(name) {
+                return;
+            }
+            let display = join(name, &attachment.name);
+            if unsafe_path(&attachment.name) {
+                self.error(&display, "file", UNSAFE_PATH);
+                continue;
+            }
+            match attachment.content {
+                outlook::AttachmentContent::Stream(path) => {
+                    let stream = compound.open_stream(&path);
+                    match stream {
+                        Ok(mut stream) => {
+                            let size = stream.len();
+                            self.member(&display, &mut stream, Some(size), None, depth);
+                        }
+                        Err(e) => self.error(&display, "file", format!("cannot read: {e}")),
+                    }
+                }
+                outlook::AttachmentContent::Message(storage) => {
+                    if depth >= self.limits.max_depth {
+                        self.refuse_too_deep(&display);
+                    } else {
+                        self.item(&display, "mail", ItemStatus::Scanned, None, 0);
+                        self.outlook_message(&display, compound, &storage, depth + 1);
+                    }
+                }
+                outlook::AttachmentContent::Unsupported(what) => {
+                    self.item(&display, "file", ItemStatus::Skipped, Some(what), 0)
+                }
             }
         }
     }
 
-    fn zip<R: Read + Seek>(&mut self, name: &str, file: R, _len: u64, depth: u32) {
+    /// A mail (an .eml, or a forwarded message): its text is read like
+    /// text pasted into a mail, and its attachments analysed.
+    fn mail(&mut self, name: &str, raw: &[u8], depth: u32) {
+        let Some(forwarded) = casebot_core::mail::parse::forwarded_message(raw) else {
+            return self.error(name, "mail", "not a readable mail");
+        };
+        self.item(name, "mail", ItemStatus::Scanned, None, raw.len() as u64);
+        if !forwarded.text.trim().is_empty() {
+            self.text(&join(name, "message.txt"), &forwarded.text);
+        }
+        for (i, attachment) in forwarded.attachments.into_iter().enumerate() {
+            if !self.count_entry(name) {
+                return;
+            }
+            let file_name = attachment
+                .filename
+                .unwrap_or_else(|| format!("attachment-{}", i + 1));
+            let display = join(name, &file_name);
+            let size = attachment.bytes.len() as u64;
+            self.member(
+                &display,
+                &mut attachment.bytes.as_slice(),
+                Some(size),
+                None,
+                depth,
+            );
+        }
+    }
+
+    /// Text read from a message: every rule applies, as to a mail's body.
+    fn text(&mut self, name: &str, text: &str) {
+        let scan = scan::scan_text(
+            self.rules,
+            name,
+            text,
+            Some(logs::LogKind::Text),
+            self.limits.max_findings,
+        );
+        self.record_scan(name, Ok(scan));
+    }
+
+    fn zip<R: Read + Seek>(&mut self, name: &str, file: R, depth: u32) {
         let mut archive = match zip::ZipArchive::new(file) {
             Ok(a) => a,
             Err(e) => return self.error(name, "archive", format!("not a readable zip: {e}")),
@@ -560,7 +921,12 @@ impl<'r> Walker<'r> {
             None,
             archive.decompressed_size().unwrap_or(0) as u64,
         );
-        for i in 0..archive.len() {
+        let mut order: Vec<usize> = (0..archive.len()).collect();
+        order.sort_by_cached_key(|&i| {
+            let name = archive.name_for_index(i).and_then(Result::ok);
+            reading_order(name.as_deref().unwrap_or(""))
+        });
+        for i in order {
             if !self.count_entry(name) {
                 return;
             }
@@ -587,12 +953,8 @@ impl<'r> Walker<'r> {
                 }
             };
             let display = join(name, &raw_name);
-            if entry.enclosed_name().is_none() || raw_name.split(['/', '\\']).any(|c| c == "..") {
-                self.error(
-                    &display,
-                    "file",
-                    "unsafe path (absolute or with ..): refused",
-                );
+            if entry.enclosed_name().is_none() || unsafe_path(&raw_name) {
+                self.error(&display, "file", UNSAFE_PATH);
                 continue;
             }
             if entry.is_dir() {
@@ -603,7 +965,7 @@ impl<'r> Walker<'r> {
                 continue;
             }
             let (size, packed) = (entry.size(), entry.compressed_size());
-            self.member(&display, &mut entry, size, Some(packed), depth);
+            self.member(&display, &mut entry, Some(size), Some(packed), depth);
         }
     }
 
@@ -675,15 +1037,8 @@ impl<'r> Walker<'r> {
                 return false;
             }
             let display = join(name, &f.name);
-            if f.name.split(['/', '\\']).any(|c| c == "..")
-                || f.name.starts_with(['/', '\\'])
-                || f.name.contains(':')
-            {
-                self.error(
-                    &display,
-                    "file",
-                    "unsafe path (absolute or with ..): refused",
-                );
+            if unsafe_path(&f.name) {
+                self.error(&display, "file", UNSAFE_PATH);
                 continue;
             }
             if f.start < position {
@@ -698,7 +1053,7 @@ impl<'r> Walker<'r> {
                 inner: (&mut stream).take(f.size),
                 read: 0,
             };
-            self.member(&display, &mut member, f.size, None, depth);
+            self.member(&display, &mut member, Some(f.size), None, depth);
             // What the member left unread is still decompressed to go on.
             let rest = f.size - member.read;
             position = f.start + f.size;
@@ -750,10 +1105,173 @@ impl<R: Read> Read for Counted<R> {
     }
 }
 
+/// Where a file comes in reading order: rotated CBS logs
+/// (`CbsPersist_<yyyymmddhhmmss>.log` or `.cab`) by the time in their names,
+/// then the current `CBS.log` they were rotated from; everything else by name.
+fn reading_order(path: &str) -> (String, u8, String) {
+    let (folder, base) = path.rsplit_once(['/', '\\']).unwrap_or(("", path));
+    let lower = base.to_ascii_lowercase();
+    match lower.strip_prefix("cbspersist_") {
+        Some(stamp) => (format!("{folder}/cbs.log"), 0, stamp.to_string()),
+        None => (format!("{folder}/{lower}"), 1, String::new()),
+    }
+}
+
+/// Why an entry with an unsafe path is refused.
+const UNSAFE_PATH: &str = "unsafe path (absolute or with ..): refused";
+/// The memory a 7z header and its decoders may take, in KiB.
+const SEVENZ_MEMORY_KB: usize = 128 << 10;
+
+/// An absolute path, a drive, or a `..` component: a sign of a hostile
+/// archive even though nothing is ever written under an entry's name.
+fn unsafe_path(name: &str) -> bool {
+    name.split(['/', '\\']).any(|c| c == "..")
+        || name.starts_with(['/', '\\'])
+        || name.contains(':')
+}
+
 fn join(parent: &str, child: &str) -> String {
     if parent.is_empty() {
         child.to_string()
     } else {
         format!("{parent}/{}", child.replace('\\', "/"))
+    }
+}
+
+/// The `tar` crate reads a GNU long name, long link or pax header into
+/// memory whole, at whatever size the header claims. This reader follows the
+/// stream's headers as they pass and refuses such an entry over
+/// [`tar_guard::MAX_EXTENSION`], before the crate reads it.
+mod tar_guard {
+    use std::io::Read;
+
+    /// The largest extension header (long name, long link, pax) accepted.
+    pub const MAX_EXTENSION: u64 = 1 << 20;
+    const BLOCK: u64 = 512;
+
+    pub struct Guard<R> {
+        inner: R,
+        /// Offset of the next byte read.
+        pos: u64,
+        /// Where the next header starts.
+        next_header: u64,
+        header: [u8; 512],
+        filled: usize,
+        /// A pax header's data being collected (its size records change the
+        /// next entry's size).
+        pax: Option<(Vec<u8>, u64)>,
+        pax_size: Option<u64>,
+    }
+
+    impl<R: Read> Guard<R> {
+        pub fn new(inner: R) -> Self {
+            Guard {
+                inner,
+                pos: 0,
+                next_header: 0,
+                header: [0; 512],
+                filled: 0,
+                pax: None,
+                pax_size: None,
+            }
+        }
+
+        /// A whole header has passed: where is the next one?
+        fn header_done(&mut self) -> std::io::Result<()> {
+            let start = self.next_header;
+            if self.header.iter().all(|&b| b == 0) {
+                self.next_header = start + BLOCK;
+                return Ok(());
+            }
+            let Some(size) = header_size(&self.header[124..136]) else {
+                // The tar crate refuses this header itself.
+                self.next_header = u64::MAX;
+                return Ok(());
+            };
+            let kind = self.header[156];
+            let extension = matches!(kind, b'L' | b'K' | b'x' | b'g');
+            if extension && size > MAX_EXTENSION {
+                return Err(std::io::Error::other(format!(
+                    "a tar extension header of {size} bytes (the limit is {} KiB)",
+                    MAX_EXTENSION >> 10
+                )));
+            }
+            let size = if extension {
+                size
+            } else {
+                self.pax_size.take().unwrap_or(size)
+            };
+            if kind == b'x' {
+                self.pax = Some((Vec::with_capacity(size as usize), size));
+            }
+            self.next_header = start
+                .saturating_add(BLOCK)
+                .saturating_add(size.div_ceil(BLOCK).saturating_mul(BLOCK));
+            Ok(())
+        }
+
+        fn pax_data(&mut self, bytes: &[u8]) {
+            let Some((data, want)) = self.pax.as_mut() else {
+                return;
+            };
+            let take = bytes.len().min((*want as usize).saturating_sub(data.len()));
+            data.extend_from_slice(&bytes[..take]);
+            if data.len() as u64 >= *want {
+                let text = String::from_utf8_lossy(data);
+                self.pax_size = text
+                    .lines()
+                    .filter_map(|record| record.split_once(' ').map(|(_, kv)| kv))
+                    .filter_map(|kv| kv.strip_prefix("size="))
+                    .filter_map(|v| v.trim().parse().ok())
+                    .next_back();
+                self.pax = None;
+            }
+        }
+    }
+
+    /// Octal digits, or GNU's base-256 form (high bit set).
+    fn header_size(field: &[u8]) -> Option<u64> {
+        if field.first().is_some_and(|b| b & 0x80 != 0) {
+            let mut value: u64 = 0;
+            for (i, &b) in field.iter().enumerate() {
+                let b = if i == 0 { b & 0x7f } else { b };
+                value = value.checked_mul(256)?.checked_add(u64::from(b))?;
+            }
+            return Some(value);
+        }
+        let text = std::str::from_utf8(field).ok()?;
+        let digits = text.trim_matches(|c: char| c == ' ' || c == '\0');
+        if digits.is_empty() {
+            return Some(0);
+        }
+        u64::from_str_radix(digits, 8).ok()
+    }
+
+    impl<R: Read> Read for Guard<R> {
+        fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+            let n = self.inner.read(buf)?;
+            let mut offset = 0usize;
+            while offset < n {
+                let here = self.pos + offset as u64;
+                let header_at = self.next_header.saturating_add(self.filled as u64);
+                if here < header_at {
+                    let skip = (header_at - here).min((n - offset) as u64) as usize;
+                    self.pax_data(&buf[offset..offset + skip]);
+                    offset += skip;
+                    continue;
+                }
+                let take = (512 - self.filled).min(n - offset);
+                self.header[self.filled..self.filled + take]
+                    .copy_from_slice(&buf[offset..offset + take]);
+                self.filled += take;
+                offset += take;
+                if self.filled == 512 {
+                    self.filled = 0;
+                    self.header_done()?;
+                }
+            }
+            self.pos += n as u64;
+            Ok(n)
+        }
     }
 }

@@ -57,6 +57,11 @@ pub struct RootCause {
     pub rule: String,
     /// The decisive line first, then the chain to the final failure.
     pub evidence: Vec<Evidence>,
+    /// When the class is unknown: what was found (which log, which failing
+    /// operation, which code) and what to collect next, in the report's
+    /// language.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub detail: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -281,6 +286,7 @@ pub fn conclude(
             .unwrap_or_default(),
         rule: findings[decisive].rule.clone(),
         evidence: evidence_lines,
+        detail: None,
     });
 
     // Steps: the decisive rule's own, the class's, then those of the chain.

@@ -73,6 +73,7 @@ pub fn log(kind: LogKind, data: &[u8]) {
         LogKind::WindowsUpdate => "WindowsUpdate.log",
         LogKind::Setup => "setupact.log",
         LogKind::Sfc => "sfc.txt",
+        LogKind::EventLog => "System.evtx",
         LogKind::Text => "pasted.txt",
     };
     let mut walker = ANALYZER.walker();

@@ -19,11 +19,13 @@ pub mod cabinet;
 pub mod codes;
 pub mod conclude;
 pub mod config;
+pub mod events;
 pub mod extract;
 #[cfg(feature = "download")]
 pub mod fetch;
 pub mod fuzzing;
 pub mod logs;
+pub mod outlook;
 pub mod rules;
 pub mod scan;
 
@@ -62,6 +64,9 @@ pub const CLASSES: &[&str] = &[
     "compatibility_block",
     "unknown",
 ];
+
+/// The step for a WindowsUpdate.etl that only Windows can decode.
+const ETL_STEP: &str = "decode-windowsupdate-etl";
 
 /// Findings listed in a report (the evidence is always complete; this caps
 /// the list of everything else).
@@ -195,6 +200,29 @@ impl Analyzer {
         .map_err(|e| fetch::FetchError::Network(format!("analysis task failed: {e}")))
     }
 
+    /// Steps that follow from what was sent rather than from what failed: an
+    /// ETW trace is answered with the command that decodes it, unless the
+    /// decoded log is there already.
+    fn add_collection_steps(&self, conclusion: &mut Conclusion, items: &[Item]) {
+        let has_etl = items.iter().any(|i| i.kind == logs::ETL_TRACE);
+        let has_wu_log = items
+            .iter()
+            .any(|i| i.kind == logs::LogKind::WindowsUpdate.as_str());
+        if !has_etl || has_wu_log || conclusion.next_steps.iter().any(|s| s.id == ETL_STEP) {
+            return;
+        }
+        if let Some(step) = self.rules.steps.get(ETL_STEP) {
+            conclusion.next_steps.insert(
+                0,
+                conclude::NextStep {
+                    id: step.id.clone(),
+                    title: step.title.get(self.lang).to_string(),
+                    text: step.text.get(self.lang).to_string(),
+                },
+            );
+        }
+    }
+
     /// Draws the conclusion over everything scanned.
     pub fn report(&self, bundle: BundleScan) -> Report {
         let noise_lines = bundle.scans.iter().map(|s| s.noise).sum();
@@ -212,6 +240,17 @@ impl Analyzer {
             });
         if conclusion.outcome == conclude::Outcome::Unknown && saw_servicing_log {
             conclusion.no_failure_found(self.lang);
+        }
+        self.add_collection_steps(&mut conclusion, &bundle.items);
+        if let Some(root) = conclusion.root_cause.as_mut()
+            && root.class == "unknown"
+        {
+            root.detail = Some(unknown_detail(
+                root,
+                &conclusion.code_details,
+                &bundle.items,
+                self.lang,
+            ));
         }
         let listed: Vec<Finding> = findings
             .into_iter()
@@ -234,4 +273,103 @@ impl Analyzer {
             items: bundle.items,
         }
     }
+}
+
+/// The report of a failure no rule could classify: the log and line, the
+/// failing operation, the code, which logs were read and which are missing.
+fn unknown_detail(
+    root: &conclude::RootCause,
+    codes: &[codes::Code],
+    items: &[Item],
+    lang: Lang,
+) -> String {
+    let decisive = root.evidence.first();
+    let place = decisive
+        .map(|e| match &e.time {
+            Some(t) => format!("{}:{} ({t})", e.file, e.line),
+            None => format!("{}:{}", e.file, e.line),
+        })
+        .unwrap_or_default();
+    let operation = decisive
+        .and_then(|e| failing_operation(&e.text, lang))
+        .unwrap_or_else(|| root.rule.clone());
+    let code = codes
+        .first()
+        .map(|c| match &c.name {
+            Some(name) => format!("{} ({name})", c.code),
+            None => c.code.clone(),
+        })
+        .unwrap_or_else(|| "-".to_string());
+    let read: std::collections::BTreeSet<&str> = items
+        .iter()
+        .filter(|i| i.status == bundle::ItemStatus::Scanned)
+        .filter_map(|i| logs::LogKind::parse(&i.kind))
+        .map(|k| k.as_str())
+        .collect();
+    let wanted = [
+        (logs::LogKind::Cbs, "CBS.log + CbsPersist_*"),
+        (logs::LogKind::Dism, "dism.log"),
+        (
+            logs::LogKind::WindowsUpdate,
+            "WindowsUpdate.log (Get-WindowsUpdateLog)",
+        ),
+    ];
+    let missing: Vec<&str> = wanted
+        .iter()
+        .filter(|(k, _)| !read.contains(k.as_str()))
+        .map(|(_, what)| *what)
+        .collect();
+    let read = read.into_iter().collect::<Vec<_>>().join(", ");
+    match lang {
+        Lang::Zh => {
+            let mut text = format!(
+                "未能归入已知原因类别。失败出现在 {place}：{operation}，错误码 {code}。已读取的日志：{read}。"
+            );
+            if missing.is_empty() {
+                text.push_str(
+                    "请在失败时间点前后查看上述日志的完整内容，并确认该错误码对应的组件。",
+                );
+            } else {
+                text.push_str(&format!("请补充收集：{}。", missing.join("、")));
+            }
+            text
+        }
+        Lang::En => {
+            let mut text = format!(
+                "Not a known class. The failure is at {place}: {operation}, code {code}. Logs read: {read}."
+            );
+            if missing.is_empty() {
+                text.push_str(
+                    " Read these logs in full around the failure and find the component the code belongs to.",
+                );
+            } else {
+                text.push_str(&format!(" Collect next: {}.", missing.join("; ")));
+            }
+            text
+        }
+    }
+}
+
+/// What a failure line says failed: `Failed to …`, an event's provider and
+/// id, or the message after the line's head.
+fn failing_operation(line: &str, lang: Lang) -> Option<String> {
+    static FAILED: std::sync::LazyLock<regex::Regex> = std::sync::LazyLock::new(|| {
+        regex::Regex::new(r"(?i)(failed (?:to |while |in )?[^\[\]\.;:,()]{3,80})")
+            .expect("static regex")
+    });
+    static EVENT: std::sync::LazyLock<regex::Regex> = std::sync::LazyLock::new(|| {
+        regex::Regex::new(r"EVENT (\S+) (\S+) (\d+):").expect("static regex")
+    });
+    if let Some(c) = EVENT.captures(line) {
+        return Some(match lang {
+            Lang::Zh => format!("{} 日志中 {} 的事件 {}", &c[1], &c[2], &c[3]),
+            Lang::En => format!("event {} of {} ({})", &c[3], &c[2], &c[1]),
+        });
+    }
+    if let Some(c) = FAILED.captures(line) {
+        return Some(c[1].trim().to_string());
+    }
+    let head = logs::parse_head(line);
+    let message = line.get(head.message_start..)?.trim();
+    (!message.is_empty()).then(|| message.chars().take(100).collect())
 }

@@ -22,17 +22,21 @@ pub enum LogKind {
     Setup,
     /// The console output of `sfc /scannow`.
     Sfc,
+    /// Windows event log records (.evtx, or an XML export), one line each as
+    /// `events` renders them.
+    EventLog,
     /// Anything else readable, such as lines pasted into a mail: every rule applies.
     Text,
 }
 
 impl LogKind {
-    pub const ALL: [LogKind; 6] = [
+    pub const ALL: [LogKind; 7] = [
         LogKind::Cbs,
         LogKind::Dism,
         LogKind::WindowsUpdate,
         LogKind::Setup,
         LogKind::Sfc,
+        LogKind::EventLog,
         LogKind::Text,
     ];
 
@@ -43,6 +47,7 @@ impl LogKind {
             LogKind::WindowsUpdate => "windowsupdate",
             LogKind::Setup => "setup",
             LogKind::Sfc => "sfc",
+            LogKind::EventLog => "eventlog",
             LogKind::Text => "text",
         }
     }
@@ -116,6 +121,15 @@ pub enum Content {
     },
     Zip,
     Cab,
+    SevenZip,
+    Gzip,
+    Tar,
+    /// A Windows event log file (.evtx).
+    Evtx,
+    /// An OLE compound file: an Outlook .msg, or an Office document.
+    Compound,
+    /// A mail (an .eml, or a forwarded message/rfc822 attachment).
+    Mail,
     /// Not scanned; the label says what it is (`procmon`, `image`, …).
     NotALog(&'static str),
 }
@@ -130,19 +144,30 @@ pub fn classify(name: &str, head: &[u8]) -> Content {
     if head.starts_with(b"MSCF") {
         return Content::Cab;
     }
+    if head.starts_with(b"7z\xBC\xAF\x27\x1C") {
+        return Content::SevenZip;
+    }
+    if head.starts_with(b"\x1f\x8b") {
+        return Content::Gzip;
+    }
+    if head.get(257..262) == Some(b"ustar") {
+        return Content::Tar;
+    }
+    if head.starts_with(b"ElfFile\0") {
+        return Content::Evtx;
+    }
+    if head.starts_with(b"\xD0\xCF\x11\xE0\xA1\xB1\x1A\xE1") {
+        return Content::Compound;
+    }
     let magic: &[(&[u8], &'static str)] = &[
         (b"PML_", "procmon"),
         (b"\x89PNG", "image"),
         (b"\xFF\xD8\xFF", "image"),
         (b"GIF8", "image"),
-        (b"ElfFile\0", "event_log"),
         (b"MDMP", "memory_dump"),
         (b"PAGEDU64", "memory_dump"),
         (b"Rar!", "unsupported_archive"),
-        (b"7z\xBC\xAF\x27\x1C", "unsupported_archive"),
-        (b"\x1f\x8b", "unsupported_archive"),
         (b"%PDF", "document"),
-        (b"\xD0\xCF\x11\xE0", "document"),
         (b"MZ", "executable"),
     ];
     if let Some((_, label)) = magic.iter().find(|(m, _)| head.starts_with(m)) {
@@ -150,8 +175,9 @@ pub fn classify(name: &str, head: &[u8]) -> Content {
     }
     match ext {
         "pml" => return Content::NotALog("procmon"),
-        "etl" => return Content::NotALog("etl_trace"),
-        "evtx" | "evt" => return Content::NotALog("event_log"),
+        "etl" => return Content::NotALog(ETL_TRACE),
+        // The pre-Vista format (`LfLe` records); an .evtx is read by its magic.
+        "evt" => return Content::NotALog("legacy_event_log"),
         "png" | "jpg" | "jpeg" | "gif" | "bmp" | "webp" | "tif" | "tiff" => {
             return Content::NotALog("image");
         }
@@ -188,7 +214,64 @@ pub fn classify(name: &str, head: &[u8]) -> Content {
         Err(e) if e.error_len().is_none() => Encoding::Utf8,
         Err(_) => Encoding::Ansi,
     };
+    if ext == "eml" || looks_like_mail(head) {
+        return Content::Mail;
+    }
     Content::Text { encoding, bom: 0 }
+}
+
+/// The label of a Windows ETW trace (WindowsUpdate.etl): binary, readable
+/// only by Windows' own decoder.
+pub const ETL_TRACE: &str = "etl_trace";
+
+/// A mail starts with header fields and has at least two of those every
+/// mail carries before its first empty line; a log never does.
+fn looks_like_mail(head: &[u8]) -> bool {
+    const MAIL_FIELDS: &[&str] = &[
+        "from",
+        "to",
+        "subject",
+        "date",
+        "message-id",
+        "received",
+        "mime-version",
+        "return-path",
+    ];
+    let text = String::from_utf8_lossy(&head[..head.len().min(16 << 10)]);
+    let mut known = 0;
+    for (i, line) in text.lines().enumerate() {
+        if line.is_empty() {
+            break;
+        }
+        if line.starts_with([' ', '\t']) {
+            continue;
+        }
+        let Some((field, _)) = line.split_once(':') else {
+            return false;
+        };
+        let field_ok = !field.is_empty()
+            && field
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-');
+        if !field_ok || (i == 0 && field.len() > 40) {
+            return false;
+        }
+        if MAIL_FIELDS.contains(&field.to_ascii_lowercase().as_str()) {
+            known += 1;
+        }
+    }
+    known >= 2
+}
+
+/// Does a text (its first characters) hold Windows events exported as XML
+/// (Event Viewer's "Save as XML", `wevtutil qe /f:xml`, `Get-WinEvent |
+/// ForEach ToXml`)?
+pub fn is_event_xml(head: &str) -> bool {
+    let start = head.trim_start_matches(['\u{feff}', ' ', '\t', '\r', '\n']);
+    let start = start.get(..start.len().min(4096)).unwrap_or(start);
+    (start.starts_with("<?xml") || start.starts_with("<Event"))
+        && start.contains("<Event")
+        && start.contains("schemas.microsoft.com/win/2004/08/events/event")
 }
 
 /// ASCII text written as UTF-16 has a zero in every other byte.

@@ -148,6 +148,60 @@ impl Decoder {
     }
 }
 
+/// The first few KiB of a head as text, to tell what a text file holds.
+pub(crate) fn decode_head(head: &[u8], bom: usize, encoding: Encoding) -> String {
+    let sample = &head[bom.min(head.len())..head.len().min(bom + 8192)];
+    let mut out = Vec::new();
+    Decoder::new(encoding).push(sample, &mut out, false);
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// A reader that yields the UTF-8 form of another reader's text (for readers
+/// that parse a text format, such as an event log's XML export).
+pub(crate) struct Utf8Reader<R> {
+    inner: R,
+    decoder: Decoder,
+    input: Vec<u8>,
+    out: Vec<u8>,
+    pos: usize,
+    done: bool,
+}
+
+impl<R: Read> Utf8Reader<R> {
+    /// `head` is what was already read of `inner`, BOM included; `bom` bytes
+    /// of it are skipped.
+    pub(crate) fn new(head: &[u8], bom: usize, inner: R, encoding: Encoding) -> Self {
+        let mut decoder = Decoder::new(encoding);
+        let mut out = Vec::with_capacity(BLOCK);
+        decoder.push(&head[bom.min(head.len())..], &mut out, false);
+        Utf8Reader {
+            inner,
+            decoder,
+            input: vec![0u8; BLOCK],
+            out,
+            pos: 0,
+            done: false,
+        }
+    }
+}
+
+impl<R: Read> Read for Utf8Reader<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        while self.pos == self.out.len() && !self.done {
+            self.out.clear();
+            self.pos = 0;
+            let n = self.inner.read(&mut self.input)?;
+            self.done = n == 0;
+            self.decoder
+                .push(&self.input[..n], &mut self.out, self.done);
+        }
+        let n = buf.len().min(self.out.len() - self.pos);
+        buf[..n].copy_from_slice(&self.out[self.pos..self.pos + n]);
+        self.pos += n;
+        Ok(n)
+    }
+}
+
 /// Scans one log. `name` is its path inside the bundle (for reports and for
 /// the kind); `head` is what the caller already read of it, `rest` the rest.
 pub fn scan(

@@ -336,6 +336,9 @@ pub fn analysis_report(r: &casebot_analysis::Report) {
         if !rc.summary.is_empty() {
             println!("  {}", rc.summary);
         }
+        if let Some(detail) = &rc.detail {
+            println!("  {detail}");
+        }
         println!("Decisive rule: {}", rc.rule);
         println!("Evidence:");
         for (i, e) in rc.evidence.iter().enumerate() {

@@ -550,6 +550,56 @@ pub fn attachment_bytes(raw: &[u8]) -> Vec<AttachmentBytes> {
     parsed.ok().flatten().unwrap_or_default()
 }
 
+/// A mail found inside another (an attached .eml, a forwarded
+/// message/rfc822 part): what log analysis reads of it.
+#[derive(Debug, Clone)]
+pub struct ForwardedMessage {
+    /// Its headers as an engineer sees them, then its text body.
+    pub text: String,
+    pub attachments: Vec<AttachmentBytes>,
+}
+
+/// Reads a mail's text and attachments; `None` when the parser cannot read
+/// it (or panics on it).
+pub fn forwarded_message(raw: &[u8]) -> Option<ForwardedMessage> {
+    std::panic::catch_unwind(|| {
+        let message = MessageParser::default().parse(raw)?;
+        let mut text = String::new();
+        let from = message
+            .from()
+            .and_then(|a| a.first())
+            .map(|a| match (a.name(), a.address()) {
+                (Some(n), Some(e)) => format!("{n} <{e}>"),
+                (n, e) => n.or(e).unwrap_or_default().to_string(),
+            });
+        for (label, value) in [
+            ("From", from),
+            ("Subject", message.subject().map(str::to_string)),
+            ("Date", message.date().map(|d| d.to_rfc3339())),
+        ] {
+            if let Some(value) = value {
+                text.push_str(&format!("{label}: {value}\n"));
+            }
+        }
+        text.push('\n');
+        let mut warnings = Vec::new();
+        text.push_str(&text_bodies(&message, raw, &mut warnings).join("\n"));
+        let attachments = message
+            .attachments
+            .iter()
+            .filter_map(|id| message.parts.get(*id as usize).map(|p| (*id, p)))
+            .map(|(id, part)| AttachmentBytes {
+                part: id,
+                filename: part.attachment_name().map(safe_file_name),
+                bytes: part.contents().to_vec(),
+            })
+            .collect();
+        Some(ForwardedMessage { text, attachments })
+    })
+    .ok()
+    .flatten()
+}
+
 /// The text of every part of the text body, in order, with HTML-only parts
 /// turned into text and charset mistakes repaired.
 fn text_bodies(message: &Message<'_>, raw: &[u8], warnings: &mut Vec<String>) -> Vec<String> {
