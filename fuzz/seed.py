@@ -2,9 +2,11 @@
 """Builds the fuzzers' starting corpora in fuzz/corpus/<target>/ from the
 committed seeds (fuzz/seeds/), the project's example threads and test mails,
 and, when present, the shared hostile-mail corpus (../shared/corpus/mime).
-The archive target gets a zip and an uncompressed cab holding a CBS log (its
-first byte picks the reader: even = zip, odd = cab)."""
-import io, os, shutil, struct, sys, zipfile, zlib
+The archive target gets a zip and cabs holding a CBS log, and every archive
+fixture of tests/fixtures/archives (its first byte picks the name the walker
+sees: see fuzzing::archive); the event_log target gets the Windows-written
+System.evtx of tests/fixtures/eventlogs and an XML export of events."""
+import gzip, io, os, shutil, struct, sys, zipfile, zlib
 
 here = os.path.dirname(os.path.abspath(__file__))
 repo = os.path.dirname(here)
@@ -82,4 +84,15 @@ def mszip_cab(files):
 
 put("archive", "cab", b"\x01" + cab("CBS.log", cbs))
 put("archive", "cab-mszip", b"\x01" + mszip_cab([("CBS.log", cbs * 100), ("DISM.log", cbs[:500])]))
+fixtures = os.path.join(repo, "tests", "fixtures")
+for i, path in enumerate(files(os.path.join(fixtures, "archives"))):
+    if not path.endswith(".md"):
+        put("archive", "fixture-" + os.path.basename(path), bytes([i % 5]) + open(path, "rb").read())
+put("event_log", "system-evtx", gzip.decompress(open(os.path.join(fixtures, "eventlogs", "System.evtx.gz"), "rb").read()))
+ns = "http://schemas.microsoft.com/win/2004/08/events/event"
+put("event_log", "setup-xml", (
+    "<?xml version=\"1.0\"?><Events><Event xmlns='%s'><System><Provider Name='Microsoft-Windows-Servicing'/>"
+    "<EventID>3</EventID><Level>2</Level><TimeCreated SystemTime='2023-03-17T09:03:35.1Z'/><Channel>Setup</Channel>"
+    "</System><UserData><CbsPackageChangeState><PackageIdentifier>KB5023696</PackageIdentifier>"
+    "<ErrorCode>0x800f0922</ErrorCode></CbsPackageChangeState></UserData></Event></Events>" % ns).encode())
 print(sum(len(os.listdir(os.path.join(corpus, t))) for t in os.listdir(corpus)), "seed inputs in", corpus)

@@ -81,18 +81,31 @@ pub fn log(kind: LogKind, data: &[u8]) {
     let _ = ANALYZER.report(walker.finish());
 }
 
-/// The archive reader: the bytes as a zip or a cab (by the first byte's low
-/// bit), opened with the bundle's limits, every member read as a log.
+/// The archive readers: the bytes named by the first byte (zip, cab, 7z,
+/// tar.gz, Outlook .msg), opened with the bundle's limits, every member read.
+/// What is read is decided by the bytes' magic, not the name, so every
+/// reader (gzip, tar, a mail, an event log too) is reachable from any seed.
 pub fn archive(data: &[u8]) {
     let Some((&selector, bytes)) = data.split_first() else {
         return;
     };
-    let name = if selector & 1 == 0 {
-        "logs.zip"
-    } else {
-        "logs.cab"
-    };
+    const NAMES: [&str; 5] = [
+        "logs.zip",
+        "logs.cab",
+        "logs.7z",
+        "logs.tar.gz",
+        "forward.msg",
+    ];
+    let name = NAMES[usize::from(selector) % NAMES.len()];
     let mut walker = ANALYZER.walker();
     walker.bytes(name, bytes);
+    let _ = ANALYZER.report(walker.finish());
+}
+
+/// The event log readers: the bytes as an .evtx (by its magic) or as an XML
+/// export of events, every record rendered and scanned.
+pub fn event_log(data: &[u8]) {
+    let mut walker = ANALYZER.walker();
+    walker.bytes("System.evtx", data);
     let _ = ANALYZER.report(walker.finish());
 }
