@@ -185,3 +185,150 @@ fn half_sent_requests_are_cut_off_and_the_desk_still_answers() {
         log()
     );
 }
+
+/// A case of 130 mails, one of them with a 300 KB body: every view of it is
+/// a page of the thread, never the whole.
+#[test]
+fn a_huge_case_is_paged_and_every_view_of_it_stays_bounded() {
+    const PASSWORD: &str = "paging password";
+    let dir = tempfile::tempdir().unwrap();
+    let url = store_url(&dir.path().join("p.db"));
+    let mut mbox = Vec::new();
+    for i in 0..130u32 {
+        let body = if i == 7 {
+            "日志行 0x800f0922\n".repeat(20_000)
+        } else {
+            format!("第 {i} 封邮件。\n")
+        };
+        write!(
+            mbox,
+            "From customer@example.cn Mon Mar  6 10:00:00 2023\n\
+             From: Customer <customer@example.cn>\nTo: support@example.com\n\
+             Subject: [案例号: CAS-30001-AB12CD ] % |P2|EXAMPLE| KB5023696 fails\n\
+             Date: Mon, 6 Mar 2023 {:02}:{:02}:00 +0800\nMessage-ID: <paging-{i}@example.cn>\n\
+             MIME-Version: 1.0\nContent-Type: text/plain; charset=utf-8\n\n{body}\n",
+            8 + i / 60,
+            i % 60
+        )
+        .unwrap();
+    }
+    std::fs::write(dir.path().join("case.mbox"), &mbox).unwrap();
+    let casebot = |args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_casebot"))
+            .args(args)
+            .current_dir(dir.path())
+            .env("CASEBOT_DB", &url)
+            .env_remove("CASEBOT_CONFIG")
+            .output()
+            .unwrap()
+    };
+    let out = casebot(&["import", "case.mbox"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+
+    let show = |args: &[&str]| -> serde_json::Value {
+        let mut all = vec!["show", "CAS-30001-AB12CD", "--json"];
+        all.extend_from_slice(args);
+        let out = casebot(&all);
+        assert!(out.status.success(), "{}", stderr(&out));
+        serde_json::from_slice(&out.stdout).unwrap()
+    };
+    // The default is the newest page of 50.
+    let newest = show(&[]);
+    assert_eq!(newest["thread"]["messages_total"], 130);
+    assert_eq!(newest["thread"]["pages"], 3);
+    assert_eq!(newest["thread"]["page"], 3);
+    let messages = newest["messages"].as_array().unwrap();
+    assert_eq!(messages.len(), 30);
+    assert_eq!(
+        messages.last().unwrap()["message_id"],
+        "paging-129@example.cn"
+    );
+    // A page size over the limit is held to 200; the huge body is cut.
+    let all = show(&["--page", "1", "--per-page", "100000"]);
+    assert_eq!(all["thread"]["per_page"], 200);
+    let messages = all["messages"].as_array().unwrap();
+    assert_eq!(messages.len(), 130);
+    let huge = messages[7]["new_text"].as_str().unwrap();
+    assert!(huge.len() < 70_000, "{} bytes", huge.len());
+    assert!(
+        huge.ends_with("more bytes in the raw mail]"),
+        "{}",
+        &huge[huge.len() - 80..]
+    );
+
+    // The web desk and its API page the same way.
+    let mut add = Command::new(env!("CARGO_BIN_EXE_casebot"))
+        .args(["user", "add", "lead", "--role", "lead"])
+        .current_dir(dir.path())
+        .env("CASEBOT_DB", &url)
+        .env_remove("CASEBOT_CONFIG")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    writeln!(add.stdin.take().unwrap(), "{PASSWORD}").unwrap();
+    assert!(add.wait_with_output().unwrap().status.success());
+    let port = super::mailstack::free_port();
+    let log_path = dir.path().join("serve.log");
+    let serve = serve(dir.path(), &url, port, &[], &log_path);
+    let (_, page) = super::http_get(port, "/login");
+    let token = page
+        .split("name=\"csrf\" value=\"")
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .expect("the login form's token")
+        .to_string();
+    let form = format!(
+        "csrf={token}&next=%2Fcases&name=lead&password={}",
+        form_escape(PASSWORD)
+    );
+    let (status, answer) = super::http_request_raw(
+        port,
+        "POST /login",
+        &format!(
+            "Origin: http://127.0.0.1:{port}\r\nCookie: casebot_login={token}\r\n\
+             Content-Type: application/x-www-form-urlencoded\r\n"
+        ),
+        &form,
+    );
+    assert_eq!(status, 303, "{answer}");
+    let session = answer
+        .split("casebot_session=")
+        .nth(1)
+        .and_then(|rest| rest.split(';').next())
+        .expect("a session cookie")
+        .to_string();
+    let get = |path: &str| {
+        super::http_get_with(
+            port,
+            path,
+            &format!("Cookie: casebot_session={session}\r\n"),
+        )
+    };
+    let (status, answer) = get("/api/cases/CAS-30001-AB12CD?page=2&per_page=20");
+    assert_eq!(status, 200, "{answer}");
+    let body: serde_json::Value =
+        serde_json::from_str(answer.split_once("\r\n\r\n").unwrap().1).unwrap();
+    assert_eq!(body["thread"]["page"], 2);
+    assert_eq!(body["thread"]["pages"], 7);
+    let ids: Vec<&str> = body["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["message_id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids.len(), 20);
+    assert_eq!(
+        (ids[0], ids[19]),
+        ("paging-20@example.cn", "paging-39@example.cn")
+    );
+    let (status, html) = get("/cases/CAS-30001-AB12CD");
+    assert_eq!(status, 200);
+    assert!(html.contains("page 3 of 3"), "no pager");
+    assert!(html.contains("/cases/CAS-30001-AB12CD?page=2&amp;per_page=50"));
+    assert!(html.len() < 2 << 20, "{} bytes of HTML", html.len());
+    // SAFETY: signalling our own child.
+    unsafe { libc::kill(serve.id() as i32, libc::SIGTERM) };
+    serve.wait_with_output().unwrap();
+}

@@ -620,6 +620,50 @@ fn a_thirty_megabyte_mail_and_a_mail_the_parser_rejects_do_not_stop_the_rest() {
     assert!(daemon.stop());
 }
 
+/// A mail over `ingest.max_message_bytes` is never downloaded whole: its
+/// size is asked first, only its first 64 KiB are fetched and quarantined,
+/// and the mails around it are filed.
+#[test]
+fn a_mail_over_the_size_limit_is_not_downloaded_only_its_head_is_kept() {
+    let dovecot = Dovecot::start();
+    let user = format!("desk{}", super::mailstack::free_port());
+    let mut daemon = Daemon::configured(
+        &dovecot,
+        "INBOX",
+        50,
+        &user,
+        "",
+        "\n[ingest]\nmax_message_bytes = 1000000\n",
+    );
+    let rt = runtime();
+    let big = mail(2, "CAS-30006-SIZEIT", Some(vec![b'x'; 3 << 20]));
+    assert!(big.len() > 3_000_000);
+    rt.block_on(async {
+        dovecot
+            .append(&daemon.user, "INBOX", &mail(1, "CAS-30006-SIZEIT", None))
+            .await;
+        dovecot.append(&daemon.user, "INBOX", &big).await;
+        dovecot
+            .append(&daemon.user, "INBOX", &mail(3, "CAS-30006-SIZEIT", None))
+            .await;
+    });
+    daemon.start();
+    daemon.wait(60, "all three handled", || {
+        daemon.json(&["mailboxes", "--json"])[0]["last_uid"] == 3
+    });
+    assert_eq!(daemon.message_count(), 2, "the two small mails are filed");
+    let q = daemon.json(&["quarantine", "list", "--json"]);
+    let q = q.as_array().unwrap();
+    assert_eq!(q.len(), 1, "{q:#?}");
+    let entry = q[0].to_string();
+    assert!(entry.contains(";UID=2"), "{entry}");
+    assert!(entry.contains("not read"), "{entry}");
+    assert!(entry.contains("65536"), "only the head is kept: {entry}");
+    let log = daemon.log();
+    assert!(log.contains("only its head is kept"), "{log}");
+    assert!(daemon.stop());
+}
+
 /// `casebot bench imap` end to end on a small count: its own Dovecot,
 /// mbsync as the baseline, every mail through the pipeline, and the summary
 /// line the issue names last.

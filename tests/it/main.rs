@@ -116,6 +116,13 @@ pub fn http_get_with(port: u16, path: &str, headers: &str) -> (u16, String) {
 /// One HTTP/1.1 request (`"GET /path"`, `"POST /path"`) with extra header
 /// lines and a body: the status and the whole answer (headers lower-cased).
 pub fn http_request(port: u16, line: &str, headers: &str, body: &str) -> (u16, String) {
+    let (status, answer) = http_request_raw(port, line, headers, body);
+    let (head, body) = answer.split_once("\r\n\r\n").unwrap_or((&answer, ""));
+    (status, format!("{}\r\n\r\n{body}", head.to_lowercase()))
+}
+
+/// [`http_request`] with the answer as sent (a cookie's value keeps its case).
+pub fn http_request_raw(port: u16, line: &str, headers: &str, body: &str) -> (u16, String) {
     use std::io::{Read as _, Write as _};
     let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
     let length = if body.is_empty() {
@@ -135,8 +142,7 @@ pub fn http_request(port: u16, line: &str, headers: &str, body: &str) -> (u16, S
         .nth(1)
         .and_then(|s| s.parse().ok())
         .unwrap_or(0);
-    let (head, body) = answer.split_once("\r\n\r\n").unwrap_or((&answer, ""));
-    (status, format!("{}\r\n\r\n{body}", head.to_lowercase()))
+    (status, answer)
 }
 
 /// Waits up to `secs` for `done`, polling every 200 ms; else fails, showing

@@ -218,7 +218,14 @@ async fn a_bounce_is_filed_with_the_mail_it_returns_in_every_order() {
             let store = file(dir.path(), &name, order, arrival).await;
             let cases = store.list_cases().await.unwrap();
             assert_eq!(cases.len(), 1, "{name}: {cases:?}");
-            let d = store.case_detail(&cases[0].key).await.unwrap().unwrap();
+            let d = store
+                .case_detail(
+                    &cases[0].key,
+                    casebot_store::cases::PageRequest::first_max(),
+                )
+                .await
+                .unwrap()
+                .unwrap();
             assert_eq!(d.case.message_count, 3, "{name}");
             // A bounce is no answer: the desk's reply still waits on the customer.
             assert_eq!(d.case.status.as_str(), "waiting_on_customer", "{name}");
@@ -287,7 +294,10 @@ Content-Type: text/plain; charset=utf-8
         let keys: Vec<&str> = cases.iter().map(|c| c.key.as_str()).collect();
         assert_eq!(keys, ["CAS-20001-AB12CD"], "{name}");
         let d = store
-            .case_detail("CAS-20001-AB12CD")
+            .case_detail(
+                "CAS-20001-AB12CD",
+                casebot_store::cases::PageRequest::first_max(),
+            )
             .await
             .unwrap()
             .unwrap();

@@ -24,7 +24,7 @@ async fn import(pipeline: &Pipeline, path: &std::path::Path) -> Counts {
 
 async fn detail(store: &Store, key: &str) -> CaseDetail {
     store
-        .case_detail(key)
+        .case_detail(key, casebot_store::cases::PageRequest::first_max())
         .await
         .unwrap()
         .unwrap_or_else(|| panic!("no case {key}"))

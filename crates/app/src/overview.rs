@@ -1,7 +1,9 @@
 //! The read model of one case: what `casebot show` prints and the web
-//! desk's case page shows (the thread, every analysis and the newest
-//! conclusion, the drafts, similar closed cases). It reads; it changes
-//! nothing.
+//! desk's case page shows (a page of the thread with its analyses, the
+//! newest conclusion, the drafts, similar closed cases). It reads; it
+//! changes nothing. What it holds is bounded whatever the case: a page of
+//! messages, the newest events, and reports whose file lists are cut at
+//! [`MAX_VIEW_ITEMS`].
 
 use anyhow::Result;
 use serde::Serialize;
@@ -13,7 +15,11 @@ use casebot_drafting::context::SimilarCase;
 use casebot_drafting::knowledge;
 use casebot_store::Store;
 use casebot_store::analyses::AnalysisView;
+use casebot_store::cases::PageRequest;
 use casebot_store::drafts::DraftRow;
+
+/// Files listed per analysis report in a view (a bundle may list 20,000).
+pub const MAX_VIEW_ITEMS: usize = 200;
 
 /// Similar closed cases quoted in a reply or shown with a case.
 const MAX_SIMILAR: usize = 3;
@@ -38,13 +44,25 @@ pub async fn case_overview(
     rules: &RuleSet,
     lang: Lang,
     key: &str,
+    page: PageRequest,
 ) -> Result<Option<CaseOverview>> {
-    let Some(detail) = store.case_detail(key).await? else {
+    let Some(detail) = store.case_detail(key, page).await? else {
         return Ok(None);
     };
-    let analyses = store.case_analyses(detail.case.id).await?;
-    let report =
-        casebot_store::analyses::newest_conclusion(&analyses).and_then(|a| a.report.clone());
+    let on_page: Vec<i64> = detail.messages.iter().map(|m| m.id).collect();
+    let mut analyses = store.analyses_of_messages(detail.case.id, &on_page).await?;
+    for a in &mut analyses {
+        if let Some(report) = a.report.as_mut() {
+            cut_items(report);
+        }
+    }
+    let mut report = store
+        .case_conclusion(detail.case.id)
+        .await?
+        .and_then(|a| a.report);
+    if let Some(report) = report.as_mut() {
+        cut_items(report);
+    }
     let conclusion: Option<Conclusion> =
         report.clone().and_then(|r| serde_json::from_value(r).ok());
     let similar = match &conclusion {
@@ -112,4 +130,17 @@ pub async fn similar_cases(
             resolution: k.resolution.replace('\n', " "),
         })
         .collect())
+}
+
+/// Cuts a report's file list to [`MAX_VIEW_ITEMS`], saying how many there
+/// were (`items_total`).
+fn cut_items(report: &mut serde_json::Value) {
+    let Some(items) = report.get_mut("items").and_then(|i| i.as_array_mut()) else {
+        return;
+    };
+    let total = items.len();
+    if total > MAX_VIEW_ITEMS {
+        items.truncate(MAX_VIEW_ITEMS);
+        report["items_total"] = serde_json::Value::from(total);
+    }
 }

@@ -283,6 +283,53 @@ impl Store {
         Ok(rows.into_iter().map(AnalysisView::from).collect())
     }
 
+    /// The analyses of the given messages of a case (one page of its
+    /// thread), in thread order.
+    pub async fn analyses_of_messages(
+        &self,
+        case_row: i64,
+        message_rows: &[i64],
+    ) -> Result<Vec<AnalysisView>> {
+        if message_rows.is_empty() {
+            return Ok(Vec::new());
+        }
+        let marks: Vec<String> = (0..message_rows.len())
+            .map(|i| format!("${}", i + 2))
+            .collect();
+        let sql = format!(
+            "SELECT {VIEW_COLUMNS} FROM analyses a JOIN messages m ON m.id = a.message_id \
+             WHERE m.case_id = $1 AND a.message_id IN ({}) ORDER BY m.date_utc, m.id",
+            marks.join(", ")
+        );
+        let mut query = sqlx::query_as::<_, Row>(&sql).bind(case_row);
+        for id in message_rows {
+            query = query.bind(*id);
+        }
+        let rows = query.fetch_all(self.pool()).await?;
+        Ok(rows.into_iter().map(AnalysisView::from).collect())
+    }
+
+    /// The case's conclusion as [`newest_conclusion`] picks it, read without
+    /// loading every analysis of the case.
+    pub async fn case_conclusion(&self, case_row: i64) -> Result<Option<AnalysisView>> {
+        for outcome_clause in ["AND a.outcome IN ('failure', 'success')", ""] {
+            let row: Option<Row> = sqlx::query_as(&format!(
+                "SELECT {VIEW_COLUMNS} FROM analyses a JOIN messages m ON m.id = a.message_id \
+                 WHERE m.case_id = $1 AND a.status IN ('{}', '{}') {outcome_clause} \
+                 ORDER BY m.date_utc DESC, m.id DESC, a.id DESC LIMIT 1",
+                AnalysisStatus::Done.as_str(),
+                AnalysisStatus::Fetching.as_str(),
+            ))
+            .bind(case_row)
+            .fetch_optional(self.pool())
+            .await?;
+            if let Some(row) = row {
+                return Ok(Some(AnalysisView::from(row)));
+            }
+        }
+        Ok(None)
+    }
+
     /// The links of the case's customer mails filed before this one: a link
     /// is fetched once per case, with the first mail that gave it.
     pub async fn links_before_in_case(&self, message_row: i64) -> Result<Vec<String>> {

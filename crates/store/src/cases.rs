@@ -1,5 +1,7 @@
 //! Reading cases and their threads back out of the store.
 
+use std::collections::HashMap;
+
 use anyhow::Result;
 use serde::Serialize;
 use sqlx::FromRow;
@@ -149,13 +151,92 @@ pub struct EventView {
     pub detail: serde_json::Value,
 }
 
-/// A case with its whole thread, oldest first.
+/// A case with one page of its thread, oldest first, and its newest events:
+/// what a view of any case holds is bounded, however large the case.
 #[derive(Debug, Clone, Serialize)]
 pub struct CaseDetail {
     #[serde(flatten)]
     pub case: CaseSummary,
     pub messages: Vec<MessageView>,
     pub events: Vec<EventView>,
+    pub thread: ThreadPage,
+}
+
+/// Which page of a thread to show.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PageRequest {
+    /// 1-based; `None` is the last page (the newest mail).
+    pub page: Option<u32>,
+    pub per_page: u32,
+}
+
+impl PageRequest {
+    /// Messages on a page unless asked otherwise.
+    pub const DEFAULT_PER_PAGE: u32 = 50;
+    /// The most a caller may ask for on one page.
+    pub const MAX_PER_PAGE: u32 = 200;
+
+    /// The last page, of the default size.
+    pub fn newest() -> Self {
+        PageRequest {
+            page: None,
+            per_page: Self::DEFAULT_PER_PAGE,
+        }
+    }
+
+    /// The first page of the largest size: the whole thread of any case of
+    /// up to [`Self::MAX_PER_PAGE`] mails.
+    pub fn first_max() -> Self {
+        PageRequest {
+            page: Some(1),
+            per_page: Self::MAX_PER_PAGE,
+        }
+    }
+
+    /// A page as asked for, the size held to `1..=MAX_PER_PAGE`.
+    pub fn new(page: Option<u32>, per_page: Option<u32>) -> Self {
+        PageRequest {
+            page: page.map(|p| p.max(1)),
+            per_page: per_page
+                .unwrap_or(Self::DEFAULT_PER_PAGE)
+                .clamp(1, Self::MAX_PER_PAGE),
+        }
+    }
+}
+
+/// Where a page sits in its thread.
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct ThreadPage {
+    pub page: u32,
+    pub per_page: u32,
+    pub pages: u32,
+    pub messages_total: i64,
+    /// Events of the case; the newest [`MAX_VIEW_EVENTS`] are listed.
+    pub events_total: i64,
+}
+
+/// Events listed with a case (the newest).
+pub const MAX_VIEW_EVENTS: i64 = 200;
+/// Characters of a message's new text, quoted history or signature in a view;
+/// the raw mail has the rest.
+pub const MAX_VIEW_TEXT: usize = 64 << 10;
+
+/// At most [`MAX_VIEW_TEXT`] characters, cut on a character boundary and
+/// marked as cut.
+fn view_text(text: String) -> String {
+    if text.len() <= MAX_VIEW_TEXT {
+        return text;
+    }
+    let mut end = MAX_VIEW_TEXT;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    let mut cut = text[..end].to_string();
+    cut.push_str(&format!(
+        "\n[… {} more bytes in the raw mail]",
+        text.len() - end
+    ));
+    cut
 }
 
 fn offset_text(minutes: i64) -> String {
@@ -205,60 +286,99 @@ impl Store {
     }
 
     /// A case with its messages (oldest first) and its event log.
-    pub async fn case_detail(&self, key: &str) -> Result<Option<CaseDetail>> {
+    pub async fn case_detail(&self, key: &str, page: PageRequest) -> Result<Option<CaseDetail>> {
         let Some(case) = self.find_case(key).await? else {
             return Ok(None);
         };
+        let messages_total: i64 =
+            sqlx::query_scalar("SELECT COUNT(*) FROM messages WHERE case_id = $1")
+                .bind(case.id)
+                .fetch_one(self.pool())
+                .await?;
+        let per_page = page.per_page.clamp(1, PageRequest::MAX_PER_PAGE);
+        let pages =
+            u32::try_from((messages_total.max(1) + i64::from(per_page) - 1) / i64::from(per_page))
+                .unwrap_or(u32::MAX);
+        let number = page.page.unwrap_or(pages).clamp(1, pages);
+        let offset = i64::from(number - 1) * i64::from(per_page);
         let rows: Vec<MessageRow> = sqlx::query_as(
             "SELECT id, message_id, in_reply_to, subject, from_name, from_address, to_json, cc_json, date_utc, \
              date_offset_minutes, date_source, direction, signal, resolution_phrase, stage, new_text, quoted_text, \
              signature, warnings_json, thread_rule, stage_kind, bounce_json FROM messages WHERE case_id = $1 \
-             ORDER BY date_utc, id",
+             ORDER BY date_utc, id LIMIT $2 OFFSET $3",
         )
         .bind(case.id)
+        .bind(i64::from(per_page))
+        .bind(offset)
         .fetch_all(self.pool())
         .await?;
-        let attachments: Vec<(i64, Option<String>, String, i64)> = sqlx::query_as(
+        // Only the page's messages' attachments and links.
+        let (first, last) = match (rows.first(), rows.last()) {
+            (Some(f), Some(l)) => ((f.date_utc, f.id), (l.date_utc, l.id)),
+            _ => ((0, 0), (-1, -1)),
+        };
+        let on_page = "m.case_id = $1 AND (m.date_utc > $2 OR (m.date_utc = $2 AND m.id >= $3)) \
+                       AND (m.date_utc < $4 OR (m.date_utc = $4 AND m.id <= $5))";
+        let mut attachments: HashMap<i64, Vec<AttachmentView>> = HashMap::new();
+        let attachment_rows: Vec<(i64, Option<String>, String, i64)> = sqlx::query_as(&format!(
             "SELECT a.message_id, a.filename, a.content_type, a.size FROM attachments a \
-             JOIN messages m ON m.id = a.message_id WHERE m.case_id = $1 ORDER BY a.id",
-        )
+             JOIN messages m ON m.id = a.message_id WHERE {on_page} ORDER BY a.id"
+        ))
         .bind(case.id)
+        .bind(first.0)
+        .bind(first.1)
+        .bind(last.0)
+        .bind(last.1)
         .fetch_all(self.pool())
         .await?;
-        let links: Vec<(i64, String, String)> = sqlx::query_as(
+        for (message, filename, content_type, size) in attachment_rows {
+            attachments
+                .entry(message)
+                .or_default()
+                .push(AttachmentView {
+                    filename,
+                    content_type,
+                    size,
+                });
+        }
+        let mut links: HashMap<i64, Vec<LinkView>> = HashMap::new();
+        let link_rows: Vec<(i64, String, String)> = sqlx::query_as(&format!(
             "SELECT l.message_id, l.url, l.kind FROM links l JOIN messages m ON m.id = l.message_id \
-             WHERE m.case_id = $1 ORDER BY l.id",
-        )
+             WHERE {on_page} ORDER BY l.id"
+        ))
         .bind(case.id)
+        .bind(first.0)
+        .bind(first.1)
+        .bind(last.0)
+        .bind(last.1)
         .fetch_all(self.pool())
         .await?;
-        let events: Vec<(i64, String, String)> =
-            sqlx::query_as("SELECT at, kind, detail FROM events WHERE case_id = $1 ORDER BY id")
+        for (message, url, kind) in link_rows {
+            links
+                .entry(message)
+                .or_default()
+                .push(LinkView { url, kind });
+        }
+        let events_total: i64 =
+            sqlx::query_scalar("SELECT COUNT(*) FROM events WHERE case_id = $1")
                 .bind(case.id)
-                .fetch_all(self.pool())
+                .fetch_one(self.pool())
                 .await?;
+        let mut events: Vec<(i64, String, String)> = sqlx::query_as(
+            "SELECT at, kind, detail FROM events WHERE case_id = $1 ORDER BY id DESC LIMIT $2",
+        )
+        .bind(case.id)
+        .bind(MAX_VIEW_EVENTS)
+        .fetch_all(self.pool())
+        .await?;
+        events.reverse();
         let parse = |s: &str| serde_json::from_str(s).unwrap_or(serde_json::Value::Null);
         let messages = rows
             .into_iter()
             .map(|m| MessageView {
                 id: m.id,
-                attachments: attachments
-                    .iter()
-                    .filter(|a| a.0 == m.id)
-                    .map(|a| AttachmentView {
-                        filename: a.1.clone(),
-                        content_type: a.2.clone(),
-                        size: a.3,
-                    })
-                    .collect(),
-                links: links
-                    .iter()
-                    .filter(|l| l.0 == m.id)
-                    .map(|l| LinkView {
-                        url: l.1.clone(),
-                        kind: l.2.clone(),
-                    })
-                    .collect(),
+                attachments: attachments.remove(&m.id).unwrap_or_default(),
+                links: links.remove(&m.id).unwrap_or_default(),
                 message_id: m.message_id,
                 in_reply_to: m.in_reply_to,
                 date: ts_to_rfc3339(m.date_utc),
@@ -278,9 +398,9 @@ impl Store {
                     .bounce_json
                     .as_deref()
                     .and_then(|b| serde_json::from_str(b).ok()),
-                new_text: m.new_text,
-                quoted_text: m.quoted_text,
-                signature: m.signature,
+                new_text: view_text(m.new_text),
+                quoted_text: view_text(m.quoted_text),
+                signature: view_text(m.signature),
                 thread_rule: m.thread_rule,
                 warnings: parse(&m.warnings_json),
             })
@@ -297,6 +417,13 @@ impl Store {
             case,
             messages,
             events,
+            thread: ThreadPage {
+                page: number,
+                per_page,
+                pages,
+                messages_total,
+                events_total,
+            },
         }))
     }
 

@@ -162,6 +162,12 @@ pub struct CasesArgs {
 pub struct ShowArgs {
     /// Case number (CAS-08268-Z0X4W9), thread key (T-…) or row id.
     pub key: String,
+    /// Page of the thread to show (1 is the oldest; default: the newest).
+    #[arg(long)]
+    pub page: Option<u32>,
+    /// Mails per page (at most 200).
+    #[arg(long, default_value_t = casebot_store::cases::PageRequest::DEFAULT_PER_PAGE)]
+    pub per_page: u32,
     #[arg(long)]
     pub json: bool,
 }
@@ -326,7 +332,8 @@ async fn show_cmd(config: &Arc<Config>, args: ShowArgs) -> Result<u8, Failure> {
         .unwrap_or(casebot_core::domain::Lang::Zh);
     // Similar closed cases need the rules (class names), not the templates.
     let rules = load_rules(config)?;
-    let overview = crate::overview::case_overview(&store, &rules, lang, &args.key)
+    let page = casebot_store::cases::PageRequest::new(args.page, Some(args.per_page));
+    let overview = crate::overview::case_overview(&store, &rules, lang, &args.key, page)
         .await?
         .ok_or_else(|| fail(3, anyhow::anyhow!("no case {:?} in the store", args.key)))?;
     if args.json {

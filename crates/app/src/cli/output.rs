@@ -239,6 +239,13 @@ pub fn case_detail(d: &CaseDetail) {
         c.internal_ref.as_deref().unwrap_or("-"),
         c.message_count
     );
+    let t = &d.thread;
+    if t.pages > 1 {
+        println!(
+            "page {} of {} ({} mails a page; --page N for another)",
+            t.page, t.pages, t.per_page
+        );
+    }
     for m in &d.messages {
         let from = m.from["name"]
             .as_str()

@@ -97,14 +97,17 @@ pub fn configured_watchers(
             MailboxKind::Imap => {
                 let account = Account::from_config(config, mailbox)?;
                 for folder in &mailbox.folders {
-                    watchers.push(Watch::ImapFolder(Box::new(FolderWatcher::new(
-                        account.clone(),
-                        mailbox,
-                        folder,
-                        pipeline.store().clone(),
-                        Arc::new(pipeline.clone()),
-                        filed.clone(),
-                    ))));
+                    watchers.push(Watch::ImapFolder(Box::new(
+                        FolderWatcher::new(
+                            account.clone(),
+                            mailbox,
+                            folder,
+                            pipeline.store().clone(),
+                            Arc::new(pipeline.clone()),
+                            filed.clone(),
+                        )
+                        .with_max_message_bytes(config.ingest.max_message_bytes),
+                    )));
                 }
             }
             MailboxKind::Maildir => {

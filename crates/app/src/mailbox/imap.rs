@@ -242,6 +242,9 @@ pub struct FolderWatcher {
     reconnect_max: Duration,
     handled_keyword: Option<String>,
     quarantine_folder: Option<String>,
+    /// Mails larger than this (by RFC822.SIZE, asked first) are not
+    /// downloaded: their first 64 KiB are quarantined (`ingest.max_message_bytes`).
+    max_message_bytes: u64,
     /// The last state written to the store, so it is written on change only.
     state: std::sync::Mutex<String>,
 }
@@ -268,8 +271,15 @@ impl FolderWatcher {
             reconnect_max: Duration::from_secs(mailbox.reconnect_max_secs.max(1)),
             handled_keyword: mailbox.handled_keyword.clone().filter(|k| !k.is_empty()),
             quarantine_folder: mailbox.quarantine_folder.clone().filter(|f| !f.is_empty()),
+            max_message_bytes: casebot_core::mail::parse::IngestConfig::default().max_message_bytes,
             state: std::sync::Mutex::new(String::new()),
         }
+    }
+
+    /// Sets the size over which a mail is not downloaded whole.
+    pub fn with_max_message_bytes(mut self, limit: u64) -> FolderWatcher {
+        self.max_message_bytes = limit;
+        self
     }
 
     /// The name of the lease that makes one instance the folder's watcher.
@@ -401,35 +411,64 @@ impl FolderWatcher {
         for chunk in uids.chunks(self.batch) {
             let set = uid_set(chunk);
             let fetch_started = std::time::Instant::now();
-            let mut fetched = fetch_bodies(session, &set).await?;
+            // Sizes first: a mail over the limit is never downloaded whole.
+            let sizes = fetch_sizes(session, &set).await?;
+            let oversize: Vec<(u32, u64)> = sizes
+                .iter()
+                .copied()
+                .filter(|(_, size)| *size > self.max_message_bytes)
+                .collect();
+            let wanted: Vec<u32> = chunk
+                .iter()
+                .copied()
+                .filter(|u| !oversize.iter().any(|(o, _)| o == u))
+                .collect();
+            let mut fetched = if wanted.is_empty() {
+                Vec::new()
+            } else {
+                fetch_bodies(session, &uid_set(&wanted), BODY).await?
+            };
             // A UID the server answered without a body: asked once more on
             // its own, then quarantined with the reason, so the checkpoint
             // never moves past a mail that was neither filed nor kept.
-            let missing: Vec<u32> = chunk
+            let missing: Vec<u32> = wanted
                 .iter()
                 .copied()
                 .filter(|u| !fetched.iter().any(|(f, _)| f == u))
                 .collect();
             for uid in missing {
-                match fetch_bodies(session, &uid.to_string()).await?.pop() {
+                match fetch_bodies(session, &uid.to_string(), BODY).await?.pop() {
                     Some(mail) => fetched.push(mail),
                     None => self.quarantine_unreadable(uidvalidity, uid).await?,
                 }
             }
+            let mut heads = Vec::new();
+            for (uid, size) in oversize {
+                match fetch_bodies(session, &uid.to_string(), HEAD).await?.pop() {
+                    Some((uid, head)) => heads.push((uid, head, size)),
+                    None => self.quarantine_unreadable(uidvalidity, uid).await?,
+                }
+            }
             let arrival = chrono::Utc::now();
-            let fetched_uids: Vec<u32> = fetched.iter().map(|(uid, _)| *uid).collect();
-            let raws: Vec<RawMail> = fetched
+            let source = |uid: u32| Source::Imap {
+                mailbox: name.clone(),
+                folder: self.folder.clone(),
+                uidvalidity,
+                uid,
+            };
+            let mut fetched_uids: Vec<u32> = fetched.iter().map(|(uid, _)| *uid).collect();
+            let mut raws: Vec<RawMail> = fetched
                 .into_iter()
-                .map(|(uid, bytes)| {
-                    let source = Source::Imap {
-                        mailbox: name.clone(),
-                        folder: self.folder.clone(),
-                        uidvalidity,
-                        uid,
-                    };
-                    RawMail::new(bytes, source, arrival)
-                })
+                .map(|(uid, bytes)| RawMail::new(bytes, source(uid), arrival))
                 .collect();
+            for (uid, head, size) in heads {
+                tracing::warn!(mailbox = %name, folder = %self.folder, uid, size, limit = self.max_message_bytes,
+                    "a mail over the size limit: only its head is kept, in the quarantine");
+                fetched_uids.push(uid);
+                let mut raw = RawMail::new(head, source(uid), arrival);
+                raw.oversize = Some(size);
+                raws.push(raw);
+            }
             let count = raws.len();
             let file_started = std::time::Instant::now();
             let reports = self.filer.file(raws).await?;
@@ -559,11 +598,40 @@ impl FolderWatcher {
 }
 
 /// A UID set for a sorted list: runs collapse into `a:b`.
-/// The bodies of the UIDs in `set` that the server returned with one.
-async fn fetch_bodies(session: &mut ImapSession, set: &str) -> Result<Vec<(u32, Vec<u8>)>> {
+/// The whole mail, without setting `\\Seen`.
+const BODY: &str = "(UID BODY.PEEK[])";
+/// The first 64 KiB of a mail too large to download (`mailbox::OVERSIZE_HEAD`).
+const HEAD: &str = "(UID BODY.PEEK[]<0.65536>)";
+
+/// The sizes (RFC822.SIZE) of the UIDs in `set`.
+async fn fetch_sizes(session: &mut ImapSession, set: &str) -> Result<Vec<(u32, u64)>> {
+    within(COMMAND_TIMEOUT, "UID FETCH (RFC822.SIZE)", async {
+        session
+            .uid_fetch(set, "(UID RFC822.SIZE)")
+            .await?
+            .try_filter_map(|f| async move {
+                Ok(match (f.uid, f.size) {
+                    (Some(uid), Some(size)) => Some((uid, u64::from(size))),
+                    _ => None,
+                })
+            })
+            .try_collect()
+            .await
+    })
+    .await?
+    .map_err(Into::into)
+}
+
+/// The bodies (`what`: [`BODY`] or [`HEAD`]) of the UIDs in `set` that the
+/// server returned with one.
+async fn fetch_bodies(
+    session: &mut ImapSession,
+    set: &str,
+    what: &str,
+) -> Result<Vec<(u32, Vec<u8>)>> {
     within(COMMAND_TIMEOUT, "UID FETCH", async {
         session
-            .uid_fetch(set, "(UID BODY.PEEK[])")
+            .uid_fetch(set, what)
             .await?
             .try_filter_map(|f| async move {
                 Ok(match (f.uid, f.body()) {

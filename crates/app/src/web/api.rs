@@ -55,13 +55,18 @@ pub async fn cases(
     }))
 }
 
-/// `GET /api/cases/{key}`: the thread, analyses, drafts, similar cases, SLA.
+/// `GET /api/cases/{key}?page=N&per_page=M`: a page of the thread (the
+/// newest when not given; `thread` says which and how many), its analyses,
+/// the newest conclusion, drafts, similar cases, SLA.
 pub async fn case(
     State(state): State<AppState>,
     _desk: Desk,
     Path(key): Path<String>,
+    Query(params): Query<super::cases::ThreadParams>,
 ) -> Result<Json<serde_json::Value>, WebError> {
-    Ok(Json(super::cases::case_view(&state, &key).await?))
+    Ok(Json(
+        super::cases::case_view(&state, &key, params.request()).await?,
+    ))
 }
 
 /// `GET /api/sla`: every open case's SLA, most urgent first (what

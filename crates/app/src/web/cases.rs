@@ -12,7 +12,7 @@ use super::auth::{self, ClientAddr, Desk, LOGIN_CSRF_COOKIE, SESSION_COOKIE};
 use super::layout::{self, local, local_ts, page, target_cell, urgency_badge};
 use super::{AppState, WebError};
 use casebot_core::sla::{CaseSla, CaseSlaView, evaluate};
-use casebot_store::cases::{CaseListRow, CaseQuery};
+use casebot_store::cases::{CaseListRow, CaseQuery, PageRequest};
 
 pub const PAGE_SIZE: i64 = 50;
 
@@ -348,13 +348,32 @@ pub async fn list(
     ))
 }
 
+/// Which page of a thread to show: `?page=N&per_page=M` (the last page,
+/// 50 mails, when not given).
+#[derive(Debug, Default, Deserialize)]
+pub struct ThreadParams {
+    pub page: Option<u32>,
+    pub per_page: Option<u32>,
+}
+
+impl ThreadParams {
+    pub fn request(&self) -> PageRequest {
+        PageRequest::new(self.page, self.per_page)
+    }
+}
+
 /// Everything the case page shows, gathered once (the API returns it as JSON).
-pub async fn case_view(state: &AppState, key: &str) -> Result<serde_json::Value, WebError> {
+pub async fn case_view(
+    state: &AppState,
+    key: &str,
+    page: PageRequest,
+) -> Result<serde_json::Value, WebError> {
     let lang = casebot_core::domain::Lang::parse(&state.config.analysis.language)
         .unwrap_or(casebot_core::domain::Lang::Zh);
-    let overview = crate::overview::case_overview(&state.store, state.drafter.rules(), lang, key)
-        .await?
-        .ok_or_else(|| WebError::NotFound(format!("no case {key}")))?;
+    let overview =
+        crate::overview::case_overview(&state.store, state.drafter.rules(), lang, key, page)
+            .await?
+            .ok_or_else(|| WebError::NotFound(format!("no case {key}")))?;
     let now = Utc::now();
     let policies = state.sla.policies();
     let sla = state
@@ -369,6 +388,25 @@ pub async fn case_view(state: &AppState, key: &str) -> Result<serde_json::Value,
     Ok(value)
 }
 
+/// Links to the other pages of a long thread (nothing for one page).
+fn thread_pager(key: &str, thread: &serde_json::Value) -> Markup {
+    let page = thread["page"].as_u64().unwrap_or(1);
+    let pages = thread["pages"].as_u64().unwrap_or(1);
+    let per_page = thread["per_page"].as_u64().unwrap_or(50);
+    let href = |p: u64| format!("/cases/{key}?page={p}&per_page={per_page}");
+    html! {
+        @if pages > 1 {
+            p.pager.muted {
+                "Mails " ((page - 1) * per_page + 1) "–" ((page * per_page).min(thread["messages_total"].as_u64().unwrap_or(0)))
+                " of " (thread["messages_total"]) " · page " (page) " of " (pages) " · "
+                @if page > 1 { a href=(href(1)) { "first" } " · " a href=(href(page - 1)) { "older" } }
+                @if page > 1 && page < pages { " · " }
+                @if page < pages { a href=(href(page + 1)) { "newer" } " · " a href=(href(pages)) { "newest" } }
+            }
+        }
+    }
+}
+
 fn text(v: &serde_json::Value) -> &str {
     v.as_str().unwrap_or("")
 }
@@ -377,8 +415,9 @@ pub async fn case_page(
     State(state): State<AppState>,
     desk: Desk,
     Path(key): Path<String>,
+    Query(params): Query<ThreadParams>,
 ) -> Result<Markup, WebError> {
-    let v = case_view(&state, &key).await?;
+    let v = case_view(&state, &key, params.request()).await?;
     let users = state.store.users().await?;
     let tz = state.time_zone();
     let key = text(&v["key"]).to_string();
@@ -404,9 +443,11 @@ pub async fn case_page(
             div.grid2 {
                 div {
                     h2 { "Thread" }
+                    (thread_pager(&key, &v["thread"]))
                     @for m in v["messages"].as_array().into_iter().flatten() {
                         (thread_mail(m, &when))
                     }
+                    (thread_pager(&key, &v["thread"]))
                 }
                 div {
                     h2 { "SLA" }
@@ -450,6 +491,9 @@ pub async fn case_page(
                         }
                     }
                     h2 { "Events" }
+                    @if v["thread"]["events_total"].as_i64().unwrap_or(0) > v["events"].as_array().map_or(0, |e| e.len() as i64) {
+                        p.muted { "The newest " (v["events"].as_array().map_or(0, |e| e.len())) " of " (v["thread"]["events_total"]) " events." }
+                    }
                     details { summary { "audit trail" }
                         table { @for e in v["events"].as_array().into_iter().flatten() {
                             tr { td { (when(&e["at"])) } td { (text(&e["kind"])) } td { small { (e["detail"].to_string()) } } }
