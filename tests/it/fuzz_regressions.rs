@@ -13,6 +13,7 @@ fn entry_point(target: &str) -> Option<fn(&[u8])> {
         "subject" => fuzzing::subject,
         "mail" => fuzzing::mail,
         "archive" => fuzzing::archive,
+        "event_log" => fuzzing::event_log,
         "log_cbs" => |d| fuzzing::log(LogKind::Cbs, d),
         "log_dism" => |d| fuzzing::log(LogKind::Dism, d),
         "log_windowsupdate" => |d| fuzzing::log(LogKind::WindowsUpdate, d),

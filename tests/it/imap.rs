@@ -620,6 +620,68 @@ fn a_thirty_megabyte_mail_and_a_mail_the_parser_rejects_do_not_stop_the_rest() {
     assert!(daemon.stop());
 }
 
+/// A mail expunged by another client after the watcher's UID SEARCH listed
+/// it: FETCH answers without it. The watcher asks once more, then keeps a
+/// record in the quarantine, and only then moves its checkpoint past it.
+#[test]
+fn a_mail_deleted_between_search_and_fetch_is_quarantined_not_skipped() {
+    const N: u32 = 400;
+    let dovecot = Dovecot::start();
+    // One mail a batch: the catch-up takes long enough to delete the last
+    // mail after the search listed it and before its fetch.
+    let mut daemon = Daemon::with_batch(&dovecot, "INBOX", 1);
+    let rt = runtime();
+    rt.block_on(async {
+        let mut s = dovecot.session(&daemon.user).await;
+        for i in 0..u64::from(N) {
+            s.append("INBOX", None, None, casebot_bench::generate_mail(i))
+                .await
+                .expect("APPEND");
+        }
+        let _ = s.logout().await;
+    });
+    daemon.start();
+    daemon.wait(60, "the catch-up to start", || {
+        daemon.json(&["mailboxes", "--json"])[0]["last_uid"]
+            .as_u64()
+            .is_some_and(|u| u >= 2)
+    });
+    rt.block_on(async {
+        use futures_util::TryStreamExt;
+        let mut s = dovecot.session(&daemon.user).await;
+        s.select("INBOX").await.expect("SELECT");
+        s.uid_store(N.to_string(), "+FLAGS.SILENT (\\Deleted)")
+            .await
+            .expect("STORE")
+            .try_collect::<Vec<_>>()
+            .await
+            .expect("STORE answers");
+        s.expunge()
+            .await
+            .expect("EXPUNGE")
+            .try_collect::<Vec<_>>()
+            .await
+            .expect("EXPUNGE answers");
+        let _ = s.logout().await;
+    });
+    let progress = daemon.json(&["mailboxes", "--json"])[0]["last_uid"].clone();
+    assert!(
+        progress.as_u64().is_some_and(|u| u < u64::from(N) - 50),
+        "the catch-up was too quick for this test ({progress})"
+    );
+    daemon.wait(120, "the whole catch-up", || {
+        daemon.json(&["mailboxes", "--json"])[0]["last_uid"] == N
+    });
+    assert_eq!(daemon.message_count(), N as usize - 1);
+    let q = daemon.json(&["quarantine", "list", "--json"]);
+    let q = q.as_array().unwrap();
+    assert_eq!(q.len(), 1, "{q:#?}");
+    let entry = q[0].to_string();
+    assert!(entry.contains(&format!(";UID={N}")), "{entry}");
+    assert!(entry.contains("returned no body"), "{entry}");
+    assert!(daemon.stop());
+}
+
 /// A mail over `ingest.max_message_bytes` is never downloaded whole: its
 /// size is asked first, only its first 64 KiB are fetched and quarantined,
 /// and the mails around it are filed.
