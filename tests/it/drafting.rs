@@ -873,7 +873,7 @@ fn a_send_cut_off_during_the_message_data_waits_for_an_engineer() {
             .await
             .unwrap();
         let claimed = store
-            .claim_next_send("gone-host:1:1", 600)
+            .claim_next_send("gone-host:1:1", 600, casebot_store::now_ts())
             .await
             .unwrap()
             .unwrap();

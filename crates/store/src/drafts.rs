@@ -753,7 +753,15 @@ impl Store {
     }
 
     /// Claims the next approved draft that is due, for `lease_secs`.
-    pub async fn claim_next_send(&self, owner: &str, lease_secs: i64) -> Result<Option<DraftRow>> {
+    /// Claims the next approved draft due at or before `due_by` (a send
+    /// pass's start, so that a retry the pass itself scheduled waits for the
+    /// next pass however slow this one is).
+    pub async fn claim_next_send(
+        &self,
+        owner: &str,
+        lease_secs: i64,
+        due_by: i64,
+    ) -> Result<Option<DraftRow>> {
         let now = now_ts();
         // Two instances never claim the same draft: SQLite has one writer,
         // PostgreSQL skips the row another instance is claiming, and the
@@ -764,7 +772,7 @@ impl Store {
              AND (next_attempt_at IS NULL OR next_attempt_at <= $1) ORDER BY next_attempt_at, id LIMIT 1{}",
             self.skip_locked()
         ))
-        .bind(now)
+        .bind(due_by.min(now))
         .fetch_optional(&mut *tx)
         .await?;
         let Some(id) = id else {
@@ -943,7 +951,7 @@ mod claim_tests {
         let store = Store::open(&url).await.unwrap();
         let id = approved_draft(&store).await;
         let claimed = store
-            .claim_next_send("sender-a", 60)
+            .claim_next_send("sender-a", 60, now_ts())
             .await
             .unwrap()
             .unwrap();

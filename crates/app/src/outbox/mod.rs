@@ -83,7 +83,13 @@ impl Outbox {
         };
         self.file_missing_copies().await?;
         let lease = (self.config.outbox.smtp.timeout_secs.max(1) * 7 + 30) as i64;
-        while let Some(draft) = self.store.claim_next_send(&self.owner, lease).await? {
+        // One attempt per draft per pass: what fails now is retried by a later pass.
+        let pass_start = casebot_store::now_ts();
+        while let Some(draft) = self
+            .store
+            .claim_next_send(&self.owner, lease, pass_start)
+            .await?
+        {
             match self.send_one(&draft).await? {
                 Sent::Yes => counts.sent += 1,
                 Sent::Retry => counts.retrying += 1,
