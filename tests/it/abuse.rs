@@ -47,6 +47,23 @@ fn serve(
     child
 }
 
+/// `casebot user add lead --role lead` with `password` typed at its prompt.
+fn add_lead(dir: &std::path::Path, url: &str, password: &str) {
+    let mut add = Command::new(env!("CARGO_BIN_EXE_casebot"))
+        .args(["user", "add", "lead", "--role", "lead"])
+        .current_dir(dir)
+        .env("CASEBOT_DB", url)
+        .env_remove("CASEBOT_CONFIG")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    writeln!(add.stdin.take().unwrap(), "{password}").unwrap();
+    let out = add.wait_with_output().unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+}
+
 fn form_escape(text: &str) -> String {
     text.bytes()
         .map(|b| match b {
@@ -76,19 +93,7 @@ fn logins_are_normalised_throttled_and_logged_escaped_and_the_log_keeps_no_secre
     const PASSWORD: &str = "correct horse battery";
     let dir = tempfile::tempdir().unwrap();
     let url = url_with_password(&store_url(&dir.path().join("a.db")), DB_SECRET);
-    let mut add = Command::new(env!("CARGO_BIN_EXE_casebot"))
-        .args(["user", "add", "lead", "--role", "lead"])
-        .current_dir(dir.path())
-        .env("CASEBOT_DB", &url)
-        .env_remove("CASEBOT_CONFIG")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    writeln!(add.stdin.take().unwrap(), "{PASSWORD}").unwrap();
-    let out = add.wait_with_output().unwrap();
-    assert!(out.status.success(), "{}", stderr(&out));
+    add_lead(dir.path(), &url, PASSWORD);
 
     let port = super::mailstack::free_port();
     let log_path = dir.path().join("serve.log");
@@ -257,18 +262,7 @@ fn a_huge_case_is_paged_and_every_view_of_it_stays_bounded() {
     );
 
     // The web desk and its API page the same way.
-    let mut add = Command::new(env!("CARGO_BIN_EXE_casebot"))
-        .args(["user", "add", "lead", "--role", "lead"])
-        .current_dir(dir.path())
-        .env("CASEBOT_DB", &url)
-        .env_remove("CASEBOT_CONFIG")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    writeln!(add.stdin.take().unwrap(), "{PASSWORD}").unwrap();
-    assert!(add.wait_with_output().unwrap().status.success());
+    add_lead(dir.path(), &url, PASSWORD);
     let port = super::mailstack::free_port();
     let log_path = dir.path().join("serve.log");
     let serve = serve(dir.path(), &url, port, &[], &log_path);

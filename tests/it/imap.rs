@@ -173,6 +173,17 @@ fn runtime() -> tokio::runtime::Runtime {
         .unwrap()
 }
 
+/// `n` generated mails appended to INBOX in one session.
+async fn append_generated(dovecot: &Dovecot, user: &str, n: u64) {
+    let mut s = dovecot.session(user).await;
+    for i in 0..n {
+        s.append("INBOX", None, None, casebot_bench::generate_mail(i))
+            .await
+            .expect("APPEND");
+    }
+    let _ = s.logout().await;
+}
+
 fn mail(n: u32, case: &str, attachment: Option<Vec<u8>>) -> Vec<u8> {
     let subject =
         format!("[案例号:{case}] % |P2|ACME|示例用户补丁安装失败 % 初次响应 CMIT:0004001");
@@ -470,15 +481,7 @@ fn killed_ten_times_during_a_thousand_mail_catch_up_every_mail_is_stored_once() 
     // Small batches, so the kills land in the middle of the catch-up.
     let mut daemon = Daemon::with_batch(&dovecot, "INBOX", 10);
     let rt = runtime();
-    rt.block_on(async {
-        let mut s = dovecot.session(&daemon.user).await;
-        for i in 0..N {
-            s.append("INBOX", None, None, casebot_bench::generate_mail(i))
-                .await
-                .expect("APPEND");
-        }
-        let _ = s.logout().await;
-    });
+    rt.block_on(append_generated(&dovecot, &daemon.user, N));
     // SIGKILL at varied moments of the catch-up, ten times.
     for round in 0..10u64 {
         daemon.start();
@@ -631,15 +634,7 @@ fn a_mail_deleted_between_search_and_fetch_is_quarantined_not_skipped() {
     // mail after the search listed it and before its fetch.
     let mut daemon = Daemon::with_batch(&dovecot, "INBOX", 1);
     let rt = runtime();
-    rt.block_on(async {
-        let mut s = dovecot.session(&daemon.user).await;
-        for i in 0..u64::from(N) {
-            s.append("INBOX", None, None, casebot_bench::generate_mail(i))
-                .await
-                .expect("APPEND");
-        }
-        let _ = s.logout().await;
-    });
+    rt.block_on(append_generated(&dovecot, &daemon.user, u64::from(N)));
     daemon.start();
     daemon.wait(60, "the catch-up to start", || {
         daemon.json(&["mailboxes", "--json"])[0]["last_uid"]

@@ -408,7 +408,7 @@ impl<'r> Walker<'r> {
             };
         }
         let mut rest = self.bounded(file, u64::MAX, None);
-        self.open(name, head, &mut rest, len, Some(len), depth);
+        self.open(name, head, &mut rest, len, depth);
     }
 
     /// A reader counted against the bundle's budget and deadline, and
@@ -428,15 +428,7 @@ impl<'r> Walker<'r> {
 
     /// Opens what `head` (the first bytes) says an item is: a log is
     /// scanned, an archive walked, a mail or an event log read.
-    fn open(
-        &mut self,
-        name: &str,
-        head: Vec<u8>,
-        rest: &mut dyn Read,
-        size: u64,
-        packed: Option<u64>,
-        depth: u32,
-    ) {
+    fn open(&mut self, name: &str, head: Vec<u8>, rest: &mut dyn Read, size: u64, depth: u32) {
         let content = logs::classify(name, &head);
         let container = matches!(
             content,
@@ -466,7 +458,6 @@ impl<'r> Walker<'r> {
             }
             Content::Gzip | Content::Tar => {
                 // A gzip's ratio is judged against its own size.
-                let _ = packed;
                 let packed = (size > 0).then_some(size);
                 let mut whole = std::io::Cursor::new(head).chain(rest);
                 if content == Content::Gzip {
@@ -623,7 +614,26 @@ impl<'r> Walker<'r> {
         };
         head.truncate(n);
         let size = size.unwrap_or(0);
-        self.open(name, head, &mut bounded, size, compressed, depth);
+        self.open(name, head, &mut bounded, size, depth);
+    }
+
+    /// Refuses an archive that would unpack to more than `max_ratio` times
+    /// its size (what its layout declares, checked before decompressing).
+    fn refused_by_ratio(&mut self, name: &str, unpacked: u64, len: u64) -> bool {
+        let refused =
+            unpacked > 1 << 20 && unpacked > len.max(1).saturating_mul(self.limits.max_ratio);
+        if refused {
+            self.error(
+                name,
+                "archive",
+                format!(
+                    "compression ratio {}:1 above the limit of {}:1: refused",
+                    unpacked / len.max(1),
+                    self.limits.max_ratio
+                ),
+            );
+        }
+        refused
     }
 
     /// A gzip stream: one member, named after the file without `.gz`.
@@ -705,16 +715,8 @@ impl<'r> Walker<'r> {
             .iter()
             .map(|f| f.size())
             .fold(0, u64::saturating_add);
-        if unpacked > 1 << 20 && unpacked > len.max(1).saturating_mul(self.limits.max_ratio) {
-            return self.error(
-                name,
-                "archive",
-                format!(
-                    "compression ratio {}:1 above the limit of {}:1: refused",
-                    unpacked / len.max(1),
-                    self.limits.max_ratio
-                ),
-            );
+        if self.refused_by_ratio(name, unpacked, len) {
+            return;
         }
         self.item(name, "archive", ItemStatus::Scanned, None, unpacked);
         let result = reader.for_each_entries_with_decision(|entry, data| {
@@ -897,8 +899,8 @@ impl<'r> Walker<'r> {
         }
     }
 
-    /// Text read from a message: every rule applies, as to a mail's body.
-    fn text(&mut self, name: &str, text: &str) {
+    /// Text read from a message or pasted into a mail: every rule applies.
+    pub fn text(&mut self, name: &str, text: &str) {
         let scan = scan::scan_text(
             self.rules,
             name,
@@ -978,16 +980,8 @@ impl<'r> Walker<'r> {
         };
         // What decompressing every folder costs, whatever the files claim.
         let unpacked = layout.unpacked;
-        if unpacked > 1 << 20 && unpacked > len.max(1).saturating_mul(self.limits.max_ratio) {
-            return self.error(
-                name,
-                "archive",
-                format!(
-                    "compression ratio {}:1 above the limit of {}:1: refused",
-                    unpacked / len.max(1),
-                    self.limits.max_ratio
-                ),
-            );
+        if self.refused_by_ratio(name, unpacked, len) {
+            return;
         }
         self.item(name, "archive", ItemStatus::Scanned, None, unpacked);
         for (index, folder) in layout.folders.iter().enumerate() {

@@ -150,10 +150,34 @@ pub enum EventsError {
 /// dirty last chunk).
 pub struct EvtxLines<I> {
     records: I,
-    line: Vec<u8>,
-    pos: usize,
+    line: PendingLine,
     deadline: Instant,
     pub skipped: u64,
+}
+
+/// A rendered line being handed out through `Read`, a buffer's worth at a time.
+#[derive(Default)]
+struct PendingLine {
+    bytes: Vec<u8>,
+    pos: usize,
+}
+
+impl PendingLine {
+    fn is_empty(&self) -> bool {
+        self.pos == self.bytes.len()
+    }
+
+    fn set(&mut self, record: &EventRecord) {
+        self.bytes = record.line().into_bytes();
+        self.pos = 0;
+    }
+
+    fn take_into(&mut self, buf: &mut [u8]) -> usize {
+        let n = buf.len().min(self.bytes.len() - self.pos);
+        buf[..n].copy_from_slice(&self.bytes[self.pos..self.pos + n]);
+        self.pos += n;
+        n
+    }
 }
 
 /// Opens an `.evtx` file; call [`EvtxLines`] over its records with
@@ -178,8 +202,7 @@ pub fn evtx_records<R: Read + Seek>(
         .map(|r| r.ok().map(|r| from_json(&r.data)));
     EvtxLines {
         records,
-        line: Vec::new(),
-        pos: 0,
+        line: PendingLine::default(),
         deadline,
         skipped: 0,
     }
@@ -187,23 +210,17 @@ pub fn evtx_records<R: Read + Seek>(
 
 impl<I: Iterator<Item = Option<EventRecord>>> Read for EvtxLines<I> {
     fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-        while self.pos == self.line.len() {
+        while self.line.is_empty() {
             if Instant::now() > self.deadline {
                 return Err(std::io::Error::other(crate::bundle::TIME_LIMIT));
             }
             match self.records.next() {
                 None => return Ok(0),
                 Some(None) => self.skipped += 1,
-                Some(Some(record)) => {
-                    self.line = record.line().into_bytes();
-                    self.pos = 0;
-                }
+                Some(Some(record)) => self.line.set(&record),
             }
         }
-        let n = buf.len().min(self.line.len() - self.pos);
-        buf[..n].copy_from_slice(&self.line[self.pos..self.pos + n]);
-        self.pos += n;
-        Ok(n)
+        Ok(self.line.take_into(buf))
     }
 }
 
@@ -288,27 +305,24 @@ enum Section {
 pub struct XmlLines<R: BufRead> {
     reader: quick_xml::Reader<NodeLimit<R>>,
     buf: Vec<u8>,
-    line: Vec<u8>,
-    pos: usize,
+    line: PendingLine,
     deadline: Instant,
     done: bool,
 }
 
-impl<R: Read> XmlLines<BufReader<R>> {
-    pub fn new(input: R, deadline: Instant) -> Self {
-        let mut reader = quick_xml::Reader::from_reader(NodeLimit {
-            inner: BufReader::new(input),
-            since_markup: 0,
-        });
-        reader.config_mut().check_end_names = false;
-        XmlLines {
-            reader,
-            buf: Vec::new(),
-            line: Vec::new(),
-            pos: 0,
-            deadline,
-            done: false,
-        }
+/// Reads `input` (UTF-8) as an XML export of events, as rendered lines.
+pub fn xml_lines<R: Read>(input: R, deadline: Instant) -> XmlLines<BufReader<R>> {
+    let mut reader = quick_xml::Reader::from_reader(NodeLimit {
+        inner: BufReader::new(input),
+        since_markup: 0,
+    });
+    reader.config_mut().check_end_names = false;
+    XmlLines {
+        reader,
+        buf: Vec::new(),
+        line: PendingLine::default(),
+        deadline,
+        done: false,
     }
 }
 
@@ -429,22 +443,16 @@ impl<R: BufRead> XmlLines<R> {
 
 impl<R: BufRead> Read for XmlLines<R> {
     fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-        while self.pos == self.line.len() {
+        while self.line.is_empty() {
             if self.done {
                 return Ok(0);
             }
             match self.next_event()? {
                 None => self.done = true,
-                Some(record) => {
-                    self.line = record.line().into_bytes();
-                    self.pos = 0;
-                }
+                Some(record) => self.line.set(&record),
             }
         }
-        let n = buf.len().min(self.line.len() - self.pos);
-        buf[..n].copy_from_slice(&self.line[self.pos..self.pos + n]);
-        self.pos += n;
-        Ok(n)
+        Ok(self.line.take_into(buf))
     }
 }
 
@@ -490,12 +498,6 @@ impl<R: BufRead> BufRead for NodeLimit<R> {
         }
         self.inner.consume(amount);
     }
-}
-
-/// Reads `rest` as an XML export of events into rendered lines, checking the
-/// node limit as it goes.
-pub fn xml_lines<R: Read>(input: R, deadline: Instant) -> XmlLines<BufReader<R>> {
-    XmlLines::new(input, deadline)
 }
 
 #[cfg(test)]

@@ -163,19 +163,9 @@ impl Analyzer {
 
     /// Text pasted into a mail: every rule applies.
     pub fn scan_pasted(&self, name: &str, text: &str) -> BundleScan {
-        let scan = scan::scan_text(
-            &self.rules,
-            name,
-            text,
-            Some(logs::LogKind::Text),
-            self.limits.max_findings,
-        );
-        let item = Item::scanned(name, &scan);
-        BundleScan {
-            items: vec![item],
-            scans: vec![scan],
-            stopped: None,
-        }
+        let mut walker = self.walker();
+        walker.text(name, text);
+        walker.finish()
     }
 
     /// A link: checked, downloaded within bounds, then analysed like a file.

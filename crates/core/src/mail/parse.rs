@@ -529,23 +529,27 @@ pub struct AttachmentBytes {
     pub bytes: Vec<u8>,
 }
 
+/// The decoded contents of a parsed mail's attachments (a forwarded
+/// message's raw bytes included).
+fn attachments_of(message: &Message<'_>) -> Vec<AttachmentBytes> {
+    message
+        .attachments
+        .iter()
+        .filter_map(|id| message.parts.get(*id as usize).map(|p| (*id, p)))
+        .map(|(id, part)| AttachmentBytes {
+            part: id,
+            filename: part.attachment_name().map(safe_file_name),
+            bytes: part.contents().to_vec(),
+        })
+        .collect()
+}
+
 /// The decoded contents of every attachment of a raw mail. A mail the parser
 /// cannot read (or panics on) has none.
 pub fn attachment_bytes(raw: &[u8]) -> Vec<AttachmentBytes> {
     let parsed = std::panic::catch_unwind(|| {
         let message = MessageParser::default().parse(raw)?;
-        Some(
-            message
-                .attachments
-                .iter()
-                .filter_map(|id| message.parts.get(*id as usize).map(|p| (*id, p)))
-                .map(|(id, part)| AttachmentBytes {
-                    part: id,
-                    filename: part.attachment_name().map(safe_file_name),
-                    bytes: part.contents().to_vec(),
-                })
-                .collect::<Vec<_>>(),
-        )
+        Some(attachments_of(&message))
     });
     parsed.ok().flatten().unwrap_or_default()
 }
@@ -584,16 +588,7 @@ pub fn forwarded_message(raw: &[u8]) -> Option<ForwardedMessage> {
         text.push('\n');
         let mut warnings = Vec::new();
         text.push_str(&text_bodies(&message, raw, &mut warnings).join("\n"));
-        let attachments = message
-            .attachments
-            .iter()
-            .filter_map(|id| message.parts.get(*id as usize).map(|p| (*id, p)))
-            .map(|(id, part)| AttachmentBytes {
-                part: id,
-                filename: part.attachment_name().map(safe_file_name),
-                bytes: part.contents().to_vec(),
-            })
-            .collect();
+        let attachments = attachments_of(&message);
         Some(ForwardedMessage { text, attachments })
     })
     .ok()
