@@ -287,6 +287,8 @@ impl<'r> Walker<'r> {
                 encoding: logs::Encoding::Utf8,
                 bom,
             } = logs::classify(display, &head)
+                // An XML export of events is rendered first (`scan_text`).
+                && !logs::is_event_xml(&scan::decode_head(&head, bom, logs::Encoding::Utf8))
             {
                 self.total.set(self.total.get() + meta.len());
                 if self.total.get() > self.limits.max_total_bytes {
