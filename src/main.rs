@@ -4,12 +4,14 @@
 //! with `--features bench` adds `casebot bench …` from the benchmark crate,
 //! which the shipped binary does not contain.
 
+use std::io::IsTerminal;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 use tracing_subscriber::EnvFilter;
 
 use casebot_app::cli::{Command, GlobalArgs};
+use casebot_app::config::LogFormat;
 
 /// casebot: files a Windows servicing support desk's mail under its cases.
 #[derive(Debug, Parser)]
@@ -48,10 +50,29 @@ fn main() -> ExitCode {
     };
     let filter = EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| EnvFilter::new(format!("casebot={default_level},warn")));
-    tracing_subscriber::fmt()
+    // A config that cannot be read is reported by the command itself; the
+    // log only needs its format.
+    let format = cli.globals.log_format.unwrap_or_else(|| {
+        casebot_app::cli::load_config(&cli.globals)
+            .map(|c| c.log.format)
+            .unwrap_or_default()
+    });
+    let logger = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .init();
+        .with_writer(std::io::stderr);
+    match format {
+        // Flattened: the event's fields sit beside `message`, not under
+        // `fields`, which is what log shippers index.
+        LogFormat::Json => logger
+            .json()
+            .flatten_event(true)
+            .with_current_span(false)
+            .with_span_list(false)
+            .init(),
+        // Escape codes only where a person reads them; a journal or a file
+        // gets clean lines.
+        LogFormat::Plain => logger.with_ansi(std::io::stderr().is_terminal()).init(),
+    }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

@@ -268,9 +268,9 @@ fn serve_demo_on_a_bare_folder_files_the_example_threads_once() {
     // The embedded default store, whatever store the other tests use.
     let db = format!("sqlite://{}", dir.path().join("data/casebot.db").display());
     let port = super::mailstack::free_port();
-    let start = || {
+    let start = |log_format: &str| {
         std::process::Command::new(env!("CARGO_BIN_EXE_casebot"))
-            .args(["serve", "--demo"])
+            .args(["serve", "--demo", "--log-format", log_format])
             .current_dir(dir.path())
             .env_remove("CASEBOT_DB")
             .env_remove("CASEBOT_CONFIG")
@@ -326,7 +326,7 @@ fn serve_demo_on_a_bare_folder_files_the_example_threads_once() {
         }
     };
 
-    let serve = start();
+    let serve = start("plain");
     wait("every example mail filed", &|| filed() == examples);
     // The web desk answers, and only behind a login.
     assert_eq!(super::http_get(port, "/healthz").0, 200);
@@ -376,13 +376,53 @@ fn serve_demo_on_a_bare_folder_files_the_example_threads_once() {
         log.contains(&format!("{examples} example mails dropped")),
         "{log}"
     );
+    // Not on a terminal: no colour escape codes for the journal to show.
+    assert!(
+        !log.contains('\x1b'),
+        "escape codes in a piped log: {log:?}"
+    );
+    // A line about one case names it.
+    let analysed: Vec<&str> = log
+        .lines()
+        .filter(|l| l.contains("mail analysed"))
+        .collect();
+    assert!(!analysed.is_empty(), "{log}");
+    assert!(
+        analysed
+            .iter()
+            .all(|l| l.contains("case=CAS-") || l.contains("case=T-")),
+        "{analysed:#?}"
+    );
     assert_eq!(cases().len(), 4, "four example threads, four cases");
 
-    // A second demo start drops nothing new and stores nothing twice.
-    let serve = start();
+    // A second demo start drops nothing new and stores nothing twice; its
+    // log is one JSON object per line.
+    let serve = start("json");
     std::thread::sleep(std::time::Duration::from_secs(2));
     let log = stop(serve);
-    assert!(log.contains("0 example mails dropped"), "{log}");
+    let events: Vec<serde_json::Value> = log
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l:?}")))
+        .collect();
+    let dropped = events
+        .iter()
+        .find(|e| e["mails"] == 0)
+        .unwrap_or_else(|| panic!("no demo line: {log}"));
+    assert_eq!(dropped["level"], "INFO", "{dropped}");
+    assert!(dropped["timestamp"].is_string(), "{dropped}");
+    assert!(
+        dropped["message"]
+            .as_str()
+            .unwrap()
+            .contains("0 example mails dropped"),
+        "{dropped}"
+    );
+    assert!(
+        events
+            .iter()
+            .any(|e| e["message"] == "casebot serve starting"),
+        "{log}"
+    );
     assert_eq!(filed(), examples);
 }
 

@@ -56,6 +56,7 @@ pub struct Config {
     pub outbox: OutboxConfig,
     pub sla: SlaConfig,
     pub web: WebConfig,
+    pub log: LogConfig,
     /// Where the file was read from; relative paths are resolved against its folder.
     #[serde(skip)]
     pub base_dir: PathBuf,
@@ -186,6 +187,26 @@ impl Default for WebConfig {
             metrics_token_env: "CASEBOT_METRICS_TOKEN".into(),
         }
     }
+}
+
+/// The daemon's own log on standard error.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LogConfig {
+    /// `plain` (one line per event; colour only on a terminal) or `json`
+    /// (one JSON object per line). `--log-format` overrides it.
+    pub format: LogFormat,
+}
+
+/// How log lines are written.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// Human lines, as a journal shows them.
+    #[default]
+    Plain,
+    /// One JSON object per line, for a log shipper.
+    Json,
 }
 
 /// Sending approved replies.

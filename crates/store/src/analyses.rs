@@ -20,6 +20,8 @@ pub struct PendingAnalysis {
     pub id: i64,
     pub message_row: i64,
     pub case_row: i64,
+    /// The case's key, for the log lines about this analysis.
+    pub case_key: String,
     pub raw: Vec<u8>,
 }
 
@@ -243,8 +245,9 @@ impl Store {
             return Ok(Vec::new());
         }
         let sql = format!(
-            "SELECT a.id, a.message_id AS message_row, m.case_id AS case_row, r.bytes AS raw \
+            "SELECT a.id, a.message_id AS message_row, m.case_id AS case_row, c.key AS case_key, r.bytes AS raw \
              FROM analyses a JOIN messages m ON m.id = a.message_id JOIN raw_messages r ON r.id = m.raw_id \
+             JOIN cases c ON c.id = m.case_id \
              WHERE a.id IN ({}) AND a.claimed_by = $1 ORDER BY a.id",
             crate::sql::placeholders(2, ids.len())
         );
@@ -382,6 +385,7 @@ async fn finish_one(
     .await?;
     if updated.rows_affected() == 0 {
         tracing::warn!(
+            case = %pending.case_key,
             message = pending.message_row,
             "analysis claim taken over by another instance; its result is theirs to record"
         );

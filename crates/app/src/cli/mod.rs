@@ -39,6 +39,11 @@ pub struct GlobalArgs {
     /// More log output on stderr (-v info, -vv debug). RUST_LOG overrides.
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
     pub verbose: u8,
+
+    /// How log lines are written: plain (colour only on a terminal) or json
+    /// (one object per line). Default: `[log] format` of the config, else plain.
+    #[arg(long, global = true, value_enum, env = "CASEBOT_LOG_FORMAT")]
+    pub log_format: Option<crate::config::LogFormat>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -439,10 +444,12 @@ fn drop_demo_threads(config: &Config) -> Result<(), Failure> {
         config.ingest.max_message_bytes,
     )?;
     let dropped = crate::mailbox::demo::drop_examples(&maildir)?;
-    tracing::info!(mails = dropped, maildir = %path.display(), "demo: example threads dropped");
-    eprintln!(
-        "casebot: demo: {dropped} example mails dropped into {}; try `casebot cases` and `casebot drafts`",
-        path.display()
+    // A log line, not a print: under `--log-format json` every line the
+    // daemon writes is one JSON object.
+    tracing::info!(
+        mails = dropped,
+        maildir = %path.display(),
+        "demo: {dropped} example mails dropped; try `casebot cases` and `casebot drafts`"
     );
     Ok(())
 }

@@ -162,7 +162,7 @@ impl Outbox {
             }) if (d.attempts as u64) < u64::from(outbox.max_attempts) => {
                 let wait = backoff(d.attempts, outbox.retry_initial_secs, outbox.retry_max_secs);
                 let retry_at = casebot_store::now_ts() + wait as i64;
-                tracing::warn!(draft = d.id, attempt = d.attempts, error = %message, retry_in_secs = wait, "send failed; will retry");
+                tracing::warn!(draft = d.id, case = %d.case_key, attempt = d.attempts, error = %message, retry_in_secs = wait, "send failed; will retry");
                 self.store
                     .mark_send_error(d, &self.owner, &message, Some(retry_at))
                     .await?;
@@ -178,7 +178,7 @@ impl Outbox {
                     }
                     other => other.to_string(),
                 };
-                tracing::error!(draft = d.id, error = %message, "send failed");
+                tracing::error!(draft = d.id, case = %d.case_key, error = %message, "send failed");
                 self.store
                     .mark_send_error(d, &self.owner, &message, None)
                     .await?;
@@ -232,7 +232,7 @@ impl Outbox {
         };
         if let Err(e) = crate::mailbox::imap::append_sent(account, folder, bytes).await {
             let error = format!("{e:#}");
-            tracing::warn!(draft = d.id, %folder, %error, "cannot store the reply in the Sent folder");
+            tracing::warn!(draft = d.id, case = %d.case_key, %folder, %error, "cannot store the reply in the Sent folder");
             let _ = self
                 .store
                 .case_event(

@@ -241,9 +241,10 @@ fn count(counts: &mut WorkerCounts, results: &[(PendingAnalysis, AnalysisResult)
             AnalysisStatus::Failed => counts.failed += 1,
         }
         if result.status == AnalysisStatus::Failed {
-            tracing::warn!(message = pending.message_row, error = ?result.error, "analysis failed");
+            tracing::warn!(case = %pending.case_key, message = pending.message_row, error = ?result.error, "analysis failed");
         } else if result.status == AnalysisStatus::Done {
             tracing::info!(
+                case = %pending.case_key,
                 message = pending.message_row,
                 outcome = ?result.outcome,
                 class = ?result.class,

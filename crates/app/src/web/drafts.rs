@@ -152,7 +152,7 @@ pub async fn save(
                 .await
                 .map_err(gate_error)?;
             state.send_now.notify_one();
-            tracing::info!(draft = id, by = ?by, message_id = ?d.message_id, "draft approved on the web desk");
+            tracing::info!(draft = id, case = %d.case_key, by = ?by, message_id = ?d.message_id, "draft approved on the web desk");
             "approved"
         }
         _ => {
