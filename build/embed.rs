@@ -4,7 +4,8 @@
 //! crate `templates/`, which the binary falls back on when the configured
 //! folder is the default and does not exist (a binary run outside the
 //! repository still analyses and drafts); the application embeds the
-//! invented example threads `casebot serve --demo` drops into the Maildir.
+//! invented example threads `casebot serve --demo` drops into the Maildir,
+//! and records the commit it is built from (`casebot_build_info`).
 
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
@@ -30,14 +31,45 @@ fn main() {
             "EMBEDDED_TEMPLATES",
             &out_dir.join("embedded_templates.rs"),
         ),
-        Ok("casebot-app") => embed(
-            &root.join("examples/threads"),
-            "eml",
-            "EXAMPLE_THREADS",
-            &out_dir.join("example_threads.rs"),
-        ),
+        Ok("casebot-app") => {
+            embed(
+                &root.join("examples/threads"),
+                "eml",
+                "EXAMPLE_THREADS",
+                &out_dir.join("example_threads.rs"),
+            );
+            record_commit(root);
+        }
         _ => {}
     }
+}
+
+/// `CASEBOT_COMMIT` for the binary: the checkout's commit; a build outside
+/// a git checkout (a source tarball) says `unknown` unless the environment
+/// variable of that name is set.
+fn record_commit(root: &Path) {
+    println!("cargo:rerun-if-env-changed=CASEBOT_COMMIT");
+    for watched in [".git/HEAD", ".git/refs/heads", ".git/packed-refs"] {
+        let path = root.join(watched);
+        if path.exists() {
+            println!("cargo:rerun-if-changed={}", path.display());
+        }
+    }
+    let commit = std::env::var("CASEBOT_COMMIT").ok().or_else(|| {
+        let out = std::process::Command::new("git")
+            .args(["rev-parse", "--short=12", "HEAD"])
+            .current_dir(root)
+            .output()
+            .ok()?;
+        out.status
+            .success()
+            .then(|| String::from_utf8_lossy(&out.stdout).trim().to_string())
+            .filter(|c| !c.is_empty())
+    });
+    println!(
+        "cargo:rustc-env=CASEBOT_COMMIT={}",
+        commit.unwrap_or_else(|| "unknown".into())
+    );
 }
 
 /// Writes `const NAME: &[(path inside folder, contents)]` for every `.ext`

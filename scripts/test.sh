@@ -5,7 +5,8 @@
 # postfix (its smtp-sink is the SMTP server the sending tests talk to) and
 # dovecot-imapd (the IMAP server the watcher tests start), chromium and
 # chromium-driver (the browser test drives the web desk in them), postgresql
-# (the integration tests run a second time on PostgreSQL).
+# (the integration tests run a second time on PostgreSQL), prometheus (its
+# promtool checks /metrics).
 # Each test starts its own mail servers on loopback; this script starts one
 # throwaway PostgreSQL cluster (scripts/pg-cluster.sh) for the second run and
 # removes it at the end.
@@ -21,6 +22,7 @@ command -v mbsync >/dev/null 2>&1 || need+=(isync)
 [ -x /usr/bin/chromium ] || need+=(chromium)
 [ -x /usr/bin/chromedriver ] || need+=(chromium-driver)
 compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null || need+=(postgresql)
+command -v promtool >/dev/null 2>&1 || need+=(prometheus)
 if ((${#need[@]})); then
     if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
         echo "== apt-get install ${need[*]}"

@@ -346,8 +346,30 @@ fn serve_demo_on_a_bare_folder_files_the_example_threads_once() {
     let right = "Authorization: Bearer scrape-token-for-the-test\r\n";
     let (status, metrics) = super::http_get_with(port, "/metrics", right);
     assert_eq!(status, 200, "{metrics}");
-    assert!(metrics.contains("casebot_cases{status="), "{metrics}");
-    assert!(metrics.contains("casebot_sla_breaches "), "{metrics}");
+    super::check_metrics(&metrics);
+    // Every mail of the demo counted in memory as it was filed.
+    let filed_total: f64 = super::samples(&metrics, "casebot_mails_total")
+        .iter()
+        .filter(|(labels, _)| labels.contains("result=\"filed\""))
+        .map(|(_, v)| v)
+        .sum();
+    assert_eq!(filed_total as usize, examples, "{metrics}");
+    // Ready: the store answers, the Maildir loop and every stage pass.
+    let ready = || {
+        let (status, body) = super::http_get(port, "/readyz");
+        (status, body)
+    };
+    wait("ready", &|| ready().0 == 200);
+    let (_, body) = ready();
+    for check in [
+        "\"store\"",
+        "loop maildir:",
+        "loop analysis",
+        "loop drafting",
+        "loop outbox",
+    ] {
+        assert!(body.contains(check), "{check} missing: {body}");
+    }
     // The open example case: its log analysed, its next steps drafted.
     wait("the open case's draft", &|| {
         let o = super::casebot_at(&db, dir.path(), &["drafts", "--json"]);

@@ -158,3 +158,82 @@ pub fn wait_until(secs: u64, what: &str, log: impl Fn() -> String, done: impl Fn
         std::thread::sleep(std::time::Duration::from_millis(200));
     }
 }
+
+/// A `/metrics` answer (head and body) checked by Prometheus's own parser
+/// and linter, `promtool check metrics`, and for the names the operations
+/// guide documents.
+pub fn check_metrics(answer: &str) {
+    use std::io::Write as _;
+    let body = answer.split_once("\r\n\r\n").map_or(answer, |(_, b)| b);
+    let promtool = std::process::Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn();
+    match promtool {
+        Ok(mut child) => {
+            child
+                .stdin
+                .take()
+                .unwrap()
+                .write_all(body.as_bytes())
+                .unwrap();
+            let out = child.wait_with_output().unwrap();
+            assert!(
+                out.status.success(),
+                "promtool check metrics: {}{}\n{body}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        Err(e) => {
+            assert!(
+                std::env::var_os("CI").is_none(),
+                "promtool is missing in CI: {e}"
+            );
+            eprintln!(
+                "WARNING: promtool (Debian package prometheus) is missing: /metrics is not checked by Prometheus's parser ({e})"
+            );
+        }
+    }
+    for name in [
+        "casebot_build_info",
+        "casebot_mails_total",
+        "casebot_drafts_total",
+        "casebot_analyses_total",
+        "casebot_filing_duration_seconds_bucket",
+        "casebot_analysis_duration_seconds_bucket",
+        "casebot_draft_duration_seconds_count",
+        "casebot_send_duration_seconds_count",
+        "casebot_imap_idle_to_filed_seconds_count",
+        "casebot_open_cases",
+        "casebot_sla_open_cases",
+        "casebot_queue_length",
+        "casebot_quarantined",
+        "process_cpu_seconds_total",
+        "process_resident_memory_bytes",
+        "process_start_time_seconds",
+    ] {
+        assert!(
+            body.lines().any(|l| l.starts_with(name)),
+            "{name} missing from /metrics:\n{body}"
+        );
+    }
+}
+
+/// The samples of one metric in a `/metrics` body: (labels, value).
+pub fn samples(answer: &str, name: &str) -> Vec<(String, f64)> {
+    answer
+        .lines()
+        .filter(|l| !l.starts_with('#'))
+        .filter_map(|l| {
+            let (series, value) = l.rsplit_once(' ')?;
+            let labels = series.strip_prefix(name)?;
+            if !(labels.is_empty() || labels.starts_with('{')) {
+                return None;
+            }
+            Some((labels.to_string(), value.parse().ok()?))
+        })
+        .collect()
+}

@@ -201,18 +201,11 @@ async fn search_finds_cases_by_the_kbs_and_codes_in_their_logs() {
     )
     .unwrap();
     let analysed = worker.run_all().await.unwrap();
-    // The figures /metrics serves add up on every backend.
-    let metrics = store.counts_for_metrics().await.unwrap();
-    assert_eq!(
-        metrics.analysis_count as u64,
-        analysed.analysed + analysed.empty + analysed.failed
-    );
-    assert!(
-        metrics
-            .analysis_buckets
-            .iter()
-            .all(|&b| b <= metrics.analysis_count)
-    );
+    assert!(analysed.analysed > 0, "{analysed:?}");
+    // The queue lengths /metrics serves, on every backend: nothing left.
+    let queues = store.queue_lengths().await.unwrap();
+    assert_eq!(queues.analysis, 0, "{queues:?}");
+    assert_eq!(queues.quarantined, 0, "{queues:?}");
 
     let search = |text: &str| {
         let store = store.clone();

@@ -20,5 +20,7 @@ pub mod mailbox;
 pub mod outbox;
 pub mod overview;
 pub mod parallel;
+mod process;
 pub mod stages;
+pub mod telemetry;
 pub mod web;

@@ -84,6 +84,7 @@ fn pages(keys: &[String]) -> Vec<(&'static str, PathOf)> {
             "API: SLA board JSON",
             Box::new(|_| "/api/board".to_string()),
         ),
+        ("/metrics scrape", Box::new(|_| "/metrics".to_string())),
     ]
 }
 
@@ -235,7 +236,6 @@ pub async fn web(
         sla,
         send_now: Default::default(),
         throttle: Default::default(),
-        started: Instant::now(),
     };
     let listener = TcpListener::bind("127.0.0.1:0").await?;
     let base = format!("http://{}", listener.local_addr()?);

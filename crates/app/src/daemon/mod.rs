@@ -158,7 +158,6 @@ pub async fn run(
             sla: desk.sla.clone(),
             send_now: desk.send_now.clone(),
             throttle: Default::default(),
-            started: std::time::Instant::now(),
         };
         let mut web_stop = stop_rx.clone();
         tasks.push(tokio::spawn(crate::web::serve(
@@ -266,12 +265,18 @@ async fn analyse_forever(
         AnalysisQueue::Fetch => "fetching links",
     };
     let mut failing = false;
+    let health = match queue {
+        AnalysisQueue::Read => "analysis",
+        AnalysisQueue::Fetch => "analysis_links",
+    };
+    crate::telemetry::metrics().loop_started(health);
     loop {
         let started = std::time::Instant::now();
         let pass = match queue {
             AnalysisQueue::Read => worker.run_pending().await,
             AnalysisQueue::Fetch => worker.run_fetches().await,
         };
+        crate::telemetry::metrics().loop_pass(health, pass.is_ok());
         match pass {
             Ok(counts) => {
                 if failing {
@@ -320,6 +325,7 @@ async fn draft_forever(
     // and runs on every instance.
     let mut drafting_lease = drafter.store().lease(leases::DRAFTING);
     let mut drafting = false;
+    crate::telemetry::metrics().loop_started("drafting");
     loop {
         let pass = async {
             let started = std::time::Instant::now();
@@ -341,7 +347,9 @@ async fn draft_forever(
             sla.refresh().await?;
             anyhow::Ok((drafted, started.elapsed().as_millis() as u64))
         };
-        match pass.await {
+        let pass = pass.await;
+        crate::telemetry::metrics().loop_pass("drafting", pass.is_ok());
+        match pass {
             Ok((drafted, drafting_ms)) => {
                 if failing {
                     tracing::info!("drafting works again");
@@ -380,8 +388,11 @@ async fn send_forever(
     mut stop: watch::Receiver<bool>,
 ) -> Result<()> {
     let mut failing = false;
+    crate::telemetry::metrics().loop_started("outbox");
     loop {
-        match outbox.send_due().await {
+        let pass = outbox.send_due().await;
+        crate::telemetry::metrics().loop_pass("outbox", pass.is_ok());
+        match pass {
             Ok(counts) => {
                 if failing {
                     tracing::info!("the sender works again");

@@ -31,6 +31,7 @@ use tokio_rustls::rustls::{ClientConfig, RootCertStore};
 use super::RawMail;
 use super::{Filer, Report};
 use crate::config::{Config, MailboxConfig, SmtpSecurity};
+use crate::telemetry::Stage;
 use casebot_core::domain::Source;
 use casebot_core::mail::filing::Status;
 use casebot_store::Store;
@@ -173,7 +174,10 @@ impl Account {
             client.login(&self.user, &self.password),
         )
         .await?
-        .map_err(|(e, _)| e)
+        .map_err(|(e, _)| {
+            crate::telemetry::metrics().imap_auth_failure(&self.name);
+            e
+        })
         .with_context(|| format!("{server}: login as {} failed", self.user))
     }
 
@@ -303,6 +307,7 @@ impl FolderWatcher {
                         last_error = message.clone();
                     }
                     self.set_state("reconnecting", Some(&message)).await;
+                    crate::telemetry::metrics().imap_reconnect(&self.account.name);
                     failures = failures.saturating_add(1);
                     let wait = reconnect_delay(failures, self.reconnect_max, jitter_seed());
                     tokio::select! {
@@ -329,6 +334,8 @@ impl FolderWatcher {
             tracing::info!(mailbox = %self.account.name, folder = %self.folder, idle = can_idle, "watching IMAP folder");
         }
         *failures = 0;
+        // When IDLE last said new mail is there, until it is filed.
+        let mut woke_at: Option<std::time::Instant> = None;
         loop {
             let selected = within(COMMAND_TIMEOUT, "SELECT", session.select(&self.folder))
                 .await?
@@ -336,7 +343,8 @@ impl FolderWatcher {
             let uidvalidity = selected
                 .uid_validity
                 .context("the server sent no UIDVALIDITY")?;
-            self.catch_up(&mut session, uidvalidity, stop).await?;
+            self.catch_up(&mut session, uidvalidity, stop, woke_at.take())
+                .await?;
             // Unsolicited responses (EXISTS, EXPUNGE) are not needed: every
             // wake-up re-reads the folder by UID.
             while session.unsolicited_responses.try_recv().is_ok() {}
@@ -354,6 +362,9 @@ impl FolderWatcher {
                     _ = stop.changed() => None,
                 };
                 drop(interrupt);
+                if matches!(woke, Some(IdleResponse::NewData(_))) {
+                    woke_at = Some(std::time::Instant::now());
+                }
                 if woke == Some(IdleResponse::ManualInterrupt) {
                     // Nobody interrupted: the server closed the stream.
                     bail!("the server closed the connection during IDLE");
@@ -377,6 +388,7 @@ impl FolderWatcher {
         session: &mut ImapSession,
         uidvalidity: u32,
         stop: &watch::Receiver<bool>,
+        woke_at: Option<std::time::Instant>,
     ) -> Result<()> {
         let store = &self.store;
         let name = &self.account.name;
@@ -491,6 +503,9 @@ impl FolderWatcher {
                     "filed IMAP mail"
                 );
                 self.filed.notify_one();
+                if let Some(woke) = woke_at {
+                    crate::telemetry::metrics().took(Stage::IdleToFiled, woke.elapsed());
+                }
             }
             if *stop.borrow() {
                 break;

@@ -88,8 +88,12 @@ pub async fn watch(
     mut stop: watch::Receiver<bool>,
 ) -> Result<()> {
     let mut failing = false;
+    let health = format!("maildir:{}", maildir.name);
+    crate::telemetry::metrics().loop_started(&health);
     loop {
-        match scan_once(&maildir, filer.as_ref()).await {
+        let scanned = scan_once(&maildir, filer.as_ref()).await;
+        crate::telemetry::metrics().loop_pass(&health, scanned.is_ok());
+        match scanned {
             Ok(n) => {
                 if failing {
                     tracing::info!(mailbox = %maildir.name, "Maildir scan works again");

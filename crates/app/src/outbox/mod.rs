@@ -22,6 +22,7 @@ use serde::Serialize;
 use crate::config::{Config, TransportKind};
 use crate::mailbox::RawMail;
 use crate::stages::filing::Pipeline;
+use crate::telemetry::{DraftEvent, Stage};
 use casebot_core::domain::Source;
 use casebot_store::Store;
 use casebot_store::drafts::{DraftRow, sha256_text};
@@ -123,6 +124,7 @@ impl Outbox {
             }
         };
         let bytes = message.formatted();
+        let started = std::time::Instant::now();
         let result = match outbox.transport {
             TransportKind::File => {
                 self.write_file(d, &bytes)
@@ -146,12 +148,14 @@ impl Outbox {
                     })
             }
         };
+        crate::telemetry::metrics().took(Stage::Send, started.elapsed());
         match result {
             Ok(answer) => {
                 self.store
                     .mark_sent(d, &self.owner, serde_json::json!({"transport": answer}))
                     .await?;
                 tracing::info!(draft = d.id, case = %d.case_key, "reply sent");
+                crate::telemetry::metrics().draft(DraftEvent::Sent);
                 self.store_in_sent_folder(d, &bytes).await;
                 self.file_copy(d.id, bytes).await;
                 Ok(Sent::Yes)
@@ -179,6 +183,7 @@ impl Outbox {
                     other => other.to_string(),
                 };
                 tracing::error!(draft = d.id, case = %d.case_key, error = %message, "send failed");
+                crate::telemetry::metrics().draft(DraftEvent::SendFailed);
                 self.store
                     .mark_send_error(d, &self.owner, &message, None)
                     .await?;

@@ -240,6 +240,16 @@ fn count(counts: &mut WorkerCounts, results: &[(PendingAnalysis, AnalysisResult)
             AnalysisStatus::Fetching | AnalysisStatus::Pending => {}
             AnalysisStatus::Failed => counts.failed += 1,
         }
+        let outcome = match result.status {
+            AnalysisStatus::Done => result.outcome.as_deref().unwrap_or("done"),
+            AnalysisStatus::Empty => "empty",
+            AnalysisStatus::Failed => "failed",
+            AnalysisStatus::Fetching | AnalysisStatus::Pending => "",
+        };
+        if !outcome.is_empty() {
+            let took = std::time::Duration::from_millis(result.duration_ms.max(0) as u64);
+            crate::telemetry::metrics().analysis(outcome, took);
+        }
         if result.status == AnalysisStatus::Failed {
             tracing::warn!(case = %pending.case_key, message = pending.message_row, error = ?result.error, "analysis failed");
         } else if result.status == AnalysisStatus::Done {

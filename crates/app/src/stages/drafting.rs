@@ -14,6 +14,7 @@ use futures_util::StreamExt;
 use serde::Serialize;
 
 use crate::config::Config;
+use crate::telemetry::{DraftEvent, Stage};
 use casebot_analysis::conclude::Conclusion;
 use casebot_analysis::rules::RuleSet;
 use casebot_core::domain::{Direction, DraftKind, DraftOrigin, DraftStatus, Lang, MailSignal};
@@ -115,12 +116,27 @@ impl Drafter {
         // Most cases need no new draft and cost only reads, which SQLite
         // serves side by side: a few cases at a time, each on its own.
         let mut changes = futures_util::stream::iter(cases)
-            .map(|case_row| self.redraft_case(case_row))
+            .map(|case_row| async move {
+                let started = std::time::Instant::now();
+                let change = self.redraft_case(case_row).await;
+                (change, started.elapsed())
+            })
             .buffer_unordered(CASES_AT_ONCE);
-        while let Some(change) = changes.next().await {
-            match change? {
-                Change::Created => counts.created += 1,
-                Change::Updated => counts.updated += 1,
+        let telemetry = crate::telemetry::metrics();
+        while let Some((change, took)) = changes.next().await {
+            let change = change?;
+            if matches!(change, Change::Created | Change::Updated) {
+                telemetry.took(Stage::Drafting, took);
+            }
+            match change {
+                Change::Created => {
+                    telemetry.draft(DraftEvent::Created);
+                    counts.created += 1
+                }
+                Change::Updated => {
+                    telemetry.draft(DraftEvent::Replaced);
+                    counts.updated += 1
+                }
                 Change::Withdrawn => counts.withdrawn += 1,
                 Change::Unchanged => counts.unchanged += 1,
             }
@@ -274,6 +290,7 @@ impl Drafter {
                 .await?
                 .ok_or_else(|| anyhow::anyhow!("another pending draft appeared; try again"))?,
         };
+        crate::telemetry::metrics().draft(DraftEvent::Created);
         self.store.draft(id).await
     }
 
@@ -425,7 +442,9 @@ impl Drafter {
                 "draft {id}: say why it is rejected"
             )));
         }
-        self.store.reject_draft(id, by, reason).await
+        let d = self.store.reject_draft(id, by, reason).await?;
+        crate::telemetry::metrics().draft(DraftEvent::Rejected);
+        Ok(d)
     }
 
     /// Queues a failed draft for sending again, once an engineer has checked
@@ -462,6 +481,7 @@ impl Drafter {
                 learned_from,
             )
             .await
+            .inspect(|_| crate::telemetry::metrics().draft(DraftEvent::Approved))
     }
 }
 

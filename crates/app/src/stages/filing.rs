@@ -362,11 +362,18 @@ async fn file_all(conn: &mut AnyConnection, items: &[Prepared]) -> Result<Vec<Re
 impl Filer for Pipeline {
     fn file(&self, mails: Vec<RawMail>) -> BoxFuture<'_, Result<Vec<Report>>> {
         Box::pin(async move {
+            let started = std::time::Instant::now();
             let this = self.clone();
             let prepared = tokio::task::spawn_blocking(move || this.prepare_batch(mails))
                 .await
                 .context("The parse task failed")?;
-            self.file_batch(prepared).await
+            let reports = self.file_batch(prepared).await?;
+            let telemetry = crate::telemetry::metrics();
+            telemetry.took(crate::telemetry::Stage::Filing, started.elapsed());
+            for report in &reports {
+                telemetry.mail(report.status);
+            }
+            Ok(reports)
         })
     }
 }

@@ -1,10 +1,13 @@
-//! `/metrics` in the Prometheus text format, and `/healthz`.
+//! `/metrics` in the Prometheus text format, `/healthz` and `/readyz`.
 //!
 //! `/metrics` needs a login like everything else, or, for a scraper, the
 //! bearer token held in the environment variable `web.metrics_token_env`
-//! names. `/healthz` says only whether the store answers: it shows no data.
+//! names. `/healthz` (alive: the process answers and its store does) and
+//! `/readyz` (ready: the store answers, every watched IMAP folder is
+//! connected, every loop of the daemon passes) need none and show no mail
+//! data: only check names and verdicts.
 
-use std::fmt::Write as _;
+use std::collections::BTreeMap;
 
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, header};
@@ -13,8 +16,7 @@ use chrono::Utc;
 
 use super::auth::{Desk, same_token};
 use super::{AppState, WebError};
-use casebot_core::sla::Urgency;
-use casebot_store::metrics::ANALYSIS_BUCKETS_MS;
+use crate::telemetry::Telemetry;
 
 fn scraper_allowed(state: &AppState, headers: &HeaderMap) -> bool {
     let Ok(expected) = std::env::var(&state.config.web.metrics_token_env) else {
@@ -27,14 +29,6 @@ fn scraper_allowed(state: &AppState, headers: &HeaderMap) -> bool {
     !expected.is_empty() && given.is_some_and(|g| same_token(g, &expected))
 }
 
-/// A label value in the exposition format.
-fn label(value: &str) -> String {
-    value
-        .replace('\\', "\\\\")
-        .replace('"', "\\\"")
-        .replace('\n', "\\n")
-}
-
 pub async fn metrics(
     State(state): State<AppState>,
     desk: Option<Desk>,
@@ -43,154 +37,81 @@ pub async fn metrics(
     if desk.is_none() && !scraper_allowed(&state, &headers) {
         return Err(WebError::Unauthorized);
     }
-    let counts = state.store.counts_for_metrics().await?;
+    let telemetry = crate::telemetry::metrics();
     state.sla.refresh().await?;
-    let by_urgency = urgency_counts(&state);
-    let folders = state.store.imap_folders().await?;
-
-    let mut out = String::new();
-    section(
-        &mut out,
-        "casebot_cases",
-        "gauge",
-        "Cases by status.",
-        lines("casebot_cases", "status", &counts.cases_by_status),
-    );
-    section(
-        &mut out,
-        "casebot_drafts",
-        "gauge",
-        "Drafts by status (pending ones wait for an engineer).",
-        lines("casebot_drafts", "status", &counts.drafts_by_status),
-    );
-    section(
-        &mut out,
-        "casebot_messages_ingested",
-        "counter",
-        "Mails filed, by direction.",
-        lines(
-            "casebot_messages_ingested",
-            "direction",
-            &counts.messages_by_direction,
-        ),
-    );
-    section(
-        &mut out,
-        "casebot_raw_messages",
-        "counter",
-        "Distinct raw mails kept as evidence.",
-        format!("casebot_raw_messages {}\n", counts.raw_messages),
-    );
-    section(
-        &mut out,
-        "casebot_quarantined",
-        "gauge",
-        "Mails in quarantine, not yet replayed.",
-        format!("casebot_quarantined {}\n", counts.quarantined),
-    );
-    section(
-        &mut out,
-        "casebot_sla_open_cases",
-        "gauge",
-        "Open cases by priority and SLA urgency (breached, at_risk, on_track, paused).",
-        sla_lines(&by_urgency),
-    );
-    let breaches: usize = by_urgency
-        .iter()
-        .filter(|((_, u), _)| *u == Urgency::Breached.as_str())
-        .map(|(_, n)| n)
-        .sum();
-    section(
-        &mut out,
-        "casebot_sla_breaches",
-        "gauge",
-        "Open cases with a breached SLA target.",
-        format!("casebot_sla_breaches {breaches}\n"),
-    );
-    section(
-        &mut out,
-        "casebot_imap_folder_state",
-        "gauge",
-        "Each watched IMAP folder's connection state (1 for the current one).",
-        imap_lines(&folders),
-    );
-    section(
-        &mut out,
-        "casebot_analysis_duration_seconds",
-        "histogram",
-        "Time spent analysing each mail's logs.",
-        analysis_histogram(&counts),
-    );
-    section(
-        &mut out,
-        "casebot_analyses",
-        "gauge",
-        "Analyses by status.",
-        lines("casebot_analyses", "status", &counts.analyses_by_status),
-    );
-    section(
-        &mut out,
-        "casebot_uptime_seconds",
-        "gauge",
-        "Seconds since this web desk started.",
-        format!(
-            "casebot_uptime_seconds {}\n",
-            state.started.elapsed().as_secs()
-        ),
-    );
+    set_case_gauges(telemetry, &state);
+    let queues = state.store.queue_lengths().await?;
+    for (queue, n) in [
+        ("analysis", queues.analysis),
+        ("analysis_links", queues.analysis_links),
+        ("approval", queues.approval),
+        ("outbox", queues.outbox),
+    ] {
+        telemetry
+            .queue_length
+            .get_or_create(&vec![("queue", queue.to_string())])
+            .set(n);
+    }
+    telemetry.quarantined.set(queues.quarantined);
+    set_mailbox_gauges(telemetry, &state.store.imap_folders().await?);
+    let body = telemetry
+        .encode()
+        .map_err(|e| WebError::Internal(anyhow::anyhow!("cannot encode the metrics: {e}")))?;
     Ok((
         [(
             header::CONTENT_TYPE,
             "text/plain; version=0.0.4; charset=utf-8",
         )],
-        out,
+        body,
     )
         .into_response())
 }
 
-/// Open cases by priority and urgency, read now from the SLA snapshots.
-fn urgency_counts(state: &AppState) -> std::collections::BTreeMap<(String, &'static str), usize> {
+/// Open cases by status and priority, and by priority and SLA urgency now,
+/// from the SLA stage's in-memory snapshots of the open cases.
+fn set_case_gauges(telemetry: &Telemetry, state: &AppState) {
     let now = Utc::now();
     let policies = state.sla.policies();
-    let mut by_urgency = std::collections::BTreeMap::new();
-    for s in state.sla.open().values() {
+    let mut by_status: BTreeMap<(&'static str, String), i64> = BTreeMap::new();
+    let mut by_urgency: BTreeMap<(String, &'static str), i64> = BTreeMap::new();
+    let open = state.sla.open();
+    for s in open.values() {
+        *by_status
+            .entry((s.status.as_str(), s.priority.clone()))
+            .or_default() += 1;
         let v = s.view(policies, now);
         *by_urgency
             .entry((v.priority, v.urgency.as_str()))
             .or_default() += 1;
     }
-    by_urgency
-}
-
-/// One metric: its help and type lines, then its samples.
-fn section(out: &mut String, name: &str, kind: &str, help: &str, samples: String) {
-    let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
-    out.push_str(&samples);
-}
-
-/// One sample per row, labelled `key`.
-fn lines(name: &str, key: &str, rows: &[(String, i64)]) -> String {
-    rows.iter()
-        .map(|(k, n)| format!("{name}{{{key}=\"{}\"}} {n}\n", label(k)))
-        .collect()
-}
-
-/// Open cases by priority and urgency, one sample each.
-fn sla_lines(by_urgency: &std::collections::BTreeMap<(String, &'static str), usize>) -> String {
-    let mut lines = String::new();
-    for ((priority, urgency), n) in by_urgency {
-        let _ = writeln!(
-            lines,
-            "casebot_sla_open_cases{{priority=\"{}\",urgency=\"{urgency}\"}} {n}",
-            label(priority)
-        );
+    // Cleared first: a combination no case is in any more reads absent,
+    // not its last count.
+    telemetry.open_cases.clear();
+    for ((status, priority), n) in by_status {
+        telemetry
+            .open_cases
+            .get_or_create(&vec![
+                ("status", status.to_string()),
+                ("priority", priority),
+            ])
+            .set(n);
     }
-    lines
+    telemetry.sla_cases.clear();
+    for ((priority, urgency), n) in by_urgency {
+        telemetry
+            .sla_cases
+            .get_or_create(&vec![
+                ("priority", priority),
+                ("urgency", urgency.to_string()),
+            ])
+            .set(n);
+    }
 }
 
-/// Each folder's state as a one-hot gauge over every state it can be in.
-fn imap_lines(folders: &[casebot_store::imap::FolderView]) -> String {
-    let states = [
+/// Each watched folder's state as a one-hot gauge over every state it can
+/// be in, so an alert can say `casebot_mailbox_state{state="reconnecting"} == 1`.
+fn set_mailbox_gauges(telemetry: &Telemetry, folders: &[casebot_store::imap::FolderView]) {
+    const STATES: [&str; 6] = [
         "connecting",
         "catching_up",
         "idle",
@@ -198,39 +119,19 @@ fn imap_lines(folders: &[casebot_store::imap::FolderView]) -> String {
         "reconnecting",
         "stopped",
     ];
-    let mut lines = String::new();
+    telemetry.mailbox_state.clear();
     for f in folders {
-        for s in states {
-            let _ = writeln!(
-                lines,
-                "casebot_imap_folder_state{{mailbox=\"{}\",folder=\"{}\",state=\"{s}\"}} {}",
-                label(&f.mailbox),
-                label(&f.folder),
-                u8::from(f.state == s)
-            );
+        for s in STATES {
+            telemetry
+                .mailbox_state
+                .get_or_create(&vec![
+                    ("mailbox", f.mailbox.clone()),
+                    ("folder", f.folder.clone()),
+                    ("state", s.to_string()),
+                ])
+                .set(i64::from(f.state == s));
         }
     }
-    lines
-}
-
-/// The analysis durations as a cumulative histogram in seconds.
-fn analysis_histogram(counts: &casebot_store::metrics::StoreCounts) -> String {
-    let mut hist = String::new();
-    for (bound, n) in ANALYSIS_BUCKETS_MS.iter().zip(&counts.analysis_buckets) {
-        let _ = writeln!(
-            hist,
-            "casebot_analysis_duration_seconds_bucket{{le=\"{}\"}} {n}",
-            *bound as f64 / 1000.0
-        );
-    }
-    let _ = writeln!(
-        hist,
-        "casebot_analysis_duration_seconds_bucket{{le=\"+Inf\"}} {}\ncasebot_analysis_duration_seconds_sum {}\ncasebot_analysis_duration_seconds_count {}",
-        counts.analysis_count,
-        counts.analysis_sum_ms as f64 / 1000.0,
-        counts.analysis_count
-    );
-    hist
 }
 
 pub async fn healthz(State(state): State<AppState>) -> Response {
@@ -244,4 +145,90 @@ pub async fn healthz(State(state): State<AppState>) -> Response {
             (StatusCode::SERVICE_UNAVAILABLE, "store unavailable\n").into_response()
         }
     }
+}
+
+/// A loop that has not ended a pass well for this long is stuck.
+const STUCK_AFTER: std::time::Duration = std::time::Duration::from_secs(300);
+
+/// One readiness check.
+#[derive(Debug, serde::Serialize)]
+struct Check {
+    name: String,
+    ok: bool,
+    detail: String,
+}
+
+pub async fn readyz(State(state): State<AppState>) -> Response {
+    let mut checks = Vec::new();
+    let store_ok = sqlx::query_scalar::<_, i64>("SELECT 1")
+        .fetch_one(state.store.pool())
+        .await
+        .is_ok();
+    checks.push(Check {
+        name: "store".into(),
+        ok: store_ok,
+        detail: if store_ok {
+            "answers"
+        } else {
+            "does not answer"
+        }
+        .into(),
+    });
+    // The folder states are kept in the store by whichever instance
+    // watches the folder, so this says whether the desk's mail comes in,
+    // not whether this instance is the one fetching it.
+    let folders = if store_ok {
+        state.store.imap_folders().await.unwrap_or_default()
+    } else {
+        Vec::new()
+    };
+    for mailbox in state
+        .config
+        .mailboxes
+        .iter()
+        .filter(|m| m.kind == crate::config::MailboxKind::Imap)
+    {
+        for folder in &mailbox.folders {
+            let row = folders
+                .iter()
+                .find(|f| f.mailbox == mailbox.name && &f.folder == folder);
+            let state = row.map(|f| f.state.as_str()).unwrap_or("not watched yet");
+            checks.push(Check {
+                name: format!("mailbox {}/{folder}", mailbox.name),
+                ok: matches!(state, "idle" | "polling" | "catching_up"),
+                detail: state.to_string(),
+            });
+        }
+    }
+    let now = std::time::Instant::now();
+    for (name, health) in crate::telemetry::metrics().loops() {
+        let (ok, detail) = match (health.failing_since, health.last_ok) {
+            (Some(since), _) => (
+                false,
+                format!("failing for {} s", now.duration_since(since).as_secs()),
+            ),
+            (None, None) => (false, "no pass yet".to_string()),
+            (None, Some(last)) if now.duration_since(last) > STUCK_AFTER => (
+                false,
+                format!("no pass for {} s", now.duration_since(last).as_secs()),
+            ),
+            (None, Some(_)) => (true, "passing".to_string()),
+        };
+        checks.push(Check {
+            name: format!("loop {name}"),
+            ok,
+            detail,
+        });
+    }
+    let ready = checks.iter().all(|c| c.ok);
+    let status = if ready {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    (
+        status,
+        axum::Json(serde_json::json!({"ready": ready, "checks": checks})),
+    )
+        .into_response()
 }

@@ -1,10 +1,10 @@
 //! The web desk: server-rendered pages for engineers and the team lead, a
-//! JSON API with the same data, `/metrics` and `/healthz`.
+//! JSON API with the same data, `/metrics`, `/healthz` and `/readyz`.
 //!
 //! Pages are plain HTML from [`maud`], which escapes every interpolated
 //! value: mail text can only ever be text. The one script (`desk.js`, the
 //! board's refresh) is a static file; the Content-Security-Policy allows no
-//! inline script at all. Every route but `/login`, `/healthz` and the static
+//! inline script at all. Every route but `/login`, `/healthz`, `/readyz` and the static
 //! files takes a [`auth::Desk`] (or [`auth::Lead`]) argument, so a handler
 //! without a login check does not compile into the router by accident.
 //!
@@ -48,8 +48,6 @@ pub struct AppState {
     /// Wakes the sender after an approval, so the reply leaves at once.
     pub send_now: Arc<Notify>,
     pub throttle: Arc<auth::Throttle>,
-    /// When the desk started serving (`casebot_uptime_seconds`).
-    pub started: std::time::Instant,
 }
 
 impl AppState {
@@ -128,6 +126,7 @@ pub fn router(state: AppState) -> Router {
         .route("/api/drafts/{id}", get(api::draft))
         .route("/metrics", get(metrics::metrics))
         .route("/healthz", get(metrics::healthz))
+        .route("/readyz", get(metrics::readyz))
         .route("/static/desk.css", get(layout::stylesheet))
         .route("/static/desk.js", get(layout::script))
         .fallback(|| async { WebError::NotFound("no such page".into()) })
