@@ -7,15 +7,32 @@
 use std::io::IsTerminal;
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, Parser, Subcommand};
 use tracing_subscriber::EnvFilter;
 
 use casebot_app::cli::{Command, GlobalArgs};
 use casebot_app::config::LogFormat;
 
+/// The exit codes, as `--help` shows them (the same list is in the README).
+const EXIT_CODES: &str = "\
+Exit codes:
+  0  success
+  1  runtime failure (the store, a server, a file)
+  2  bad usage or configuration
+  3  not found (case, draft, account, quarantine entry)
+  4  input refused (not a mail, a draft in the wrong state, a weak password)
+  5  an import finished, but some mails could not be read";
+
 /// casebot: files a Windows servicing support desk's mail under its cases.
 #[derive(Debug, Parser)]
-#[command(name = "casebot", version, about, long_about = None, propagate_version = true)]
+#[command(
+    name = "casebot",
+    version = casebot_app::VERSION,
+    about,
+    long_about = None,
+    propagate_version = true,
+    after_help = EXIT_CODES
+)]
 struct Cli {
     #[command(flatten)]
     globals: GlobalArgs,
@@ -28,6 +45,14 @@ struct Cli {
 enum TopCommand {
     #[command(flatten)]
     Desk(Command),
+    /// Print a shell completion script: `casebot completions bash >
+    /// /etc/bash_completion.d/casebot` (or zsh, fish).
+    Completions {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Print the man page (roff): `casebot man | man -l -`.
+    Man,
     /// Benchmarks that print figures.
     #[cfg(feature = "bench")]
     #[command(subcommand)]
@@ -42,6 +67,27 @@ fn main() -> ExitCode {
         libc::signal(libc::SIGPIPE, libc::SIG_DFL);
     }
     let cli = Cli::parse();
+    match &cli.command {
+        TopCommand::Completions { shell } => {
+            clap_complete::generate(
+                *shell,
+                &mut Cli::command(),
+                "casebot",
+                &mut std::io::stdout(),
+            );
+            return ExitCode::SUCCESS;
+        }
+        TopCommand::Man => {
+            return match clap_mangen::Man::new(Cli::command()).render(&mut std::io::stdout()) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("casebot: error: cannot write the man page: {e}");
+                    ExitCode::from(1)
+                }
+            };
+        }
+        _ => {}
+    }
     let serving = matches!(cli.command, TopCommand::Desk(Command::Serve { .. }));
     let default_level = match (cli.globals.verbose, serving) {
         (0, false) => "warn",
@@ -86,6 +132,7 @@ fn main() -> ExitCode {
     runtime.block_on(async {
         match cli.command {
             TopCommand::Desk(command) => casebot_app::cli::run(&cli.globals, command).await,
+            TopCommand::Completions { .. } | TopCommand::Man => ExitCode::SUCCESS,
             #[cfg(feature = "bench")]
             TopCommand::Bench(command) => casebot_bench::cli::run(&cli.globals, command).await,
         }

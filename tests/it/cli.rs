@@ -581,3 +581,86 @@ fn desk_accounts_from_the_command_line() {
     let o = casebot(&db, dir.path(), &["user", "disable", "nobody"]);
     assert_eq!(o.status.code(), Some(3));
 }
+
+/// The command line checks what it can before running: a word that is not
+/// one of an option's choices is a usage error listing them; every command
+/// that changes something says what it did as JSON with `--json`;
+/// completions and the man page come from the same definitions as `--help`,
+/// which lists the exit codes.
+#[test]
+fn options_are_checked_and_changes_answer_in_json() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("cli.db");
+    for (args, choice) in [
+        (&["cases", "--status", "waiting"][..], "waiting_on_us"),
+        (&["drafts", "--status", "pendng"][..], "pending"),
+        (
+            &["draft", "new", "X", "--kind", "summary", "--as", "Li"][..],
+            "next_steps",
+        ),
+        (&["analyze", "x.log", "--lang", "fr"][..], "zh-CN"),
+    ] {
+        let o = casebot(&db, dir.path(), args);
+        assert_eq!(o.status.code(), Some(2), "{args:?}: {}", stderr(&o));
+        assert!(
+            stderr(&o).contains("possible values") && stderr(&o).contains(choice),
+            "{args:?}: {}",
+            stderr(&o)
+        );
+    }
+    let help = casebot(&db, dir.path(), &["--help"]);
+    assert!(stdout(&help).contains("Exit codes:"), "{}", stdout(&help));
+    assert!(stdout(&help).contains("3  not found"), "{}", stdout(&help));
+    let bash = casebot(&db, dir.path(), &["completions", "bash"]);
+    assert!(bash.status.success());
+    assert!(
+        stdout(&bash).contains("complete -F _casebot"),
+        "{}",
+        stdout(&bash)
+    );
+    assert!(
+        stdout(&bash).contains("waiting_on_customer"),
+        "choices complete too"
+    );
+    let man = casebot(&db, dir.path(), &["man"]);
+    assert!(stdout(&man).contains(".TH casebot 1"), "{}", stdout(&man));
+
+    // assign: a human line by default, JSON with --json.
+    let threads = super::example("threads");
+    assert!(
+        casebot(&db, dir.path(), &["import", threads.to_str().unwrap()])
+            .status
+            .success()
+    );
+    let add = std::process::Command::new(env!("CARGO_BIN_EXE_casebot"))
+        .args(["user", "add", "lin.eng", "--role", "engineer", "--json"])
+        .current_dir(dir.path())
+        .env("CASEBOT_DB", super::store_url(&db))
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .and_then(|mut child| {
+            use std::io::Write as _;
+            writeln!(child.stdin.take().unwrap(), "a long enough password")?;
+            child.wait_with_output()
+        })
+        .unwrap();
+    assert!(
+        add.status.success(),
+        "{}",
+        String::from_utf8_lossy(&add.stderr)
+    );
+    let user: serde_json::Value = serde_json::from_slice(&add.stdout).unwrap();
+    assert_eq!(user["name"], "lin.eng");
+    let args = ["assign", "CAS-10003-SC5K8P", "lin.eng", "--as", "Zhou"];
+    let o = casebot(&db, dir.path(), &args);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(stdout(&o).is_empty(), "{}", stdout(&o));
+    let o = casebot(&db, dir.path(), &[&args[..], &["--json"]].concat());
+    let assigned: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
+    assert_eq!(assigned["owner"], "lin.eng", "{assigned}");
+    let o = casebot(&db, dir.path(), &["user", "disable", "lin.eng", "--json"]);
+    let user: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
+    assert_eq!(user["disabled"], true, "{user}");
+}

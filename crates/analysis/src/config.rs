@@ -105,56 +105,27 @@ impl AnalysisConfig {
     }
 }
 
-/// A CIDR network from `allowed_networks`.
+/// A CIDR network from `allowed_networks` (ipnet does the arithmetic).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Network {
-    addr: IpAddr,
-    prefix: u8,
-}
+pub struct Network(ipnet::IpNet);
 
 impl Network {
     /// `10.0.0.0/8`, `fd00::/8` or a single address.
     pub fn parse(text: &str) -> Result<Network, String> {
-        let (addr, prefix) = match text.split_once('/') {
-            Some((a, p)) => (a, Some(p)),
-            None => (text, None),
-        };
-        let addr: IpAddr = addr
-            .trim()
-            .parse()
-            .map_err(|_| format!("{text:?} is not an address or network"))?;
-        let max = if addr.is_ipv4() { 32 } else { 128 };
-        let prefix = match prefix {
-            Some(p) => p
-                .trim()
-                .parse::<u8>()
-                .ok()
-                .filter(|&p| p <= max)
-                .ok_or_else(|| format!("{text:?}: prefix must be 0..={max}"))?,
-            None => max,
-        };
-        Ok(Network { addr, prefix })
+        let text = text.trim();
+        if let Ok(net) = text.parse::<ipnet::IpNet>() {
+            return Ok(Network(net));
+        }
+        match text.parse::<IpAddr>() {
+            Ok(addr) => Ok(Network(addr.into())),
+            Err(_) if text.contains('/') => Err(format!(
+                "{text:?} is not a network (an address, then /0..=32 for IPv4 or /0..=128 for IPv6)"
+            )),
+            Err(_) => Err(format!("{text:?} is not an address or network")),
+        }
     }
 
     pub fn contains(&self, ip: IpAddr) -> bool {
-        match (self.addr, ip) {
-            (IpAddr::V4(net), IpAddr::V4(ip)) => {
-                let mask = if self.prefix == 0 {
-                    0
-                } else {
-                    u32::MAX << (32 - self.prefix)
-                };
-                u32::from(net) & mask == u32::from(ip) & mask
-            }
-            (IpAddr::V6(net), IpAddr::V6(ip)) => {
-                let mask = if self.prefix == 0 {
-                    0
-                } else {
-                    u128::MAX << (128 - self.prefix)
-                };
-                u128::from(net) & mask == u128::from(ip) & mask
-            }
-            _ => false,
-        }
+        self.0.contains(&ip)
     }
 }

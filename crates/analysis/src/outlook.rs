@@ -214,7 +214,7 @@ fn stream_bytes<F: Read + Seek>(
     Some(bytes)
 }
 
-/// Tags dropped, entities of the common kind decoded, block ends as lines:
+/// Tags dropped, character references decoded, block ends as lines:
 /// enough to scan an HTML-only body for log lines.
 fn html_to_text(html: &str) -> String {
     let mut out = String::with_capacity(html.len() / 2);
@@ -244,9 +244,5 @@ fn html_to_text(html: &str) -> String {
             (false, c) => out.push(c),
         }
     }
-    out.replace("&nbsp;", " ")
-        .replace("&lt;", "<")
-        .replace("&gt;", ">")
-        .replace("&quot;", "\"")
-        .replace("&amp;", "&")
+    html_escape::decode_html_entities(&out).replace('\u{a0}', " ")
 }

@@ -11,7 +11,14 @@
 //! - [`web`]: the web desk (cases, drafts, SLA board, report, API, metrics);
 //! - [`cli`]: the command line;
 //! - [`config`]: `config.toml`, each section owned by the crate it configures;
-//! - [`parallel`]: the order-keeping parallel map batch stages use.
+//! - [`parallel`]: the order-keeping parallel map batch stages use;
+//! - [`telemetry`]: the process's counters and latency histograms
+//!   (`/metrics`), and how its loops are doing (`/readyz`).
+
+/// The commit this build is from (`unknown` outside a git checkout).
+pub const COMMIT: &str = env!("CASEBOT_COMMIT");
+/// `--version`: the release and the commit.
+pub const VERSION: &str = concat!(env!("CARGO_PKG_VERSION"), " (", env!("CASEBOT_COMMIT"), ")");
 
 pub mod cli;
 pub mod config;

@@ -219,7 +219,7 @@ impl Telemetry {
             "The running casebot's version and commit",
             Info::new(vec![
                 ("version", env!("CARGO_PKG_VERSION").to_string()),
-                ("commit", env!("CASEBOT_COMMIT").to_string()),
+                ("commit", crate::COMMIT.to_string()),
             ]),
         );
         t

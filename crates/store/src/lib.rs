@@ -311,30 +311,27 @@ async fn lock_file(store: &Path) -> Result<std::fs::File> {
         .map(|file| file.expect("a blocking flock waits until it has the lock"))
 }
 
-/// An exclusive `flock` on `path` (created if missing). Without `wait`,
-/// `None` when another process holds it.
+/// An exclusive lock (`flock` on Unix) on `path`, created if missing.
+/// Without `wait`, `None` when another process holds it.
 fn flock(path: &Path, wait: bool) -> Result<Option<std::fs::File>> {
-    use std::os::fd::AsRawFd;
     let file = std::fs::OpenOptions::new()
         .create(true)
         .truncate(false)
         .write(true)
         .open(path)
         .with_context(|| format!("Cannot open the lock file {}", path.display()))?;
-    let operation = if wait {
-        libc::LOCK_EX
-    } else {
-        libc::LOCK_EX | libc::LOCK_NB
-    };
-    // SAFETY: flock on a descriptor this function owns.
-    if unsafe { libc::flock(file.as_raw_fd(), operation) } == 0 {
+    if wait {
+        file.lock()
+            .with_context(|| format!("Cannot lock {}", path.display()))?;
         return Ok(Some(file));
     }
-    let error = std::io::Error::last_os_error();
-    if !wait && error.raw_os_error() == Some(libc::EWOULDBLOCK) {
-        return Ok(None);
+    match file.try_lock() {
+        Ok(()) => Ok(Some(file)),
+        Err(std::fs::TryLockError::WouldBlock) => Ok(None),
+        Err(std::fs::TryLockError::Error(e)) => {
+            Err(e).with_context(|| format!("Cannot lock {}", path.display()))
+        }
     }
-    Err(error).with_context(|| format!("Cannot lock {}", path.display()))
 }
 
 /// Adds `mode=rwc` and creates the parent folder, so a fresh machine needs

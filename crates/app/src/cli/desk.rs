@@ -1,7 +1,7 @@
 //! The desk's people and service levels on the command line: `casebot sla`,
 //! `casebot sla report`, `casebot user …` and `casebot assign`.
 
-use std::io::{BufRead as _, IsTerminal as _, Write as _};
+use std::io::{BufRead as _, IsTerminal as _};
 
 use anyhow::{Context, anyhow};
 use chrono::{DateTime, Duration, NaiveDate, NaiveDateTime, TimeZone, Utc};
@@ -65,6 +65,9 @@ pub enum UserCommand {
         /// The address this person sends case mail from (ties their mail to them).
         #[arg(long)]
         email: Option<String>,
+        /// The new account as JSON on stdout.
+        #[arg(long)]
+        json: bool,
     },
     /// List the accounts.
     List {
@@ -72,12 +75,20 @@ pub enum UserCommand {
         json: bool,
     },
     /// Set a new password (ends the account's sessions).
-    Passwd { name: String },
+    Passwd {
+        name: String,
+        /// The account as JSON on stdout.
+        #[arg(long)]
+        json: bool,
+    },
     /// Disable an account (ends its sessions); `--enable` undoes it.
     Disable {
         name: String,
         #[arg(long)]
         enable: bool,
+        /// The account as JSON on stdout.
+        #[arg(long)]
+        json: bool,
     },
 }
 
@@ -89,6 +100,9 @@ pub struct AssignArgs {
     pub owner: String,
     #[command(flatten)]
     pub actor: super::drafts::Actor,
+    /// The case, its new owner and who assigned it, as JSON on stdout.
+    #[arg(long)]
+    pub json: bool,
 }
 
 fn policies(config: &Config) -> Result<SlaPolicies, Failure> {
@@ -212,36 +226,23 @@ fn read_new_password(name: &str) -> Result<String, Failure> {
     Ok(password)
 }
 
-/// Prompts on stderr and reads a line with the terminal's echo off.
+/// Prompts on the terminal and reads a line with its echo off (rpassword
+/// restores the terminal even when the read fails).
 fn prompt_hidden(prompt: &str) -> Result<String, Failure> {
-    use std::os::fd::AsRawFd as _;
-    eprint!("{prompt}");
-    std::io::stderr().flush().ok();
-    let fd = std::io::stdin().as_raw_fd();
-    // SAFETY: termios calls on our own standard input, restored below.
-    let saved = unsafe {
-        let mut t: libc::termios = std::mem::zeroed();
-        if libc::tcgetattr(fd, &mut t) != 0 {
-            return Err(fail(1, anyhow!("cannot read the terminal settings")));
-        }
-        let saved = t;
-        t.c_lflag &= !libc::ECHO;
-        libc::tcsetattr(fd, libc::TCSANOW, &t);
-        saved
-    };
-    let mut line = String::new();
-    let read = std::io::stdin().lock().read_line(&mut line);
-    // SAFETY: puts back the settings read above.
-    unsafe { libc::tcsetattr(fd, libc::TCSANOW, &saved) };
-    eprintln!();
-    read.context("Cannot read the password")?;
-    Ok(line.trim_end_matches(['\r', '\n']).to_string())
+    rpassword::prompt_password(prompt)
+        .context("Cannot read the password")
+        .map_err(Failure::from)
 }
 
 pub async fn user(config: &Config, command: UserCommand) -> Result<u8, Failure> {
     let store = open_store(config).await?;
     match command {
-        UserCommand::Add { name, role, email } => {
+        UserCommand::Add {
+            name,
+            role,
+            email,
+            json,
+        } => {
             let name = name.trim().to_string();
             if name.is_empty() || name.len() > 64 || name.chars().any(char::is_control) {
                 return Err(fail(
@@ -263,6 +264,9 @@ pub async fn user(config: &Config, command: UserCommand) -> Result<u8, Failure> 
                 // Mail from this address is now this person's.
                 crate::stages::sla::SlaSnapshots::invalidate(&store).await?;
             }
+            if json {
+                output::json(&user)?;
+            }
             eprintln!("added {} ({})", user.name, user.role.as_str());
             Ok(0)
         }
@@ -283,19 +287,25 @@ pub async fn user(config: &Config, command: UserCommand) -> Result<u8, Failure> 
             }
             Ok(0)
         }
-        UserCommand::Passwd { name } => {
+        UserCommand::Passwd { name, json } => {
             if store.user(&name).await?.is_none() {
                 return Err(fail(3, anyhow!("no user named {name:?}")));
             }
             let password = read_new_password(&name)?;
             let hash = crate::web::auth::hash_password(&password)?;
             store.set_password(&name, &hash).await?;
+            if json && let Some(user) = store.user(&name).await? {
+                output::json(&user)?;
+            }
             eprintln!("password of {name} changed; their sessions ended");
             Ok(0)
         }
-        UserCommand::Disable { name, enable } => {
+        UserCommand::Disable { name, enable, json } => {
             if !store.set_user_disabled(&name, !enable).await? {
                 return Err(fail(3, anyhow!("no user named {name:?}")));
+            }
+            if json && let Some(user) = store.user(&name).await? {
+                output::json(&user)?;
             }
             eprintln!(
                 "{name} {}",
@@ -328,6 +338,10 @@ pub async fn assign(config: &Config, args: AssignArgs) -> Result<u8, Failure> {
         ));
     }
     store.assign_owner(case.id, owner, &args.actor.name).await?;
-    output::json_line(&json!({"case": case.key, "owner": owner, "by": args.actor.name}))?;
+    if args.json {
+        output::json_line(&json!({"case": case.key, "owner": owner, "by": args.actor.name}))?;
+    } else {
+        eprintln!("case {}: owner {owner} (by {})", case.key, args.actor.name);
+    }
     Ok(0)
 }

@@ -20,8 +20,8 @@ use casebot_store::knowledge::KnowledgeEdit;
 
 #[derive(Debug, Args)]
 pub struct DraftsArgs {
-    /// Only drafts in this status (pending, approved, rejected, sent, failed).
-    #[arg(long, value_parser = super::parse_word::<DraftStatus>)]
+    /// Only drafts in this status.
+    #[arg(long, value_parser = super::word::<DraftStatus>())]
     pub status: Option<DraftStatus>,
     /// Only drafts of this case (number, thread key or row id).
     #[arg(long, value_name = "KEY")]
@@ -57,15 +57,18 @@ pub enum DraftCommand {
         /// A new subject as well (keep the partner's case tag in it).
         #[arg(long)]
         subject: Option<String>,
+        /// The draft as JSON on stdout.
+        #[arg(long)]
+        json: bool,
     },
     /// Draft a reply of the given kind for a case now (e.g. an archive
     /// notice); it replaces the case's pending draft.
     New {
         /// Case number, thread key or row id.
         case: String,
-        /// scope, next_steps, closure or archive.
-        #[arg(long)]
-        kind: String,
+        /// The kind of reply.
+        #[arg(long, value_parser = super::word::<DraftKind>())]
+        kind: DraftKind,
         #[command(flatten)]
         actor: Actor,
         #[arg(long)]
@@ -76,6 +79,9 @@ pub enum DraftCommand {
         id: i64,
         #[command(flatten)]
         actor: Actor,
+        /// The draft as JSON on stdout.
+        #[arg(long)]
+        json: bool,
     },
 }
 
@@ -90,6 +96,9 @@ pub struct ApproveArgs {
     /// Send it right away instead of leaving it to the daemon.
     #[arg(long)]
     pub send: bool,
+    /// The draft as JSON on stdout (after the send, with `--send`).
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, Args)]
@@ -100,6 +109,9 @@ pub struct RejectArgs {
     /// Why; recorded with the rejection.
     #[arg(long)]
     pub reason: String,
+    /// The draft as JSON on stdout.
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, Subcommand)]
@@ -137,6 +149,9 @@ pub enum KnowledgeCommand {
         class: Option<String>,
         #[arg(long)]
         problem: Option<String>,
+        /// The corrected entry as JSON on stdout.
+        #[arg(long)]
+        json: bool,
     },
 }
 
@@ -202,6 +217,7 @@ pub async fn draft(config: &Arc<Config>, command: DraftCommand) -> Result<u8, Fa
             actor,
             file,
             subject,
+            json,
         } => {
             let store = open_store(config).await?;
             let d = store
@@ -238,6 +254,9 @@ pub async fn draft(config: &Arc<Config>, command: DraftCommand) -> Result<u8, Fa
                 ));
             }
             if body == d.body && subject.as_ref().is_none_or(|s| *s == d.subject) {
+                if json {
+                    output::json(&d.view())?;
+                }
                 eprintln!("draft {id}: no change");
                 return Ok(0);
             }
@@ -246,6 +265,9 @@ pub async fn draft(config: &Arc<Config>, command: DraftCommand) -> Result<u8, Fa
                 .edit(id, &actor.name, subject.as_deref(), &body)
                 .await
                 .map_err(gate_failure)?;
+            if json {
+                output::json(&d.view())?;
+            }
             eprintln!(
                 "draft {id}: edited by {} (revision {})",
                 actor.name, d.revision
@@ -258,14 +280,6 @@ pub async fn draft(config: &Arc<Config>, command: DraftCommand) -> Result<u8, Fa
             actor,
             json,
         } => {
-            let kind = DraftKind::parse(&kind).ok_or_else(|| {
-                fail(
-                    2,
-                    anyhow::anyhow!(
-                        "--kind {kind:?}: expected scope, next_steps, closure or archive"
-                    ),
-                )
-            })?;
             let drafter = drafter(config).await?;
             let d = drafter
                 .draft_on_request(&case, kind, &actor.name)
@@ -278,12 +292,15 @@ pub async fn draft(config: &Arc<Config>, command: DraftCommand) -> Result<u8, Fa
             }
             Ok(0)
         }
-        DraftCommand::Retry { id, actor } => {
-            drafter(config)
+        DraftCommand::Retry { id, actor, json } => {
+            let d = drafter(config)
                 .await?
                 .retry(id, &actor.name)
                 .await
                 .map_err(gate_failure)?;
+            if json {
+                output::json(&d.view())?;
+            }
             eprintln!("draft {id}: queued for sending again");
             Ok(0)
         }
@@ -332,22 +349,34 @@ pub async fn approve(config: &Arc<Config>, args: ApproveArgs) -> Result<u8, Fail
         d.case_number.as_deref().unwrap_or(&d.case_key),
         d.message_id.as_deref().unwrap_or("")
     );
-    if args.send {
-        return send(config, false).await;
+    if !args.send {
+        if args.json {
+            output::json(&d.view())?;
+        }
+        eprintln!("queued: `casebot serve` sends it, or run `casebot send`");
+        return Ok(0);
     }
-    eprintln!("queued: `casebot serve` sends it, or run `casebot send`");
-    Ok(0)
+    let code = send(config, false).await?;
+    if args.json
+        && let Some(sent) = drafter.store().draft(d.id).await?
+    {
+        output::json(&sent.view())?;
+    }
+    Ok(code)
 }
 
 pub async fn reject(config: &Arc<Config>, args: RejectArgs) -> Result<u8, Failure> {
     if args.reason.trim().is_empty() {
         return Err(fail(2, anyhow::anyhow!("--reason must say why")));
     }
-    drafter(config)
+    let d = drafter(config)
         .await?
         .reject(args.id, &args.actor.name, &args.reason)
         .await
         .map_err(gate_failure)?;
+    if args.json {
+        output::json(&d.view())?;
+    }
     eprintln!("draft {}: rejected by {}", args.id, args.actor.name);
     Ok(0)
 }
@@ -423,6 +452,7 @@ pub async fn knowledge(config: &Arc<Config>, command: KnowledgeCommand) -> Resul
             resolution,
             class,
             problem,
+            json,
         } => {
             if let Some(class) = &class {
                 let (_, rules) = casebot_analysis::rules::RuleSet::configured(
@@ -442,10 +472,13 @@ pub async fn knowledge(config: &Arc<Config>, command: KnowledgeCommand) -> Resul
                 resolution,
                 problem,
             };
-            store
+            let entry = store
                 .knowledge_edit(id, &edit, &actor.name)
                 .await?
                 .ok_or_else(|| fail(3, anyhow::anyhow!("no knowledge entry {id}")))?;
+            if json {
+                output::json(&entry)?;
+            }
             eprintln!("knowledge entry {id}: corrected by {}", actor.name);
         }
     }

@@ -121,8 +121,8 @@ pub struct AnalyzeArgs {
     /// Re-analyse every customer mail of this case (number, thread key or id) and store the result.
     #[arg(long, value_name = "KEY")]
     pub case: Option<String>,
-    /// Language of explanations and next steps (zh-CN or en); default from config.
-    #[arg(long)]
+    /// Language of explanations and next steps; default from config.
+    #[arg(long, value_parser = ["zh-CN", "en"])]
     pub lang: Option<String>,
     #[arg(long)]
     pub json: bool,
@@ -156,8 +156,8 @@ pub struct ParseArgs {
 
 #[derive(Debug, Args)]
 pub struct CasesArgs {
-    /// Only cases with this status (new, waiting_on_us, waiting_on_customer, resolved, archived).
-    #[arg(long, value_parser = parse_word::<CaseStatus>)]
+    /// Only cases with this status.
+    #[arg(long, value_parser = word::<CaseStatus>())]
     pub status: Option<CaseStatus>,
     #[arg(long)]
     pub json: bool,
@@ -196,13 +196,41 @@ pub enum QuarantineCommand {
     },
 }
 
-/// A stored word typed on the command line (`--status waiting_on_us`): one
-/// of its type's words, or an error that lists them.
-pub fn parse_word<T>(text: &str) -> Result<T, String>
-where
-    T: TryFrom<String, Error = casebot_core::domain::UnknownWord>,
-{
-    T::try_from(text.to_string()).map_err(|e| e.to_string())
+/// A word of the domain an option takes (`--status waiting_on_us`).
+pub trait Word: Copy + Send + Sync + 'static {
+    const ALL: &'static [Self];
+    fn word(self) -> &'static str;
+}
+
+macro_rules! words {
+    ($($name:ty),*) => {$(
+        impl Word for $name {
+            const ALL: &'static [Self] = &<$name>::ALL;
+            fn word(self) -> &'static str {
+                self.as_str()
+            }
+        }
+    )*};
+}
+words!(
+    CaseStatus,
+    casebot_core::domain::DraftStatus,
+    casebot_core::domain::DraftKind
+);
+
+/// Clap's parser for a [`Word`]: a typo is a usage error that lists the
+/// choices (and `--help` and completions know them).
+pub fn word<T: Word>() -> impl clap::builder::TypedValueParser<Value = T> {
+    use clap::builder::TypedValueParser as _;
+    clap::builder::PossibleValuesParser::new(T::ALL.iter().map(|w| w.word())).try_map(
+        |text: String| {
+            T::ALL
+                .iter()
+                .copied()
+                .find(|w| w.word() == text)
+                .ok_or_else(|| format!("unknown word {text:?}"))
+        },
+    )
 }
 
 /// A failure with the exit code it should end the process with.

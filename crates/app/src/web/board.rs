@@ -382,7 +382,7 @@ pub async fn report_csv(
             (header::CONTENT_TYPE, "text/csv; charset=utf-8".to_string()),
             (
                 header::CONTENT_DISPOSITION,
-                format!("attachment; filename=\"{name}\""),
+                super::attachment_disposition(&name),
             ),
         ],
         report::to_csv(&r),

@@ -310,3 +310,57 @@ impl<T: hyper::rt::Write + Unpin> hyper::rt::Write for Idle<T> {
         std::pin::Pin::new(&mut self.inner).poll_shutdown(cx)
     }
 }
+
+/// `Content-Disposition` of a download named `name` (RFC 6266): an ASCII
+/// `filename` for old clients, and the UTF-8 name as `filename*`, so a
+/// Chinese file name arrives as it was.
+pub fn attachment_disposition(name: &str) -> String {
+    /// Everything but RFC 5987's attr-char is percent-encoded.
+    const NOT_ATTR_CHAR: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
+        .remove(b'!')
+        .remove(b'#')
+        .remove(b'$')
+        .remove(b'&')
+        .remove(b'+')
+        .remove(b'-')
+        .remove(b'.')
+        .remove(b'^')
+        .remove(b'_')
+        .remove(b'`')
+        .remove(b'|')
+        .remove(b'~');
+    let fallback: String = name
+        .chars()
+        .map(|c| {
+            if (c.is_ascii_graphic() && c != '"' && c != '\\') || c == ' ' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    format!(
+        "attachment; filename=\"{fallback}\"; filename*=UTF-8''{}",
+        percent_encoding::utf8_percent_encode(name, NOT_ATTR_CHAR)
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn download_names_keep_their_utf8_and_cannot_break_the_header() {
+        assert_eq!(
+            super::attachment_disposition("CBS 日志.zip"),
+            "attachment; filename=\"CBS __.zip\"; filename*=UTF-8''CBS%20%E6%97%A5%E5%BF%97.zip"
+        );
+        let hostile = super::attachment_disposition("a\"b\r\nX-Evil: 1.txt");
+        assert!(
+            !hostile.contains('\r') && !hostile.contains('\n'),
+            "{hostile}"
+        );
+        assert!(
+            hostile.starts_with("attachment; filename=\"a_b__X-Evil: 1.txt\""),
+            "{hostile}"
+        );
+    }
+}

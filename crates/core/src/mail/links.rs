@@ -105,11 +105,10 @@ fn squeeze(s: &str) -> String {
     s.chars().filter(|c| !c.is_whitespace()).collect()
 }
 
+/// Every named and numeric character reference, as a browser reads an
+/// `href` (html-escape knows the whole HTML5 table).
 fn decode_entities(s: &str) -> String {
-    s.replace("&amp;", "&")
-        .replace("&#38;", "&")
-        .replace("&quot;", "\"")
-        .replace("&#x2F;", "/")
+    html_escape::decode_html_entities(s).into_owned()
 }
 
 #[cfg(test)]
