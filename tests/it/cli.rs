@@ -664,3 +664,57 @@ fn options_are_checked_and_changes_answer_in_json() {
     let user: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
     assert_eq!(user["disabled"], true, "{user}");
 }
+
+/// Under systemd (Type=notify, WatchdogSec): `serve` says READY=1 once it
+/// runs, pings the watchdog at half its period, and says STOPPING=1 on
+/// SIGTERM. The test is the service manager: it owns NOTIFY_SOCKET.
+#[test]
+fn serve_tells_the_service_manager_it_is_ready_alive_and_stopping() {
+    use std::os::unix::net::UnixDatagram;
+    let dir = tempfile::tempdir().unwrap();
+    let socket_path = dir.path().join("notify.sock");
+    let socket = UnixDatagram::bind(&socket_path).unwrap();
+    socket
+        .set_read_timeout(Some(std::time::Duration::from_secs(30)))
+        .unwrap();
+    let port = super::mailstack::free_port();
+    let child = std::process::Command::new(env!("CARGO_BIN_EXE_casebot"))
+        .arg("serve")
+        .current_dir(dir.path())
+        .env(
+            "CASEBOT_DB",
+            super::store_url(&dir.path().join("notify.db")),
+        )
+        .env_remove("CASEBOT_CONFIG")
+        .env("CASEBOT_LISTEN", format!("127.0.0.1:{port}"))
+        .env("NOTIFY_SOCKET", &socket_path)
+        .env("WATCHDOG_USEC", "1000000")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut buf = [0u8; 256];
+    let mut next = || {
+        let n = socket.recv(&mut buf).expect("a notification within 30 s");
+        String::from_utf8_lossy(&buf[..n]).into_owned()
+    };
+    assert_eq!(next(), "READY=1\n");
+    // Ready means serving: the web desk answers now.
+    assert_eq!(super::http_get(port, "/healthz").0, 200);
+    // Pings every half second; two in a row show it keeps pinging.
+    assert_eq!(next(), "WATCHDOG=1\n");
+    assert_eq!(next(), "WATCHDOG=1\n");
+    // SAFETY: signalling our own child.
+    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    let mut said = next();
+    while said == "WATCHDOG=1\n" {
+        said = next();
+    }
+    assert_eq!(said, "STOPPING=1\n");
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

@@ -92,6 +92,26 @@ pub struct Telemetry {
     loops: Mutex<BTreeMap<String, LoopHealth>>,
 }
 
+/// Keeps a loop in `/readyz` while it runs.
+#[derive(Debug)]
+pub struct LoopGuard {
+    telemetry: &'static Telemetry,
+    name: String,
+}
+
+impl LoopGuard {
+    /// The loop ended a pass, well or not.
+    pub fn pass(&self, ok: bool) {
+        self.telemetry.loop_pass(&self.name, ok);
+    }
+}
+
+impl Drop for LoopGuard {
+    fn drop(&mut self) {
+        self.telemetry.loops_mut().remove(&self.name);
+    }
+}
+
 /// How one of the daemon's loops is doing.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct LoopHealth {
@@ -278,14 +298,19 @@ impl Telemetry {
         histogram.observe(took.as_secs_f64());
     }
 
-    /// A daemon loop starts: `/readyz` waits for its first good pass.
-    pub fn loop_started(&self, name: &str) {
+    /// A daemon loop starts: `/readyz` waits for its first good pass, and
+    /// forgets the loop when the guard is dropped (the loop ended, or handed
+    /// its lease to another instance).
+    pub fn loop_started(&'static self, name: &str) -> LoopGuard {
         self.loops_mut()
             .insert(name.to_string(), LoopHealth::default());
+        LoopGuard {
+            telemetry: self,
+            name: name.to_string(),
+        }
     }
 
-    /// A daemon loop ended a pass, well or not.
-    pub fn loop_pass(&self, name: &str, ok: bool) {
+    fn loop_pass(&self, name: &str, ok: bool) {
         let now = Instant::now();
         let mut loops = self.loops_mut();
         let health = loops.entry(name.to_string()).or_default();

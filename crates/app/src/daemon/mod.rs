@@ -240,14 +240,41 @@ pub async fn run(
             }
         });
     }
+    // Under systemd (Type=notify): ready now that the store is migrated,
+    // the web desk listens and every watcher runs. Elsewhere a no-op.
+    notify_service_manager(&[sd_notify::NotifyState::Ready]);
+    if let Some(period) = sd_notify::watchdog_enabled() {
+        tasks.push(tokio::spawn(watchdog_forever(period, stop_rx.clone())));
+    }
     stop.await;
     tracing::info!("shutting down: finishing the mail in hand");
+    notify_service_manager(&[sd_notify::NotifyState::Stopping]);
     let _ = stop_tx.send(true);
     for t in tasks {
         t.await??;
     }
     tracing::info!("stopped");
     Ok(())
+}
+
+/// Tells systemd (through `NOTIFY_SOCKET`) how the service is doing.
+fn notify_service_manager(state: &[sd_notify::NotifyState]) {
+    if let Err(e) = sd_notify::notify(state) {
+        tracing::warn!(error = %e, "cannot notify the service manager");
+    }
+}
+
+/// Pings systemd's watchdog at half its period while the runtime runs: a
+/// runtime that stops scheduling stops the pings, and systemd restarts the
+/// service.
+async fn watchdog_forever(period: Duration, mut stop: watch::Receiver<bool>) -> Result<()> {
+    let mut tick = tokio::time::interval(period / 2);
+    loop {
+        tokio::select! {
+            _ = tick.tick() => notify_service_manager(&[sd_notify::NotifyState::Watchdog]),
+            _ = stop.changed() => return Ok(()),
+        }
+    }
 }
 
 /// One queue of the analysis stage: reads (or fetches) every queued mail,
@@ -265,18 +292,17 @@ async fn analyse_forever(
         AnalysisQueue::Fetch => "fetching links",
     };
     let mut failing = false;
-    let health = match queue {
+    let health = crate::telemetry::metrics().loop_started(match queue {
         AnalysisQueue::Read => "analysis",
         AnalysisQueue::Fetch => "analysis_links",
-    };
-    crate::telemetry::metrics().loop_started(health);
+    });
     loop {
         let started = std::time::Instant::now();
         let pass = match queue {
             AnalysisQueue::Read => worker.run_pending().await,
             AnalysisQueue::Fetch => worker.run_fetches().await,
         };
-        crate::telemetry::metrics().loop_pass(health, pass.is_ok());
+        health.pass(pass.is_ok());
         match pass {
             Ok(counts) => {
                 if failing {
@@ -325,7 +351,7 @@ async fn draft_forever(
     // and runs on every instance.
     let mut drafting_lease = drafter.store().lease(leases::DRAFTING);
     let mut drafting = false;
-    crate::telemetry::metrics().loop_started("drafting");
+    let health = crate::telemetry::metrics().loop_started("drafting");
     loop {
         let pass = async {
             let started = std::time::Instant::now();
@@ -348,7 +374,7 @@ async fn draft_forever(
             anyhow::Ok((drafted, started.elapsed().as_millis() as u64))
         };
         let pass = pass.await;
-        crate::telemetry::metrics().loop_pass("drafting", pass.is_ok());
+        health.pass(pass.is_ok());
         match pass {
             Ok((drafted, drafting_ms)) => {
                 if failing {
@@ -388,10 +414,10 @@ async fn send_forever(
     mut stop: watch::Receiver<bool>,
 ) -> Result<()> {
     let mut failing = false;
-    crate::telemetry::metrics().loop_started("outbox");
+    let health = crate::telemetry::metrics().loop_started("outbox");
     loop {
         let pass = outbox.send_due().await;
-        crate::telemetry::metrics().loop_pass("outbox", pass.is_ok());
+        health.pass(pass.is_ok());
         match pass {
             Ok(counts) => {
                 if failing {

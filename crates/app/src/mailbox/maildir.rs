@@ -88,11 +88,10 @@ pub async fn watch(
     mut stop: watch::Receiver<bool>,
 ) -> Result<()> {
     let mut failing = false;
-    let health = format!("maildir:{}", maildir.name);
-    crate::telemetry::metrics().loop_started(&health);
+    let health = crate::telemetry::metrics().loop_started(&format!("maildir:{}", maildir.name));
     loop {
         let scanned = scan_once(&maildir, filer.as_ref()).await;
-        crate::telemetry::metrics().loop_pass(&health, scanned.is_ok());
+        health.pass(scanned.is_ok());
         match scanned {
             Ok(n) => {
                 if failing {
