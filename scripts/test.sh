@@ -7,6 +7,8 @@
 # chromium-driver (the browser test drives the web desk in them), postgresql
 # (the integration tests run a second time on PostgreSQL), prometheus (its
 # promtool checks /metrics).
+# As root it also builds the Debian package (installing cargo-deb when
+# missing), which a test installs, runs, removes and purges.
 # Each test starts its own mail servers on loopback; this script starts one
 # throwaway PostgreSQL cluster (scripts/pg-cluster.sh) for the second run and
 # removes it at the end.
@@ -54,6 +56,14 @@ for crate in casebot-core casebot-analysis casebot-drafting; do
         exit 1
     fi
 done
+if [ "$(id -u)" = 0 ]; then
+    echo "== the Debian package (scripts/package.sh), for the package test"
+    CASEBOT_TEST_DEB="$PWD/$(bash scripts/package.sh | tail -n 1)"
+    export CASEBOT_TEST_DEB
+else
+    echo "warning: not root: the package test is skipped (dpkg installs into this machine)" >&2
+fi
+
 echo "== cargo test (SQLite)"
 # With the benchmarks: the tests run `casebot bench …` and use their servers.
 cargo test --workspace --all-targets --features bench
