@@ -18,6 +18,7 @@ mod fuzz_regressions;
 mod imap;
 mod log_corpus;
 mod mailstack;
+mod operations;
 mod package;
 mod real_mail;
 mod rules;

@@ -57,6 +57,7 @@ pub struct Config {
     pub sla: SlaConfig,
     pub web: WebConfig,
     pub log: LogConfig,
+    pub retention: RetentionConfig,
     /// Where the file was read from; relative paths are resolved against its folder.
     #[serde(skip)]
     pub base_dir: PathBuf,
@@ -187,6 +188,17 @@ impl Default for WebConfig {
             metrics_token_env: "CASEBOT_METRICS_TOKEN".into(),
         }
     }
+}
+
+/// Opt-in removal of old evidence. Off unless a number of days is set.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RetentionConfig {
+    /// The raw mails (and with them the attachments) of cases resolved or
+    /// archived and unchanged for this many days are removed once a day by
+    /// `casebot serve`; the cases, their messages as read, analyses, drafts
+    /// and events stay. 0 keeps everything.
+    pub raw_mail_days: u32,
 }
 
 /// The daemon's own log on standard error.

@@ -23,6 +23,7 @@ pub const VERSION: &str = concat!(env!("CARGO_PKG_VERSION"), " (", env!("CASEBOT
 pub mod cli;
 pub mod config;
 pub mod daemon;
+pub mod export;
 pub mod mailbox;
 pub mod outbox;
 pub mod overview;

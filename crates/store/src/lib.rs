@@ -11,6 +11,7 @@
 //! ids commit in order on both backends.
 
 pub mod analyses;
+pub mod backup;
 pub mod cases;
 pub mod config;
 pub mod drafts;

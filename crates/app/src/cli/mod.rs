@@ -9,6 +9,7 @@
 
 mod desk;
 mod drafts;
+mod operations;
 pub mod output;
 
 use std::path::PathBuf;
@@ -111,6 +112,17 @@ pub enum Command {
     User(desk::UserCommand),
     /// Give a case to a new owner (the SLA then expects their first mail).
     Assign(desk::AssignArgs),
+    /// Copy the whole store to a file while the daemon runs (SQLite), or
+    /// dump it with pg_dump (PostgreSQL).
+    Backup(operations::BackupArgs),
+    /// Replace the store with a backup, after checking it (the daemon must
+    /// be stopped).
+    Restore(operations::RestoreArgs),
+    /// Write one case out: its raw mails as mbox, or a zip with the mbox,
+    /// case.json (messages, analyses, drafts, events) and the attachments.
+    Export(operations::ExportArgs),
+    /// Remove the raw mails of long-closed cases (a dry run unless --apply).
+    Retention(operations::RetentionArgs),
 }
 
 #[derive(Debug, Args)]
@@ -340,6 +352,10 @@ async fn dispatch(globals: &GlobalArgs, command: Command) -> Result<u8, Failure>
             drafts::templates_check(&config, json)
         }
         Command::Knowledge(command) => drafts::knowledge(&config, command).await,
+        Command::Backup(args) => operations::backup(&config, args).await,
+        Command::Restore(args) => operations::restore(&config, args).await,
+        Command::Export(args) => operations::export(&config, args).await,
+        Command::Retention(args) => operations::retention(&config, args).await,
     }
 }
 

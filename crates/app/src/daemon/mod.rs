@@ -199,6 +199,13 @@ pub async fn run(
         analysed,
         stop_rx.clone(),
     )));
+    if desk.config.retention.raw_mail_days > 0 {
+        tasks.push(tokio::spawn(retention_forever(
+            store.clone(),
+            desk.config.retention.raw_mail_days,
+            stop_rx.clone(),
+        )));
+    }
     tasks.push(tokio::spawn(send_forever(
         desk.outbox,
         desk.send_now,
@@ -255,6 +262,34 @@ pub async fn run(
     }
     tracing::info!("stopped");
     Ok(())
+}
+
+/// Opt-in retention: once a minute after the start, then once a day, the
+/// raw mails of cases closed longer than `days` are removed. Every instance
+/// may do it; the second finds nothing left.
+async fn retention_forever(store: Store, days: u32, mut stop: watch::Receiver<bool>) -> Result<()> {
+    let mut wait = Duration::from_secs(60);
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(wait) => {}
+            _ = stop.changed() => return Ok(()),
+        }
+        wait = Duration::from_secs(24 * 3600);
+        let cutoff = casebot_store::now_ts() - i64::from(days) * 86_400;
+        match store.retention(cutoff, true).await {
+            Ok(r) if r.mails > 0 => tracing::info!(
+                mails = r.mails,
+                bytes = r.bytes,
+                cases = r.cases.len(),
+                days,
+                "retention: raw mails of long-closed cases removed"
+            ),
+            Ok(_) => {}
+            Err(e) => {
+                tracing::error!(error = %format!("{e:#}"), "retention failed; trying again tomorrow")
+            }
+        }
+    }
 }
 
 /// Tells systemd (through `NOTIFY_SOCKET`) how the service is doing.
