@@ -13,7 +13,7 @@ use tracing_subscriber::EnvFilter;
 use casebot_app::cli::{Command, GlobalArgs};
 use casebot_app::config::LogFormat;
 
-/// The exit codes, as `--help` shows them (the same list is in the README).
+/// The exit codes, as `--help` shows them (the same list is in docs/desk.md).
 const EXIT_CODES: &str = "\
 Exit codes:
   0  success

@@ -4,7 +4,7 @@
 //! edited and approved and then received by a real SMTP server (smtp-sink),
 //! the SLA board marking a breached case, forged posts refused, logout.
 //!
-//! With `CASEBOT_SCREENSHOTS=DIR` the test also saves the README's
+//! With `CASEBOT_SCREENSHOTS=DIR` the test also saves docs/desk.md's
 //! screenshots there.
 
 use std::path::{Path, PathBuf};

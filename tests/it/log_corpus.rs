@@ -246,7 +246,7 @@ fn public_log_corpus_is_labelled_and_scored() {
         );
     }
 
-    // Floors: the figures the analyser reaches today (README, "Log analysis
+    // Floors: the figures the analyser reaches today (docs/rules-and-templates.md, "Log analysis
     // on real logs"), so that a change that loses ground fails here.
     let floors = [
         ("outcome", 95.0),

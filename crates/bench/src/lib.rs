@@ -337,6 +337,15 @@ pub fn generate_thread_mail(i: u64, thread_len: u64) -> Vec<u8> {
 
 /// The text of the `pos`-th mail of a generated thread.
 fn thread_body(pos: u64, thread: u64, case: &str, kb: u64, customer_name: &str) -> String {
+    // A quarter of the cases are not fixed yet: they stay open, as a real
+    // desk's board has them.
+    if thread % 4 == 3 && pos >= 3 {
+        return if pos.is_multiple_of(2) {
+            "您好：\n请按附件步骤再收集一次日志并上传。\n".to_string()
+        } else {
+            "您好\n按步骤操作后问题依旧，仍然安装失败，日志已上传。\n".to_string()
+        };
+    }
     match pos {
         0 => format!(
             "{customer_name}，您好：\n问题定义:\n用户反馈补丁KB{kb}安装失败，提示0x800f0985。\n下一步动作：\n请使用日志收集工具收集日志并上传到 https://upload.example.com/case/{thread}\n"

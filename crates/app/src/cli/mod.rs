@@ -1,7 +1,7 @@
 //! The command line: `casebot <command>`. Every read command takes `--json`;
 //! every command takes `--config PATH`.
 //!
-//! Exit codes (also in the README):
+//! Exit codes (also in `casebot --help` and docs/desk.md):
 //! 0 success · 1 runtime failure (store, I/O) · 2 bad usage or configuration ·
 //! 3 not found (case, draft, quarantine entry) · 4 input rejected (a file that
 //! is not a mail, a draft not in the state the command needs) · 5 import
