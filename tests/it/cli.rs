@@ -346,6 +346,23 @@ fn serve_demo_on_a_bare_folder_files_the_example_threads_once() {
     let right = "Authorization: Bearer scrape-token-for-the-test\r\n";
     let (status, metrics) = super::http_get_with(port, "/metrics", right);
     assert_eq!(status, 200, "{metrics}");
+    // The open example case: its log analysed, its next steps drafted.
+    wait("the open case's draft", &|| {
+        let o = super::casebot_at(&db, dir.path(), &["drafts", "--json"]);
+        o.status.success()
+            && serde_json::from_str::<serde_json::Value>(&stdout(&o))
+                .map(|v| v.as_array().is_some_and(|a| a.len() == 1))
+                .unwrap_or(false)
+    });
+    // The counters follow: the open case's draft is counted as created.
+    let created = || {
+        let (_, metrics) = super::http_get_with(port, "/metrics", right);
+        super::samples(&metrics, "casebot_drafts_total")
+            .iter()
+            .any(|(labels, v)| labels.contains("event=\"created\"") && *v == 1.0)
+    };
+    wait("the draft counted", &created);
+    let (_, metrics) = super::http_get_with(port, "/metrics", right);
     super::check_metrics(&metrics);
     // Every mail of the demo counted in memory as it was filed.
     let filed_total: f64 = super::samples(&metrics, "casebot_mails_total")
@@ -370,14 +387,6 @@ fn serve_demo_on_a_bare_folder_files_the_example_threads_once() {
     ] {
         assert!(body.contains(check), "{check} missing: {body}");
     }
-    // The open example case: its log analysed, its next steps drafted.
-    wait("the open case's draft", &|| {
-        let o = super::casebot_at(&db, dir.path(), &["drafts", "--json"]);
-        o.status.success()
-            && serde_json::from_str::<serde_json::Value>(&stdout(&o))
-                .map(|v| v.as_array().is_some_and(|a| a.len() == 1))
-                .unwrap_or(false)
-    });
     let o = super::casebot_at(&db, dir.path(), &["show", "CAS-10003-SC5K8P", "--json"]);
     let case: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
     assert_eq!(

@@ -37,6 +37,15 @@ pub enum DraftEvent {
 }
 
 impl DraftEvent {
+    const ALL: [DraftEvent; 6] = [
+        DraftEvent::Created,
+        DraftEvent::Replaced,
+        DraftEvent::Approved,
+        DraftEvent::Rejected,
+        DraftEvent::Sent,
+        DraftEvent::SendFailed,
+    ];
+
     fn as_str(self) -> &'static str {
         match self {
             DraftEvent::Created => "created",
@@ -153,6 +162,19 @@ impl Telemetry {
             mailbox_state: Family::default(),
             loops: Mutex::default(),
         };
+        // Every label value known in advance starts at zero, so a series
+        // exists (and `rate()` works) before its first event.
+        for result in ["filed", "duplicate", "quarantined", "failed"] {
+            t.mails.get_or_create(&vec![("result", result.to_string())]);
+        }
+        for outcome in ["failure", "success", "unknown", "empty", "failed"] {
+            t.analyses
+                .get_or_create(&vec![("outcome", outcome.to_string())]);
+        }
+        for event in DraftEvent::ALL {
+            t.drafts
+                .get_or_create(&vec![("event", event.as_str().to_string())]);
+        }
         // `process_*` is the convention every client library follows,
         // unprefixed; everything else is casebot's own.
         t.registry
