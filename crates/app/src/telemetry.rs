@@ -165,14 +165,16 @@ impl Telemetry {
         // Every label value known in advance starts at zero, so a series
         // exists (and `rate()` works) before its first event.
         for result in ["filed", "duplicate", "quarantined", "failed"] {
-            t.mails.get_or_create(&vec![("result", result.to_string())]);
+            let _ = t.mails.get_or_create(&vec![("result", result.to_string())]);
         }
         for outcome in ["failure", "success", "unknown", "empty", "failed"] {
-            t.analyses
+            let _ = t
+                .analyses
                 .get_or_create(&vec![("outcome", outcome.to_string())]);
         }
         for event in DraftEvent::ALL {
-            t.drafts
+            let _ = t
+                .drafts
                 .get_or_create(&vec![("event", event.as_str().to_string())]);
         }
         // `process_*` is the convention every client library follows,
