@@ -8,7 +8,7 @@ use std::process::{Command, Stdio};
 use super::{stderr, store_url};
 
 /// A POST of a form on loopback, from the desk's own origin.
-fn http_post(port: u16, path: &str, cookie: &str, form: &str) -> (u16, String) {
+pub(super) fn http_post(port: u16, path: &str, cookie: &str, form: &str) -> (u16, String) {
     let headers = format!(
         "Origin: http://127.0.0.1:{port}\r\nCookie: {cookie}\r\n\
          Content-Type: application/x-www-form-urlencoded\r\n"
@@ -18,7 +18,7 @@ fn http_post(port: u16, path: &str, cookie: &str, form: &str) -> (u16, String) {
 
 /// `casebot serve` on `url` with the web desk on `port` and `env`, its log
 /// in `log`; waits until the desk answers.
-fn serve(
+pub(super) fn serve(
     dir: &std::path::Path,
     url: &str,
     port: u16,
@@ -48,7 +48,7 @@ fn serve(
 }
 
 /// `casebot user add lead --role lead` with `password` typed at its prompt.
-fn add_lead(dir: &std::path::Path, url: &str, password: &str) {
+pub(super) fn add_lead(dir: &std::path::Path, url: &str, password: &str) {
     let mut add = Command::new(env!("CARGO_BIN_EXE_casebot"))
         .args(["user", "add", "lead", "--role", "lead"])
         .current_dir(dir)
@@ -64,7 +64,39 @@ fn add_lead(dir: &std::path::Path, url: &str, password: &str) {
     assert!(out.status.success(), "{}", stderr(&out));
 }
 
-fn form_escape(text: &str) -> String {
+/// Logs `name` in through the login form; returns the session cookie's value.
+pub(super) fn login(port: u16, name: &str, password: &str) -> String {
+    let (_, page) = super::http_get(port, "/login");
+    let token = page
+        .split("name=\"csrf\" value=\"")
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .expect("the login form's token")
+        .to_string();
+    let form = format!(
+        "csrf={token}&next=%2Fcases&name={}&password={}",
+        form_escape(name),
+        form_escape(password)
+    );
+    let (status, answer) = super::http_request_raw(
+        port,
+        "POST /login",
+        &format!(
+            "Origin: http://127.0.0.1:{port}\r\nCookie: casebot_login={token}\r\n\
+             Content-Type: application/x-www-form-urlencoded\r\n"
+        ),
+        &form,
+    );
+    assert_eq!(status, 303, "{answer}");
+    answer
+        .split("casebot_session=")
+        .nth(1)
+        .and_then(|rest| rest.split(';').next())
+        .expect("a session cookie")
+        .to_string()
+}
+
+pub(super) fn form_escape(text: &str) -> String {
     text.bytes()
         .map(|b| match b {
             b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' | b'-' | b'.' | b'_' => (b as char).to_string(),
@@ -266,33 +298,7 @@ fn a_huge_case_is_paged_and_every_view_of_it_stays_bounded() {
     let port = super::mailstack::free_port();
     let log_path = dir.path().join("serve.log");
     let serve = serve(dir.path(), &url, port, &[], &log_path);
-    let (_, page) = super::http_get(port, "/login");
-    let token = page
-        .split("name=\"csrf\" value=\"")
-        .nth(1)
-        .and_then(|rest| rest.split('"').next())
-        .expect("the login form's token")
-        .to_string();
-    let form = format!(
-        "csrf={token}&next=%2Fcases&name=lead&password={}",
-        form_escape(PASSWORD)
-    );
-    let (status, answer) = super::http_request_raw(
-        port,
-        "POST /login",
-        &format!(
-            "Origin: http://127.0.0.1:{port}\r\nCookie: casebot_login={token}\r\n\
-             Content-Type: application/x-www-form-urlencoded\r\n"
-        ),
-        &form,
-    );
-    assert_eq!(status, 303, "{answer}");
-    let session = answer
-        .split("casebot_session=")
-        .nth(1)
-        .and_then(|rest| rest.split(';').next())
-        .expect("a session cookie")
-        .to_string();
+    let session = login(port, "lead", PASSWORD);
     let get = |path: &str| {
         super::http_get_with(
             port,

@@ -10,6 +10,7 @@ mod analyze_cli;
 mod browser;
 mod cli;
 mod corpus;
+mod desk_files;
 mod drafting;
 mod faults;
 mod fixtures;

@@ -101,6 +101,18 @@ pub enum Encoding {
 }
 
 impl Encoding {
+    /// The text of `bytes` (without a byte-order mark) in this encoding;
+    /// what cannot be decoded becomes U+FFFD.
+    pub fn decode(self, bytes: &[u8]) -> String {
+        let encoding = match self {
+            Encoding::Utf8 => return String::from_utf8_lossy(bytes).into_owned(),
+            Encoding::Utf16Le => encoding_rs::UTF_16LE,
+            Encoding::Utf16Be => encoding_rs::UTF_16BE,
+            Encoding::Ansi => encoding_rs::GB18030,
+        };
+        encoding.decode_without_bom_handling(bytes).0.into_owned()
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             Encoding::Utf8 => "utf-8",

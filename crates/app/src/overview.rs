@@ -36,6 +36,8 @@ pub struct CaseOverview {
     pub analysis: serde_json::Value,
     pub drafts: Vec<casebot_store::drafts::DraftView>,
     pub similar: Vec<SimilarCase>,
+    /// The desk's internal notes (the newest 200), never sent.
+    pub notes: Vec<casebot_store::notes::NoteView>,
 }
 
 /// Gathers a case's overview; `None` when there is no such case.
@@ -78,12 +80,14 @@ pub async fn case_overview(
         .iter()
         .map(DraftRow::view)
         .collect();
+    let notes = store.case_notes(detail.case.id).await?;
     Ok(Some(CaseOverview {
         detail,
         analyses,
         analysis: report.unwrap_or_default(),
         drafts,
         similar,
+        notes,
     }))
 }
 

@@ -101,6 +101,8 @@ struct MessageRow {
 
 #[derive(Debug, Clone, Serialize)]
 pub struct AttachmentView {
+    /// The MIME part it is in: its address for a download.
+    pub part: i64,
     pub filename: Option<String>,
     pub content_type: String,
     pub size: i64,
@@ -320,8 +322,8 @@ impl Store {
         let on_page = "m.case_id = $1 AND (m.date_utc > $2 OR (m.date_utc = $2 AND m.id >= $3)) \
                        AND (m.date_utc < $4 OR (m.date_utc = $4 AND m.id <= $5))";
         let mut attachments: HashMap<i64, Vec<AttachmentView>> = HashMap::new();
-        let attachment_rows: Vec<(i64, Option<String>, String, i64)> = sqlx::query_as(&format!(
-            "SELECT a.message_id, a.filename, a.content_type, a.size FROM attachments a \
+        let attachment_rows: Vec<(i64, i64, Option<String>, String, i64)> = sqlx::query_as(&format!(
+            "SELECT a.message_id, a.part, a.filename, a.content_type, a.size FROM attachments a \
              JOIN messages m ON m.id = a.message_id WHERE {on_page} ORDER BY a.id"
         ))
         .bind(case.id)
@@ -331,11 +333,12 @@ impl Store {
         .bind(last.1)
         .fetch_all(self.pool())
         .await?;
-        for (message, filename, content_type, size) in attachment_rows {
+        for (message, part, filename, content_type, size) in attachment_rows {
             attachments
                 .entry(message)
                 .or_default()
                 .push(AttachmentView {
+                    part,
                     filename,
                     content_type,
                     size,

@@ -21,6 +21,7 @@ pub mod knowledge;
 pub mod lease;
 pub mod messages;
 pub mod metrics;
+pub mod notes;
 pub mod quarantine;
 pub mod sla;
 mod sql;

@@ -345,3 +345,49 @@ pub async fn assign(config: &Config, args: AssignArgs) -> Result<u8, Failure> {
     }
     Ok(0)
 }
+
+#[derive(Debug, Args)]
+pub struct NoteArgs {
+    /// Case number, thread key or row id.
+    pub case: String,
+    /// The note. Without it, it is read from --file, or from standard input.
+    pub text: Option<String>,
+    /// Read the note from this file (`-` for standard input).
+    #[arg(long, value_name = "PATH", conflicts_with = "text")]
+    pub file: Option<std::path::PathBuf>,
+    #[command(flatten)]
+    pub actor: super::drafts::Actor,
+    /// The note as JSON on stdout.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `casebot note`: an internal note on a case.
+pub async fn note(config: &Config, args: NoteArgs) -> Result<u8, Failure> {
+    let text = match (&args.text, &args.file) {
+        (Some(text), _) => text.clone(),
+        (None, Some(path)) if path.as_os_str() != "-" => std::fs::read_to_string(path)
+            .with_context(|| format!("Cannot read {}", path.display()))?,
+        _ => {
+            let mut text = String::new();
+            std::io::Read::read_to_string(&mut std::io::stdin(), &mut text)
+                .context("Cannot read the note from standard input")?;
+            text
+        }
+    };
+    let body = casebot_store::notes::checked_note(&text).map_err(|m| fail(4, anyhow!(m)))?;
+    let store = open_store(config).await?;
+    let case = store
+        .find_case(&args.case)
+        .await?
+        .ok_or_else(|| fail(3, anyhow!("no case {:?} in the store", args.case)))?;
+    let note = store.add_note(case.id, &args.actor.name, body).await?;
+    if args.json {
+        output::json(&note)?;
+    }
+    eprintln!(
+        "case {}: internal note {} added by {}",
+        case.key, note.id, note.author
+    );
+    Ok(0)
+}

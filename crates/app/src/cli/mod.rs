@@ -112,6 +112,8 @@ pub enum Command {
     User(desk::UserCommand),
     /// Give a case to a new owner (the SLA then expects their first mail).
     Assign(desk::AssignArgs),
+    /// Add an internal note to a case: for the desk, never sent, never in a draft.
+    Note(desk::NoteArgs),
     /// Copy the whole store to a file while the daemon runs (SQLite), or
     /// dump it with pg_dump (PostgreSQL).
     Backup(operations::BackupArgs),
@@ -346,6 +348,7 @@ async fn dispatch(globals: &GlobalArgs, command: Command) -> Result<u8, Failure>
         Command::Sla(args) => desk::sla(&config, args).await,
         Command::User(command) => desk::user(&config, command).await,
         Command::Assign(args) => desk::assign(&config, args).await,
+        Command::Note(args) => desk::note(&config, args).await,
         Command::Reject(args) => drafts::reject(&config, args).await,
         Command::Send { json } => drafts::send(&config, json).await,
         Command::Templates(drafts::TemplatesCommand::Check { json }) => {
@@ -399,6 +402,18 @@ async fn show_cmd(config: &Arc<Config>, args: ShowArgs) -> Result<u8, Failure> {
             println!("Similar resolved cases:");
             for s in &overview.similar {
                 println!("  {} ({}): {}", s.case, s.class_name, s.resolution);
+            }
+        }
+        if !overview.notes.is_empty() {
+            println!();
+            println!("Internal notes (never sent):");
+            for n in &overview.notes {
+                println!(
+                    "  [{}] {}: {}",
+                    n.created_at,
+                    n.author,
+                    n.body.replace('\n', "\n    ")
+                );
             }
         }
         if !overview.drafts.is_empty() {

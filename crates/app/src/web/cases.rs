@@ -445,7 +445,7 @@ pub async fn case_page(
                     h2 { "Thread" }
                     (thread_pager(&key, &v["thread"]))
                     @for m in v["messages"].as_array().into_iter().flatten() {
-                        (thread_mail(m, &when))
+                        (thread_mail(&key, m, &when))
                     }
                     (thread_pager(&key, &v["thread"]))
                 }
@@ -471,6 +471,19 @@ pub async fn case_page(
                             }
                         }
                         button type="submit" { "Assign" }
+                    }
+                    h2 id="notes" { "Internal notes" }
+                    p.muted { "For the desk only: never sent, never in a draft." }
+                    @for n in v["notes"].as_array().into_iter().flatten() {
+                        div.note {
+                            div.meta { span.badge.paused { "internal" } " " b { (text(&n["author"])) } " · " (when(&n["created_at"])) }
+                            pre { (text(&n["body"])) }
+                        }
+                    }
+                    form.note method="post" action={"/cases/" (layout::url_encode(&key)) "/notes"} {
+                        input type="hidden" name="csrf" value=(desk.csrf());
+                        textarea name="body" rows="3" maxlength="16384" required placeholder="A note for the desk" {}
+                        button type="submit" { "Add note" }
                     }
                     h2 { "Drafts" }
                     @let drafts = v["drafts"].as_array().cloned().unwrap_or_default();
@@ -507,7 +520,12 @@ pub async fn case_page(
 
 /// One mail of the thread: headers, new text, folded quote and signature,
 /// attachments and links.
-fn thread_mail(m: &serde_json::Value, when: &dyn Fn(&serde_json::Value) -> String) -> Markup {
+fn thread_mail(
+    key: &str,
+    m: &serde_json::Value,
+    when: &dyn Fn(&serde_json::Value) -> String,
+) -> Markup {
+    let mail_url = format!("/cases/{}/mails/{}", layout::url_encode(key), m["id"]);
     html! {
         @let direction = text(&m["direction"]);
         div class={"mail " (direction)} {
@@ -517,6 +535,7 @@ fn thread_mail(m: &serde_json::Value, when: &dyn Fn(&serde_json::Value) -> Strin
                 span { (when(&m["date"])) @if let Some(o) = m["date_offset"].as_str() { " (sent at " (o) ")" } }
                 @if let Some(stage) = m["stage"].as_str() { span.badge.paused { (stage) } }
                 @if let Some(signal) = m["signal"].as_str() { span.badge.on_track { (signal) } }
+                span { a href={(mail_url) "/raw"} { "raw .eml" } }
             }
             div.subject { (text(&m["subject"])) }
             @if let Some(bounce) = m["bounce"].as_object() {
@@ -540,7 +559,11 @@ fn thread_mail(m: &serde_json::Value, when: &dyn Fn(&serde_json::Value) -> Strin
                 p.muted { "Attachments: "
                     @for (i, a) in attachments.iter().enumerate() {
                         @if i > 0 { ", " }
-                        (a["filename"].as_str().unwrap_or("(unnamed)")) " (" (text(&a["content_type"])) ", " (a["size"]) " bytes)"
+                        @let url = format!("{mail_url}/attachments/{}", a["part"]);
+                        a href=(url) { (a["filename"].as_str().unwrap_or("(unnamed)")) }
+                        " (" (text(&a["content_type"])) ", " (a["size"]) " bytes"
+                        @if looks_like_text(a) { ", " a href={(url) "/text"} { "view" } }
+                        ")"
                     }
                 }
             }
@@ -552,6 +575,16 @@ fn thread_mail(m: &serde_json::Value, when: &dyn Fn(&serde_json::Value) -> Strin
             }
         }
     }
+}
+
+/// Whether an attachment is worth offering as text (the view itself checks
+/// the bytes).
+fn looks_like_text(a: &serde_json::Value) -> bool {
+    let name = text(&a["filename"]).to_ascii_lowercase();
+    text(&a["content_type"]).starts_with("text/")
+        || [".log", ".txt", ".csv", ".xml", ".ini", ".inf"]
+            .iter()
+            .any(|e| name.ends_with(e))
 }
 
 /// The newest conclusion: outcome, class, decisive lines, codes, next steps.
@@ -618,6 +651,34 @@ pub async fn assign(
         .await?;
     tracing::info!(case = %case.key, owner = ?account.name, by = ?desk.user().name, "owner assigned");
     Ok(Redirect::to(&format!("/cases/{}", layout::url_encode(&case.key))).into_response())
+}
+
+#[derive(Debug, Deserialize)]
+pub struct NoteForm {
+    csrf: String,
+    body: String,
+}
+
+/// `POST /cases/{key}/notes`: an internal note, by the logged-in engineer.
+pub async fn add_note(
+    State(state): State<AppState>,
+    desk: Desk,
+    Path(key): Path<String>,
+    Form(form): Form<NoteForm>,
+) -> Result<Response, WebError> {
+    desk.check_csrf(&form.csrf)?;
+    let case = state
+        .store
+        .find_case(&key)
+        .await?
+        .ok_or_else(|| WebError::NotFound(format!("no case {key}")))?;
+    let body = casebot_store::notes::checked_note(&form.body).map_err(WebError::Rejected)?;
+    let note = state
+        .store
+        .add_note(case.id, &desk.user().name, body)
+        .await?;
+    tracing::info!(case = %case.key, note = note.id, by = %desk.user().name, "note added");
+    Ok(Redirect::to(&format!("/cases/{}#notes", layout::url_encode(&case.key))).into_response())
 }
 
 #[cfg(test)]

@@ -17,6 +17,7 @@ pub mod auth;
 pub mod board;
 pub mod cases;
 pub mod drafts;
+pub mod files;
 pub mod layout;
 pub mod metrics;
 
@@ -71,6 +72,8 @@ pub enum WebError {
     NotFound(String),
     /// The request cannot be done as asked (a stale revision, a bad field).
     Rejected(String),
+    /// It existed and was removed on purpose (raw mail after retention).
+    Gone(String),
     Internal(anyhow::Error),
 }
 
@@ -91,6 +94,7 @@ impl IntoResponse for WebError {
             WebError::Forbidden(m) => (StatusCode::FORBIDDEN, m),
             WebError::NotFound(m) => (StatusCode::NOT_FOUND, m),
             WebError::Rejected(m) => (StatusCode::UNPROCESSABLE_ENTITY, m),
+            WebError::Gone(m) => (StatusCode::GONE, m),
             WebError::Internal(e) => {
                 tracing::error!(error = %format!("{e:#}"), "web request failed");
                 (
@@ -113,6 +117,16 @@ pub fn router(state: AppState) -> Router {
         .route("/cases", get(cases::list))
         .route("/cases/{key}", get(cases::case_page))
         .route("/cases/{key}/assign", post(cases::assign))
+        .route("/cases/{key}/notes", post(cases::add_note))
+        .route("/cases/{key}/mails/{id}/raw", get(files::raw_mail))
+        .route(
+            "/cases/{key}/mails/{id}/attachments/{part}",
+            get(files::attachment),
+        )
+        .route(
+            "/cases/{key}/mails/{id}/attachments/{part}/text",
+            get(files::attachment_text),
+        )
         .route("/drafts/{id}", get(drafts::editor).post(drafts::save))
         .route("/drafts/{id}/reject", post(drafts::reject))
         .route("/board", get(board::board))
@@ -140,13 +154,16 @@ async fn security_headers(request: Request, next: Next) -> Response {
     let is_static = request.uri().path().starts_with("/static/");
     let mut response = next.run(request).await;
     let h = response.headers_mut();
-    h.insert(
-        header::CONTENT_SECURITY_POLICY,
-        HeaderValue::from_static(
-            "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; \
-             connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
-        ),
-    );
+    // A download sets its own, stricter policy (a sandbox).
+    if !h.contains_key(header::CONTENT_SECURITY_POLICY) {
+        h.insert(
+            header::CONTENT_SECURITY_POLICY,
+            HeaderValue::from_static(
+                "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; \
+                 connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
+            ),
+        );
+    }
     h.insert(
         header::X_CONTENT_TYPE_OPTIONS,
         HeaderValue::from_static("nosniff"),
