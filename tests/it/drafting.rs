@@ -1118,3 +1118,118 @@ fn starttls_required_but_not_offered_fails_without_sending() {
     );
     assert!(sink.received().is_empty(), "never downgraded to plain text");
 }
+
+/// Nothing unrendered reaches a customer: a fill-in its template asked for
+/// and template syntax refuse an approval, with the place named; a missing
+/// signature refuses it until the engineer accepts the warning, which the
+/// approval records.
+#[test]
+fn approval_refuses_unrendered_text_and_records_accepted_warnings() {
+    let desk = Desk::new(None);
+    // The desk's own templates: the scope asks for the error's time.
+    let templates = desk.path().join("templates");
+    super::copy_dir(&repo().join("templates"), &templates);
+    let scope = templates.join("zh-CN/scope.hbs");
+    let text = std::fs::read_to_string(&scope).unwrap();
+    assert!(text.contains("问题定义："));
+    std::fs::write(
+        &scope,
+        text.replace("问题定义：", "问题定义（报错时间：<ERROR_TIME>）："),
+    )
+    .unwrap();
+    let config_path = desk.path().join("config.toml");
+    let config = std::fs::read_to_string(&config_path).unwrap().replace(
+        &format!("templates_dir = \"{}\"", repo().join("templates").display()),
+        "templates_dir = \"templates\"",
+    );
+    std::fs::write(&config_path, config).unwrap();
+    desk.deliver(
+        "c1",
+        &customer_mail(
+            SUBJECT,
+            "c1@mail.example.cn",
+            None,
+            "2024-03-04T09:00:00+08:00",
+            "您好，安装失败。",
+            None,
+        ),
+    );
+    let d = only_pending(&desk);
+    let id = id_of(&d);
+    let body = d["body"].as_str().unwrap().to_string();
+    assert!(body.contains("<ERROR_TIME>"), "{body}");
+    let fill_line = body
+        .lines()
+        .position(|l| l.contains("<ERROR_TIME>"))
+        .unwrap()
+        + 1;
+    let approve = |extra: &[&str]| {
+        desk.run(&[&["approve", id.as_str(), "--as", "Li Desk"][..], extra].concat())
+    };
+
+    let o = approve(&[]);
+    assert_eq!(o.status.code(), Some(4), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains(&format!("line {fill_line}, column "))
+            && stderr(&o).contains("<ERROR_TIME> is not filled in"),
+        "{}",
+        stderr(&o)
+    );
+    let edit = |text: &str| {
+        let file = desk.path().join("edited.txt");
+        std::fs::write(&file, text).unwrap();
+        desk.ok(&[
+            "draft",
+            "edit",
+            &id,
+            "--as",
+            "Li Desk",
+            "--file",
+            file.to_str().unwrap(),
+        ]);
+    };
+    let filled = body.replace("<ERROR_TIME>", "2024-03-04 09:00");
+    edit(&filled.replace("感谢您联系我们。", "感谢您联系我们 {{case.number}}。"));
+    let o = approve(&[]);
+    assert_eq!(o.status.code(), Some(4), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("template syntax `{{` left in the text"),
+        "{}",
+        stderr(&o)
+    );
+
+    // Unsigned: a warning; refused until accepted.
+    let unsigned: String = filled
+        .lines()
+        .filter(|l| {
+            !l.contains("Li Desk") && !l.contains("Example Servicing Desk") && !l.contains("Tel:")
+        })
+        .map(|l| format!("{l}\n"))
+        .collect();
+    edit(&unsigned);
+    let o = approve(&[]);
+    assert_eq!(o.status.code(), Some(4), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("warning: no signature"),
+        "{}",
+        stderr(&o)
+    );
+    assert!(stderr(&o).contains("--accept-warnings"), "{}", stderr(&o));
+    assert_eq!(
+        desk.json(&["draft", "show", &id, "--json"])["status"],
+        "pending"
+    );
+    let o = approve(&["--accept-warnings", "--json"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let approved: Value = serde_json::from_str(&stdout(&o)).unwrap();
+    assert_eq!(approved["status"], "approved");
+    let case = desk.json(&["show", CASE, "--json"]);
+    let event = case["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["kind"] == "draft_approved")
+        .expect("the approval's event");
+    let accepted = event["detail"]["accepted_warnings"].to_string();
+    assert!(accepted.contains("no signature"), "{event}");
+}

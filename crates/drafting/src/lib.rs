@@ -13,6 +13,7 @@
 //! - [`knowledge`]: failure signatures, families, similarity;
 //! - [`config`]: the `[drafting]` settings.
 
+pub mod check;
 pub mod config;
 pub mod context;
 pub mod decide;

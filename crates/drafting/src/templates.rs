@@ -77,6 +77,9 @@ pub struct RenderError {
 /// The loaded templates.
 pub struct Templates {
     registry: Handlebars<'static>,
+    /// The fill-in marks (`<KB>`) each language's templates write, which
+    /// approval refuses to send unfilled (see [`crate::check`]).
+    fill_ins: std::collections::HashMap<String, Vec<String>>,
     /// Where they came from, for messages.
     pub origin: PathBuf,
 }
@@ -161,8 +164,17 @@ impl Templates {
         registry.register_escape_fn(handlebars::no_escape);
         registry.set_prevent_indent(true);
         let mut problems = Vec::new();
+        let mut fill_ins: std::collections::HashMap<String, Vec<String>> = Default::default();
         for (path, text) in files {
             let name = path.trim_end_matches(".hbs").replace('\\', "/");
+            if let Some((lang, _)) = name.split_once('/') {
+                let marks = fill_ins.entry(lang.to_string()).or_default();
+                for mark in crate::check::fill_ins(&text) {
+                    if !marks.contains(&mark) {
+                        marks.push(mark);
+                    }
+                }
+            }
             if let Err(e) = registry.register_template_string(&name, text) {
                 problems.push(TemplateProblem {
                     template: path,
@@ -185,13 +197,22 @@ impl Templates {
             }
         }
         if problems.is_empty() {
-            Ok(Templates { registry, origin })
+            Ok(Templates {
+                registry,
+                fill_ins,
+                origin,
+            })
         } else {
             Err(LoadError {
                 origin: origin.display().to_string(),
                 problems,
             })
         }
+    }
+
+    /// The fill-in marks the templates of language `lang` (`zh-CN`) write.
+    pub fn fill_ins(&self, lang: &str) -> &[String] {
+        self.fill_ins.get(lang).map_or(&[], Vec::as_slice)
     }
 
     /// Renders the body of a reply.

@@ -545,12 +545,16 @@ impl Store {
         id: i64,
         by: &str,
         revision: Option<i64>,
+        check: impl FnOnce(&DraftRow) -> Result<Vec<String>, String>,
         message_id: impl FnOnce(&DraftRow) -> String,
         knowledge: impl FnOnce(&DraftRow) -> Option<NewKnowledge>,
     ) -> Result<DraftRow, GateError> {
         let d = self
             .pending_for_gate(id, revision, DraftStatus::Pending)
             .await?;
+        // Checked on the very revision approved: the warnings accepted are
+        // recorded with the approval.
+        let accepted_warnings = check(&d).map_err(GateError::Refused)?;
         let sha = sha256_text(&d.body);
         let mid = message_id(&d);
         let learned = knowledge(&d);
@@ -565,8 +569,11 @@ impl Store {
         .bind(&mid)
         .bind(id)
         .bind(d.revision);
-        let detail = serde_json::json!({"draft": id, "kind": d.kind, "by": by, "revision": d.revision,
+        let mut detail = serde_json::json!({"draft": id, "kind": d.kind, "by": by, "revision": d.revision,
             "sha256": sha, "message_id": mid, "subject": d.subject, "body": d.body});
+        if !accepted_warnings.is_empty() {
+            detail["accepted_warnings"] = serde_json::json!(accepted_warnings);
+        }
         self.transition(
             &d,
             update,
@@ -938,7 +945,14 @@ mod claim_tests {
         };
         let id = store.create_draft(&draft, "test").await.unwrap().unwrap();
         store
-            .approve_draft(id, "lead", None, |_| "m@example.com".into(), |_| None)
+            .approve_draft(
+                id,
+                "lead",
+                None,
+                |_| Ok(Vec::new()),
+                |_| "m@example.com".into(),
+                |_| None,
+            )
             .await
             .unwrap();
         id

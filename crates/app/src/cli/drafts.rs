@@ -96,6 +96,10 @@ pub struct ApproveArgs {
     /// Send it right away instead of leaving it to the daemon.
     #[arg(long)]
     pub send: bool,
+    /// Approve although the check found warnings (no greeting, no
+    /// signature); recorded with the approval. Errors always refuse.
+    #[arg(long)]
+    pub accept_warnings: bool,
     /// The draft as JSON on stdout (after the send, with `--send`).
     #[arg(long)]
     pub json: bool,
@@ -338,7 +342,12 @@ fn edit_in_editor(text: &str) -> Result<String, Failure> {
 pub async fn approve(config: &Arc<Config>, args: ApproveArgs) -> Result<u8, Failure> {
     let drafter = drafter(config).await?;
     let d = drafter
-        .approve(args.id, &args.actor.name, args.revision)
+        .approve(
+            args.id,
+            &args.actor.name,
+            args.revision,
+            args.accept_warnings,
+        )
         .await
         .map_err(gate_failure)?;
     eprintln!(

@@ -25,6 +25,7 @@ use casebot_store::analyses::AnalysisView;
 use casebot_store::drafts::{DraftRow, DraftingInput, GateError, NewDraft};
 use casebot_store::knowledge::NewKnowledge;
 
+use casebot_drafting::check;
 use casebot_drafting::context::{self, CaseInput, Inputs, SimilarCase, ThreadText};
 use casebot_drafting::decide::{self, AnalysisState, ThreadMessage, Want};
 use casebot_drafting::templates::Templates;
@@ -453,13 +454,17 @@ impl Drafter {
         self.store.retry_draft(id, by).await
     }
 
-    /// Approves a draft (the CLI and the web desk both come here). A closure
-    /// records what the case taught in the same transaction.
+    /// Approves a draft (the CLI and the web desk both come here), after
+    /// checking its text (see [`check`]): errors refuse it, warnings too
+    /// unless `accept_warnings`, and the warnings accepted are recorded with
+    /// the approval. A closure records what the case taught in the same
+    /// transaction.
     pub async fn approve(
         &self,
         id: i64,
         by: &str,
         revision: Option<i64>,
+        accept_warnings: bool,
     ) -> Result<DraftRow, GateError> {
         let domain = self.config.outbox.domain().to_string();
         let now = chrono::Utc::now();
@@ -468,6 +473,7 @@ impl Drafter {
                 id,
                 by,
                 revision,
+                |d| self.check_before_approval(d, by, accept_warnings),
                 |d| {
                     let seed = format!(
                         "{}/{}/{}/{}",
@@ -482,6 +488,58 @@ impl Drafter {
             )
             .await
             .inspect(|_| crate::telemetry::metrics().draft(DraftEvent::Approved))
+    }
+
+    /// The approval's check of `d`: the warnings to record, or why not.
+    fn check_before_approval(
+        &self,
+        d: &DraftRow,
+        by: &str,
+        accept_warnings: bool,
+    ) -> Result<Vec<String>, String> {
+        let lang = Lang::parse(&d.language).unwrap_or(Lang::Zh);
+        let expected = |signer: &str| {
+            check::check_reply(
+                &d.subject,
+                &d.body,
+                &check::Expected {
+                    fill_ins: self.templates.fill_ins(lang.tag()),
+                    signer,
+                    lang,
+                },
+            )
+        };
+        // Signed by the configured engineer (the template's signature) or
+        // by whoever approves it, who may have put their own name.
+        let problems = [self.config.drafting.engineer_name.as_str(), by]
+            .iter()
+            .map(|signer| expected(signer))
+            .min_by_key(Vec::len)
+            .unwrap_or_default();
+        let errors: Vec<String> = problems
+            .iter()
+            .filter(|p| p.level == check::Level::Error)
+            .map(ToString::to_string)
+            .collect();
+        let warnings: Vec<String> = problems
+            .iter()
+            .filter(|p| p.level == check::Level::Warning)
+            .map(ToString::to_string)
+            .collect();
+        if !errors.is_empty() || (!warnings.is_empty() && !accept_warnings) {
+            let mut message = format!("draft {} cannot be approved as it is:", d.id);
+            for p in errors.iter().chain(&warnings) {
+                message.push_str("\n  ");
+                message.push_str(p);
+            }
+            if errors.is_empty() {
+                message.push_str(
+                    "\nonly warnings: approve anyway with --accept-warnings (on the desk: approve despite warnings)",
+                );
+            }
+            return Err(message);
+        }
+        Ok(warnings)
     }
 }
 

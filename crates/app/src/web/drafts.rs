@@ -85,7 +85,10 @@ pub async fn editor(
                         button type="submit" name="action" value="save" { "Save" }
                         " "
                         button.primary type="submit" name="action" value="approve" { "Approve and send" }
+                        " "
+                        label.muted { input type="checkbox" name="accept_warnings" value="1"; " approve despite warnings (no greeting or signature; recorded)" }
                     }
+                    p.muted { "Before it is sent the text is checked: template syntax or a fill-in such as <KB> left in it refuses the approval." }
                 }
                 form.filters method="post" action={"/drafts/" (d.id) "/reject"} {
                     input type="hidden" name="csrf" value=(desk.csrf());
@@ -108,6 +111,9 @@ pub struct SaveForm {
     revision: i64,
     body: String,
     action: String,
+    /// The "approve despite warnings" box.
+    #[serde(default)]
+    accept_warnings: Option<String>,
 }
 
 /// Saves the text; with `action=approve`, then approves that very revision.
@@ -148,7 +154,7 @@ pub async fn save(
         "approve" => {
             let d = state
                 .drafter
-                .approve(id, &by, Some(revision))
+                .approve(id, &by, Some(revision), form.accept_warnings.is_some())
                 .await
                 .map_err(gate_error)?;
             state.send_now.notify_one();
