@@ -275,3 +275,99 @@ fn downloads_are_safe_the_log_view_marks_decisive_lines_and_notes_stay_internal(
     unsafe { libc::kill(daemon.id() as i32, libc::SIGTERM) };
     daemon.wait().unwrap();
 }
+
+/// `casebot user add NAME --role ROLE [--email ADDR]` with `password` typed in.
+fn add_user(
+    dir: &std::path::Path,
+    url: &str,
+    name: &str,
+    role: &str,
+    email: Option<&str>,
+    password: &str,
+) {
+    use std::io::Write as _;
+    let mut args = vec!["user", "add", name, "--role", role];
+    if let Some(email) = email {
+        args.extend(["--email", email]);
+    }
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_casebot"))
+        .args(&args)
+        .current_dir(dir)
+        .env("CASEBOT_DB", url)
+        .env_remove("CASEBOT_CONFIG")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    writeln!(child.stdin.take().unwrap(), "{password}").unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// The SLA board is the team lead's view of every open case; an engineer's
+/// board (and `/api/board`, `/api/sla`) holds the cases they own.
+#[test]
+fn the_board_shows_an_engineer_their_own_cases_and_the_lead_every_case() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = store_url(&dir.path().join("board.db"));
+    let threads = super::example("threads");
+    let o = casebot_at(&url, dir.path(), &["import", threads.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    const PASSWORD: &str = "a long enough password";
+    add_lead(dir.path(), &url, PASSWORD);
+    // The example open case's mail comes from this engineer's address.
+    add_user(
+        dir.path(),
+        &url,
+        "chen.desk",
+        "engineer",
+        Some("chen.desk@desk.example.com"),
+        PASSWORD,
+    );
+    add_user(
+        dir.path(),
+        &url,
+        "li.new",
+        "engineer",
+        Some("li.new@desk.example.com"),
+        PASSWORD,
+    );
+    let port = super::mailstack::free_port();
+    let mut daemon = serve(dir.path(), &url, port, &[], &dir.path().join("serve.log"));
+    let board_of = |name: &str| -> Vec<String> {
+        let session = login(port, name, PASSWORD);
+        let cookie = format!("Cookie: casebot_session={session}\r\n");
+        let (status, answer) = super::http_get_with(port, "/api/board", &cookie);
+        assert_eq!(status, 200, "{answer}");
+        let board: serde_json::Value = serde_json::from_str(body(&answer)).unwrap();
+        let keys: Vec<String> = board["cases"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| c["case_key"].as_str().unwrap().to_string())
+            .collect();
+        let (_, answer) = super::http_get_with(port, "/api/sla", &cookie);
+        let sla: serde_json::Value = serde_json::from_str(body(&answer)).unwrap();
+        let sla_keys: Vec<String> = sla
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| c["case_key"].as_str().unwrap().to_string())
+            .collect();
+        assert_eq!(keys, sla_keys, "/api/sla shows {name} what the board does");
+        keys
+    };
+    let lead = board_of("lead");
+    assert!(lead.contains(&"CAS-10003-SC5K8P".to_string()), "{lead:?}");
+    assert!(lead.len() >= 2, "the lead sees every open case: {lead:?}");
+    assert_eq!(board_of("chen.desk"), vec!["CAS-10003-SC5K8P".to_string()]);
+    assert!(board_of("li.new").is_empty(), "nothing of others' cases");
+    // SAFETY: signalling our own child.
+    unsafe { libc::kill(daemon.id() as i32, libc::SIGTERM) };
+    daemon.wait().unwrap();
+}

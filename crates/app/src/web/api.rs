@@ -69,23 +69,24 @@ pub async fn case(
     ))
 }
 
-/// `GET /api/sla`: every open case's SLA, most urgent first (what
-/// `casebot sla --json` prints).
+/// `GET /api/sla`: the open cases' SLA, most urgent first (what
+/// `casebot sla --json` prints): every case for the team lead, their own
+/// for an engineer.
 pub async fn sla(
     State(state): State<AppState>,
-    _desk: Desk,
+    desk: Desk,
     Query(params): Query<BoardParams>,
 ) -> Result<Json<Vec<CaseSlaView>>, WebError> {
-    Ok(Json(board::open_views(&state, &params).await?))
+    Ok(Json(board::open_views(&state, &desk, &params).await?))
 }
 
 /// `GET /api/board`: the board as shown (the page's refresh reads it).
 pub async fn board(
     State(state): State<AppState>,
-    _desk: Desk,
+    desk: Desk,
     Query(params): Query<BoardParams>,
 ) -> Result<Json<board::BoardData>, WebError> {
-    Ok(Json(board::board_data(&state, &params).await?))
+    Ok(Json(board::board_data(&state, &desk, &params).await?))
 }
 
 /// `GET /api/report?from=YYYY-MM-DD&to=YYYY-MM-DD` (team lead).

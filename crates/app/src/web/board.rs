@@ -66,11 +66,20 @@ const SHOWN: [Urgency; 4] = [
     Urgency::Paused,
 ];
 
-/// The open cases' SLA now, most urgent first, filtered as asked.
+/// Whose cases a board shows: the team lead sees every open case; an
+/// engineer the cases they own (by account name or address).
+fn visible_to(desk: &Desk) -> Option<Vec<String>> {
+    (!desk.is_lead()).then(|| desk.identities())
+}
+
+/// The open cases' SLA now, most urgent first, filtered as asked and to
+/// what `desk` may see.
 pub async fn open_views(
     state: &AppState,
+    desk: &Desk,
     params: &BoardParams,
 ) -> Result<Vec<CaseSlaView>, WebError> {
+    let mine = visible_to(desk);
     state.sla.refresh().await?;
     let now = Utc::now();
     let policies = state.sla.policies();
@@ -87,13 +96,24 @@ pub async fn open_views(
         .filter(|v| {
             wanted(&params.priority, Some(&v.priority)) && wanted(&params.owner, v.owner.as_deref())
         })
+        .filter(|v| {
+            mine.as_ref().is_none_or(|names| {
+                v.owner
+                    .as_deref()
+                    .is_some_and(|o| names.iter().any(|n| n.eq_ignore_ascii_case(o)))
+            })
+        })
         .collect();
     sort_by_urgency(&mut views);
     Ok(views)
 }
 
-pub async fn board_data(state: &AppState, params: &BoardParams) -> Result<BoardData, WebError> {
-    let views = open_views(state, params).await?;
+pub async fn board_data(
+    state: &AppState,
+    desk: &Desk,
+    params: &BoardParams,
+) -> Result<BoardData, WebError> {
+    let views = open_views(state, desk, params).await?;
     let tz = state.time_zone();
     let mut counts: BTreeMap<&'static str, usize> = SHOWN.iter().map(|u| (u.as_str(), 0)).collect();
     let mut by_priority: BTreeMap<String, BTreeMap<&'static str, usize>> = BTreeMap::new();
@@ -168,12 +188,18 @@ pub async fn board(
     desk: Desk,
     Query(params): Query<BoardParams>,
 ) -> Result<Markup, WebError> {
-    let data = board_data(&state, &params).await?;
+    let data = board_data(&state, &desk, &params).await?;
+    let title = if desk.is_lead() {
+        "SLA board"
+    } else {
+        "My SLA board"
+    };
     Ok(page(
-        "SLA board",
+        title,
         Some(&desk),
         html! {
-            h1 { "SLA board" }
+            h1 { (title) }
+            @if !desk.is_lead() { p.muted { "The cases you own; the team lead's board shows every open case." } }
             p.muted { "Open cases as of " span id="board-stamp" { (data.as_of) } " (" (state.time_zone().name()) "); times left are business time. Refreshes every " (state.config.web.board_refresh_secs) " s." }
             div.counts {
                 @for u in SHOWN {
