@@ -1233,3 +1233,95 @@ fn approval_refuses_unrendered_text_and_records_accepted_warnings() {
     let accepted = event["detail"]["accepted_warnings"].to_string();
     assert!(accepted.contains("no signature"), "{event}");
 }
+
+/// A case that has waited on the customer for five business days gets the
+/// archive notice drafted by itself, once; the customer's next mail replaces
+/// it with what the case then calls for.
+#[test]
+fn a_long_wait_on_the_customer_proposes_the_archive_notice_and_a_reply_withdraws_it() {
+    let desk = Desk::new(None);
+    desk.deliver(
+        "w1",
+        &customer_mail(
+            SUBJECT,
+            "w1@mail.example.cn",
+            None,
+            "2024-03-04T09:00:00+08:00",
+            "您好，安装失败。",
+            None,
+        ),
+    );
+    let engineer = thread_mail(
+        "Li Desk <li.desk@desk.example.com>",
+        CUSTOMER,
+        &format!("回复: {SUBJECT}"),
+        "w2@desk.example.com",
+        Some("w1@mail.example.cn"),
+        "2024-03-04T10:00:00+08:00",
+    )
+    .singlepart(SinglePart::plain(
+        "您好：\n请收集日志并上传。\nLi Desk".to_string(),
+    ))
+    .unwrap()
+    .formatted();
+    desk.deliver("w2", &engineer);
+    assert_eq!(
+        desk.json(&["show", CASE, "--json"])["status"],
+        "waiting_on_customer"
+    );
+    assert!(
+        desk.pending().is_empty(),
+        "nothing to draft while the customer has the ball"
+    );
+
+    // The daemon's drafting stage looks for long waits when it starts.
+    let serve = std::process::Command::new(env!("CARGO_BIN_EXE_casebot"))
+        .arg("serve")
+        .current_dir(desk.path())
+        .env("CASEBOT_DB", super::store_url(&desk.db()))
+        .env("CASEBOT_LISTEN", "")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while desk.pending().is_empty() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no archive notice proposed"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    // Another pass finds it already proposed for this wait.
+    std::thread::sleep(Duration::from_secs(2));
+    // SAFETY: signalling our own child.
+    unsafe { libc::kill(serve.id() as i32, libc::SIGTERM) };
+    let mut serve = serve;
+    serve.wait().unwrap();
+    let proposed = only_pending(&desk);
+    assert_eq!(proposed["kind"], "archive", "{proposed:#}");
+    assert_contains_all(
+        proposed["body"].as_str().unwrap(),
+        &["归档"],
+        "the archive notice",
+    );
+
+    // The customer answers: the notice gives way to a reply to them.
+    desk.deliver(
+        "w3",
+        &customer_mail(
+            &format!("回复: {SUBJECT}"),
+            "w3@mail.example.cn",
+            Some("w2@desk.example.com"),
+            "2024-03-20T09:00:00+08:00",
+            "您好，日志已上传，情况依旧。",
+            Some(("logs.zip", log_zip())),
+        ),
+    );
+    let after = only_pending(&desk);
+    assert_ne!(after["kind"], "archive", "{after:#}");
+    assert_eq!(
+        after["id"], proposed["id"],
+        "the same pending draft, now another kind"
+    );
+}

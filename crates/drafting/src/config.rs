@@ -27,6 +27,11 @@ pub struct DraftingConfig {
     pub max_recipients: usize,
     /// The log collector the customer runs (a file name shown in the scope mail).
     pub log_collector: String,
+    /// A case waiting on the customer this many business days (the
+    /// priority's business hours) gets the archive notice drafted; 0: never.
+    pub archive_after: u32,
+    /// Per priority (`P1 = 3`), instead of `archive_after`.
+    pub archive_after_priority: std::collections::BTreeMap<String, u32>,
     pub portal: PortalConfig,
 }
 
@@ -40,6 +45,8 @@ impl Default for DraftingConfig {
             signature_lines: vec!["Windows Servicing Support Desk".into()],
             max_recipients: 50,
             log_collector: "LogCollector.zip".into(),
+            archive_after: 5,
+            archive_after_priority: Default::default(),
             portal: PortalConfig::default(),
         }
     }

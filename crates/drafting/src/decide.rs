@@ -149,6 +149,21 @@ fn answered_since_assignment(human: &[&ThreadMessage], reassign_stage: Stage) ->
         .any(|m| m.direction == Direction::Engineer)
 }
 
+/// Whether a case is due for the archive notice: it waits on the customer,
+/// and has for `after_days` business days (`day_minutes` of business time
+/// each) since the desk's last mail. `after_days` 0 never proposes one.
+pub fn archive_due(
+    status: CaseStatus,
+    waited_business_minutes: i64,
+    day_minutes: i64,
+    after_days: u32,
+) -> bool {
+    status == CaseStatus::WaitingOnCustomer
+        && after_days > 0
+        && day_minutes > 0
+        && waited_business_minutes >= i64::from(after_days) * day_minutes
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -269,5 +284,28 @@ mod tests {
                 Want::Nothing(_)
             ));
         }
+    }
+}
+
+#[cfg(test)]
+mod archive_tests {
+    use super::*;
+
+    #[test]
+    fn the_archive_notice_is_due_after_the_business_days_of_waiting() {
+        let day = 9 * 60;
+        assert!(!archive_due(
+            CaseStatus::WaitingOnCustomer,
+            5 * day - 1,
+            day,
+            5
+        ));
+        assert!(archive_due(CaseStatus::WaitingOnCustomer, 5 * day, day, 5));
+        assert!(!archive_due(CaseStatus::WaitingOnUs, 50 * day, day, 5));
+        assert!(!archive_due(CaseStatus::Archived, 50 * day, day, 5));
+        assert!(
+            !archive_due(CaseStatus::WaitingOnCustomer, 50 * day, day, 0),
+            "0 turns it off"
+        );
     }
 }

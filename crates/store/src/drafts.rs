@@ -916,6 +916,21 @@ impl Store {
     }
 }
 
+impl Store {
+    /// Cases waiting on the customer whose newest mail is older than
+    /// `before` (Unix seconds): the candidates for an archive notice, read
+    /// off the (status, last mail) index.
+    pub async fn cases_waiting_on_customer_before(&self, before: i64) -> Result<Vec<i64>> {
+        Ok(sqlx::query_scalar(
+            "SELECT id FROM cases WHERE status = 'waiting_on_customer' AND last_message_at < $1 \
+             ORDER BY last_message_at",
+        )
+        .bind(before)
+        .fetch_all(self.pool())
+        .await?)
+    }
+}
+
 #[cfg(test)]
 mod claim_tests {
     use super::*;

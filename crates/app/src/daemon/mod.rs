@@ -292,6 +292,9 @@ async fn retention_forever(store: Store, days: u32, mut stop: watch::Receiver<bo
     }
 }
 
+/// How often the drafting stage looks for cases due for the archive notice.
+const ARCHIVE_SWEEP: Duration = Duration::from_secs(600);
+
 /// Tells systemd (through `NOTIFY_SOCKET`) how the service is doing.
 fn notify_service_manager(state: &[sd_notify::NotifyState]) {
     if let Err(e) = sd_notify::notify(state) {
@@ -387,6 +390,9 @@ async fn draft_forever(
     let mut drafting_lease = drafter.store().lease(leases::DRAFTING);
     let mut drafting = false;
     let health = crate::telemetry::metrics().loop_started("drafting");
+    // Waits are measured in business days: a sweep every few minutes is
+    // plenty, and the first one runs at the start.
+    let mut next_archive_sweep = std::time::Instant::now();
     loop {
         let pass = async {
             let started = std::time::Instant::now();
@@ -400,11 +406,17 @@ async fn draft_forever(
                 drafting = holds;
                 roster.set_held(leases::DRAFTING, holds);
             }
-            let drafted = if holds {
+            let mut drafted = if holds {
                 drafter.run().await?
             } else {
                 Default::default()
             };
+            if holds && std::time::Instant::now() >= next_archive_sweep {
+                drafted.created += drafter
+                    .propose_archives(sla.policies(), chrono::Utc::now())
+                    .await? as u64;
+                next_archive_sweep = std::time::Instant::now() + ARCHIVE_SWEEP;
+            }
             sla.refresh().await?;
             anyhow::Ok((drafted, started.elapsed().as_millis() as u64))
         };

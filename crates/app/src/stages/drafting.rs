@@ -179,9 +179,10 @@ impl Drafter {
             .iter()
             .find(|d| d.status == DraftStatus::Pending);
         let newest_message = input.messages.last().map(|m| m.id);
-        // An engineer's own draft stands until a new mail arrives.
+        // An engineer's own draft, and an archive notice proposed after the
+        // waiting, stand until a new mail arrives.
         if let Some(p) = pending
-            && p.origin == DraftOrigin::Manual
+            && (p.origin == DraftOrigin::Manual || p.kind == DraftKind::Archive)
             && p.basis == manual_basis(p.kind, newest_message)
         {
             return Ok(Change::Unchanged);
@@ -238,6 +239,81 @@ impl Drafter {
                 }
             }
         }
+    }
+
+    /// Proposes the archive notice (暂时归档) for every case that has waited
+    /// on the customer for its priority's `archive_after` business days
+    /// since the desk's last mail, once per such wait: a new mail starts a
+    /// new wait, and replaces a pending notice with what the case then
+    /// calls for. Returns how many were drafted.
+    pub async fn propose_archives(
+        &self,
+        policies: &casebot_core::sla::SlaPolicies,
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> Result<usize> {
+        let settings = &self.config.drafting;
+        let shortest = settings
+            .archive_after_priority
+            .values()
+            .copied()
+            .chain(std::iter::once(settings.archive_after))
+            .filter(|d| *d > 0)
+            .min();
+        let Some(shortest) = shortest else {
+            return Ok(0);
+        };
+        // A business day is never shorter than a calendar day: waits
+        // shorter than that many calendar days cannot be due.
+        let before = now.timestamp() - i64::from(shortest) * 86_400;
+        let mut proposed = 0;
+        for case_row in self.store.cases_waiting_on_customer_before(before).await? {
+            let Some(input) = self.store.drafting_input(case_row).await? else {
+                continue;
+            };
+            let Some(newest) = input.messages.last() else {
+                continue;
+            };
+            let basis = manual_basis(DraftKind::Archive, Some(newest.id));
+            if input
+                .drafts
+                .iter()
+                .any(|d| d.status == DraftStatus::Pending || d.basis == basis)
+            {
+                continue;
+            }
+            let policy = policies.policy_for(input.case.priority.as_deref());
+            let after = settings
+                .archive_after_priority
+                .get(&policy.priority)
+                .copied()
+                .unwrap_or(settings.archive_after);
+            let since = chrono::DateTime::from_timestamp(newest.date_utc, 0).unwrap_or(now);
+            let waited = policy.calendar.minutes_between(since, now);
+            if !decide::archive_due(
+                input.case.status,
+                waited,
+                policy.calendar.day_minutes(),
+                after,
+            ) {
+                continue;
+            }
+            let draft = self
+                .render(
+                    &input,
+                    DraftKind::Archive,
+                    None,
+                    &[],
+                    basis,
+                    DraftOrigin::Auto,
+                )
+                .await?;
+            let reason = format!("the case has waited on the customer {after} business days");
+            if self.store.create_draft(&draft, &reason).await?.is_some() {
+                crate::telemetry::metrics().draft(DraftEvent::Created);
+                proposed += 1;
+            }
+        }
+        Ok(proposed)
     }
 
     /// An engineer asks for a draft of `kind` (an archive notice, or another
