@@ -1325,3 +1325,141 @@ fn a_long_wait_on_the_customer_proposes_the_archive_notice_and_a_reply_withdraws
         "the same pending draft, now another kind"
     );
 }
+
+/// `casebot user add NAME --role engineer …` with a password on stdin.
+fn add_engineer(desk: &Desk, args: &[&str]) {
+    use std::io::Write as _;
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_casebot"))
+        .args([&["user", "add"][..], args].concat())
+        .current_dir(desk.path())
+        .env("CASEBOT_DB", super::store_url(&desk.db()))
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    writeln!(child.stdin.take().unwrap(), "a long enough password").unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// The outbox's newest .eml.
+fn newest_sent(desk: &Desk) -> String {
+    let mut files: Vec<_> = std::fs::read_dir(desk.path().join("outbox"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    files.sort_by_key(|p| std::fs::metadata(p).unwrap().modified().unwrap());
+    let raw = std::fs::read(files.last().expect("a sent reply")).unwrap();
+    // The text part is quoted-printable or base64: read it as mail does.
+    let parsed = mail_parser::MessageParser::default().parse(&raw).unwrap();
+    parsed.body_text(0).unwrap().into_owned()
+}
+
+/// Engineers sign their own replies: the case owner's name and lines sign
+/// the reply; with `sign_as = "approver"` another engineer who approves it
+/// signs it instead, recorded as an edit.
+#[test]
+fn replies_are_signed_by_the_owner_or_with_sign_as_approver_by_the_approver() {
+    let desk = Desk::new(None);
+    add_engineer(
+        &desk,
+        &[
+            "wang.wei",
+            "--role",
+            "engineer",
+            "--email",
+            "wang.wei@desk.example.com",
+            "--display-name",
+            "王伟 Wang Wei",
+            "--signature-line",
+            "示例服务台 一组",
+            "--phone",
+            "+86-10-5550-0101",
+        ],
+    );
+    add_engineer(
+        &desk,
+        &[
+            "zhao.lin",
+            "--role",
+            "engineer",
+            "--display-name",
+            "赵琳 Zhao Lin",
+        ],
+    );
+    let edited = desk.json(&[
+        "user",
+        "edit",
+        "zhao.lin",
+        "--phone",
+        "+86-10-5550-0202",
+        "--json",
+    ]);
+    assert_eq!(edited["phone"], "+86-10-5550-0202");
+    desk.deliver(
+        "s1",
+        &customer_mail(
+            SUBJECT,
+            "s1@mail.example.cn",
+            None,
+            "2024-03-04T09:00:00+08:00",
+            "您好，安装失败。",
+            None,
+        ),
+    );
+    desk.ok(&["assign", CASE, "wang.wei", "--as", "Zhou Lead"]);
+    let id = id_of(&only_pending(&desk));
+    // An approver without an account: the owner signs.
+    desk.ok(&["approve", &id, "--as", "Zhou Lead", "--send"]);
+    let sent = newest_sent(&desk);
+    assert_contains_all(
+        &sent,
+        &["王伟 Wang Wei", "示例服务台 一组", "+86-10-5550-0101"],
+        "the owner's signature",
+    );
+    assert!(!sent.contains("Li Desk"), "{sent}");
+
+    // sign_as = "approver": zhao.lin approves the next reply and signs it.
+    let config_path = desk.path().join("config.toml");
+    let config = std::fs::read_to_string(&config_path).unwrap().replace(
+        "engineer_name = \"Li Desk\"",
+        "engineer_name = \"Li Desk\"\nsign_as = \"approver\"",
+    );
+    std::fs::write(&config_path, config).unwrap();
+    desk.deliver(
+        "s2",
+        &customer_mail(
+            &format!("回复: {SUBJECT}"),
+            "s2@mail.example.cn",
+            None,
+            // After the reply just sent (dated now).
+            &soon(2),
+            "您好，日志已上传，情况依旧。",
+            Some(("logs.zip", log_zip())),
+        ),
+    );
+    let d = only_pending(&desk);
+    assert!(
+        d["body"].as_str().unwrap().contains("王伟 Wang Wei"),
+        "drafted in the owner's name"
+    );
+    let id = id_of(&d);
+    desk.ok(&["approve", &id, "--as", "zhao.lin", "--send"]);
+    let sent = newest_sent(&desk);
+    assert_contains_all(
+        &sent,
+        &["赵琳 Zhao Lin", "+86-10-5550-0202"],
+        "the approver's signature",
+    );
+    assert!(!sent.contains("王伟 Wang Wei"), "{sent}");
+    let draft = desk.json(&["draft", "show", &id, "--json"]);
+    assert_eq!(
+        draft["edited_by"], "zhao.lin",
+        "the re-signing is a recorded edit: {draft:#}"
+    );
+}

@@ -18,8 +18,12 @@ pub struct DraftingConfig {
     pub language: String,
     /// The one reply prefix before the partner's subject (never stacked).
     pub reply_prefix: String,
-    /// The engineer who signs, until cases have owners.
+    /// Who signs when the case's owner is no desk account (no owner yet,
+    /// or an address without an account).
     pub engineer_name: String,
+    /// Whose name signs a reply someone other than the case's owner
+    /// approves: `owner` keeps the owner's, `approver` puts the approver's.
+    pub sign_as: SignAs,
     /// Lines under the engineer's name in the signature (team, phone).
     pub signature_lines: Vec<String>,
     /// Most recipients (To and Cc together) a reply goes to; the rest of a
@@ -35,6 +39,17 @@ pub struct DraftingConfig {
     pub portal: PortalConfig,
 }
 
+/// Whose signature a reply carries when another engineer approves it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SignAs {
+    /// The case owner's, who the customer deals with.
+    #[default]
+    Owner,
+    /// The approver's, who answers for the text.
+    Approver,
+}
+
 impl Default for DraftingConfig {
     fn default() -> Self {
         Self {
@@ -42,6 +57,7 @@ impl Default for DraftingConfig {
             language: "auto".into(),
             reply_prefix: "Re: ".into(),
             engineer_name: "Desk Engineer".into(),
+            sign_as: SignAs::Owner,
             signature_lines: vec!["Windows Servicing Support Desk".into()],
             max_recipients: 50,
             log_collector: "LogCollector.zip".into(),

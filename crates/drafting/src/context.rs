@@ -166,6 +166,9 @@ pub struct Inputs<'a> {
     pub rules: &'a RuleSet,
     pub settings: &'a DraftingConfig,
     pub portal_password: Option<String>,
+    /// Who signs: the case owner's profile; `None` falls back on the
+    /// configured `engineer_name` and `signature_lines`.
+    pub signer: Option<Engineer>,
 }
 
 /// Most decisive lines quoted in a mail.
@@ -227,10 +230,10 @@ pub fn build(inputs: &Inputs<'_>) -> ReplyContext {
         customer: Customer {
             name: customer_name,
         },
-        engineer: Engineer {
+        engineer: inputs.signer.clone().unwrap_or_else(|| Engineer {
             name: settings.engineer_name.clone(),
             signature_lines: settings.signature_lines.clone(),
-        },
+        }),
         portal: Portal {
             url: settings.portal.url.clone(),
             username: settings

@@ -402,6 +402,14 @@ pub fn samples(rules: &RuleSet, settings: &DraftingConfig) -> Vec<Sample> {
                     rules,
                     settings,
                     portal_password: rich.then(|| "Sample-Pass-1".to_string()),
+                    // An owner's own profile signs the rich samples.
+                    signer: rich.then(|| context::Engineer {
+                        name: "王工 Wang Gong".into(),
+                        signature_lines: vec![
+                            "示例技术支持部".into(),
+                            "Tel: +86-10-5550-0001".into(),
+                        ],
+                    }),
                 };
                 out.push(Sample {
                     name: name.to_string(),

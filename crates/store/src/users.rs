@@ -41,6 +41,9 @@ struct UserRow {
     password_hash: String,
     disabled: i64,
     created_at: i64,
+    display_name: Option<String>,
+    phone: Option<String>,
+    signature: Option<String>,
 }
 
 /// A desk account.
@@ -52,8 +55,22 @@ pub struct User {
     pub role: Role,
     pub disabled: bool,
     pub created_at: String,
+    /// The name a customer reads under a reply (else the account's name).
+    pub display_name: Option<String>,
+    pub phone: Option<String>,
+    /// The lines under the name in a reply this person signs.
+    pub signature_lines: Vec<String>,
     #[serde(skip)]
     pub password_hash: String,
+}
+
+/// What a person changes of their own profile; `None` keeps a field.
+#[derive(Debug, Clone, Default)]
+pub struct Profile {
+    pub display_name: Option<String>,
+    pub email: Option<String>,
+    pub phone: Option<String>,
+    pub signature_lines: Option<Vec<String>>,
 }
 
 impl From<UserRow> for User {
@@ -65,6 +82,14 @@ impl From<UserRow> for User {
             role: Role::parse(&r.role).unwrap_or(Role::Engineer),
             disabled: r.disabled != 0,
             created_at: ts_to_rfc3339(r.created_at),
+            display_name: r.display_name.filter(|n| !n.trim().is_empty()),
+            phone: r.phone.filter(|p| !p.trim().is_empty()),
+            signature_lines: r
+                .signature
+                .unwrap_or_default()
+                .lines()
+                .map(str::to_string)
+                .collect(),
             password_hash: r.password_hash,
         }
     }
@@ -87,7 +112,71 @@ pub struct Session {
     pub expires_at: i64,
 }
 
-const USER_COLUMNS: &str = "id, name, email, role, password_hash, disabled, created_at";
+const USER_COLUMNS: &str =
+    "id, name, email, role, password_hash, disabled, created_at, display_name, phone, signature";
+
+impl Store {
+    /// Changes a person's profile (what signs their replies); `None` when
+    /// there is no such account.
+    pub async fn set_profile(&self, name: &str, profile: &Profile) -> Result<Option<User>> {
+        let signature = profile.signature_lines.as_ref().map(|l| l.join("\n"));
+        let changed = sqlx::query(
+            "UPDATE users SET display_name = COALESCE($2, display_name), email = COALESCE($3, email), \
+             phone = COALESCE($4, phone), signature = COALESCE($5, signature), updated_at = $6 WHERE name = $1",
+        )
+        .bind(name)
+        .bind(&profile.display_name)
+        .bind(&profile.email)
+        .bind(&profile.phone)
+        .bind(signature)
+        .bind(now_ts())
+        .execute(self.pool())
+        .await?;
+        if changed.rows_affected() == 0 {
+            return Ok(None);
+        }
+        self.user(name).await
+    }
+
+    /// The account a case's owner names (by account name or address,
+    /// whatever the letter case).
+    pub async fn user_for_owner(&self, owner: &str) -> Result<Option<User>> {
+        let row: Option<UserRow> = sqlx::query_as(&format!(
+            "SELECT {USER_COLUMNS} FROM users WHERE LOWER(name) = LOWER($1) OR LOWER(email) = LOWER($1) \
+             ORDER BY id LIMIT 1"
+        ))
+        .bind(owner.trim())
+        .fetch_optional(self.pool())
+        .await?;
+        Ok(row.map(User::from))
+    }
+
+    /// Who owns a case now: the newest assignment (`casebot assign`, the
+    /// desk's Assign), else the owner the SLA engine last read off the mail.
+    pub async fn case_owner(&self, case_row: i64) -> Result<Option<String>> {
+        let assigned: Option<String> = sqlx::query_scalar(
+            "SELECT detail FROM events WHERE case_id = $1 AND kind = 'owner_assigned' ORDER BY id DESC LIMIT 1",
+        )
+        .bind(case_row)
+        .fetch_optional(self.pool())
+        .await?;
+        if let Some(owner) = assigned
+            .and_then(|d| serde_json::from_str::<serde_json::Value>(&d).ok())
+            .and_then(|d| d["owner"].as_str().map(str::to_string))
+        {
+            return Ok(Some(owner));
+        }
+        Ok(
+            sqlx::query_scalar::<_, Option<String>>(
+                "SELECT owner FROM case_sla WHERE case_id = $1",
+            )
+            .bind(case_row)
+            .fetch_optional(self.pool())
+            .await?
+            .flatten(),
+        )
+    }
+}
 
 impl Store {
     /// Creates an account; a name already taken is an error that says so.
@@ -211,6 +300,7 @@ impl Store {
         // One read per request: the session and its account together.
         let row: Option<SessionRow> = sqlx::query_as(
             "SELECT u.id, u.name, u.email, u.role, u.password_hash, u.disabled, u.created_at, \
+             u.display_name, u.phone, u.signature, \
              s.csrf_token, s.expires_at, s.last_seen_at \
              FROM sessions s JOIN users u ON u.id = s.user_id WHERE s.token_sha256 = $1",
         )

@@ -65,7 +65,21 @@ pub enum UserCommand {
         /// The address this person sends case mail from (ties their mail to them).
         #[arg(long)]
         email: Option<String>,
+        #[command(flatten)]
+        profile: ProfileArgs,
         /// The new account as JSON on stdout.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Change how a person signs their replies, or their address.
+    Edit {
+        name: String,
+        /// The address this person sends case mail from.
+        #[arg(long)]
+        email: Option<String>,
+        #[command(flatten)]
+        profile: ProfileArgs,
+        /// The account as JSON on stdout.
         #[arg(long)]
         json: bool,
     },
@@ -90,6 +104,33 @@ pub enum UserCommand {
         #[arg(long)]
         json: bool,
     },
+}
+
+/// How a person signs the replies of the cases they own.
+#[derive(Debug, Args)]
+pub struct ProfileArgs {
+    /// The name customers read under a reply ("王伟 Wang Wei"); default: the account's name.
+    #[arg(long)]
+    pub display_name: Option<String>,
+    /// A phone number, added under the signature.
+    #[arg(long)]
+    pub phone: Option<String>,
+    /// A line under the name (repeat for several); default: `[drafting] signature_lines`.
+    #[arg(long = "signature-line", value_name = "LINE")]
+    pub signature_lines: Vec<String>,
+}
+
+impl ProfileArgs {
+    fn profile(&self, email: Option<&str>) -> casebot_store::users::Profile {
+        let clean = |s: &Option<String>| s.as_deref().map(str::trim).map(str::to_string);
+        casebot_store::users::Profile {
+            display_name: clean(&self.display_name),
+            email: email.map(|e| e.trim().to_string()),
+            phone: clean(&self.phone),
+            signature_lines: (!self.signature_lines.is_empty())
+                .then(|| self.signature_lines.clone()),
+        }
+    }
 }
 
 #[derive(Debug, Args)]
@@ -237,10 +278,31 @@ fn prompt_hidden(prompt: &str) -> Result<String, Failure> {
 pub async fn user(config: &Config, command: UserCommand) -> Result<u8, Failure> {
     let store = open_store(config).await?;
     match command {
+        UserCommand::Edit {
+            name,
+            email,
+            profile,
+            json,
+        } => {
+            let user = store
+                .set_profile(&name, &profile.profile(email.as_deref()))
+                .await?
+                .ok_or_else(|| fail(3, anyhow!("no user named {name:?}")))?;
+            if email.is_some() {
+                // Mail from this address is now this person's.
+                crate::stages::sla::SlaSnapshots::invalidate(&store).await?;
+            }
+            if json {
+                output::json(&user)?;
+            }
+            eprintln!("{} updated", user.name);
+            Ok(0)
+        }
         UserCommand::Add {
             name,
             role,
             email,
+            profile,
             json,
         } => {
             let name = name.trim().to_string();
@@ -257,9 +319,12 @@ pub async fn user(config: &Config, command: UserCommand) -> Result<u8, Failure> 
             }
             let password = read_new_password(&name)?;
             let hash = crate::web::auth::hash_password(&password)?;
-            let user = store
+            let mut user = store
                 .add_user(&name, email.as_deref().map(str::trim), role, &hash)
                 .await?;
+            if let Some(with_profile) = store.set_profile(&name, &profile.profile(None)).await? {
+                user = with_profile;
+            }
             if user.email.is_some() {
                 // Mail from this address is now this person's.
                 crate::stages::sla::SlaSnapshots::invalidate(&store).await?;

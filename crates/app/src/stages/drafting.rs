@@ -26,6 +26,7 @@ use casebot_store::drafts::{DraftRow, DraftingInput, GateError, NewDraft};
 use casebot_store::knowledge::NewKnowledge;
 
 use casebot_drafting::check;
+use casebot_drafting::config::SignAs;
 use casebot_drafting::context::{self, CaseInput, Inputs, SimilarCase, ThreadText};
 use casebot_drafting::decide::{self, AnalysisState, ThreadMessage, Want};
 use casebot_drafting::templates::Templates;
@@ -241,6 +242,39 @@ impl Drafter {
         }
     }
 
+    /// The case owner's profile as the reply's signer, when the owner is an
+    /// enabled desk account; `None` signs with the configured engineer.
+    async fn signer_for(&self, case_row: i64) -> Result<Option<context::Engineer>> {
+        let Some(owner) = self.store.case_owner(case_row).await? else {
+            return Ok(None);
+        };
+        Ok(self
+            .store
+            .user_for_owner(&owner)
+            .await?
+            .filter(|u| !u.disabled)
+            .map(|u| self.signer_of(u)))
+    }
+
+    /// How `user` signs: their display name (else account name), their
+    /// signature lines (else the desk's), and their phone.
+    fn signer_of(&self, user: casebot_store::users::User) -> context::Engineer {
+        let mut lines = if user.signature_lines.is_empty() {
+            self.config.drafting.signature_lines.clone()
+        } else {
+            user.signature_lines
+        };
+        if let Some(phone) = user.phone
+            && !lines.iter().any(|l| l.contains(&phone))
+        {
+            lines.push(phone);
+        }
+        context::Engineer {
+            name: user.display_name.unwrap_or(user.name),
+            signature_lines: lines,
+        }
+    }
+
     /// Proposes the archive notice (暂时归档) for every case that has waited
     /// on the customer for its priority's `archive_after` business days
     /// since the desk's last mail, once per such wait: a new mail starts a
@@ -448,6 +482,7 @@ impl Drafter {
             rules: &self.rules,
             settings: &self.config.drafting,
             portal_password: portal_password(&self.config, &number),
+            signer: self.signer_for(case.id).await?,
         };
         let ctx = context::build(&inputs);
         let body = self.templates.render(&ctx)?;
@@ -542,6 +577,8 @@ impl Drafter {
         revision: Option<i64>,
         accept_warnings: bool,
     ) -> Result<DraftRow, GateError> {
+        let revision = self.sign(id, by, revision).await?;
+        let signers = self.signer_names(id, by).await?;
         let domain = self.config.outbox.domain().to_string();
         let now = chrono::Utc::now();
         self.store
@@ -549,7 +586,7 @@ impl Drafter {
                 id,
                 by,
                 revision,
-                |d| self.check_before_approval(d, by, accept_warnings),
+                |d| self.check_before_approval(d, &signers, accept_warnings),
                 |d| {
                     let seed = format!(
                         "{}/{}/{}/{}",
@@ -566,11 +603,86 @@ impl Drafter {
             .inspect(|_| crate::telemetry::metrics().draft(DraftEvent::Approved))
     }
 
+    /// Puts the right signature at the end of the text before it is
+    /// approved, as a recorded edit: the case owner's now (they may have
+    /// been assigned after the draft was written), or with `sign_as =
+    /// "approver"` the approver's, when they have an account. A signature
+    /// an engineer rewrote is left as it is. Returns the revision to approve.
+    async fn sign(
+        &self,
+        id: i64,
+        by: &str,
+        revision: Option<i64>,
+    ) -> Result<Option<i64>, GateError> {
+        let Some(d) = self.store.draft(id).await? else {
+            return Err(GateError::NotFound(id));
+        };
+        if revision.is_some_and(|expected| expected != d.revision) {
+            // The gate reports the stale revision in its own words.
+            return Ok(revision);
+        }
+        let desk = context::Engineer {
+            name: self.config.drafting.engineer_name.clone(),
+            signature_lines: self.config.drafting.signature_lines.clone(),
+        };
+        let owner = self.signer_for(d.case_row).await?;
+        let approver = self
+            .store
+            .user(by)
+            .await?
+            .filter(|u| !u.disabled)
+            .map(|u| self.signer_of(u));
+        let wanted = match (self.config.drafting.sign_as, &approver, &owner) {
+            (SignAs::Approver, Some(a), _) => a.clone(),
+            (_, _, Some(o)) => o.clone(),
+            _ => desk.clone(),
+        };
+        let block = |e: &context::Engineer| {
+            std::iter::once(e.name.as_str())
+                .chain(e.signature_lines.iter().map(String::as_str))
+                .collect::<Vec<_>>()
+                .join("\n")
+        };
+        let target = block(&wanted);
+        let found = [Some(desk), owner, approver]
+            .into_iter()
+            .flatten()
+            .map(|e| block(&e))
+            .filter(|b| *b != target)
+            .filter_map(|b| d.body.rfind(&b).map(|at| (at, b)))
+            .max_by_key(|(at, _)| *at);
+        let Some((at, old)) = found else {
+            return Ok(revision);
+        };
+        // Only a signature at the end: the same words earlier are text.
+        if !d.body[at + old.len()..].trim().is_empty() {
+            return Ok(revision);
+        }
+        let body = format!("{}{target}{}", &d.body[..at], &d.body[at + old.len()..]);
+        let signed = self.store.edit_draft(id, by, None, &body).await?;
+        Ok(Some(signed.revision))
+    }
+
+    /// The names a signature of draft `id` approved by `by` may carry: the
+    /// configured engineer, the case owner's and the approver's names.
+    async fn signer_names(&self, id: i64, by: &str) -> Result<Vec<String>, GateError> {
+        let mut names = vec![self.config.drafting.engineer_name.clone(), by.to_string()];
+        if let Some(d) = self.store.draft(id).await?
+            && let Some(owner) = self.signer_for(d.case_row).await?
+        {
+            names.push(owner.name);
+        }
+        if let Some(approver) = self.store.user(by).await? {
+            names.push(self.signer_of(approver).name);
+        }
+        Ok(names)
+    }
+
     /// The approval's check of `d`: the warnings to record, or why not.
     fn check_before_approval(
         &self,
         d: &DraftRow,
-        by: &str,
+        signers: &[String],
         accept_warnings: bool,
     ) -> Result<Vec<String>, String> {
         let lang = Lang::parse(&d.language).unwrap_or(Lang::Zh);
@@ -587,7 +699,7 @@ impl Drafter {
         };
         // Signed by the configured engineer (the template's signature) or
         // by whoever approves it, who may have put their own name.
-        let problems = [self.config.drafting.engineer_name.as_str(), by]
+        let problems = signers
             .iter()
             .map(|signer| expected(signer))
             .min_by_key(Vec::len)
