@@ -371,3 +371,147 @@ fn the_board_shows_an_engineer_their_own_cases_and_the_lead_every_case() {
     unsafe { libc::kill(daemon.id() as i32, libc::SIGTERM) };
     daemon.wait().unwrap();
 }
+
+/// An engineer writes their own reply: a free draft holds the greeting, a
+/// <TEXT> fill-in and the signature; the text modules render for the
+/// draft's case; approval refuses the unfilled <TEXT>, then sends the words
+/// written, through the same gate and outbox.
+#[test]
+fn a_free_reply_with_a_text_module_goes_through_the_same_gate() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = store_url(&dir.path().join("free.db"));
+    std::fs::create_dir_all(dir.path().join("in")).unwrap();
+    std::fs::write(dir.path().join("in/1.eml"), customer_mail()).unwrap();
+    let o = casebot_at(&url, dir.path(), &["import", "in"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    const PASSWORD: &str = "a long enough lead password";
+    add_lead(dir.path(), &url, PASSWORD);
+    let port = super::mailstack::free_port();
+    let mut daemon = serve(dir.path(), &url, port, &[], &dir.path().join("serve.log"));
+    let session = login(port, "lead", PASSWORD);
+    let cookie = format!("casebot_session={session}");
+    let get = |path: &str| {
+        super::http_request_raw(
+            port,
+            &format!("GET {path}"),
+            &format!("Cookie: {cookie}\r\n"),
+            "",
+        )
+    };
+    let (_, page) = get(&format!("/cases/{CASE}"));
+    let csrf = page
+        .split("name=\"csrf\" value=\"")
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .unwrap()
+        .to_string();
+    assert!(page.contains("Write a reply"), "{page}");
+    let (status, answer) = http_post(
+        port,
+        &format!("/cases/{CASE}/drafts"),
+        &cookie,
+        &format!("csrf={csrf}&kind=free"),
+    );
+    assert_eq!(status, 303, "{answer}");
+    let location = header(&answer, "location").unwrap().to_string();
+    let id: i64 = location.trim_start_matches("/drafts/").parse().unwrap();
+    let (_, editor) = get(&location);
+    assert!(
+        editor.contains("id=\"snippets\""),
+        "the editor offers the text modules"
+    );
+    let (status, answer) = get(&format!("/api/drafts/{id}"));
+    assert_eq!(status, 200, "{answer}");
+    let draft: serde_json::Value = serde_json::from_str(body(&answer)).unwrap();
+    assert_eq!(draft["kind"], "free");
+    let text = draft["body"].as_str().unwrap().to_string();
+    assert!(text.contains("<TEXT>") && text.contains("您好"), "{text}");
+
+    let (status, answer) = get(&format!("/api/drafts/{id}/snippets"));
+    assert_eq!(status, 200, "{answer}");
+    let snippets: serde_json::Value = serde_json::from_str(body(&answer)).unwrap();
+    let collect = snippets
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["name"] == "collect-logs")
+        .expect("the collect-logs module");
+    let module = collect["text"].as_str().unwrap();
+    assert!(
+        module.contains("https://upload.example.com/") || module.contains("http"),
+        "rendered for the case: {module}"
+    );
+    assert!(!module.contains("{{"), "{module}");
+    let follow = snippets
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["name"] == "follow-up")
+        .unwrap();
+    assert!(follow["text"].as_str().unwrap().contains(CASE), "{follow}");
+
+    // <TEXT> unfilled: refused.
+    let id_text = id.to_string();
+    let o = casebot_at(&url, dir.path(), &["approve", &id_text, "--as", "lead"]);
+    assert_eq!(o.status.code(), Some(4), "{}", stderr(&o));
+    assert!(stderr(&o).contains("<TEXT>"), "{}", stderr(&o));
+    // The engineer's words, with the module, through the same gate and outbox.
+    let file = dir.path().join("free.txt");
+    std::fs::write(
+        &file,
+        text.replace("<TEXT>", &format!("我们看了您的日志。\n{module}")),
+    )
+    .unwrap();
+    let o = casebot_at(
+        &url,
+        dir.path(),
+        &[
+            "draft",
+            "edit",
+            &id_text,
+            "--as",
+            "lead",
+            "--file",
+            file.to_str().unwrap(),
+        ],
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    let o = casebot_at(
+        &url,
+        dir.path(),
+        &["approve", &id_text, "--as", "lead", "--send"],
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    let mut sent = String::new();
+    for entry in std::fs::read_dir(dir.path().join("outbox")).unwrap() {
+        let raw = std::fs::read(entry.unwrap().path()).unwrap();
+        let parsed = mail_parser::MessageParser::default().parse(&raw).unwrap();
+        sent.push_str(&parsed.body_text(0).unwrap_or_default());
+    }
+    assert!(sent.contains("我们看了您的日志。"), "{sent}");
+    assert!(!sent.contains("<TEXT>"), "{sent}");
+    // The command line starts one too.
+    let o = casebot_at(
+        &url,
+        dir.path(),
+        &[
+            "draft", "new", CASE, "--kind", "free", "--as", "lead", "--json",
+        ],
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    let o = casebot_at(
+        &url,
+        dir.path(),
+        &[
+            "draft",
+            "snippets",
+            &serde_json::from_str::<serde_json::Value>(&stdout(&o)).unwrap()["id"].to_string(),
+            "--json",
+        ],
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(stdout(&o).contains("collect-logs"), "{}", stdout(&o));
+    // SAFETY: signalling our own child.
+    unsafe { libc::kill(daemon.id() as i32, libc::SIGTERM) };
+    daemon.wait().unwrap();
+}

@@ -27,6 +27,8 @@ mod embedded {
 pub const LANGS: [Lang; 2] = [Lang::Zh, Lang::En];
 /// Partials every language folder must have besides one template per kind.
 pub const PARTIALS: [&str; 2] = ["greeting", "signature"];
+/// The folder of text modules, `snippets/<lang>/<name>.hbs`.
+pub const SNIPPETS: &str = "snippets";
 
 /// A template that does not load or does not render, with where.
 #[derive(Debug, Clone, serde::Serialize)]
@@ -148,6 +150,27 @@ impl Templates {
                 }
             }
         }
+        // Text modules: optional, `snippets/<lang>/<name>.hbs`.
+        for lang in LANGS {
+            let sub = dir.join(SNIPPETS).join(lang.tag());
+            for entry in std::fs::read_dir(&sub).into_iter().flatten().flatten() {
+                let path = entry.path();
+                if path.extension().is_none_or(|e| e != "hbs") {
+                    continue;
+                }
+                match std::fs::read_to_string(&path) {
+                    Ok(text) => {
+                        let rel = path.strip_prefix(dir).unwrap_or(&path);
+                        files.push((rel.display().to_string(), text));
+                    }
+                    Err(e) => problems.push(TemplateProblem {
+                        template: path.display().to_string(),
+                        sample: String::new(),
+                        message: format!("cannot read: {e}"),
+                    }),
+                }
+            }
+        }
         if !problems.is_empty() {
             return Err(LoadError {
                 origin: dir.display().to_string(),
@@ -167,7 +190,10 @@ impl Templates {
         let mut fill_ins: std::collections::HashMap<String, Vec<String>> = Default::default();
         for (path, text) in files {
             let name = path.trim_end_matches(".hbs").replace('\\', "/");
-            if let Some((lang, _)) = name.split_once('/') {
+            let lang_of = name
+                .strip_prefix(SNIPPETS)
+                .map_or(name.as_str(), |s| s.trim_start_matches('/'));
+            if let Some((lang, _)) = lang_of.split_once('/') {
                 let marks = fill_ins.entry(lang.to_string()).or_default();
                 for mark in crate::check::fill_ins(&text) {
                     if !marks.contains(&mark) {
@@ -215,6 +241,44 @@ impl Templates {
         self.fill_ins.get(lang).map_or(&[], Vec::as_slice)
     }
 
+    /// The names of the text modules of language `lang`, sorted.
+    pub fn snippets(&self, lang: &str) -> Vec<String> {
+        let prefix = format!("{SNIPPETS}/{lang}/");
+        let mut names: Vec<String> = self
+            .registry
+            .get_templates()
+            .keys()
+            .filter_map(|k| k.strip_prefix(&prefix).map(str::to_string))
+            .collect();
+        names.sort();
+        names
+    }
+
+    /// Renders text module `name` of language `lang` against a reply's
+    /// context (strict: a name the context lacks is an error).
+    pub fn render_snippet(
+        &self,
+        lang: &str,
+        name: &str,
+        context: &impl serde::Serialize,
+    ) -> Result<String, RenderError> {
+        let full = format!("{SNIPPETS}/{lang}/{name}");
+        if !self.registry.has_template(&full) {
+            return Err(RenderError {
+                template: format!("{full}.hbs"),
+                message: "no such text module".into(),
+            });
+        }
+        let text = self
+            .registry
+            .render(&full, context)
+            .map_err(|e| RenderError {
+                template: format!("{full}.hbs"),
+                message: e.to_string(),
+            })?;
+        Ok(tidy(&text).trim_end().to_string())
+    }
+
     /// Renders the body of a reply.
     pub fn render(&self, context: &ReplyContext) -> Result<String, RenderError> {
         let name = format!("{}/{}", context.lang, context.kind);
@@ -238,22 +302,32 @@ impl Templates {
                     if text.trim().is_empty() {
                         problems.push(TemplateProblem {
                             template,
-                            sample: sample.name,
+                            sample: sample.name.clone(),
                             message: "renders to nothing".into(),
                         });
                     } else if text.contains("{{") || text.contains("}}") {
                         problems.push(TemplateProblem {
                             template,
-                            sample: sample.name,
+                            sample: sample.name.clone(),
                             message: "leaves a literal {{…}} in the mail".into(),
                         });
                     }
                 }
                 Err(e) => problems.push(TemplateProblem {
                     template: e.template,
-                    sample: sample.name,
+                    sample: sample.name.clone(),
                     message: e.message,
                 }),
+            }
+            // Every text module renders against every sample of its language.
+            for name in self.snippets(sample.context.lang) {
+                if let Err(e) = self.render_snippet(sample.context.lang, &name, &sample.context) {
+                    problems.push(TemplateProblem {
+                        template: e.template,
+                        sample: sample.name.clone(),
+                        message: e.message,
+                    });
+                }
             }
         }
         problems

@@ -66,11 +66,18 @@ pub enum DraftCommand {
     New {
         /// Case number, thread key or row id.
         case: String,
-        /// The kind of reply.
+        /// The kind of reply: a template's, or `free` (greeting, your words
+        /// in place of <TEXT>, signature).
         #[arg(long, value_parser = super::word::<DraftKind>())]
         kind: DraftKind,
         #[command(flatten)]
         actor: Actor,
+        #[arg(long)]
+        json: bool,
+    },
+    /// The text modules (templates/snippets/<lang>/) rendered for a draft.
+    Snippets {
+        id: i64,
         #[arg(long)]
         json: bool,
     },
@@ -293,6 +300,30 @@ pub async fn draft(config: &Arc<Config>, command: DraftCommand) -> Result<u8, Fa
                 output::json(&d.view())?;
             } else {
                 output::draft_detail(&d.view());
+            }
+            Ok(0)
+        }
+        DraftCommand::Snippets { id, json } => {
+            let drafter = drafter(config).await?;
+            let d = drafter
+                .store()
+                .draft(id)
+                .await?
+                .ok_or_else(|| fail(3, anyhow::anyhow!("no draft {id}")))?;
+            let snippets = drafter.snippets(&d);
+            if json {
+                output::json(&snippets)?;
+            } else {
+                for s in &snippets {
+                    match (&s.text, &s.error) {
+                        (Some(text), _) => println!("::{}\n{text}\n", s.name),
+                        (None, error) => println!(
+                            "::{} (not for this draft: {})\n",
+                            s.name,
+                            error.as_deref().unwrap_or("")
+                        ),
+                    }
+                }
             }
             Ok(0)
         }

@@ -242,6 +242,31 @@ impl Drafter {
         }
     }
 
+    /// The text modules of a draft's language, each rendered against the
+    /// context the draft was written from (a module that names what the
+    /// context lacks says so instead).
+    pub fn snippets(&self, d: &DraftRow) -> Vec<Snippet> {
+        let context = d.facts().get("context").cloned().unwrap_or_default();
+        self.templates
+            .snippets(&d.language)
+            .into_iter()
+            .map(
+                |name| match self.templates.render_snippet(&d.language, &name, &context) {
+                    Ok(text) => Snippet {
+                        name,
+                        text: Some(text),
+                        error: None,
+                    },
+                    Err(e) => Snippet {
+                        name,
+                        text: None,
+                        error: Some(e.message),
+                    },
+                },
+            )
+            .collect()
+    }
+
     /// The case owner's profile as the reply's signer, when the owner is an
     /// enabled desk account; `None` signs with the configured engineer.
     async fn signer_for(&self, case_row: i64) -> Result<Option<context::Engineer>> {
@@ -498,6 +523,8 @@ impl Drafter {
             self.config.drafting.max_recipients.max(1),
         );
         let mut facts = facts(&ctx, last_failure.or(conclusion), &texts);
+        // What the text modules the engineer inserts are rendered against.
+        facts["context"] = serde_json::to_value(&ctx)?;
         if envelope.omitted > 0 {
             // Shown to the engineer with the draft; never in the reply.
             facts["omitted_recipients"] = envelope.omitted.into();
@@ -729,6 +756,15 @@ impl Drafter {
         }
         Ok(warnings)
     }
+}
+
+/// A text module as the editor offers it: `::name` inserts `text`.
+#[derive(Debug, Clone, Serialize)]
+pub struct Snippet {
+    pub name: String,
+    pub text: Option<String>,
+    /// Why it cannot be used with this draft (strict rendering).
+    pub error: Option<String>,
 }
 
 /// The conclusion a reply speaks of: the newest that concluded something in

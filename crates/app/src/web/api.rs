@@ -105,3 +105,18 @@ pub async fn draft(
 ) -> Result<Json<DraftView>, WebError> {
     Ok(Json(draft_view(&state, id).await?))
 }
+
+/// `GET /api/drafts/{id}/snippets`: the text modules of the draft's
+/// language, rendered for it (what `::name` inserts in the editor).
+pub async fn snippets(
+    State(state): State<AppState>,
+    _desk: Desk,
+    Path(id): Path<i64>,
+) -> Result<Json<Vec<crate::stages::drafting::Snippet>>, WebError> {
+    let d = state
+        .store
+        .draft(id)
+        .await?
+        .ok_or_else(|| WebError::NotFound(format!("no draft {id}")))?;
+    Ok(Json(state.drafter.snippets(&d)))
+}

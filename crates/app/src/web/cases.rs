@@ -491,6 +491,19 @@ pub async fn case_page(
                     @for d in &drafts {
                         p { a href={"/drafts/" (d["id"])} { "Draft " (d["id"]) } " · " (text(&d["kind"])) " · " b { (text(&d["status"])) } }
                     }
+                    form.filters method="post" action={"/cases/" (layout::url_encode(&key)) "/drafts"} {
+                        input type="hidden" name="csrf" value=(desk.csrf());
+                        label { "Write a reply"
+                            select name="kind" {
+                                option value="free" { "free text" }
+                                @for kind in casebot_core::domain::DraftKind::ALL.iter().filter(|k| **k != casebot_core::domain::DraftKind::Free) {
+                                    option value=(kind.as_str()) { "from the " (kind.as_str()) " template" }
+                                }
+                            }
+                        }
+                        button type="submit" { "Start" }
+                    }
+                    p.muted { "It replaces the case's pending draft, which stays in the audit trail." }
                     h2 { "Log analysis" }
                     (analysis_section(analysis))
                     h2 { "Similar resolved cases" }
@@ -651,6 +664,32 @@ pub async fn assign(
         .await?;
     tracing::info!(case = %case.key, owner = ?account.name, by = ?desk.user().name, "owner assigned");
     Ok(Redirect::to(&format!("/cases/{}", layout::url_encode(&case.key))).into_response())
+}
+
+#[derive(Debug, Deserialize)]
+pub struct NewDraftForm {
+    csrf: String,
+    kind: String,
+}
+
+/// `POST /cases/{key}/drafts`: an engineer starts a reply of their own
+/// (free text) or from any template; it opens in the editor.
+pub async fn new_draft(
+    State(state): State<AppState>,
+    desk: Desk,
+    Path(key): Path<String>,
+    Form(form): Form<NewDraftForm>,
+) -> Result<Response, WebError> {
+    desk.check_csrf(&form.csrf)?;
+    let kind = casebot_core::domain::DraftKind::parse(&form.kind)
+        .ok_or_else(|| WebError::Rejected(format!("no reply kind {:?}", form.kind)))?;
+    let d = state
+        .drafter
+        .draft_on_request(&key, kind, &desk.user().name)
+        .await?
+        .ok_or_else(|| WebError::NotFound(format!("no case {key}")))?;
+    tracing::info!(case = %d.case_key, draft = d.id, kind = kind.as_str(), by = %desk.user().name, "reply started on the desk");
+    Ok(Redirect::to(&format!("/drafts/{}", d.id)).into_response())
 }
 
 #[derive(Debug, Deserialize)]

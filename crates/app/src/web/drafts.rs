@@ -89,6 +89,9 @@ pub async fn editor(
                         label.muted { input type="checkbox" name="accept_warnings" value="1"; " approve despite warnings (no greeting or signature; recorded)" }
                     }
                     p.muted { "Before it is sent the text is checked: template syntax or a fill-in such as <KB> left in it refuses the approval." }
+                    h2 { "Text modules" }
+                    p.muted { "Type ::name and a space in the text, or insert one at the cursor." }
+                    ul id="snippets" data-draft=(d.id) {}
                 }
                 form.filters method="post" action={"/drafts/" (d.id) "/reject"} {
                     input type="hidden" name="csrf" value=(desk.csrf());

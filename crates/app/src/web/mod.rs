@@ -138,6 +138,8 @@ pub fn router(state: AppState) -> Router {
         .route("/api/board", get(api::board))
         .route("/api/report", get(api::report))
         .route("/api/drafts/{id}", get(api::draft))
+        .route("/api/drafts/{id}/snippets", get(api::snippets))
+        .route("/cases/{key}/drafts", post(cases::new_draft))
         .route("/metrics", get(metrics::metrics))
         .route("/healthz", get(metrics::healthz))
         .route("/readyz", get(metrics::readyz))

@@ -11,14 +11,18 @@ pub enum DraftKind {
     NextSteps,
     Closure,
     Archive,
+    /// An engineer's own reply: greeting and signature, the words theirs.
+    /// Never chosen by the drafting stage, only asked for.
+    Free,
 }
 
 impl DraftKind {
-    pub const ALL: [DraftKind; 4] = [
+    pub const ALL: [DraftKind; 5] = [
         DraftKind::Scope,
         DraftKind::NextSteps,
         DraftKind::Closure,
         DraftKind::Archive,
+        DraftKind::Free,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -27,6 +31,7 @@ impl DraftKind {
             DraftKind::NextSteps => "next_steps",
             DraftKind::Closure => "closure",
             DraftKind::Archive => "archive",
+            DraftKind::Free => "free",
         }
     }
 

@@ -64,3 +64,64 @@
   }
   setInterval(refresh, every);
 })();
+
+// The draft editor's text modules: "::name" followed by a space or Enter
+// is replaced by the module, rendered for this draft by the server; the
+// list under the editor inserts one at the cursor. Text only.
+(function () {
+  const body = document.getElementById("body");
+  const list = document.getElementById("snippets");
+  if (!body || !list) return;
+  let modules = {};
+
+  function insert(text, from, to) {
+    body.setRangeText(text, from, to, "end");
+    body.focus();
+  }
+
+  body.addEventListener("keyup", function (event) {
+    if (event.key !== " " && event.key !== "Enter") return;
+    const upto = body.selectionStart;
+    const before = body.value.slice(0, upto);
+    const match = /::([A-Za-z0-9_-]+)[ \n]$/.exec(before);
+    if (!match || !(match[1] in modules)) return;
+    insert(modules[match[1]], upto - match[0].length, upto);
+  });
+
+  fetch("/api/drafts/" + encodeURIComponent(list.dataset.draft) + "/snippets", {
+    credentials: "same-origin",
+    headers: { Accept: "application/json" },
+  })
+    .then(function (response) {
+      return response.ok ? response.json() : [];
+    })
+    .then(function (snippets) {
+      for (const s of snippets) {
+        const li = document.createElement("li");
+        const code = document.createElement("code");
+        code.textContent = "::" + s.name;
+        li.appendChild(code);
+        if (s.text !== null && s.text !== undefined) {
+          modules[s.name] = s.text;
+          const button = document.createElement("button");
+          button.type = "button";
+          button.textContent = "insert";
+          button.addEventListener("click", function () {
+            insert(s.text, body.selectionStart, body.selectionEnd);
+          });
+          li.append(" ", button, " ");
+          const preview = document.createElement("span");
+          preview.className = "muted";
+          preview.textContent = s.text.length > 80 ? s.text.slice(0, 80) + "…" : s.text;
+          li.appendChild(preview);
+        } else {
+          const why = document.createElement("span");
+          why.className = "muted";
+          why.textContent = " (not for this draft: " + s.error + ")";
+          li.appendChild(why);
+        }
+        list.appendChild(li);
+      }
+    })
+    .catch(function () {});
+})();
