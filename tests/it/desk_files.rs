@@ -450,7 +450,25 @@ fn a_free_reply_with_a_text_module_goes_through_the_same_gate() {
         .unwrap();
     assert!(follow["text"].as_str().unwrap().contains(CASE), "{follow}");
 
-    // <TEXT> unfilled: refused.
+    // Approved on the desk with <TEXT> unfilled: the editor again, the
+    // problem listed with its place, nothing approved.
+    let form = format!(
+        "csrf={csrf}&revision={}&action=approve&body={}",
+        draft["revision"],
+        super::abuse::form_escape(&text)
+    );
+    let (status, answer) = http_post(port, &format!("/drafts/{id}"), &cookie, &form);
+    assert_eq!(status, 422, "{answer}");
+    assert!(answer.contains("id=\"refused\""), "{answer}");
+    assert!(
+        answer.contains("the fill-in &lt;TEXT&gt; is not filled in"),
+        "{answer}"
+    );
+    assert!(
+        answer.contains("<textarea"),
+        "the text stays in front of the engineer"
+    );
+    // <TEXT> unfilled: refused on the command line too.
     let id_text = id.to_string();
     let o = casebot_at(&url, dir.path(), &["approve", &id_text, "--as", "lead"]);
     assert_eq!(o.status.code(), Some(4), "{}", stderr(&o));

@@ -59,16 +59,34 @@ pub async fn editor(
     Path(id): Path<i64>,
     Query(q): Query<EditorQuery>,
 ) -> Result<Markup, WebError> {
-    let d = draft_view(&state, id).await?;
+    editor_page(&state, &desk, id, q.done.as_deref(), None).await
+}
+
+/// The editor, with a notice after an action, or with the problems that
+/// refused an approval listed above the text they are in.
+async fn editor_page(
+    state: &AppState,
+    desk: &Desk,
+    id: i64,
+    done: Option<&str>,
+    refused: Option<&str>,
+) -> Result<Markup, WebError> {
+    let d = draft_view(state, id).await?;
     let pending = d.status == casebot_core::domain::DraftStatus::Pending;
     Ok(page(
         &format!("Draft {id}"),
-        Some(&desk),
+        Some(desk),
         html! {
             h1 { "Draft " (d.id) " · " (d.kind) " · " span.badge.paused { (d.status) } }
             p { "Case " a href={"/cases/" (layout::url_encode(&d.case_key))} { (d.case_key) }
                 " · revision " (d.revision) " · language " (d.language) }
-            @if let Some(done) = q.done.as_deref().and_then(|code| notice(code, &d)) { p.notice { (done) } }
+            @if let Some(done) = done.and_then(|code| notice(code, &d)) { p.notice { (done) } }
+            @if let Some(refused) = refused {
+                div.error id="refused" {
+                    p { b { "Not approved. The text was saved; fix these and approve again:" } }
+                    ul { @for line in refused.lines().skip(1) { li { (line.trim()) } } }
+                }
+            }
             @if let Some(e) = &d.last_error { p.error { "Last send attempt: " (e) } }
             div.card {
                 p { b { "To: " } (d.to.join(", ")) }
@@ -155,11 +173,19 @@ pub async fn save(
     }
     let done = match form.action.as_str() {
         "approve" => {
-            let d = state
+            let approved = state
                 .drafter
                 .approve(id, &by, Some(revision), form.accept_warnings.is_some())
-                .await
-                .map_err(gate_error)?;
+                .await;
+            let d = match approved {
+                // The check's findings belong beside the text, not on an
+                // error page: the editor again, with them listed.
+                Err(GateError::Refused(problems)) => {
+                    let page = editor_page(&state, &desk, id, None, Some(&problems)).await?;
+                    return Ok((axum::http::StatusCode::UNPROCESSABLE_ENTITY, page).into_response());
+                }
+                other => other.map_err(gate_error)?,
+            };
             state.send_now.notify_one();
             tracing::info!(draft = id, case = %d.case_key, by = ?by, message_id = ?d.message_id, "draft approved on the web desk");
             "approved"
