@@ -49,18 +49,8 @@ pub(super) fn serve(
 
 /// `casebot user add lead --role lead` with `password` typed at its prompt.
 pub(super) fn add_lead(dir: &std::path::Path, url: &str, password: &str) {
-    let mut add = Command::new(env!("CARGO_BIN_EXE_casebot"))
-        .args(["user", "add", "lead", "--role", "lead"])
-        .current_dir(dir)
-        .env("CASEBOT_DB", url)
-        .env_remove("CASEBOT_CONFIG")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    writeln!(add.stdin.take().unwrap(), "{password}").unwrap();
-    let out = add.wait_with_output().unwrap();
+    let args = ["user", "add", "lead", "--role", "lead"];
+    let out = super::casebot_with_password(url, dir, &args, password);
     assert!(out.status.success(), "{}", stderr(&out));
 }
 

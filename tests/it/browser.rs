@@ -127,17 +127,8 @@ board_refresh_secs = 5
 
     /// Runs a `user` command that reads a password from standard input.
     fn user_command(&self, args: &[&str], password: &str) {
-        use std::io::Write as _;
-        let mut child = Command::new(env!("CARGO_BIN_EXE_casebot"))
-            .args(args)
-            .current_dir(self.dir.path())
-            .env("CASEBOT_DB", super::store_url(&self.db()))
-            .stdin(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        writeln!(child.stdin.take().unwrap(), "{password}").unwrap();
-        let out = child.wait_with_output().unwrap();
+        let url = super::store_url(&self.db());
+        let out = super::casebot_with_password(&url, self.dir.path(), args, password);
         assert!(
             out.status.success(),
             "{}",

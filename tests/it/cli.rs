@@ -641,20 +641,12 @@ fn options_are_checked_and_changes_answer_in_json() {
             .status
             .success()
     );
-    let add = std::process::Command::new(env!("CARGO_BIN_EXE_casebot"))
-        .args(["user", "add", "lin.eng", "--role", "engineer", "--json"])
-        .current_dir(dir.path())
-        .env("CASEBOT_DB", super::store_url(&db))
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .and_then(|mut child| {
-            use std::io::Write as _;
-            writeln!(child.stdin.take().unwrap(), "a long enough password")?;
-            child.wait_with_output()
-        })
-        .unwrap();
+    let add = super::casebot_with_password(
+        &super::store_url(&db),
+        dir.path(),
+        &["user", "add", "lin.eng", "--role", "engineer", "--json"],
+        "a long enough password",
+    );
     assert!(
         add.status.success(),
         "{}",

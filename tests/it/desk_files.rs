@@ -45,6 +45,27 @@ fn body(answer: &str) -> &str {
     answer.split_once("\r\n\r\n").map_or("", |(_, b)| b)
 }
 
+/// `casebot serve` on `url` with the lead logged in to its desk: the
+/// daemon, the desk's port and the lead's session cookie.
+fn lead_on_the_desk(dir: &std::path::Path, url: &str) -> (std::process::Child, u16, String) {
+    const PASSWORD: &str = "a long enough lead password";
+    add_lead(dir, url, PASSWORD);
+    let port = super::mailstack::free_port();
+    let daemon = serve(dir, url, port, &[], &dir.join("serve.log"));
+    let session = login(port, "lead", PASSWORD);
+    (daemon, port, format!("casebot_session={session}"))
+}
+
+/// A GET with the session `cookie`, the answer as sent.
+fn get_as(port: u16, cookie: &str, path: &str) -> (u16, String) {
+    super::http_request_raw(
+        port,
+        &format!("GET {path}"),
+        &format!("Cookie: {cookie}\r\n"),
+        "",
+    )
+}
+
 #[test]
 fn downloads_are_safe_the_log_view_marks_decisive_lines_and_notes_stay_internal() {
     let dir = tempfile::tempdir().unwrap();
@@ -77,20 +98,8 @@ fn downloads_are_safe_the_log_view_marks_decisive_lines_and_notes_stay_internal(
         case["analysis"]
     );
 
-    const PASSWORD: &str = "a long enough lead password";
-    add_lead(dir.path(), &url, PASSWORD);
-    let port = super::mailstack::free_port();
-    let mut daemon = serve(dir.path(), &url, port, &[], &dir.path().join("serve.log"));
-    let session = login(port, "lead", PASSWORD);
-    let cookie = format!("casebot_session={session}");
-    let get = |path: &str| {
-        super::http_request_raw(
-            port,
-            &format!("GET {path}"),
-            &format!("Cookie: {cookie}\r\n"),
-            "",
-        )
-    };
+    let (mut daemon, port, cookie) = lead_on_the_desk(dir.path(), &url);
+    let get = |path: &str| get_as(port, &cookie, path);
     let mail_url = format!("/cases/{CASE}/mails/{message_row}");
 
     // The raw mail, byte for byte, as a download that runs nothing.
@@ -276,37 +285,11 @@ fn downloads_are_safe_the_log_view_marks_decisive_lines_and_notes_stay_internal(
     daemon.wait().unwrap();
 }
 
-/// `casebot user add NAME --role ROLE [--email ADDR]` with `password` typed in.
-fn add_user(
-    dir: &std::path::Path,
-    url: &str,
-    name: &str,
-    role: &str,
-    email: Option<&str>,
-    password: &str,
-) {
-    use std::io::Write as _;
-    let mut args = vec!["user", "add", name, "--role", role];
-    if let Some(email) = email {
-        args.extend(["--email", email]);
-    }
-    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_casebot"))
-        .args(&args)
-        .current_dir(dir)
-        .env("CASEBOT_DB", url)
-        .env_remove("CASEBOT_CONFIG")
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    writeln!(child.stdin.take().unwrap(), "{password}").unwrap();
-    let out = child.wait_with_output().unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+/// `casebot user add NAME --role ROLE --email ADDR` with `password` typed in.
+fn add_user(dir: &std::path::Path, url: &str, name: &str, role: &str, email: &str, password: &str) {
+    let args = ["user", "add", name, "--role", role, "--email", email];
+    let out = super::casebot_with_password(url, dir, &args, password);
+    assert!(out.status.success(), "{}", stderr(&out));
 }
 
 /// The SLA board is the team lead's view of every open case; an engineer's
@@ -326,7 +309,7 @@ fn the_board_shows_an_engineer_their_own_cases_and_the_lead_every_case() {
         &url,
         "chen.desk",
         "engineer",
-        Some("chen.desk@desk.example.com"),
+        "chen.desk@desk.example.com",
         PASSWORD,
     );
     add_user(
@@ -334,7 +317,7 @@ fn the_board_shows_an_engineer_their_own_cases_and_the_lead_every_case() {
         &url,
         "li.new",
         "engineer",
-        Some("li.new@desk.example.com"),
+        "li.new@desk.example.com",
         PASSWORD,
     );
     let port = super::mailstack::free_port();
@@ -384,20 +367,8 @@ fn a_free_reply_with_a_text_module_goes_through_the_same_gate() {
     std::fs::write(dir.path().join("in/1.eml"), customer_mail()).unwrap();
     let o = casebot_at(&url, dir.path(), &["import", "in"]);
     assert!(o.status.success(), "{}", stderr(&o));
-    const PASSWORD: &str = "a long enough lead password";
-    add_lead(dir.path(), &url, PASSWORD);
-    let port = super::mailstack::free_port();
-    let mut daemon = serve(dir.path(), &url, port, &[], &dir.path().join("serve.log"));
-    let session = login(port, "lead", PASSWORD);
-    let cookie = format!("casebot_session={session}");
-    let get = |path: &str| {
-        super::http_request_raw(
-            port,
-            &format!("GET {path}"),
-            &format!("Cookie: {cookie}\r\n"),
-            "",
-        )
-    };
+    let (mut daemon, port, cookie) = lead_on_the_desk(dir.path(), &url);
+    let get = |path: &str| get_as(port, &cookie, path);
     let (_, page) = get(&format!("/cases/{CASE}"));
     let csrf = page
         .split("name=\"csrf\" value=\"")
@@ -438,7 +409,7 @@ fn a_free_reply_with_a_text_module_goes_through_the_same_gate() {
         .expect("the collect-logs module");
     let module = collect["text"].as_str().unwrap();
     assert!(
-        module.contains("https://upload.example.com/") || module.contains("http"),
+        module.contains("https://upload.example.com/") && module.contains("LogCollector.zip"),
         "rendered for the case: {module}"
     );
     assert!(!module.contains("{{"), "{module}");

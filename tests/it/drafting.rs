@@ -1328,23 +1328,10 @@ fn a_long_wait_on_the_customer_proposes_the_archive_notice_and_a_reply_withdraws
 
 /// `casebot user add NAME --role engineer …` with a password on stdin.
 fn add_engineer(desk: &Desk, args: &[&str]) {
-    use std::io::Write as _;
-    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_casebot"))
-        .args([&["user", "add"][..], args].concat())
-        .current_dir(desk.path())
-        .env("CASEBOT_DB", super::store_url(&desk.db()))
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    writeln!(child.stdin.take().unwrap(), "a long enough password").unwrap();
-    let out = child.wait_with_output().unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let url = super::store_url(&desk.db());
+    let args = [&["user", "add"][..], args].concat();
+    let out = super::casebot_with_password(&url, desk.path(), &args, "a long enough password");
+    assert!(out.status.success(), "{}", stderr(&out));
 }
 
 /// The outbox's newest .eml.

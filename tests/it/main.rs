@@ -240,3 +240,21 @@ pub fn samples(answer: &str, name: &str) -> Vec<(String, f64)> {
         })
         .collect()
 }
+
+/// Runs `casebot` with `args` against the store at `url`, typing `password`
+/// at its prompt (a `user add` or `user passwd`).
+pub fn casebot_with_password(url: &str, cwd: &Path, args: &[&str], password: &str) -> Output {
+    use std::io::Write as _;
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_casebot"))
+        .args(args)
+        .current_dir(cwd)
+        .env("CASEBOT_DB", url)
+        .env_remove("CASEBOT_CONFIG")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("casebot runs");
+    writeln!(child.stdin.take().unwrap(), "{password}").unwrap();
+    child.wait_with_output().expect("casebot ends")
+}

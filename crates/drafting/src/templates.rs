@@ -115,60 +115,23 @@ impl Templates {
         Self::from_files(PathBuf::from("<built-in templates>"), files)
     }
 
-    /// Loads every `.hbs` file under `dir` (`zh-CN/scope.hbs` is `zh-CN/scope`).
+    /// Loads every `.hbs` file under `dir` (`zh-CN/scope.hbs` is `zh-CN/scope`),
+    /// and the optional text modules under `snippets/<lang>/`.
     pub fn load(dir: &Path) -> Result<Templates, LoadError> {
         let mut files = Vec::new();
         let mut problems = Vec::new();
         for lang in LANGS {
             let sub = dir.join(lang.tag());
-            let entries = match std::fs::read_dir(&sub) {
-                Ok(e) => e,
-                Err(e) => {
-                    problems.push(TemplateProblem {
-                        template: sub.display().to_string(),
-                        sample: String::new(),
-                        message: format!("cannot read the folder: {e}"),
-                    });
-                    continue;
-                }
-            };
-            for entry in entries.flatten() {
-                let path = entry.path();
-                if path.extension().is_none_or(|e| e != "hbs") {
-                    continue;
-                }
-                match std::fs::read_to_string(&path) {
-                    Ok(text) => {
-                        let rel = path.strip_prefix(dir).unwrap_or(&path);
-                        files.push((rel.display().to_string(), text));
-                    }
-                    Err(e) => problems.push(TemplateProblem {
-                        template: path.display().to_string(),
-                        sample: String::new(),
-                        message: format!("cannot read: {e}"),
-                    }),
-                }
+            match std::fs::read_dir(&sub) {
+                Ok(entries) => read_hbs(dir, entries, &mut files, &mut problems),
+                Err(e) => problems.push(TemplateProblem {
+                    template: sub.display().to_string(),
+                    sample: String::new(),
+                    message: format!("cannot read the folder: {e}"),
+                }),
             }
-        }
-        // Text modules: optional, `snippets/<lang>/<name>.hbs`.
-        for lang in LANGS {
-            let sub = dir.join(SNIPPETS).join(lang.tag());
-            for entry in std::fs::read_dir(&sub).into_iter().flatten().flatten() {
-                let path = entry.path();
-                if path.extension().is_none_or(|e| e != "hbs") {
-                    continue;
-                }
-                match std::fs::read_to_string(&path) {
-                    Ok(text) => {
-                        let rel = path.strip_prefix(dir).unwrap_or(&path);
-                        files.push((rel.display().to_string(), text));
-                    }
-                    Err(e) => problems.push(TemplateProblem {
-                        template: path.display().to_string(),
-                        sample: String::new(),
-                        message: format!("cannot read: {e}"),
-                    }),
-                }
+            if let Ok(entries) = std::fs::read_dir(dir.join(SNIPPETS).join(lang.tag())) {
+                read_hbs(dir, entries, &mut files, &mut problems);
             }
         }
         if !problems.is_empty() {
@@ -331,6 +294,32 @@ impl Templates {
             }
         }
         problems
+    }
+}
+
+/// Reads the `.hbs` files of one folder, named by their path under `dir`.
+fn read_hbs(
+    dir: &Path,
+    entries: std::fs::ReadDir,
+    files: &mut Vec<(String, String)>,
+    problems: &mut Vec<TemplateProblem>,
+) {
+    for entry in entries.flatten() {
+        let path = entry.path();
+        if path.extension().is_none_or(|e| e != "hbs") {
+            continue;
+        }
+        match std::fs::read_to_string(&path) {
+            Ok(text) => {
+                let rel = path.strip_prefix(dir).unwrap_or(&path);
+                files.push((rel.display().to_string(), text));
+            }
+            Err(e) => problems.push(TemplateProblem {
+                template: path.display().to_string(),
+                sample: String::new(),
+                message: format!("cannot read: {e}"),
+            }),
+        }
     }
 }
 

@@ -604,8 +604,7 @@ impl Drafter {
         revision: Option<i64>,
         accept_warnings: bool,
     ) -> Result<DraftRow, GateError> {
-        let revision = self.sign(id, by, revision).await?;
-        let signers = self.signer_names(id, by).await?;
+        let (revision, signers) = self.sign(id, by, revision).await?;
         let domain = self.config.outbox.domain().to_string();
         let now = chrono::Utc::now();
         self.store
@@ -634,19 +633,22 @@ impl Drafter {
     /// approved, as a recorded edit: the case owner's now (they may have
     /// been assigned after the draft was written), or with `sign_as =
     /// "approver"` the approver's, when they have an account. A signature
-    /// an engineer rewrote is left as it is. Returns the revision to approve.
+    /// an engineer rewrote is left as it is. Returns the revision to approve
+    /// and the names a signature may carry (the configured engineer, the
+    /// approver, the owner's and the approver's profile names).
     async fn sign(
         &self,
         id: i64,
         by: &str,
         revision: Option<i64>,
-    ) -> Result<Option<i64>, GateError> {
+    ) -> Result<(Option<i64>, Vec<String>), GateError> {
+        let mut names = vec![self.config.drafting.engineer_name.clone(), by.to_string()];
         let Some(d) = self.store.draft(id).await? else {
             return Err(GateError::NotFound(id));
         };
         if revision.is_some_and(|expected| expected != d.revision) {
             // The gate reports the stale revision in its own words.
-            return Ok(revision);
+            return Ok((revision, names));
         }
         let desk = context::Engineer {
             name: self.config.drafting.engineer_name.clone(),
@@ -659,6 +661,7 @@ impl Drafter {
             .await?
             .filter(|u| !u.disabled)
             .map(|u| self.signer_of(u));
+        names.extend(owner.iter().chain(&approver).map(|e| e.name.clone()));
         let wanted = match (self.config.drafting.sign_as, &approver, &owner) {
             (SignAs::Approver, Some(a), _) => a.clone(),
             (_, _, Some(o)) => o.clone(),
@@ -678,31 +681,14 @@ impl Drafter {
             .filter(|b| *b != target)
             .filter_map(|b| d.body.rfind(&b).map(|at| (at, b)))
             .max_by_key(|(at, _)| *at);
-        let Some((at, old)) = found else {
-            return Ok(revision);
-        };
         // Only a signature at the end: the same words earlier are text.
-        if !d.body[at + old.len()..].trim().is_empty() {
-            return Ok(revision);
-        }
+        let Some((at, old)) = found.filter(|(at, old)| d.body[at + old.len()..].trim().is_empty())
+        else {
+            return Ok((revision, names));
+        };
         let body = format!("{}{target}{}", &d.body[..at], &d.body[at + old.len()..]);
         let signed = self.store.edit_draft(id, by, None, &body).await?;
-        Ok(Some(signed.revision))
-    }
-
-    /// The names a signature of draft `id` approved by `by` may carry: the
-    /// configured engineer, the case owner's and the approver's names.
-    async fn signer_names(&self, id: i64, by: &str) -> Result<Vec<String>, GateError> {
-        let mut names = vec![self.config.drafting.engineer_name.clone(), by.to_string()];
-        if let Some(d) = self.store.draft(id).await?
-            && let Some(owner) = self.signer_for(d.case_row).await?
-        {
-            names.push(owner.name);
-        }
-        if let Some(approver) = self.store.user(by).await? {
-            names.push(self.signer_of(approver).name);
-        }
-        Ok(names)
+        Ok((Some(signed.revision), names))
     }
 
     /// The approval's check of `d`: the warnings to record, or why not.
