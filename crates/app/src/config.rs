@@ -176,6 +176,9 @@ pub struct WebConfig {
     /// The environment variable holding a bearer token that lets a
     /// Prometheus scraper read `/metrics` without a login; unset: none can.
     pub metrics_token_env: String,
+    /// The language of the desk for those who chose none (`zh-CN`, `en`);
+    /// each person may switch to their own.
+    pub language: String,
 }
 
 impl Default for WebConfig {
@@ -186,6 +189,7 @@ impl Default for WebConfig {
             secure_cookies: false,
             board_refresh_secs: 30,
             metrics_token_env: "CASEBOT_METRICS_TOKEN".into(),
+            language: "zh-CN".into(),
         }
     }
 }
@@ -390,6 +394,12 @@ impl Config {
             return Err(invalid(
                 "outbox.from",
                 format!("{:?} is not a mail address", self.outbox.from),
+            ));
+        }
+        if crate::web::i18n::UiLang::parse(&self.web.language).is_none() {
+            return Err(invalid(
+                "web.language",
+                format!("{:?} is not a language of the desk (zh-CN, en)", self.web.language),
             ));
         }
         if self.outbox.max_attempts == 0 {

@@ -12,45 +12,7 @@
 //! and the command line can point at it.
 
 use casebot_core::domain::Lang;
-use serde::Serialize;
-
-/// How bad a problem is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Level {
-    /// Never sent like this.
-    Error,
-    /// Sent only when the engineer accepts it.
-    Warning,
-}
-
-/// One thing wrong with a reply, and where.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct Problem {
-    pub level: Level,
-    /// 0 for the subject; else the body's line.
-    pub line: usize,
-    pub column: usize,
-    pub message: String,
-}
-
-impl std::fmt::Display for Problem {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let level = match self.level {
-            Level::Error => "error",
-            Level::Warning => "warning",
-        };
-        if self.line == 0 {
-            write!(f, "subject: {level}: {}", self.message)
-        } else {
-            write!(
-                f,
-                "line {}, column {}: {level}: {}",
-                self.line, self.column, self.message
-            )
-        }
-    }
-}
+pub use casebot_core::domain::{Flaw, Level, Problem};
 
 /// What a reply is checked against.
 #[derive(Debug, Clone, Copy)]
@@ -120,53 +82,36 @@ fn looks_like_greeting(line: &str, lang: Lang) -> bool {
 pub fn check_reply(subject: &str, body: &str, expected: &Expected<'_>) -> Vec<Problem> {
     let mut problems = Vec::new();
     if subject.trim().is_empty() {
-        problems.push(Problem {
-            level: Level::Error,
-            line: 0,
-            column: 0,
-            message: "the subject is empty".into(),
-        });
+        problems.push(Problem::new(Level::Error, 0, 0, Flaw::EmptySubject));
     } else if let Some(at) = subject.find("{{") {
-        problems.push(Problem {
-            level: Level::Error,
-            line: 0,
-            column: subject[..at].chars().count() + 1,
-            message: "template syntax `{{` left in the subject".into(),
-        });
+        problems.push(Problem::new(
+            Level::Error,
+            0,
+            subject[..at].chars().count() + 1,
+            Flaw::SyntaxInSubject,
+        ));
     }
     if body.trim().is_empty() {
-        problems.push(Problem {
-            level: Level::Error,
-            line: 1,
-            column: 1,
-            message: "the text is empty".into(),
-        });
+        problems.push(Problem::new(Level::Error, 1, 1, Flaw::EmptyText));
         return problems;
     }
-    let mut marks: Vec<(usize, String)> = Vec::new();
+    let mut marks: Vec<(usize, Flaw)> = Vec::new();
     for syntax in ["{{", "}}"] {
-        marks.extend(
-            body.match_indices(syntax)
-                .map(|(at, _)| (at, format!("template syntax `{syntax}` left in the text"))),
-        );
+        marks.extend(body.match_indices(syntax).map(|(at, _)| {
+            let syntax = syntax.to_string();
+            (at, Flaw::TemplateSyntax { syntax })
+        }));
     }
     for fill_in in expected.fill_ins {
         marks.extend(body.match_indices(fill_in.as_str()).map(|(at, _)| {
-            (
-                at,
-                format!("the fill-in {fill_in} is not filled in: replace it with what it asks for"),
-            )
+            let mark = fill_in.clone();
+            (at, Flaw::FillIn { mark })
         }));
     }
-    marks.sort();
-    for (at, message) in marks {
+    marks.sort_by_key(|(at, _)| *at);
+    for (at, flaw) in marks {
         let (line, column) = place(body, at);
-        problems.push(Problem {
-            level: Level::Error,
-            line,
-            column,
-            message,
-        });
+        problems.push(Problem::new(Level::Error, line, column, flaw));
     }
     let lines: Vec<(usize, &str)> = body
         .lines()
@@ -176,24 +121,20 @@ pub fn check_reply(subject: &str, body: &str, expected: &Expected<'_>) -> Vec<Pr
     if let Some((n, first)) = lines.first()
         && !looks_like_greeting(first, expected.lang)
     {
-        problems.push(Problem {
-            level: Level::Warning,
-            line: n + 1,
-            column: 1,
-            message: "the text does not start with a greeting".into(),
-        });
+        problems.push(Problem::new(Level::Warning, n + 1, 1, Flaw::NoGreeting));
     }
     let signer = expected.signer.trim();
     if !signer.is_empty() {
         let tail = &lines[lines.len().saturating_sub(SIGNATURE_LINES)..];
         if !tail.iter().any(|(_, l)| l.contains(signer)) {
             let last = lines.last().map_or(1, |(n, _)| n + 1);
-            problems.push(Problem {
-                level: Level::Warning,
-                line: last,
-                column: 1,
-                message: format!("no signature: the last lines do not name {signer}"),
-            });
+            let signer = signer.to_string();
+            problems.push(Problem::new(
+                Level::Warning,
+                last,
+                1,
+                Flaw::NoSignature { signer },
+            ));
         }
     }
     problems

@@ -229,6 +229,9 @@ pub enum GateError {
     /// without a reason).
     #[error("{0}")]
     Refused(String),
+    /// The reply's check refused the approval (see the drafting check).
+    #[error("{0}")]
+    Unfit(casebot_core::domain::Refusal),
     #[error(transparent)]
     Store(#[from] anyhow::Error),
 }
@@ -545,7 +548,7 @@ impl Store {
         id: i64,
         by: &str,
         revision: Option<i64>,
-        check: impl FnOnce(&DraftRow) -> Result<Vec<String>, String>,
+        check: impl FnOnce(&DraftRow) -> Result<Vec<String>, casebot_core::domain::Refusal>,
         message_id: impl FnOnce(&DraftRow) -> String,
         knowledge: impl FnOnce(&DraftRow) -> Option<NewKnowledge>,
     ) -> Result<DraftRow, GateError> {
@@ -554,7 +557,7 @@ impl Store {
             .await?;
         // Checked on the very revision approved: the warnings accepted are
         // recorded with the approval.
-        let accepted_warnings = check(&d).map_err(GateError::Refused)?;
+        let accepted_warnings = check(&d).map_err(GateError::Unfit)?;
         let sha = sha256_text(&d.body);
         let mid = message_id(&d);
         let learned = knowledge(&d);

@@ -44,6 +44,7 @@ struct UserRow {
     display_name: Option<String>,
     phone: Option<String>,
     signature: Option<String>,
+    language: Option<String>,
 }
 
 /// A desk account.
@@ -60,6 +61,8 @@ pub struct User {
     pub phone: Option<String>,
     /// The lines under the name in a reply this person signs.
     pub signature_lines: Vec<String>,
+    /// The language this person reads the desk in; `None`: the desk's.
+    pub language: Option<String>,
     #[serde(skip)]
     pub password_hash: String,
 }
@@ -90,6 +93,7 @@ impl From<UserRow> for User {
                 .lines()
                 .map(str::to_string)
                 .collect(),
+            language: r.language.filter(|l| !l.trim().is_empty()),
             password_hash: r.password_hash,
         }
     }
@@ -113,7 +117,7 @@ pub struct Session {
 }
 
 const USER_COLUMNS: &str =
-    "id, name, email, role, password_hash, disabled, created_at, display_name, phone, signature";
+    "id, name, email, role, password_hash, disabled, created_at, display_name, phone, signature, language";
 
 impl Store {
     /// Changes a person's profile (what signs their replies); `None` when
@@ -136,6 +140,18 @@ impl Store {
             return Ok(None);
         }
         self.user(name).await
+    }
+
+    /// Sets the language a person reads the desk in (`None`: the desk's);
+    /// false when there is no such account.
+    pub async fn set_language(&self, name: &str, language: Option<&str>) -> Result<bool> {
+        let changed = sqlx::query("UPDATE users SET language = $2, updated_at = $3 WHERE name = $1")
+            .bind(name)
+            .bind(language)
+            .bind(now_ts())
+            .execute(self.pool())
+            .await?;
+        Ok(changed.rows_affected() > 0)
     }
 
     /// The account a case's owner names (by account name or address,
@@ -300,7 +316,7 @@ impl Store {
         // One read per request: the session and its account together.
         let row: Option<SessionRow> = sqlx::query_as(
             "SELECT u.id, u.name, u.email, u.role, u.password_hash, u.disabled, u.created_at, \
-             u.display_name, u.phone, u.signature, \
+             u.display_name, u.phone, u.signature, u.language, \
              s.csrf_token, s.expires_at, s.last_seen_at \
              FROM sessions s JOIN users u ON u.id = s.user_id WHERE s.token_sha256 = $1",
         )

@@ -169,7 +169,10 @@ pub enum KnowledgeCommand {
 fn gate_failure(e: GateError) -> Failure {
     match e {
         GateError::NotFound(_) => fail(3, e.into()),
-        GateError::WrongStatus { .. } | GateError::Stale { .. } | GateError::Refused(_) => {
+        GateError::WrongStatus { .. }
+        | GateError::Stale { .. }
+        | GateError::Refused(_)
+        | GateError::Unfit(_) => {
             fail(4, e.into())
         }
         GateError::Store(e) => Failure::from(e),

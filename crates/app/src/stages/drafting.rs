@@ -697,7 +697,7 @@ impl Drafter {
         d: &DraftRow,
         signers: &[String],
         accept_warnings: bool,
-    ) -> Result<Vec<String>, String> {
+    ) -> Result<Vec<String>, casebot_core::domain::Refusal> {
         let lang = Lang::parse(&d.language).unwrap_or(Lang::Zh);
         let expected = |signer: &str| {
             check::check_reply(
@@ -717,29 +717,19 @@ impl Drafter {
             .map(|signer| expected(signer))
             .min_by_key(Vec::len)
             .unwrap_or_default();
-        let errors: Vec<String> = problems
+        let refused = problems
             .iter()
-            .filter(|p| p.level == check::Level::Error)
-            .map(ToString::to_string)
-            .collect();
-        let warnings: Vec<String> = problems
-            .iter()
-            .filter(|p| p.level == check::Level::Warning)
-            .map(ToString::to_string)
-            .collect();
-        if !errors.is_empty() || (!warnings.is_empty() && !accept_warnings) {
-            let mut message = format!("draft {} cannot be approved as it is:", d.id);
-            for p in errors.iter().chain(&warnings) {
-                message.push_str("\n  ");
-                message.push_str(p);
-            }
-            if errors.is_empty() {
-                message.push_str(
-                    "\nonly warnings: approve anyway with --accept-warnings (on the desk: approve despite warnings)",
-                );
-            }
-            return Err(message);
+            .any(|p| p.level == check::Level::Error || !accept_warnings);
+        if refused {
+            let mut problems = problems;
+            // Errors first: they are what must change.
+            problems.sort_by_key(|p| p.level != check::Level::Error);
+            return Err(casebot_core::domain::Refusal {
+                draft: d.id,
+                problems,
+            });
         }
+        let warnings = problems.iter().map(ToString::to_string).collect();
         Ok(warnings)
     }
 }

@@ -11,7 +11,7 @@ use super::auth::{Desk, Lead};
 use super::board::{self, BoardParams, ReportParams};
 use super::cases::{ListParams, row_sla};
 use super::drafts::draft_view;
-use super::{AppState, WebError};
+use super::{AppState, WebError, said};
 use casebot_core::sla::{CaseSlaView, report::Report};
 use casebot_store::cases::CaseListRow;
 use casebot_store::drafts::DraftView;
@@ -117,6 +117,6 @@ pub async fn snippets(
         .store
         .draft(id)
         .await?
-        .ok_or_else(|| WebError::NotFound(format!("no draft {id}")))?;
+        .ok_or_else(|| WebError::NotFound(said!("error-no-draft", id = id)))?;
     Ok(Json(state.drafter.snippets(&d)))
 }

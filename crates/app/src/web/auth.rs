@@ -28,7 +28,8 @@ use axum::http::{HeaderMap, header};
 use base64::Engine as _;
 use ring::rand::SecureRandom as _;
 
-use super::{AppState, WebError};
+use super::i18n::{self, UiLang};
+use super::{AppState, WebError, said};
 use casebot_store::users::{Role, Session, User};
 
 pub const SESSION_COOKIE: &str = "casebot_session";
@@ -279,6 +280,8 @@ pub fn cookie(name: &str, value: &str, max_age_secs: i64, secure: bool) -> Strin
 pub struct Desk {
     pub session: Session,
     pub token_digest: String,
+    /// The language this person reads the desk in.
+    pub lang: UiLang,
 }
 
 impl Desk {
@@ -288,6 +291,10 @@ impl Desk {
 
     pub fn csrf(&self) -> &str {
         &self.session.csrf_token
+    }
+
+    pub fn lang(&self) -> UiLang {
+        self.lang
     }
 
     pub fn is_lead(&self) -> bool {
@@ -307,9 +314,7 @@ impl Desk {
         if same_token(token, self.csrf()) {
             Ok(())
         } else {
-            Err(WebError::Forbidden(
-                "the form's CSRF token is missing or wrong: reload the page".into(),
-            ))
+            Err(WebError::Forbidden(said!("error-csrf")))
         }
     }
 }
@@ -324,9 +329,20 @@ async fn session_of(parts: &Parts, state: &AppState) -> Result<Option<Desk>, Web
         .store
         .session(&digest, extend_to)
         .await?
-        .map(|session| Desk {
-            session,
-            token_digest: digest,
+        .map(|session| {
+            let lang = session
+                .user
+                .language
+                .as_deref()
+                .and_then(UiLang::parse)
+                .unwrap_or_else(|| state.default_lang());
+            // Error pages of this request speak the account's language.
+            i18n::set_request_lang(lang);
+            Desk {
+                session,
+                token_digest: digest,
+                lang,
+            }
         }))
 }
 
@@ -370,7 +386,7 @@ impl FromRequestParts<AppState> for Desk {
         state: &AppState,
     ) -> Result<Self, Self::Rejection> {
         if !same_origin(parts) {
-            return Err(WebError::Forbidden("cross-site request refused".into()));
+            return Err(WebError::Forbidden(said!("error-cross-site")));
         }
         let api = parts.uri.path().starts_with("/api/") || parts.uri.path() == "/metrics";
         match session_of(parts, state).await? {
@@ -413,7 +429,7 @@ impl FromRequestParts<AppState> for Lead {
         if desk.is_lead() {
             Ok(Lead(desk))
         } else {
-            Err(WebError::Forbidden("this page is for the team lead".into()))
+            Err(WebError::Forbidden(said!("error-lead-only")))
         }
     }
 }

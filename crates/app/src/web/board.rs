@@ -13,8 +13,9 @@ use maud::{Markup, html};
 use serde::{Deserialize, Serialize};
 
 use super::auth::{Desk, Lead};
-use super::layout::{self, local, minutes, page, urgency_badge};
-use super::{AppState, WebError};
+use super::i18n::{UiLang, tr};
+use super::layout::{self, page, urgency_badge};
+use super::{AppState, WebError, said};
 use casebot_core::sla::report::{self, Report};
 use casebot_core::sla::{CaseSlaView, Urgency, sort_by_urgency};
 
@@ -30,7 +31,9 @@ pub struct BoardParams {
 /// the counts above it cover every open case.
 pub const BOARD_ROWS: usize = 200;
 
-/// One row of the board, ready to show (the page and `/api/board`).
+/// One row of the board, ready to show (the page and `/api/board`): the
+/// words (`*_label`, `left`, `due`) in the reader's language, beside the
+/// stable values a script can compare.
 #[derive(Debug, Serialize)]
 pub struct BoardRow {
     pub case_key: String,
@@ -38,13 +41,16 @@ pub struct BoardRow {
     pub priority: String,
     pub owner: Option<String>,
     pub urgency: Urgency,
-    pub urgency_label: &'static str,
+    pub urgency_label: String,
     pub state: &'static str,
+    pub state_label: String,
     /// The target that sets the urgency, and its time left and due time.
     pub target: Option<&'static str>,
+    pub target_label: Option<String>,
     pub left: Option<String>,
     pub minutes_left: Option<i64>,
-    pub due: Option<String>,
+    /// The due time, or the word for paused.
+    pub due: String,
 }
 
 #[derive(Debug, Serialize)]
@@ -115,6 +121,7 @@ pub async fn board_data(
 ) -> Result<BoardData, WebError> {
     let views = open_views(state, desk, params).await?;
     let tz = state.time_zone();
+    let lang = desk.lang();
     let mut counts: BTreeMap<&'static str, usize> = SHOWN.iter().map(|u| (u.as_str(), 0)).collect();
     let mut by_priority: BTreeMap<String, BTreeMap<&'static str, usize>> = BTreeMap::new();
     let mut by_owner: BTreeMap<String, BTreeMap<&'static str, usize>> = BTreeMap::new();
@@ -130,7 +137,7 @@ pub async fn board_data(
             .entry(u)
             .or_default() += 1;
         *by_owner
-            .entry(v.owner.clone().unwrap_or_else(|| "(nobody)".into()))
+            .entry(v.owner.clone().unwrap_or_else(|| tr!(lang, "board-nobody")))
             .or_default()
             .entry(u)
             .or_default() += 1;
@@ -139,23 +146,26 @@ pub async fn board_data(
         }
         let worst = v.worst_target();
         cases.push(BoardRow {
-            target: worst.map(|(kind, _)| kind.label()),
-            left: worst.map(|(_, t)| minutes(t.minutes_left)),
+            target: worst.map(|(kind, _)| kind.as_str()),
+            target_label: worst.map(|(kind, _)| lang.word("target", kind.as_str())),
+            left: worst.map(|(_, t)| lang.business_time(t.minutes_left)),
             minutes_left: worst.map(|(_, t)| t.minutes_left),
             due: worst
                 .and_then(|(_, t)| t.due.filter(|_| !t.paused))
-                .map(|d| local(d, tz)),
+                .map(|d| lang.datetime(d, tz))
+                .unwrap_or_else(|| tr!(lang, "target-paused")),
             case_key: v.case_key,
             title: v.title,
             priority: v.priority,
             owner: v.owner,
             urgency: v.urgency,
-            urgency_label: v.urgency.label(),
+            urgency_label: lang.word("urgency", v.urgency.as_str()),
             state: v.state,
+            state_label: lang.word("status", v.state),
         });
     }
     Ok(BoardData {
-        as_of: local(Utc::now(), tz),
+        as_of: lang.datetime(Utc::now(), tz),
         counts,
         by_priority,
         by_owner,
@@ -164,10 +174,14 @@ pub async fn board_data(
     })
 }
 
-fn matrix(title: &str, rows: &BTreeMap<String, BTreeMap<&'static str, usize>>) -> Markup {
+fn matrix(
+    lang: UiLang,
+    title: &str,
+    rows: &BTreeMap<String, BTreeMap<&'static str, usize>>,
+) -> Markup {
     html! {
         table.matrix {
-            thead { tr { th { (title) } @for u in SHOWN { th { (urgency_badge(u)) } } } }
+            thead { tr { th { (title) } @for u in SHOWN { th { (urgency_badge(lang, u)) } } } }
             tbody {
                 @for (name, counts) in rows {
                     tr {
@@ -189,50 +203,57 @@ pub async fn board(
     Query(params): Query<BoardParams>,
 ) -> Result<Markup, WebError> {
     let data = board_data(&state, &desk, &params).await?;
+    let lang = desk.lang();
     let title = if desk.is_lead() {
-        "SLA board"
+        tr!(lang, "board-title")
     } else {
-        "My SLA board"
+        tr!(lang, "board-title-mine")
     };
     Ok(page(
-        title,
+        lang,
+        &title,
         Some(&desk),
         html! {
             h1 { (title) }
-            @if !desk.is_lead() { p.muted { "The cases you own; the team lead's board shows every open case." } }
-            p.muted { "Open cases as of " span id="board-stamp" { (data.as_of) } " (" (state.time_zone().name()) "); times left are business time. Refreshes every " (state.config.web.board_refresh_secs) " s." }
+            @if !desk.is_lead() { p.muted { (tr!(lang, "board-mine-hint")) } }
+            p.muted {
+                (tr!(lang, "board-as-of")) " " span id="board-stamp" { (data.as_of) }
+                " (" (state.time_zone().name()) ") · "
+                (tr!(lang, "board-refresh", secs = state.config.web.board_refresh_secs))
+            }
             div.counts {
                 @for u in SHOWN {
-                    div.card { div.n data-count=(u.as_str()) { (data.counts.get(u.as_str()).copied().unwrap_or(0)) } (urgency_badge(u)) }
+                    div.card { div.n data-count=(u.as_str()) { (data.counts.get(u.as_str()).copied().unwrap_or(0)) } (urgency_badge(lang, u)) }
                 }
             }
             div.halves {
-                div { h2 { "By priority" } (matrix("Priority", &data.by_priority)) }
-                div { h2 { "By owner" } (matrix("Owner", &data.by_owner)) }
+                div { h2 { (tr!(lang, "board-by-priority")) } (matrix(lang, &tr!(lang, "col-priority"), &data.by_priority)) }
+                div { h2 { (tr!(lang, "board-by-owner")) } (matrix(lang, &tr!(lang, "col-owner"), &data.by_owner)) }
             }
-            h2 { "Cases, most urgent first" }
+            h2 { (tr!(lang, "board-cases")) }
             table id="board" data-refresh=(state.config.web.board_refresh_secs) {
                 thead { tr {
-                    th { "SLA" } th { "Case" } th { "Pri" } th { "Owner" } th { "State" }
-                    th { "Target" } th { "Left" } th { "Due" } th { "Title" }
+                    th { (tr!(lang, "col-sla")) } th { (tr!(lang, "col-case")) } th { (tr!(lang, "col-priority")) }
+                    th { (tr!(lang, "col-owner")) } th { (tr!(lang, "col-state")) } th { (tr!(lang, "col-target")) }
+                    th { (tr!(lang, "col-left")) } th { (tr!(lang, "col-due")) } th { (tr!(lang, "col-title")) }
                 } }
                 tbody id="board-rows" {
                     @for c in &data.cases {
                         tr class={"row-" (c.urgency.as_str())} {
-                            td { (urgency_badge(c.urgency)) }
+                            td { (urgency_badge(lang, c.urgency)) }
                             td { a href={"/cases/" (layout::url_encode(&c.case_key))} { (c.case_key) } }
                             td { (c.priority) }
                             td { (c.owner.as_deref().unwrap_or("–")) }
-                            td { (c.state) }
-                            td { (c.target.unwrap_or("–")) }
+                            td { (c.state_label) }
+                            td { (c.target_label.as_deref().unwrap_or("–")) }
                             td class=(c.urgency.as_str()) { (c.left.as_deref().unwrap_or("–")) }
-                            td { (c.due.as_deref().unwrap_or("paused")) }
+                            td { (c.due) }
                             td { (c.title.as_deref().unwrap_or("")) }
                         }
                     }
                 }
             }
-            @if data.more > 0 { p.muted { "… and " (data.more) " more open cases, less urgent." } }
+            @if data.more > 0 { p.muted { (tr!(lang, "board-more", count = data.more)) } }
         },
     ))
 }
@@ -252,16 +273,14 @@ pub async fn period_report(state: &AppState, params: &ReportParams) -> Result<Re
             None => Ok(None),
             Some(s) => NaiveDate::parse_from_str(s, "%Y-%m-%d")
                 .map(Some)
-                .map_err(|_| WebError::Rejected(format!("{s:?} is not a date like 2026-11-23"))),
+                .map_err(|_| WebError::Rejected(said!("error-not-a-date", text = s))),
         }
     };
     let today = Utc::now().with_timezone(&tz).date_naive();
     let last = date(&params.to)?.unwrap_or(today);
     let first = date(&params.from)?.unwrap_or(last - Duration::days(27));
     if first > last || (last - first).num_days() > 3 * 366 {
-        return Err(WebError::Rejected(
-            "the period must run forwards, at most three years".into(),
-        ));
+        return Err(WebError::Rejected(said!("error-period")));
     }
     let from = local_midnight(first, tz);
     let to = local_midnight(last + Duration::days(1), tz);
@@ -277,7 +296,8 @@ pub async fn period_report(state: &AppState, params: &ReportParams) -> Result<Re
 }
 
 /// Weekly first-response times (bars: median, p90) and targets met (line).
-fn chart(report: &Report) -> Markup {
+fn chart(lang: UiLang, report: &Report) -> Markup {
+    let minutes = |m: i64| lang.business_time(m);
     let weeks = &report.weeks;
     let (w, h, left, bottom, top) = (760.0_f64, 240.0_f64, 48.0_f64, 36.0_f64, 16.0_f64);
     let plot_h = h - bottom - top;
@@ -302,7 +322,7 @@ fn chart(report: &Report) -> Markup {
         }
     }
     html! {
-        svg.chart width=(w) height=(h) viewBox={"0 0 " (w) " " (h)} role="img" aria-label="First-response times and SLA met per week" {
+        svg.chart width=(w) height=(h) viewBox={"0 0 " (w) " " (h)} role="img" aria-label=(tr!(lang, "report-chart-label")) {
             text x="4" y=(top + 4.0) { (minutes(max_minutes as i64)) }
             text x="4" y=(top + plot_h) { "0" }
             text x=(w - 44.0) y=(top + 4.0) { "100%" }
@@ -313,28 +333,28 @@ fn chart(report: &Report) -> Markup {
                 @let bar = (slot * 0.35).max(2.0);
                 @if let Some(p90) = wk.figures.first_response.p90_minutes {
                     rect.bar90 x=(x + slot * 0.5) y=(y_minutes(p90 as f64)) width=(bar) height=(top + plot_h - y_minutes(p90 as f64)) {
-                        title { "p90 " (minutes(p90)) }
+                        title { (tr!(lang, "report-p90", time = minutes(p90))) }
                     }
                 }
                 @if let Some(median) = wk.figures.first_response.median_minutes {
                     rect.bar x=(x + slot * 0.5 - bar) y=(y_minutes(median as f64)) width=(bar) height=(top + plot_h - y_minutes(median as f64)) {
-                        title { "median " (minutes(median)) }
+                        title { (tr!(lang, "report-median", time = minutes(median))) }
                     }
                 }
                 @if let Some(p) = wk.figures.met_pct {
-                    circle.dot cx=(x + slot * 0.5) cy=(y_pct(p)) r="3" { title { (format!("{p:.1}% met")) } }
+                    circle.dot cx=(x + slot * 0.5) cy=(y_pct(p)) r="3" { title { (tr!(lang, "report-met-pct", pct = format!("{p:.1}"))) } }
                 }
                 text x=(x + slot * 0.5 - 16.0) y=(h - 18.0) { (wk.starts.format("%m-%d")) }
             }
             @if !line.is_empty() { path.met d=(line) {} }
-            text x=(left) y=(h - 4.0) { "bars: first response median / p90 (business time) · line: targets met %" }
+            text x=(left) y=(h - 4.0) { (tr!(lang, "report-chart-legend")) }
         }
     }
 }
 
-fn figures_row(name: &str, f: &report::Figures) -> Markup {
+fn figures_row(lang: UiLang, name: &str, f: &report::Figures) -> Markup {
     let pct = |p: Option<f64>| p.map(|p| format!("{p:.1}%")).unwrap_or_else(|| "–".into());
-    let mins = |m: Option<i64>| m.map(minutes).unwrap_or_else(|| "–".into());
+    let mins = |m: Option<i64>| m.map(|m| lang.business_time(m)).unwrap_or_else(|| "–".into());
     html! {
         tr {
             th { (name) }
@@ -345,12 +365,13 @@ fn figures_row(name: &str, f: &report::Figures) -> Markup {
     }
 }
 
-fn figures_table(title: &str, rows: Markup) -> Markup {
+fn figures_table(lang: UiLang, title: &str, rows: Markup) -> Markup {
     html! {
         table {
             thead { tr {
-                th { (title) } th.num { "Opened" } th.num { "Closed" } th.num { "1st resp. median" }
-                th.num { "1st resp. p90" } th.num { "1st resp. met" } th.num { "All targets met" } th.num { "Breaches" }
+                th { (title) } th.num { (tr!(lang, "report-opened")) } th.num { (tr!(lang, "report-closed")) }
+                th.num { (tr!(lang, "report-fr-median")) } th.num { (tr!(lang, "report-fr-p90")) }
+                th.num { (tr!(lang, "report-fr-met")) } th.num { (tr!(lang, "report-all-met")) } th.num { (tr!(lang, "report-breaches")) }
             } }
             tbody { (rows) }
         }
@@ -367,26 +388,28 @@ pub async fn report(
     let first = r.from.with_timezone(&tz).date_naive();
     let last = (r.to - Duration::days(1)).with_timezone(&tz).date_naive();
     let csv = format!("/report.csv?from={first}&to={last}");
+    let lang = desk.lang();
     Ok(page(
-        "Report",
+        lang,
+        &tr!(lang, "nav-report"),
         Some(&desk),
         html! {
-            h1 { "How the desk did" }
+            h1 { (tr!(lang, "report-heading")) }
             form.filters method="get" action="/report" {
-                label { "From" input type="date" name="from" value=(first); }
-                label { "To (included)" input type="date" name="to" value=(last); }
-                button type="submit" { "Show" }
-                a href=(csv) { "Export CSV" }
+                label { (tr!(lang, "report-from")) input type="date" name="from" value=(first); }
+                label { (tr!(lang, "report-to")) input type="date" name="to" value=(last); }
+                button type="submit" { (tr!(lang, "report-show")) }
+                a href=(csv) { (tr!(lang, "report-csv")) }
             }
-            (chart(&r))
-            h2 { "Total" }
-            (figures_table("", figures_row("all", &r.total)))
-            h2 { "Per week" }
-            (figures_table("Week of", html! { @for w in &r.weeks { (figures_row(&w.starts.to_string(), &w.figures)) } }))
-            h2 { "Per priority" }
-            (figures_table("Priority", html! { @for g in &r.by_priority { (figures_row(&g.name, &g.figures)) } }))
-            h2 { "Per owner" }
-            (figures_table("Owner", html! { @for g in &r.by_owner { (figures_row(&g.name, &g.figures)) } }))
+            (chart(lang, &r))
+            h2 { (tr!(lang, "report-total")) }
+            (figures_table(lang, "", figures_row(lang, &tr!(lang, "report-all"), &r.total)))
+            h2 { (tr!(lang, "report-per-week")) }
+            (figures_table(lang, &tr!(lang, "report-week-of"), html! { @for w in &r.weeks { (figures_row(lang, &w.starts.to_string(), &w.figures)) } }))
+            h2 { (tr!(lang, "report-per-priority")) }
+            (figures_table(lang, &tr!(lang, "col-priority"), html! { @for g in &r.by_priority { (figures_row(lang, &g.name, &g.figures)) } }))
+            h2 { (tr!(lang, "report-per-owner")) }
+            (figures_table(lang, &tr!(lang, "col-owner"), html! { @for g in &r.by_owner { (figures_row(lang, &g.name, &g.figures)) } }))
         },
     ))
 }

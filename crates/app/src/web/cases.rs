@@ -9,8 +9,9 @@ use maud::{Markup, html};
 use serde::Deserialize;
 
 use super::auth::{self, ClientAddr, Desk, LOGIN_CSRF_COOKIE, SESSION_COOKIE};
-use super::layout::{self, local, local_ts, page, target_cell, urgency_badge};
-use super::{AppState, WebError};
+use super::i18n::{self, UiLang, tr};
+use super::layout::{self, local_ts, page, target_cell, urgency_badge};
+use super::{AppState, WebError, said};
 use casebot_core::sla::{CaseSla, CaseSlaView, evaluate};
 use casebot_store::cases::{CaseListRow, CaseQuery, PageRequest};
 
@@ -19,6 +20,8 @@ pub const PAGE_SIZE: i64 = 50;
 #[derive(Debug, Deserialize)]
 pub struct LoginQuery {
     next: Option<String>,
+    /// A language chosen on the login page (remembered in a cookie).
+    lang: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -52,20 +55,21 @@ fn safe_next(next: Option<&str>) -> String {
     }
 }
 
-fn login_form(csrf: &str, next: &str, error: Option<&str>) -> Markup {
+fn login_form(lang: UiLang, csrf: &str, next: &str, error: Option<&str>) -> Markup {
     page(
-        "Log in",
+        lang,
+        &tr!(lang, "login-title"),
         None,
         html! {
             div.login.card {
-                h1 { "Log in to the desk" }
+                h1 { (tr!(lang, "login-heading")) }
                 @if let Some(e) = error { p.error { (e) } }
                 form method="post" action="/login" {
                     input type="hidden" name="csrf" value=(csrf);
                     input type="hidden" name="next" value=(next);
-                    label { "Name" input type="text" name="name" autocomplete="username" required autofocus; }
-                    label { "Password" input type="password" name="password" autocomplete="current-password" required; }
-                    button.primary type="submit" { "Log in" }
+                    label { (tr!(lang, "login-name")) input type="text" name="name" autocomplete="username" required autofocus; }
+                    label { (tr!(lang, "login-password")) input type="password" name="password" autocomplete="current-password" required; }
+                    button.primary type="submit" { (tr!(lang, "login-submit")) }
                 }
             }
         },
@@ -81,20 +85,22 @@ pub async fn login_page(
     if desk.is_some() {
         return Redirect::to(&next).into_response();
     }
+    let secure = state.config.web.secure_cookies;
+    let chosen = q.lang.as_deref().and_then(UiLang::parse);
+    let lang = chosen.or_else(i18n::request_lang).unwrap_or_else(|| state.default_lang());
     let csrf = auth::random_token();
-    (
-        [(
-            header::SET_COOKIE,
-            auth::cookie(
-                LOGIN_CSRF_COOKIE,
-                &csrf,
-                3600,
-                state.config.web.secure_cookies,
-            ),
-        )],
-        login_form(&csrf, &next, None),
-    )
-        .into_response()
+    let mut response = login_form(lang, &csrf, &next, None).into_response();
+    let h = response.headers_mut();
+    let mut cookies = vec![auth::cookie(LOGIN_CSRF_COOKIE, &csrf, 3600, secure)];
+    if let Some(chosen) = chosen {
+        cookies.push(auth::cookie(i18n::LANG_COOKIE, chosen.tag(), LANG_COOKIE_SECS, secure));
+    }
+    for cookie in cookies {
+        if let Ok(value) = cookie.parse() {
+            h.append(header::SET_COOKIE, value);
+        }
+    }
+    response
 }
 
 pub async fn login(
@@ -106,22 +112,21 @@ pub async fn login(
     let next = safe_next(form.next.as_deref());
     let cookie_csrf = auth::cookie_value(&headers, LOGIN_CSRF_COOKIE).unwrap_or("");
     if cookie_csrf.is_empty() || !auth::same_token(cookie_csrf, &form.csrf) {
-        return Err(WebError::Forbidden(
-            "the login form expired or came from elsewhere: open the login page again".into(),
-        ));
+        return Err(WebError::Forbidden(said!("error-login-form-expired")));
     }
-    let refuse = |message: &str| {
+    let lang = i18n::request_lang().unwrap_or_else(|| state.default_lang());
+    let refuse = |message: String| {
         (
             StatusCode::UNAUTHORIZED,
-            login_form(cookie_csrf, &next, Some(message)),
+            login_form(lang, cookie_csrf, &next, Some(&message)),
         )
             .into_response()
     };
-    let busy = |retry_after: u64, message: &str| {
+    let busy = |retry_after: u64, message: String| {
         (
             StatusCode::TOO_MANY_REQUESTS,
             [(header::RETRY_AFTER, retry_after.to_string())],
-            login_form(cookie_csrf, &next, Some(message)),
+            login_form(lang, cookie_csrf, &next, Some(&message)),
         )
             .into_response()
     };
@@ -132,14 +137,9 @@ pub async fn login(
             // `?`: a name is logged escaped, never able to forge a log line.
             tracing::warn!(user = ?name, client = ?client, ?refusal, "login refused");
             return Ok(match refusal {
-                auth::Refusal::NameLocked => {
-                    refuse("too many failed logins for this name: wait five minutes")
-                }
-                auth::Refusal::ClientLimited => busy(
-                    300,
-                    "too many failed logins from this address: wait five minutes",
-                ),
-                auth::Refusal::Busy => busy(1, "the desk is busy: try again in a second"),
+                auth::Refusal::NameLocked => refuse(tr!(lang, "login-name-locked")),
+                auth::Refusal::ClientLimited => busy(300, tr!(lang, "login-client-limited")),
+                auth::Refusal::Busy => busy(1, tr!(lang, "login-busy")),
             });
         }
     };
@@ -147,7 +147,7 @@ pub async fn login(
     drop(permit);
     let Some(user) = checked? else {
         tracing::warn!(user = ?name, client = ?client, "login failed");
-        return Ok(refuse("wrong name or password"));
+        return Ok(refuse(tr!(lang, "login-wrong")));
     };
     state.throttle.succeeded(&name, client);
     let token = auth::random_token();
@@ -173,7 +173,60 @@ pub async fn login(
         header::SET_COOKIE,
         auth::cookie(LOGIN_CSRF_COOKIE, "", 0, secure).parse()?,
     );
+    if let Some(lang) = user.language.as_deref().and_then(UiLang::parse) {
+        h.append(
+            header::SET_COOKIE,
+            auth::cookie(i18n::LANG_COOKIE, lang.tag(), LANG_COOKIE_SECS, secure).parse()?,
+        );
+    }
     Ok(response)
+}
+
+/// How long a browser remembers the language chosen (a year).
+const LANG_COOKIE_SECS: i64 = 365 * 24 * 3600;
+
+#[derive(Debug, Deserialize)]
+pub struct LanguageForm {
+    csrf: String,
+    language: String,
+    /// The page to go back to (the switch's page).
+    #[serde(default)]
+    back: Option<String>,
+}
+
+/// `POST /account/language`: the person's language, kept with their
+/// account (and in the browser, for the login page).
+pub async fn switch_language(
+    State(state): State<AppState>,
+    desk: Desk,
+    headers: HeaderMap,
+    Form(form): Form<LanguageForm>,
+) -> Result<Response, WebError> {
+    desk.check_csrf(&form.csrf)?;
+    let lang = UiLang::parse(&form.language)
+        .ok_or_else(|| WebError::Rejected(said!("error-no-language", language = &form.language)))?;
+    state
+        .store
+        .set_language(&desk.user().name, Some(lang.tag()))
+        .await?;
+    tracing::info!(user = %desk.user().name, language = lang.tag(), "desk language switched");
+    // Back to the page the switch was on (a path of this desk only).
+    let referer = headers
+        .get(header::REFERER)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|r| url::Url::parse(r).ok())
+        .map(|u| match u.query() {
+            Some(q) => format!("{}?{q}", u.path()),
+            None => u.path().to_string(),
+        });
+    let back = safe_next(form.back.as_deref().or(referer.as_deref()));
+    let cookie = auth::cookie(
+        i18n::LANG_COOKIE,
+        lang.tag(),
+        LANG_COOKIE_SECS,
+        state.config.web.secure_cookies,
+    );
+    Ok(([(header::SET_COOKIE, cookie)], Redirect::to(&back)).into_response())
 }
 
 #[derive(Debug, Deserialize)]
@@ -280,46 +333,53 @@ pub async fn list(
     let page_no = params.page.unwrap_or(1).max(1);
     let pages = (total + PAGE_SIZE - 1) / PAGE_SIZE;
     let selected = |a: &Option<String>, b: &str| a.as_deref() == Some(b);
+    let lang = desk.lang();
     Ok(page(
-        "Cases",
+        lang,
+        &tr!(lang, "cases-title"),
         Some(&desk),
         html! {
-            h1 { "Cases" }
+            h1 { (tr!(lang, "cases-title")) }
             form.filters method="get" action="/cases" {
-                label { "Search" input type="search" name="q" value=[params.q.as_deref()] placeholder="CAS-…, KB…, 0x800f…"; }
-                label { "Priority"
+                label { (tr!(lang, "cases-search")) input type="search" name="q" value=[params.q.as_deref()] placeholder="CAS-…, KB…, 0x800f…"; }
+                label { (tr!(lang, "cases-priority"))
                     select name="priority" {
-                        option value="" { "any" }
+                        option value="" { (tr!(lang, "cases-any")) }
                         @for p in ["P1", "P2", "P3", "P4"] {
                             option value=(p) selected[selected(&params.priority, p)] { (p) }
                         }
                     }
                 }
-                label { "Customer"
+                label { (tr!(lang, "cases-customer"))
                     select name="customer" {
-                        option value="" { "any" }
+                        option value="" { (tr!(lang, "cases-any")) }
                         @for c in &customers {
                             option value=(c) selected[selected(&params.customer, c)] { (c) }
                         }
                     }
                 }
-                label { "Status"
+                label { (tr!(lang, "cases-status"))
                     select name="status" {
-                        option value="" { "any" }
+                        option value="" { (tr!(lang, "cases-any")) }
                         @for s in ["waiting_on_us", "waiting_on_customer", "resolved", "archived", "new"] {
-                            option value=(s) selected[selected(&params.status, s)] { (s) }
+                            option value=(s) selected[selected(&params.status, s)] { (lang.word("status", s)) }
                         }
                     }
                 }
-                label { span { input type="checkbox" name="mine" value="1" checked[flag(&params.mine)]; " mine" } }
-                label { span { input type="checkbox" name="waiting" value="1" checked[flag(&params.waiting)]; " waiting on us" } }
-                button type="submit" { "Filter" }
+                label { span { input type="checkbox" name="mine" value="1" checked[flag(&params.mine)]; " " (tr!(lang, "cases-mine")) } }
+                label { span { input type="checkbox" name="waiting" value="1" checked[flag(&params.waiting)]; " " (tr!(lang, "cases-waiting")) } }
+                button type="submit" { (tr!(lang, "cases-filter")) }
             }
-            p.muted { (total) " cases" @if pages > 1 { " · page " (page_no) " of " (pages) } }
+            p.muted {
+                (tr!(lang, "cases-count", count = total))
+                @if pages > 1 { " · " (tr!(lang, "cases-page-of", page = page_no, pages = pages)) }
+            }
             table id="cases" {
                 thead { tr {
-                    th { "Case" } th { "Pri" } th { "Customer" } th { "Title" } th { "Status" }
-                    th { "Owner" } th { "SLA" } th { "Next due" } th.num { "Mails" } th { "Last mail" } th { "Draft" }
+                    th { (tr!(lang, "col-case")) } th { (tr!(lang, "col-priority")) } th { (tr!(lang, "col-customer")) }
+                    th { (tr!(lang, "col-title")) } th { (tr!(lang, "col-status")) } th { (tr!(lang, "col-owner")) }
+                    th { (tr!(lang, "col-sla")) } th { (tr!(lang, "col-next-due")) } th.num { (tr!(lang, "col-mails")) }
+                    th { (tr!(lang, "col-last-mail")) } th { (tr!(lang, "col-draft")) }
                 } }
                 tbody {
                     @for row in &rows {
@@ -329,20 +389,20 @@ pub async fn list(
                             td { (row.priority.as_deref().unwrap_or("–")) }
                             td { (row.customer.as_deref().unwrap_or("–")) }
                             td { (row.title.as_deref().unwrap_or("")) }
-                            td { (row.status) }
+                            td { (lang.word("status", row.status.as_str())) }
                             td { (row.owner.as_deref().unwrap_or("–")) }
-                            td { @if let Some(s) = &sla { (urgency_badge(s.urgency)) } }
-                            td { @if let Some(due) = sla.as_ref().and_then(|s| s.next_due) { (local(due, tz)) } }
+                            td { @if let Some(s) = &sla { (urgency_badge(lang, s.urgency)) } }
+                            td { @if let Some(due) = sla.as_ref().and_then(|s| s.next_due) { (lang.datetime(due, tz)) } }
                             td.num { (row.message_count) }
-                            td { (local_ts(row.last_message_at, tz)) }
-                            td { @if let Some(id) = row.pending_draft { a href={"/drafts/" (id)} { "draft " (id) } } }
+                            td { (local_ts(lang, row.last_message_at, tz)) }
+                            td { @if let Some(id) = row.pending_draft { a href={"/drafts/" (id)} { (tr!(lang, "cases-draft-link", id = id)) } } }
                         }
                     }
                 }
             }
             div.pager {
-                @if page_no > 1 { a href=(params.link_to_page(page_no - 1)) { "← newer" } }
-                @if page_no < pages { a href=(params.link_to_page(page_no + 1)) { "older →" } }
+                @if page_no > 1 { a href=(params.link_to_page(page_no - 1)) { (tr!(lang, "pager-newer")) } }
+                @if page_no < pages { a href=(params.link_to_page(page_no + 1)) { (tr!(lang, "pager-older")) } }
             }
         },
     ))
@@ -373,7 +433,7 @@ pub async fn case_view(
     let overview =
         crate::overview::case_overview(&state.store, state.drafter.rules(), lang, key, page)
             .await?
-            .ok_or_else(|| WebError::NotFound(format!("no case {key}")))?;
+            .ok_or_else(|| WebError::NotFound(said!("error-no-case", key = key)))?;
     let now = Utc::now();
     let policies = state.sla.policies();
     let sla = state
@@ -389,19 +449,20 @@ pub async fn case_view(
 }
 
 /// Links to the other pages of a long thread (nothing for one page).
-fn thread_pager(key: &str, thread: &serde_json::Value) -> Markup {
+fn thread_pager(lang: UiLang, key: &str, thread: &serde_json::Value) -> Markup {
     let page = thread["page"].as_u64().unwrap_or(1);
     let pages = thread["pages"].as_u64().unwrap_or(1);
     let per_page = thread["per_page"].as_u64().unwrap_or(50);
+    let total = thread["messages_total"].as_u64().unwrap_or(0);
     let href = |p: u64| format!("/cases/{key}?page={p}&per_page={per_page}");
     html! {
         @if pages > 1 {
             p.pager.muted {
-                "Mails " ((page - 1) * per_page + 1) "–" ((page * per_page).min(thread["messages_total"].as_u64().unwrap_or(0)))
-                " of " (thread["messages_total"]) " · page " (page) " of " (pages) " · "
-                @if page > 1 { a href=(href(1)) { "first" } " · " a href=(href(page - 1)) { "older" } }
+                (tr!(lang, "thread-range", first = (page - 1) * per_page + 1, last = (page * per_page).min(total), total = total))
+                " · " (tr!(lang, "cases-page-of", page = page, pages = pages)) " · "
+                @if page > 1 { a href=(href(1)) { (tr!(lang, "thread-first")) } " · " a href=(href(page - 1)) { (tr!(lang, "thread-older")) } }
                 @if page > 1 && page < pages { " · " }
-                @if page < pages { a href=(href(page + 1)) { "newer" } " · " a href=(href(pages)) { "newest" } }
+                @if page < pages { a href=(href(page + 1)) { (tr!(lang, "thread-newer")) } " · " a href=(href(pages)) { (tr!(lang, "thread-newest")) } }
             }
         }
     }
@@ -420,95 +481,106 @@ pub async fn case_page(
     let v = case_view(&state, &key, params.request()).await?;
     let users = state.store.users().await?;
     let tz = state.time_zone();
+    let lang = desk.lang();
     let key = text(&v["key"]).to_string();
     let when = |s: &serde_json::Value| {
         chrono::DateTime::parse_from_rfc3339(text(s))
-            .map(|t| local(t.with_timezone(&Utc), tz))
+            .map(|t| lang.datetime(t.with_timezone(&Utc), tz))
             .unwrap_or_default()
     };
     let target = |name: &str| -> Option<casebot_core::sla::TargetView> {
         serde_json::from_value(v["sla"][name].clone()).ok()
     };
     let analysis = &v["analysis"];
+    let case_url = format!("/cases/{}", layout::url_encode(&key));
     Ok(page(
+        lang,
         &key,
         Some(&desk),
         html! {
             h1 { (key) " " span.muted { (text(&v["title"])) } }
             p.muted {
-                "Priority " (text(&v["priority"])) " · customer " (text(&v["customer"]))
-                " · status " (text(&v["status"])) " · " (v["message_count"]) " mails"
+                (tr!(lang, "case-facts",
+                    priority = text(&v["priority"]),
+                    customer = text(&v["customer"]),
+                    status = lang.word("status", text(&v["status"])),
+                    mails = v["message_count"].as_u64().unwrap_or(0)))
                 @if !text(&v["internal_ref"]).is_empty() { " · " (text(&v["internal_ref"])) }
             }
             div.grid2 {
                 div {
-                    h2 { "Thread" }
-                    (thread_pager(&key, &v["thread"]))
+                    h2 { (tr!(lang, "case-thread")) }
+                    (thread_pager(lang, &key, &v["thread"]))
                     @for m in v["messages"].as_array().into_iter().flatten() {
-                        (thread_mail(&key, m, &when))
+                        (thread_mail(lang, &key, m, &when))
                     }
-                    (thread_pager(&key, &v["thread"]))
+                    (thread_pager(lang, &key, &v["thread"]))
                 }
                 div {
-                    h2 { "SLA" }
+                    h2 { (tr!(lang, "case-sla")) }
                     @match &v["sla"] {
-                        serde_json::Value::Null => { p.muted { "Nothing to measure yet (only machine mail)." } }
+                        serde_json::Value::Null => { p.muted { (tr!(lang, "case-sla-nothing")) } }
                         s => {
-                            p { "Owner: " b { (s["owner"].as_str().unwrap_or("nobody")) } " · " (s["state"].as_str().unwrap_or("")) }
+                            p {
+                                (tr!(lang, "case-owner")) " " b { (s["owner"].as_str().map(str::to_string).unwrap_or_else(|| tr!(lang, "case-nobody"))) }
+                                " · " (lang.word("status", s["state"].as_str().unwrap_or("")))
+                            }
                             table {
-                                tr { th { "First response" } (target_cell(target("first_response").as_ref(), tz)) }
-                                tr { th { "Update" } (target_cell(target("update").as_ref(), tz)) }
-                                tr { th { "Handover" } (target_cell(target("handover").as_ref(), tz)) }
-                                tr { th { "Resolution" } (target_cell(target("resolution").as_ref(), tz)) }
+                                @for kind in ["first_response", "update", "handover", "resolution"] {
+                                    tr { th { (lang.word("target", kind)) } (target_cell(lang, target(kind).as_ref(), tz)) }
+                                }
                             }
                         }
                     }
-                    form.filters method="post" action={"/cases/" (layout::url_encode(&key)) "/assign"} {
+                    form.filters method="post" action={(case_url) "/assign"} {
                         input type="hidden" name="csrf" value=(desk.csrf());
-                        label { "Assign to"
+                        label { (tr!(lang, "case-assign-to"))
                             select name="owner" {
                                 @for u in &users { option value=(u.name) { (u.name) } }
                             }
                         }
-                        button type="submit" { "Assign" }
+                        button type="submit" { (tr!(lang, "case-assign")) }
                     }
-                    h2 id="notes" { "Internal notes" }
-                    p.muted { "For the desk only: never sent, never in a draft." }
+                    h2 id="notes" { (tr!(lang, "notes-title")) }
+                    p.muted { (tr!(lang, "notes-hint")) }
                     @for n in v["notes"].as_array().into_iter().flatten() {
                         div.note {
-                            div.meta { span.badge.paused { "internal" } " " b { (text(&n["author"])) } " · " (when(&n["created_at"])) }
+                            div.meta { span.badge.paused { (tr!(lang, "notes-internal")) } " " b { (text(&n["author"])) } " · " (when(&n["created_at"])) }
                             pre { (text(&n["body"])) }
                         }
                     }
-                    form.note method="post" action={"/cases/" (layout::url_encode(&key)) "/notes"} {
+                    form.note method="post" action={(case_url) "/notes"} {
                         input type="hidden" name="csrf" value=(desk.csrf());
-                        textarea name="body" rows="3" maxlength="16384" required placeholder="A note for the desk" {}
-                        button type="submit" { "Add note" }
+                        textarea name="body" rows="3" maxlength="16384" required placeholder=(tr!(lang, "notes-placeholder")) {}
+                        button type="submit" { (tr!(lang, "notes-add")) }
                     }
-                    h2 { "Drafts" }
+                    h2 { (tr!(lang, "case-drafts")) }
                     @let drafts = v["drafts"].as_array().cloned().unwrap_or_default();
-                    @if drafts.is_empty() { p.muted { "No draft." } }
+                    @if drafts.is_empty() { p.muted { (tr!(lang, "case-no-draft")) } }
                     @for d in &drafts {
-                        p { a href={"/drafts/" (d["id"])} { "Draft " (d["id"]) } " · " (text(&d["kind"])) " · " b { (text(&d["status"])) } }
+                        p {
+                            a href={"/drafts/" (d["id"])} { (tr!(lang, "draft-title", id = d["id"].as_i64().unwrap_or(0))) }
+                            " · " (lang.word("kind", text(&d["kind"]))) " · " b { (lang.word("draft-status", text(&d["status"]))) }
+                        }
                     }
-                    form.filters method="post" action={"/cases/" (layout::url_encode(&key)) "/drafts"} {
+                    form.filters method="post" action={(case_url) "/drafts"} {
                         input type="hidden" name="csrf" value=(desk.csrf());
-                        label { "Write a reply"
+                        label { (tr!(lang, "case-write-reply"))
                             select name="kind" {
-                                option value="free" { "free text" }
+                                option value="free" { (tr!(lang, "case-free-text")) }
                                 @for kind in casebot_core::domain::DraftKind::ALL.iter().filter(|k| **k != casebot_core::domain::DraftKind::Free) {
-                                    option value=(kind.as_str()) { "from the " (kind.as_str()) " template" }
+                                    option value=(kind.as_str()) { (tr!(lang, "case-from-template", kind = lang.word("kind", kind.as_str()))) }
                                 }
                             }
                         }
-                        button type="submit" { "Start" }
+                        button type="submit" { (tr!(lang, "case-start")) }
                     }
-                    p.muted { "It replaces the case's pending draft, which stays in the audit trail." }
-                    h2 { "Log analysis" }
-                    (analysis_section(analysis))
-                    h2 { "Similar resolved cases" }
+                    p.muted { (tr!(lang, "case-replaces-pending")) }
+                    h2 { (tr!(lang, "case-analysis")) }
+                    (analysis_section(lang, analysis))
+                    h2 { (tr!(lang, "case-similar")) }
                     @let similar = v["similar"].as_array().cloned().unwrap_or_default();
-                    @if similar.is_empty() { p.muted { "None yet." } }
+                    @if similar.is_empty() { p.muted { (tr!(lang, "case-none-yet")) } }
                     @for s in &similar {
                         div.card {
                             a href={"/cases/" (layout::url_encode(text(&s["case"])))} { (text(&s["case"])) }
@@ -516,13 +588,15 @@ pub async fn case_page(
                             p { (text(&s["resolution"])) }
                         }
                     }
-                    h2 { "Events" }
-                    @if v["thread"]["events_total"].as_i64().unwrap_or(0) > v["events"].as_array().map_or(0, |e| e.len() as i64) {
-                        p.muted { "The newest " (v["events"].as_array().map_or(0, |e| e.len())) " of " (v["thread"]["events_total"]) " events." }
+                    h2 { (tr!(lang, "case-events")) }
+                    @let shown = v["events"].as_array().map_or(0, |e| e.len());
+                    @let total = v["thread"]["events_total"].as_u64().unwrap_or(0);
+                    @if total > shown as u64 {
+                        p.muted { (tr!(lang, "case-events-newest", shown = shown, total = total)) }
                     }
-                    details { summary { "audit trail" }
+                    details { summary { (tr!(lang, "case-audit-trail")) }
                         table { @for e in v["events"].as_array().into_iter().flatten() {
-                            tr { td { (when(&e["at"])) } td { (text(&e["kind"])) } td { small { (e["detail"].to_string()) } } }
+                            tr { td { (when(&e["at"])) } td { (lang.word("event", text(&e["kind"]))) } td { small { (e["detail"].to_string()) } } }
                         } }
                     }
                 }
@@ -534,6 +608,7 @@ pub async fn case_page(
 /// One mail of the thread: headers, new text, folded quote and signature,
 /// attachments and links.
 fn thread_mail(
+    lang: UiLang,
     key: &str,
     m: &serde_json::Value,
     when: &dyn Fn(&serde_json::Value) -> String,
@@ -543,46 +618,43 @@ fn thread_mail(
         @let direction = text(&m["direction"]);
         div class={"mail " (direction)} {
             div.meta {
-                span { b { (direction) } }
+                span { b { (lang.word("direction", direction)) } }
                 span { (text(&m["from"]["name"])) " <" (text(&m["from"]["address"])) ">" }
-                span { (when(&m["date"])) @if let Some(o) = m["date_offset"].as_str() { " (sent at " (o) ")" } }
-                @if let Some(stage) = m["stage"].as_str() { span.badge.paused { (stage) } }
-                @if let Some(signal) = m["signal"].as_str() { span.badge.on_track { (signal) } }
-                span { a href={(mail_url) "/raw"} { "raw .eml" } }
+                span { (when(&m["date"])) @if let Some(o) = m["date_offset"].as_str() { " " (tr!(lang, "mail-sent-at", offset = o)) } }
+                @if let Some(stage) = m["stage"].as_str() { span.badge.paused { (lang.word("stage", stage)) } }
+                @if let Some(signal) = m["signal"].as_str() { span.badge.on_track { (lang.word("signal", signal)) } }
+                span { a href={(mail_url) "/raw"} { (tr!(lang, "mail-raw")) } }
             }
             div.subject { (text(&m["subject"])) }
             @if let Some(bounce) = m["bounce"].as_object() {
-                p.bounce {
-                    "A reply to “" (bounce.get("returned_subject").and_then(|s| s.as_str()).unwrap_or("an earlier mail")) "”"
-                    @if let Some(to) = bounce.get("recipients").and_then(|r| r.as_array()).filter(|r| !r.is_empty()) {
-                        " (to " (to.iter().filter_map(|a| a.as_str()).collect::<Vec<_>>().join(", ")) ")"
-                    }
-                    " bounced: " (bounce.get("reason").and_then(|s| s.as_str()).unwrap_or("no reason given"))
-                }
+                @let returned = bounce.get("returned_subject").and_then(|s| s.as_str()).map(str::to_string).unwrap_or_else(|| tr!(lang, "bounce-earlier-mail"));
+                @let to = bounce.get("recipients").and_then(|r| r.as_array()).map(|r| r.iter().filter_map(|a| a.as_str()).collect::<Vec<_>>().join(", ")).unwrap_or_default();
+                @let reason = bounce.get("reason").and_then(|s| s.as_str()).map(str::to_string).unwrap_or_else(|| tr!(lang, "bounce-no-reason"));
+                p.bounce { (tr!(lang, "bounce-text", subject = returned, to = to, reason = reason)) }
             }
             pre { (text(&m["new_text"])) }
             @if !text(&m["quoted_text"]).trim().is_empty() {
-                details { summary { "quoted history" } pre { (text(&m["quoted_text"])) } }
+                details { summary { (tr!(lang, "mail-quoted")) } pre { (text(&m["quoted_text"])) } }
             }
             @if !text(&m["signature"]).trim().is_empty() {
-                details { summary { "signature" } pre { (text(&m["signature"])) } }
+                details { summary { (tr!(lang, "mail-signature")) } pre { (text(&m["signature"])) } }
             }
             @let attachments = m["attachments"].as_array().cloned().unwrap_or_default();
             @if !attachments.is_empty() {
-                p.muted { "Attachments: "
+                p.muted { (tr!(lang, "mail-attachments")) " "
                     @for (i, a) in attachments.iter().enumerate() {
                         @if i > 0 { ", " }
                         @let url = format!("{mail_url}/attachments/{}", a["part"]);
-                        a href=(url) { (a["filename"].as_str().unwrap_or("(unnamed)")) }
-                        " (" (text(&a["content_type"])) ", " (a["size"]) " bytes"
-                        @if looks_like_text(a) { ", " a href={(url) "/text"} { "view" } }
+                        a href=(url) { (a["filename"].as_str().map(str::to_string).unwrap_or_else(|| tr!(lang, "mail-unnamed"))) }
+                        " (" (text(&a["content_type"])) ", " (tr!(lang, "bytes", count = a["size"].as_u64().unwrap_or(0)))
+                        @if looks_like_text(a) { ", " a href={(url) "/text"} { (tr!(lang, "mail-view")) } }
                         ")"
                     }
                 }
             }
             @let links = m["links"].as_array().cloned().unwrap_or_default();
             @if !links.is_empty() {
-                p.muted { "Links: "
+                p.muted { (tr!(lang, "mail-links"))
                     @for l in &links { br; code { (text(&l["url"])) } " (" (text(&l["kind"])) ")" }
                 }
             }
@@ -601,26 +673,26 @@ fn looks_like_text(a: &serde_json::Value) -> bool {
 }
 
 /// The newest conclusion: outcome, class, decisive lines, codes, next steps.
-fn analysis_section(analysis: &serde_json::Value) -> Markup {
+fn analysis_section(lang: UiLang, analysis: &serde_json::Value) -> Markup {
     html! {
-        @if analysis.is_null() { p.muted { "No log analysed yet." } } @else {
-            p { "Outcome: " b { (text(&analysis["outcome"])) }
+        @if analysis.is_null() { p.muted { (tr!(lang, "analysis-none")) } } @else {
+            p { (tr!(lang, "analysis-outcome")) " " b { (lang.word("outcome", text(&analysis["outcome"]))) }
                 @if let Some(rc) = analysis.get("root_cause").filter(|r| !r.is_null()) {
                     " · " (text(&rc["class_name"])) " (" code { (text(&rc["class"])) } ")"
                 }
             }
             @if let Some(rc) = analysis.get("root_cause").filter(|r| !r.is_null()) {
                 p { (text(&rc["summary"])) }
-                h3 { "Decisive lines" }
+                h3 { (tr!(lang, "analysis-decisive")) }
                 @for e in rc["evidence"].as_array().into_iter().flatten() {
                     div.muted { small { (text(&e["file"])) ":" (e["line"]) } }
                     pre.evidence { (text(&e["text"])) }
                 }
             }
-            p { "Codes: " @for c in analysis["error_codes"].as_array().into_iter().flatten() { code { (text(c)) } " " } }
-            p { "KBs: " @for k in analysis["kbs"].as_array().into_iter().flatten() { (text(k)) " " } }
-            @if let Some(p) = analysis["failing_package"].as_str() { p { "Package: " code { (p) } } }
-            @if let Some(c) = analysis["failing_component"].as_str() { p { "Component: " code { (c) } } }
+            p { (tr!(lang, "analysis-codes")) " " @for c in analysis["error_codes"].as_array().into_iter().flatten() { code { (text(c)) } " " } }
+            p { (tr!(lang, "analysis-kbs")) " " @for k in analysis["kbs"].as_array().into_iter().flatten() { (text(k)) " " } }
+            @if let Some(p) = analysis["failing_package"].as_str() { p { (tr!(lang, "analysis-package")) " " code { (p) } } }
+            @if let Some(c) = analysis["failing_component"].as_str() { p { (tr!(lang, "analysis-component")) " " code { (c) } } }
             ol {
                 @for s in analysis["next_steps"].as_array().into_iter().flatten() {
                     li { b { (text(&s["title"])) } br; (text(&s["text"])) }
@@ -645,19 +717,17 @@ pub async fn assign(
     desk.check_csrf(&form.csrf)?;
     let owner = form.owner.trim();
     if owner.is_empty() || owner.len() > 200 {
-        return Err(WebError::Rejected("name an owner".into()));
+        return Err(WebError::Rejected(said!("error-name-owner")));
     }
     // Cases go to desk accounts only: a made-up name would own it unseen.
     let Some(account) = state.store.user(owner).await?.filter(|u| !u.disabled) else {
-        return Err(WebError::Rejected(format!(
-            "no desk account named {owner:?}"
-        )));
+        return Err(WebError::Rejected(said!("error-no-account", name = owner)));
     };
     let case = state
         .store
         .find_case(&key)
         .await?
-        .ok_or_else(|| WebError::NotFound(format!("no case {key}")))?;
+        .ok_or_else(|| WebError::NotFound(said!("error-no-case", key = &key)))?;
     state
         .store
         .assign_owner(case.id, &account.name, &desk.user().name)
@@ -682,12 +752,12 @@ pub async fn new_draft(
 ) -> Result<Response, WebError> {
     desk.check_csrf(&form.csrf)?;
     let kind = casebot_core::domain::DraftKind::parse(&form.kind)
-        .ok_or_else(|| WebError::Rejected(format!("no reply kind {:?}", form.kind)))?;
+        .ok_or_else(|| WebError::Rejected(said!("error-no-kind", kind = &form.kind)))?;
     let d = state
         .drafter
         .draft_on_request(&key, kind, &desk.user().name)
         .await?
-        .ok_or_else(|| WebError::NotFound(format!("no case {key}")))?;
+        .ok_or_else(|| WebError::NotFound(said!("error-no-case", key = &key)))?;
     tracing::info!(case = %d.case_key, draft = d.id, kind = kind.as_str(), by = %desk.user().name, "reply started on the desk");
     Ok(Redirect::to(&format!("/drafts/{}", d.id)).into_response())
 }
@@ -710,14 +780,31 @@ pub async fn add_note(
         .store
         .find_case(&key)
         .await?
-        .ok_or_else(|| WebError::NotFound(format!("no case {key}")))?;
-    let body = casebot_store::notes::checked_note(&form.body).map_err(WebError::Rejected)?;
+        .ok_or_else(|| WebError::NotFound(said!("error-no-case", key = &key)))?;
+    let body = checked_note(&form.body)?;
     let note = state
         .store
         .add_note(case.id, &desk.user().name, body)
         .await?;
     tracing::info!(case = %case.key, note = note.id, by = %desk.user().name, "note added");
     Ok(Redirect::to(&format!("/cases/{}#notes", layout::url_encode(&case.key))).into_response())
+}
+
+/// A note's text, trimmed; empty or too long is refused in the person's
+/// words.
+fn checked_note(body: &str) -> Result<&str, WebError> {
+    let body = body.trim();
+    if body.is_empty() {
+        return Err(WebError::Rejected(said!("error-note-empty")));
+    }
+    if body.len() > casebot_store::notes::MAX_NOTE_BYTES {
+        return Err(WebError::Rejected(said!(
+            "error-note-too-long",
+            bytes = body.len(),
+            max = casebot_store::notes::MAX_NOTE_BYTES
+        )));
+    }
+    Ok(body)
 }
 
 #[cfg(test)]

@@ -12,15 +12,34 @@ use maud::{Markup, html};
 use serde::Deserialize;
 
 use super::auth::Desk;
+use super::i18n::{self, UiLang, tr};
 use super::layout::{self, page};
-use super::{AppState, WebError};
+use super::{AppState, WebError, said};
+use casebot_core::domain::{Problem, Refusal};
 use casebot_store::drafts::{DraftView, GateError};
 
 fn gate_error(e: GateError) -> WebError {
     match e {
-        GateError::NotFound(id) => WebError::NotFound(format!("no draft {id}")),
+        GateError::NotFound(id) => WebError::NotFound(said!("error-no-draft", id = id)),
+        GateError::WrongStatus {
+            id,
+            status,
+            expected,
+        } => WebError::Rejected(said!(
+            "error-draft-status",
+            id = id,
+            status = status.as_str(),
+            expected = expected.as_str()
+        )),
+        GateError::Stale { id, seen, current } => WebError::Rejected(said!(
+            "error-draft-stale",
+            id = id,
+            seen = seen,
+            current = current
+        )),
+        GateError::Unfit(refusal) => WebError::Rejected(said!("error-draft-unfit", problems = refusal.to_string())),
+        GateError::Refused(why) => WebError::Rejected(said!("error-draft-refused", why = why)),
         GateError::Store(e) => WebError::Internal(e),
-        other => WebError::Rejected(other.to_string()),
     }
 }
 
@@ -29,7 +48,7 @@ pub async fn draft_view(state: &AppState, id: i64) -> Result<DraftView, WebError
         .store
         .draft(id)
         .await?
-        .ok_or_else(|| WebError::NotFound(format!("no draft {id}")))?
+        .ok_or_else(|| WebError::NotFound(said!("error-no-draft", id = id)))?
         .view())
 }
 
@@ -40,16 +59,28 @@ pub struct EditorQuery {
 
 /// The notice after an action, by its code, told from the draft itself: a
 /// link can name an action, never put words on the page.
-fn notice(code: &str, d: &DraftView) -> Option<String> {
+fn notice(lang: UiLang, code: &str, d: &DraftView) -> Option<String> {
     match code {
-        "approved" => Some(format!(
-            "Approved by {}; it is being sent (Message-ID {}).",
-            d.approved_by.as_deref().unwrap_or(""),
-            d.message_id.as_deref().unwrap_or("")
-        )),
-        "saved" => Some(format!("Saved as revision {}.", d.revision)),
-        "rejected" => Some("Rejected.".into()),
+        "approved" => Some(tr!(lang, "editor-approved",
+            by = d.approved_by.as_deref().unwrap_or(""),
+            message_id = d.message_id.as_deref().unwrap_or(""))),
+        "saved" => Some(tr!(lang, "editor-saved", revision = d.revision)),
+        "rejected" => Some(tr!(lang, "editor-rejected")),
         _ => None,
+    }
+}
+
+/// One problem of a refused approval, in the person's words, with its place.
+fn problem_text(lang: UiLang, p: &Problem) -> String {
+    let what = lang.t_args(
+        &format!("flaw-{}", p.flaw.code().replace('_', "-")),
+        &[("detail", i18n::arg(p.flaw.detail()))],
+    );
+    let level = lang.word("level", p.level.as_str());
+    if p.line == 0 {
+        tr!(lang, "problem-in-subject", level = level, what = what)
+    } else {
+        tr!(lang, "problem-at", line = p.line, column = p.column, level = level, what = what)
     }
 }
 
@@ -69,30 +100,40 @@ async fn editor_page(
     desk: &Desk,
     id: i64,
     done: Option<&str>,
-    refused: Option<&str>,
+    refused: Option<&Refusal>,
 ) -> Result<Markup, WebError> {
     let d = draft_view(state, id).await?;
     let pending = d.status == casebot_core::domain::DraftStatus::Pending;
+    let lang = desk.lang();
+    let title = tr!(lang, "draft-title", id = id);
+    let tz = state.time_zone();
+    let when = |at: Option<&str>| {
+        at.and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok())
+            .map(|t| lang.datetime(t.with_timezone(&chrono::Utc), tz))
+            .unwrap_or_default()
+    };
     Ok(page(
-        &format!("Draft {id}"),
+        lang,
+        &title,
         Some(desk),
         html! {
-            h1 { "Draft " (d.id) " · " (d.kind) " · " span.badge.paused { (d.status) } }
-            p { "Case " a href={"/cases/" (layout::url_encode(&d.case_key))} { (d.case_key) }
-                " · revision " (d.revision) " · language " (d.language) }
-            @if let Some(done) = done.and_then(|code| notice(code, &d)) { p.notice { (done) } }
+            h1 { (title) " · " (lang.word("kind", d.kind.as_str())) " · " span.badge.paused { (lang.word("draft-status", d.status.as_str())) } }
+            p { (tr!(lang, "editor-case")) " " a href={"/cases/" (layout::url_encode(&d.case_key))} { (d.case_key) }
+                " · " (tr!(lang, "editor-revision", revision = d.revision)) " · " (tr!(lang, "editor-language", language = &d.language)) }
+            @if let Some(done) = done.and_then(|code| notice(lang, code, &d)) { p.notice { (done) } }
             @if let Some(refused) = refused {
                 div.error id="refused" {
-                    p { b { "Not approved. The text was saved; fix these and approve again:" } }
-                    ul { @for line in refused.lines().skip(1) { li { (line.trim()) } } }
+                    p { b { (tr!(lang, "editor-not-approved")) } }
+                    ul { @for problem in &refused.problems { li { (problem_text(lang, problem)) } } }
+                    @if refused.only_warnings() { p { (tr!(lang, "editor-only-warnings")) } }
                 }
             }
-            @if let Some(e) = &d.last_error { p.error { "Last send attempt: " (e) } }
+            @if let Some(e) = &d.last_error { p.error { (tr!(lang, "editor-last-error")) " " (e) } }
             div.card {
-                p { b { "To: " } (d.to.join(", ")) }
-                @if !d.cc.is_empty() { p { b { "Cc: " } (d.cc.join(", ")) } }
-                p { b { "Subject: " } span id="subject" { (d.subject) } }
-                @if let Some(r) = &d.in_reply_to { p.muted { "In reply to " (r) } }
+                p { b { (tr!(lang, "editor-to")) " " } (d.to.join(", ")) }
+                @if !d.cc.is_empty() { p { b { (tr!(lang, "editor-cc")) " " } (d.cc.join(", ")) } }
+                p { b { (tr!(lang, "editor-subject")) " " } span id="subject" { (d.subject) } }
+                @if let Some(r) = &d.in_reply_to { p.muted { (tr!(lang, "editor-in-reply-to")) " " (r) } }
             }
             @if pending {
                 form id="editor" method="post" action={"/drafts/" (d.id)} {
@@ -100,27 +141,27 @@ async fn editor_page(
                     input type="hidden" name="revision" value=(d.revision);
                     textarea name="body" id="body" spellcheck="false" { (d.body) }
                     p {
-                        button type="submit" name="action" value="save" { "Save" }
+                        button type="submit" name="action" value="save" { (tr!(lang, "editor-save")) }
                         " "
-                        button.primary type="submit" name="action" value="approve" { "Approve and send" }
+                        button.primary type="submit" name="action" value="approve" { (tr!(lang, "editor-approve")) }
                         " "
-                        label.muted { input type="checkbox" name="accept_warnings" value="1"; " approve despite warnings (no greeting or signature; recorded)" }
+                        label.muted { input type="checkbox" name="accept_warnings" value="1"; " " (tr!(lang, "editor-accept-warnings")) }
                     }
-                    p.muted { "Before it is sent the text is checked: template syntax or a fill-in such as <KB> left in it refuses the approval." }
-                    h2 { "Text modules" }
-                    p.muted { "Type ::name and a space in the text, or insert one at the cursor." }
-                    ul id="snippets" data-draft=(d.id) {}
+                    p.muted { (tr!(lang, "editor-check-hint")) }
+                    h2 { (tr!(lang, "editor-snippets")) }
+                    p.muted { (tr!(lang, "editor-snippets-hint")) }
+                    ul id="snippets" data-draft=(d.id) data-insert=(tr!(lang, "editor-insert")) data-unusable=(tr!(lang, "editor-snippet-unusable")) {}
                 }
                 form.filters method="post" action={"/drafts/" (d.id) "/reject"} {
                     input type="hidden" name="csrf" value=(desk.csrf());
-                    label { "Reason for rejecting" input type="text" name="reason" required size="50"; }
-                    button.danger type="submit" { "Reject" }
+                    label { (tr!(lang, "editor-reject-reason")) input type="text" name="reason" required size="50"; }
+                    button.danger type="submit" { (tr!(lang, "editor-reject")) }
                 }
             } @else {
                 pre.card { (d.body) }
-                @if let Some(by) = &d.approved_by { p.muted { "Approved by " (by) " at " (d.approved_at.as_deref().unwrap_or("")) } }
-                @if let Some(at) = &d.sent_at { p.muted { "Sent at " (at) } }
-                @if let Some(by) = &d.rejected_by { p.muted { "Rejected by " (by) ": " (d.reject_reason.as_deref().unwrap_or("")) } }
+                @if let Some(by) = &d.approved_by { p.muted { (tr!(lang, "editor-approved-by", by = by, at = when(d.approved_at.as_deref()))) } }
+                @if let Some(at) = &d.sent_at { p.muted { (tr!(lang, "editor-sent-at", at = when(Some(at)))) } }
+                @if let Some(by) = &d.rejected_by { p.muted { (tr!(lang, "editor-rejected-by", by = by, reason = d.reject_reason.as_deref().unwrap_or(""))) } }
             }
         },
     ))
@@ -150,17 +191,19 @@ pub async fn save(
         .store
         .draft(id)
         .await?
-        .ok_or_else(|| WebError::NotFound(format!("no draft {id}")))?;
+        .ok_or_else(|| WebError::NotFound(said!("error-no-draft", id = id)))?;
     if current.revision != form.revision {
-        return Err(WebError::Rejected(format!(
-            "draft {id} changed since you opened it (revision {} → {}): open it again",
-            form.revision, current.revision
+        return Err(WebError::Rejected(said!(
+            "error-draft-stale",
+            id = id,
+            seen = form.revision,
+            current = current.revision
         )));
     }
     // Browsers send textarea text with CRLF line ends.
     let body = form.body.replace("\r\n", "\n");
     if body.trim().is_empty() {
-        return Err(WebError::Rejected("the reply is empty".into()));
+        return Err(WebError::Rejected(said!("error-reply-empty")));
     }
     let mut revision = current.revision;
     if body != current.body {
@@ -180,8 +223,8 @@ pub async fn save(
             let d = match approved {
                 // The check's findings belong beside the text, not on an
                 // error page: the editor again, with them listed.
-                Err(GateError::Refused(problems)) => {
-                    let page = editor_page(&state, &desk, id, None, Some(&problems)).await?;
+                Err(GateError::Unfit(refusal)) => {
+                    let page = editor_page(&state, &desk, id, None, Some(&refusal)).await?;
                     return Ok((axum::http::StatusCode::UNPROCESSABLE_ENTITY, page).into_response());
                 }
                 other => other.map_err(gate_error)?,
@@ -213,7 +256,7 @@ pub async fn reject(
     desk.check_csrf(&form.csrf)?;
     let reason = form.reason.trim();
     if reason.is_empty() {
-        return Err(WebError::Rejected("say why the draft is rejected".into()));
+        return Err(WebError::Rejected(said!("error-reject-reason")));
     }
     state
         .drafter

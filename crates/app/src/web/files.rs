@@ -17,7 +17,8 @@ use axum::response::{IntoResponse, Response};
 use maud::html;
 
 use super::auth::Desk;
-use super::{AppState, WebError, attachment_disposition, layout};
+use super::i18n::tr;
+use super::{AppState, WebError, attachment_disposition, layout, said};
 use casebot_analysis::logs::{Content, classify};
 use casebot_store::notes::RawMail;
 
@@ -34,14 +35,16 @@ async fn raw_of(
         .store
         .find_case(key)
         .await?
-        .ok_or_else(|| WebError::NotFound(format!("no case {key}")))?;
+        .ok_or_else(|| WebError::NotFound(said!("error-no-case", key = key)))?;
     match state.store.message_raw(case.id, message_row).await? {
-        None => Err(WebError::NotFound(format!(
-            "case {key} has no mail {message_row}"
+        None => Err(WebError::NotFound(said!(
+            "error-no-mail",
+            key = key,
+            mail = message_row
         ))),
-        Some(RawMail::Removed(at)) => Err(WebError::Gone(format!(
-            "retention removed this mail's raw bytes on {}; its text is still on the case page",
-            casebot_store::ts_to_rfc3339(at)
+        Some(RawMail::Removed(at)) => Err(WebError::Gone(said!(
+            "error-raw-removed",
+            at = casebot_store::ts_to_rfc3339(at)
         ))),
         Some(RawMail::Kept(bytes)) => Ok((case.key, bytes)),
     }
@@ -91,7 +94,13 @@ async fn attachment_of(
     })
     .await
     .map_err(|e| WebError::Internal(e.into()))?
-    .ok_or_else(|| WebError::NotFound(format!("mail {message_row} has no attachment {part}")))?;
+    .ok_or_else(|| {
+        WebError::NotFound(said!(
+            "error-no-attachment",
+            mail = message_row,
+            part = part
+        ))
+    })?;
     let name = found
         .filename
         .unwrap_or_else(|| format!("attachment-{message_row}-{part}"));
@@ -119,9 +128,7 @@ pub async fn attachment_text(
     let (name, bytes) = attachment_of(&state, &key, message_row, part).await?;
     let head = &bytes[..bytes.len().min(64 * 1024)];
     let Content::Text { encoding, bom } = classify(&name, head) else {
-        return Err(WebError::Rejected(format!(
-            "{name} is not a text file: download it instead"
-        )));
+        return Err(WebError::Rejected(said!("error-not-text", name = &name)));
     };
     let shown = &bytes[bom.min(bytes.len())..bytes.len().min(MAX_VIEW_BYTES)];
     let text = encoding.decode(shown);
@@ -131,15 +138,16 @@ pub async fn attachment_text(
         "/cases/{}/mails/{message_row}/attachments/{part}",
         layout::url_encode(&key)
     );
+    let lang = desk.lang();
     let body = html! {
         h1 { (name) }
         p.muted {
             a href={"/cases/" (layout::url_encode(&key))} { (key) } " · "
-            a href=(download_url) { "download" } " · "
-            (encoding.as_str()) " · " (bytes.len()) " bytes"
-            @if !marked.is_empty() { " · " (marked.len()) " decisive line(s) marked" }
+            a href=(download_url) { (tr!(lang, "file-download")) } " · "
+            (encoding.as_str()) " · " (tr!(lang, "bytes", count = bytes.len()))
+            @if !marked.is_empty() { " · " (tr!(lang, "file-decisive-marked", count = marked.len())) }
         }
-        @if cut { p.muted { "Only the first " (MAX_VIEW_BYTES >> 20) " MiB are shown." } }
+        @if cut { p.muted { (tr!(lang, "file-cut", mib = MAX_VIEW_BYTES >> 20)) } }
         pre.log {
             @for (n, line) in text.lines().enumerate() {
                 @let number = n + 1;
@@ -151,7 +159,7 @@ pub async fn attachment_text(
             }
         }
     };
-    Ok(layout::page(&name, Some(&desk), body).into_response())
+    Ok(layout::page(lang, &name, Some(&desk), body).into_response())
 }
 
 /// The line numbers the mail's analysis quotes from the file `name`.

@@ -3,11 +3,12 @@
 
 use axum::http::{StatusCode, header};
 use axum::response::IntoResponse;
-use chrono::{DateTime, Utc};
+use chrono::DateTime;
 use chrono_tz::Tz;
 use maud::{DOCTYPE, Markup, html};
 
 use super::auth::Desk;
+use super::i18n::{UiLang, tr};
 use casebot_core::sla::{TargetView, Urgency};
 
 const STYLESHEET: &str = include_str!("static/desk.css");
@@ -33,11 +34,12 @@ pub async fn script() -> impl IntoResponse {
     )
 }
 
-/// A whole page: the navigation, who is logged in, and `body`.
-pub fn page(title: &str, desk: Option<&Desk>, body: Markup) -> Markup {
+/// A whole page in `lang`: the navigation, who is logged in, the language
+/// switch, and `body`.
+pub fn page(lang: UiLang, title: &str, desk: Option<&Desk>, body: Markup) -> Markup {
     html! {
         (DOCTYPE)
-        html lang="zh-CN" {
+        html lang=(lang.tag()) {
             head {
                 meta charset="utf-8";
                 meta name="viewport" content="width=device-width, initial-scale=1";
@@ -50,17 +52,29 @@ pub fn page(title: &str, desk: Option<&Desk>, body: Markup) -> Markup {
                     a.brand href="/cases" { "casebot" }
                     @if let Some(desk) = desk {
                         nav {
-                            a href="/cases" { "Cases" }
-                            a href="/cases?mine=1" { "Mine" }
-                            a href="/board" { "SLA board" }
+                            a href="/cases" { (tr!(lang, "nav-cases")) }
+                            a href="/cases?mine=1" { (tr!(lang, "nav-mine")) }
+                            a href="/board" { (tr!(lang, "nav-board")) }
                             @if desk.is_lead() {
-                                a href="/report" { "Report" }
+                                a href="/report" { (tr!(lang, "nav-report")) }
+                            }
+                        }
+                        form.language method="post" action="/account/language" {
+                            input type="hidden" name="csrf" value=(desk.csrf());
+                            @for other in UiLang::ALL.into_iter().filter(|l| *l != lang) {
+                                button.link type="submit" name="language" value=(other.tag()) lang=(other.tag()) { (other.native_name()) }
                             }
                         }
                         form.logout method="post" action="/logout" {
-                            span.who { (desk.user().name) " · " (desk.user().role.as_str()) }
+                            span.who { (desk.user().name) " · " (lang.word("role", desk.user().role.as_str())) }
                             input type="hidden" name="csrf" value=(desk.csrf());
-                            button type="submit" { "Log out" }
+                            button type="submit" { (tr!(lang, "nav-log-out")) }
+                        }
+                    } @else {
+                        nav.language {
+                            @for other in UiLang::ALL.into_iter().filter(|l| *l != lang) {
+                                a href={"/login?lang=" (other.tag())} lang=(other.tag()) { (other.native_name()) }
+                            }
                         }
                     }
                 }
@@ -70,14 +84,16 @@ pub fn page(title: &str, desk: Option<&Desk>, body: Markup) -> Markup {
     }
 }
 
-pub fn error_page(status: StatusCode, message: &str) -> Markup {
+pub fn error_page(lang: UiLang, status: StatusCode, message: &str) -> Markup {
+    let reason = status.canonical_reason().unwrap_or("");
     page(
-        status.canonical_reason().unwrap_or("Error"),
+        lang,
+        &tr!(lang, "error-title", status = status.as_u16()),
         None,
         html! {
-            h1 { (status.as_u16()) " " (status.canonical_reason().unwrap_or("")) }
+            h1 { (status.as_u16()) " " (reason) }
             p.error { (message) }
-            p { a href="/cases" { "Back to the cases" } }
+            p { a href="/cases" { (tr!(lang, "error-back")) } }
         },
     )
 }
@@ -96,25 +112,19 @@ pub fn url_encode(text: &str) -> String {
     out
 }
 
-/// A time in the desk's zone, to the minute.
-pub fn local(t: DateTime<Utc>, tz: Tz) -> String {
-    t.with_timezone(&tz).format("%Y-%m-%d %H:%M").to_string()
-}
-
-pub fn local_ts(ts: Option<i64>, tz: Tz) -> String {
+/// A stored time (seconds) in the desk's zone, or a dash.
+pub fn local_ts(lang: UiLang, ts: Option<i64>, tz: Tz) -> String {
     ts.and_then(|t| DateTime::from_timestamp(t, 0))
-        .map(|t| local(t, tz))
+        .map(|t| lang.datetime(t, tz))
         .unwrap_or_else(|| "–".into())
 }
 
-pub use casebot_core::sla::business_time as minutes;
-
-pub fn urgency_badge(u: Urgency) -> Markup {
-    html! { span class={"badge " (u.as_str())} { (u.label()) } }
+pub fn urgency_badge(lang: UiLang, u: Urgency) -> Markup {
+    html! { span class={"badge " (u.as_str())} { (lang.word("urgency", u.as_str())) } }
 }
 
 /// One target as a table cell: time left, due, met.
-pub fn target_cell(t: Option<&TargetView>, tz: Tz) -> Markup {
+pub fn target_cell(lang: UiLang, t: Option<&TargetView>, tz: Tz) -> Markup {
     html! {
         @match t {
             None => td.muted { "–" },
@@ -122,17 +132,20 @@ pub fn target_cell(t: Option<&TargetView>, tz: Tz) -> Markup {
                 @let class = if t.breached { "breached" } else if t.at_risk { "at_risk" } else if t.met_at.is_some() { "met" } else { "" };
                 td class=(class) {
                     @if let Some(met) = t.met_at {
-                        "met " (local(met, tz))
-                        @if t.breached { " (late)" }
+                        @if t.breached {
+                            (tr!(lang, "target-met-late", at = lang.datetime(met, tz)))
+                        } @else {
+                            (tr!(lang, "target-met", at = lang.datetime(met, tz)))
+                        }
                     } @else if t.cancelled {
-                        "not needed"
+                        (tr!(lang, "target-not-needed"))
                     } @else {
-                        (minutes(t.minutes_left)) " left"
+                        (tr!(lang, "target-left", left = lang.business_time(t.minutes_left)))
                         br;
                         small {
                             @match t.due {
-                                Some(due) if !t.paused => { "due " (local(due, tz)) }
-                                _ => { "paused" }
+                                Some(due) if !t.paused => { (tr!(lang, "target-due", at = lang.datetime(due, tz))) }
+                                _ => { (tr!(lang, "target-paused")) }
                             }
                         }
                     }

@@ -18,6 +18,7 @@ pub mod board;
 pub mod cases;
 pub mod drafts;
 pub mod files;
+pub mod i18n;
 pub mod layout;
 pub mod metrics;
 
@@ -35,6 +36,7 @@ use tokio::net::TcpListener;
 use tokio::sync::Notify;
 
 use crate::config::Config;
+use i18n::{UiLang, tr};
 use crate::stages::drafting::Drafter;
 use crate::stages::sla::SlaSnapshots;
 use casebot_store::Store;
@@ -59,6 +61,11 @@ impl AppState {
     pub fn time_zone(&self) -> chrono_tz::Tz {
         self.sla.policies().time_zone
     }
+
+    /// The desk's language (`[web] language`) for those who chose none.
+    pub fn default_lang(&self) -> UiLang {
+        UiLang::parse(&self.config.web.language).unwrap_or(UiLang::ZhCn)
+    }
 }
 
 /// Why a request failed, as the user should see it.
@@ -68,14 +75,47 @@ pub enum WebError {
     LoginRequired(String),
     /// The API needs a login.
     Unauthorized,
-    Forbidden(String),
-    NotFound(String),
+    Forbidden(Said),
+    NotFound(Said),
     /// The request cannot be done as asked (a stale revision, a bad field).
-    Rejected(String),
+    Rejected(Said),
     /// It existed and was removed on purpose (raw mail after retention).
-    Gone(String),
+    Gone(Said),
     Internal(anyhow::Error),
 }
+
+/// What an error page says: a message of the catalogues with its
+/// arguments, said in the request's language.
+#[derive(Debug)]
+pub struct Said {
+    id: &'static str,
+    args: Vec<(&'static str, fluent_templates::fluent_bundle::FluentValue<'static>)>,
+}
+
+impl Said {
+    pub fn new(
+        id: &'static str,
+        args: Vec<(&'static str, fluent_templates::fluent_bundle::FluentValue<'static>)>,
+    ) -> Said {
+        Said { id, args }
+    }
+
+    pub fn in_lang(&self, lang: UiLang) -> String {
+        lang.t_args(self.id, &self.args)
+    }
+}
+
+/// `said!("id", name = value, …)`: an error's words, looked up when the
+/// page is written.
+macro_rules! said {
+    ($id:literal) => {
+        $crate::web::Said::new($id, Vec::new())
+    };
+    ($id:literal, $($name:ident = $value:expr),+ $(,)?) => {
+        $crate::web::Said::new($id, vec![$((stringify!($name), $crate::web::i18n::arg($value))),+])
+    };
+}
+pub(crate) use said;
 
 impl<E: Into<anyhow::Error>> From<E> for WebError {
     fn from(e: E) -> Self {
@@ -85,26 +125,23 @@ impl<E: Into<anyhow::Error>> From<E> for WebError {
 
 impl IntoResponse for WebError {
     fn into_response(self) -> Response {
+        let lang = i18n::request_lang().unwrap_or(UiLang::En);
         let (status, message) = match self {
             WebError::LoginRequired(back) => {
                 let to = format!("/login?next={}", layout::url_encode(&back));
                 return Redirect::to(&to).into_response();
             }
-            WebError::Unauthorized => (StatusCode::UNAUTHORIZED, "log in first".to_string()),
-            WebError::Forbidden(m) => (StatusCode::FORBIDDEN, m),
-            WebError::NotFound(m) => (StatusCode::NOT_FOUND, m),
-            WebError::Rejected(m) => (StatusCode::UNPROCESSABLE_ENTITY, m),
-            WebError::Gone(m) => (StatusCode::GONE, m),
+            WebError::Unauthorized => (StatusCode::UNAUTHORIZED, tr!(lang, "error-log-in-first")),
+            WebError::Forbidden(m) => (StatusCode::FORBIDDEN, m.in_lang(lang)),
+            WebError::NotFound(m) => (StatusCode::NOT_FOUND, m.in_lang(lang)),
+            WebError::Rejected(m) => (StatusCode::UNPROCESSABLE_ENTITY, m.in_lang(lang)),
+            WebError::Gone(m) => (StatusCode::GONE, m.in_lang(lang)),
             WebError::Internal(e) => {
                 tracing::error!(error = %format!("{e:#}"), "web request failed");
-                (
-                    StatusCode::INTERNAL_SERVER_ERROR,
-                    "the desk could not answer this request; the error is in the server's log"
-                        .to_string(),
-                )
+                (StatusCode::INTERNAL_SERVER_ERROR, tr!(lang, "error-internal"))
             }
         };
-        (status, layout::error_page(status, &message)).into_response()
+        (status, layout::error_page(lang, status, &message)).into_response()
     }
 }
 
@@ -145,9 +182,35 @@ pub fn router(state: AppState) -> Router {
         .route("/readyz", get(metrics::readyz))
         .route("/static/desk.css", get(layout::stylesheet))
         .route("/static/desk.js", get(layout::script))
-        .fallback(|| async { WebError::NotFound("no such page".into()) })
+        .route("/account/language", post(cases::switch_language))
+        .fallback(|| async { WebError::NotFound(said!("error-no-page")) })
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            request_language,
+        ))
         .layer(middleware::from_fn(security_headers))
         .with_state(state)
+}
+
+/// Keeps the request's language for its task: the `casebot_lang` cookie,
+/// else the browser's first language the desk speaks, else the desk's. A
+/// login, once read, puts the account's language in its place.
+async fn request_language(
+    axum::extract::State(state): axum::extract::State<AppState>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let headers = request.headers();
+    let lang = auth::cookie_value(headers, i18n::LANG_COOKIE)
+        .and_then(UiLang::parse)
+        .or_else(|| {
+            headers
+                .get(header::ACCEPT_LANGUAGE)
+                .and_then(|v| v.to_str().ok())
+                .and_then(UiLang::from_accept_language)
+        })
+        .unwrap_or_else(|| state.default_lang());
+    i18n::with_request_lang(lang, next.run(request)).await
 }
 
 /// Headers every answer carries: no inline script, no framing, no sniffing,

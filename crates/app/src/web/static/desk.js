@@ -35,10 +35,10 @@
       cell(tr, "").appendChild(link);
       cell(tr, c.priority);
       cell(tr, c.owner || "–");
-      cell(tr, c.state);
-      cell(tr, c.target || "–");
+      cell(tr, c.state_label);
+      cell(tr, c.target_label || "–");
       cell(tr, c.left || "–", c.urgency);
-      cell(tr, c.due || "paused");
+      cell(tr, c.due);
       cell(tr, c.title || "");
       rows.appendChild(tr);
     }
@@ -105,7 +105,7 @@
           modules[s.name] = s.text;
           const button = document.createElement("button");
           button.type = "button";
-          button.textContent = "insert";
+          button.textContent = list.dataset.insert || "insert";
           button.addEventListener("click", function () {
             insert(s.text, body.selectionStart, body.selectionEnd);
           });
@@ -117,7 +117,7 @@
         } else {
           const why = document.createElement("span");
           why.className = "muted";
-          why.textContent = " (not for this draft: " + s.error + ")";
+          why.textContent = " (" + (list.dataset.unusable || "not for this draft") + ": " + s.error + ")";
           li.appendChild(why);
         }
         list.appendChild(li);
