@@ -278,7 +278,7 @@ fn downloads_are_safe_the_log_view_marks_decisive_lines_and_notes_stay_internal(
     assert!(o.status.success(), "{}", stderr(&o));
     let (status, answer) = get(&format!("{mail_url}/raw"));
     assert_eq!(status, 410, "{answer}");
-    assert!(answer.contains("retention"), "{answer}");
+    assert!(answer.contains("保留策略"), "{answer}");
 
     // SAFETY: signalling our own child.
     unsafe { libc::kill(daemon.id() as i32, libc::SIGTERM) };
@@ -376,7 +376,7 @@ fn a_free_reply_with_a_text_module_goes_through_the_same_gate() {
         .and_then(|rest| rest.split('"').next())
         .unwrap()
         .to_string();
-    assert!(page.contains("Write a reply"), "{page}");
+    assert!(page.contains("撰写回复"), "{page}");
     let (status, answer) = http_post(
         port,
         &format!("/cases/{CASE}/drafts"),
@@ -432,7 +432,7 @@ fn a_free_reply_with_a_text_module_goes_through_the_same_gate() {
     assert_eq!(status, 422, "{answer}");
     assert!(answer.contains("id=\"refused\""), "{answer}");
     assert!(
-        answer.contains("the fill-in &lt;TEXT&gt; is not filled in"),
+        answer.contains("占位符 &lt;TEXT&gt; 尚未填写"),
         "{answer}"
     );
     assert!(

@@ -11,6 +11,7 @@ use serde_json::json;
 
 use super::{Failure, fail, open_store, output};
 use crate::config::Config;
+use crate::web::i18n::UiLang;
 use casebot_core::sla::{self, SlaPolicies};
 use casebot_store::users::Role;
 
@@ -118,6 +119,9 @@ pub struct ProfileArgs {
     /// A line under the name (repeat for several); default: `[drafting] signature_lines`.
     #[arg(long = "signature-line", value_name = "LINE")]
     pub signature_lines: Vec<String>,
+    /// The language this person reads the web desk in; default: `[web] language`.
+    #[arg(long, value_parser = super::word::<UiLang>())]
+    pub language: Option<UiLang>,
 }
 
 impl ProfileArgs {
@@ -284,10 +288,14 @@ pub async fn user(config: &Config, command: UserCommand) -> Result<u8, Failure> 
             profile,
             json,
         } => {
-            let user = store
+            let mut user = store
                 .set_profile(&name, &profile.profile(email.as_deref()))
                 .await?
                 .ok_or_else(|| fail(3, anyhow!("no user named {name:?}")))?;
+            if let Some(lang) = profile.language {
+                store.set_language(&name, Some(lang.tag())).await?;
+                user.language = Some(lang.tag().to_string());
+            }
             if email.is_some() {
                 // Mail from this address is now this person's.
                 crate::stages::sla::SlaSnapshots::invalidate(&store).await?;
@@ -324,6 +332,10 @@ pub async fn user(config: &Config, command: UserCommand) -> Result<u8, Failure> 
                 .await?;
             if let Some(with_profile) = store.set_profile(&name, &profile.profile(None)).await? {
                 user = with_profile;
+            }
+            if let Some(lang) = profile.language {
+                store.set_language(&name, Some(lang.tag())).await?;
+                user.language = Some(lang.tag().to_string());
             }
             if user.email.is_some() {
                 // Mail from this address is now this person's.

@@ -226,6 +226,13 @@ macro_rules! words {
         }
     )*};
 }
+impl Word for crate::web::i18n::UiLang {
+    const ALL: &'static [Self] = &crate::web::i18n::UiLang::ALL;
+    fn word(self) -> &'static str {
+        self.tag()
+    }
+}
+
 words!(
     CaseStatus,
     casebot_core::domain::DraftStatus,
