@@ -431,10 +431,7 @@ fn a_free_reply_with_a_text_module_goes_through_the_same_gate() {
     let (status, answer) = http_post(port, &format!("/drafts/{id}"), &cookie, &form);
     assert_eq!(status, 422, "{answer}");
     assert!(answer.contains("id=\"refused\""), "{answer}");
-    assert!(
-        answer.contains("占位符 &lt;TEXT&gt; 尚未填写"),
-        "{answer}"
-    );
+    assert!(answer.contains("占位符 &lt;TEXT&gt; 尚未填写"), "{answer}");
     assert!(
         answer.contains("<textarea"),
         "the text stays in front of the engineer"

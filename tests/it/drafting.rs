@@ -987,6 +987,37 @@ fn an_english_customer_gets_an_english_draft() {
 }
 
 #[test]
+fn a_traditional_chinese_customer_gets_a_traditional_chinese_draft() {
+    let desk = Desk::new(None);
+    desk.deliver(
+        "tw1",
+        &customer_mail(
+            SUBJECT,
+            "tw1@mail.example.cn",
+            None,
+            "2024-03-04T09:00:00+08:00",
+            "您好，\n這台伺服器的累積更新一直安裝失敗，錯誤代碼 0x800f081f，請協助處理。\n謝謝",
+            None,
+        ),
+    );
+    let d = only_pending(&desk);
+    assert_eq!(d["language"], "zh-TW");
+    let body = d["body"].as_str().unwrap();
+    // The zh-TW templates' own words, and what casebot composed, converted.
+    assert_contains_all(
+        body,
+        &["感謝您聯絡我們", "問題定義：", "問題範圍："],
+        "the Traditional Chinese draft lacks",
+    );
+    for simplified in ["问题", "联系", "范围", "日志"] {
+        assert!(
+            !body.contains(simplified),
+            "Simplified {simplified} in:\n{body}"
+        );
+    }
+}
+
+#[test]
 fn the_daemon_drafts_and_sends_on_its_own() {
     let desk = Desk::new(None);
     let new = desk.path().join("mail/new");

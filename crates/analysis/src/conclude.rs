@@ -134,13 +134,15 @@ pub enum OutcomeNote {
 impl OutcomeNote {
     pub fn text(self, lang: Lang) -> &'static str {
         match (self, lang) {
-            (OutcomeNote::NoFailureFound, Lang::Zh) => {
+            (OutcomeNote::NoFailureFound, Lang::Zh | Lang::ZhTw) => {
                 "日志中未发现失败；日志没有记录操作的结束，可能在操作完成前就已截取。"
             }
             (OutcomeNote::NoFailureFound, Lang::En) => {
                 "No failure found; the log does not record the operation's end, so it may stop before the operation finished."
             }
-            (OutcomeNote::RebootRequired, Lang::Zh) => "操作已成功，需要重启才能完成。",
+            (OutcomeNote::RebootRequired, Lang::Zh | Lang::ZhTw) => {
+                "操作已成功，需要重启才能完成。"
+            }
             (OutcomeNote::RebootRequired, Lang::En) => {
                 "The operation succeeded and needs a restart to finish."
             }

@@ -311,7 +311,7 @@ fn unknown_detail(
         .collect();
     let read = read.into_iter().collect::<Vec<_>>().join(", ");
     match lang {
-        Lang::Zh => {
+        Lang::Zh | Lang::ZhTw => {
             let mut text = format!(
                 "未能归入已知原因类别。失败出现在 {place}：{operation}，错误码 {code}。已读取的日志：{read}。"
             );
@@ -352,7 +352,7 @@ fn failing_operation(line: &str, lang: Lang) -> Option<String> {
     });
     if let Some(c) = EVENT.captures(line) {
         return Some(match lang {
-            Lang::Zh => format!("{} 日志中 {} 的事件 {}", &c[1], &c[2], &c[3]),
+            Lang::Zh | Lang::ZhTw => format!("{} 日志中 {} 的事件 {}", &c[1], &c[2], &c[3]),
             Lang::En => format!("event {} of {} ({})", &c[3], &c[2], &c[1]),
         });
     }

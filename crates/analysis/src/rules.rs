@@ -80,7 +80,7 @@ pub struct Bilingual {
 impl Bilingual {
     pub fn get(&self, lang: Lang) -> &str {
         match lang {
-            Lang::Zh => &self.zh,
+            Lang::Zh | Lang::ZhTw => &self.zh,
             Lang::En => &self.en,
         }
     }

@@ -399,7 +399,10 @@ impl Config {
         if crate::web::i18n::UiLang::parse(&self.web.language).is_none() {
             return Err(invalid(
                 "web.language",
-                format!("{:?} is not a language of the desk (zh-CN, en)", self.web.language),
+                format!(
+                    "{:?} is not a language of the desk (zh-CN, en)",
+                    self.web.language
+                ),
             ));
         }
         if self.outbox.max_attempts == 0 {

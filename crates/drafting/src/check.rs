@@ -73,7 +73,7 @@ fn looks_like_greeting(line: &str, lang: Lang) -> bool {
     .iter()
     .any(|g| lower.starts_with(g));
     match lang {
-        Lang::Zh => chinese || english,
+        Lang::Zh | Lang::ZhTw => chinese || english,
         Lang::En => english || chinese,
     }
 }

@@ -13,7 +13,8 @@ pub struct DraftingConfig {
     /// The templates folder (relative to the config file). When the default
     /// folder is missing, the copy built into the binary is used.
     pub templates_dir: PathBuf,
-    /// `auto` (the customer's language: Chinese text gives zh-CN, else en),
+    /// `auto` (the customer's language: Chinese text gives zh-CN, or zh-TW
+    /// when it is written in Traditional characters, else en),
     /// `zh-CN` or `en`.
     pub language: String,
     /// The one reply prefix before the partner's subject (never stacked).
@@ -95,10 +96,10 @@ impl Default for PortalConfig {
 impl DraftingConfig {
     /// Checks the settings; the error names the key and what is wrong.
     pub fn validate(&self) -> Result<(), (String, String)> {
-        if !matches!(self.language.as_str(), "auto" | "zh-CN" | "en") {
+        if !matches!(self.language.as_str(), "auto" | "zh-CN" | "zh-TW" | "en") {
             return Err((
                 "drafting.language".into(),
-                format!("{:?} is not auto, zh-CN or en", self.language),
+                format!("{:?} is not auto, zh-CN, zh-TW or en", self.language),
             ));
         }
         Ok(())

@@ -359,7 +359,7 @@ fn problem_statement(inputs: &Inputs<'_>, lang: Lang) -> String {
         })
         .unwrap_or_default();
     match lang {
-        Lang::Zh => format!("用户反馈：{title}"),
+        Lang::Zh | Lang::ZhTw => format!("用户反馈：{title}"),
         Lang::En => format!("Reported: {title}"),
     }
 }
@@ -494,7 +494,7 @@ fn closure_facts(
                 .map(|q| q.text.clone())
                 .unwrap_or_default();
             match lang {
-                Lang::Zh => format!(
+                Lang::Zh | Lang::ZhTw => format!(
                     "日志显示安装失败的关键错误为：{line}\n{}（{}）。",
                     a.summary.unwrap_or_default(),
                     a.class_name.unwrap_or_default()
@@ -507,16 +507,18 @@ fn closure_facts(
             }
         }
         _ => match lang {
-            Lang::Zh => "日志中未发现明确的失败原因。".to_string(),
+            Lang::Zh | Lang::ZhTw => "日志中未发现明确的失败原因。".to_string(),
             Lang::En => "The logs showed no decisive cause.".to_string(),
         },
     };
     let summary = match (lang, &words) {
-        (Lang::Zh, Some(w)) => format!(
+        (Lang::Zh | Lang::ZhTw, Some(w)) => format!(
             "经用户确认，已成功安装相应补丁，可关闭该案例。用户反馈：{}",
             w.replace('\n', " ")
         ),
-        (Lang::Zh, None) => "经用户确认，已成功安装相应补丁，可关闭该案例。".to_string(),
+        (Lang::Zh | Lang::ZhTw, None) => {
+            "经用户确认，已成功安装相应补丁，可关闭该案例。".to_string()
+        }
         (Lang::En, Some(w)) => format!(
             "The customer confirmed the update now installs; the case can be closed. In their words: {}",
             w.replace('\n', " ")

@@ -17,6 +17,7 @@ pub mod check;
 pub mod config;
 pub mod context;
 pub mod decide;
+pub mod hant;
 pub mod knowledge;
 pub mod reply;
 pub mod templates;

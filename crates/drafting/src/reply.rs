@@ -142,10 +142,12 @@ pub fn envelope(
 }
 
 /// The reply's language: the configured one, or with `auto` the customer's
-/// (Chinese characters in their newest words, else in the case title).
+/// (Chinese characters in their newest words, else in the case title;
+/// Traditional characters give Traditional Chinese).
 pub fn language(setting: &str, customer_text: Option<&str>, title: Option<&str>) -> Lang {
     match setting {
         "zh-CN" => Lang::Zh,
+        "zh-TW" => Lang::ZhTw,
         "en" => Lang::En,
         _ => {
             let text = customer_text
@@ -153,7 +155,11 @@ pub fn language(setting: &str, customer_text: Option<&str>, title: Option<&str>)
                 .or(title)
                 .unwrap_or("");
             if han_count(text) >= 2 {
-                Lang::Zh
+                if crate::hant::is_traditional(text) {
+                    Lang::ZhTw
+                } else {
+                    Lang::Zh
+                }
             } else {
                 Lang::En
             }
@@ -332,6 +338,12 @@ mod tests {
         );
         assert_eq!(language("auto", Some("情况依旧"), None), Lang::Zh);
         assert_eq!(language("auto", None, Some("补丁安装失败")), Lang::Zh);
+        assert_eq!(
+            language("auto", Some("補丁還是裝不上，請協助"), None),
+            Lang::ZhTw
+        );
+        assert_eq!(language("auto", None, Some("更新安裝失敗")), Lang::ZhTw);
+        assert_eq!(language("zh-TW", Some("hello"), None), Lang::ZhTw);
         assert_eq!(language("en", Some("情况依旧"), None), Lang::En);
     }
 

@@ -24,11 +24,22 @@ mod embedded {
     include!(concat!(env!("OUT_DIR"), "/embedded_templates.rs"));
 }
 
-pub const LANGS: [Lang; 2] = [Lang::Zh, Lang::En];
+pub const LANGS: [Lang; 3] = [Lang::Zh, Lang::ZhTw, Lang::En];
 /// Partials every language folder must have besides one template per kind.
 pub const PARTIALS: [&str; 2] = ["greeting", "signature"];
 /// The folder of text modules, `snippets/<lang>/<name>.hbs`.
 pub const SNIPPETS: &str = "snippets";
+
+/// What a template of `lang` reads: the context as composed, or for
+/// Traditional Chinese with every sentence casebot composed (in Simplified)
+/// turned Traditional.
+fn in_script(lang: &str, context: &impl serde::Serialize) -> serde_json::Value {
+    let mut value = serde_json::to_value(context).unwrap_or(serde_json::Value::Null);
+    if Lang::parse(lang) == Some(Lang::ZhTw) {
+        crate::hant::value_to_traditional(&mut value);
+    }
+    value
+}
 
 /// A template that does not load or does not render, with where.
 #[derive(Debug, Clone, serde::Serialize)]
@@ -234,7 +245,7 @@ impl Templates {
         }
         let text = self
             .registry
-            .render(&full, context)
+            .render(&full, &in_script(lang, context))
             .map_err(|e| RenderError {
                 template: format!("{full}.hbs"),
                 message: e.to_string(),
@@ -247,7 +258,7 @@ impl Templates {
         let name = format!("{}/{}", context.lang, context.kind);
         let text = self
             .registry
-            .render(&name, context)
+            .render(&name, &in_script(&context.lang, context))
             .map_err(|e| RenderError {
                 template: format!("{name}.hbs"),
                 message: e.to_string(),
@@ -490,7 +501,7 @@ mod tests {
 
     fn files(scope: &str) -> Vec<(String, String)> {
         let mut files = Vec::new();
-        for lang in ["zh-CN", "en"] {
+        for lang in LANGS.map(Lang::tag) {
             for kind in DraftKind::ALL {
                 let text = if kind == DraftKind::Scope { scope } else { "x" };
                 files.push((format!("{lang}/{}.hbs", kind.as_str()), text.to_string()));
@@ -515,9 +526,7 @@ mod tests {
         let problems = t.check(&rules(), &DraftingConfig::default());
         assert!(!problems.is_empty());
         assert!(
-            problems
-                .iter()
-                .all(|p| p.template == "zh-CN/scope.hbs" || p.template == "en/scope.hbs"),
+            problems.iter().all(|p| p.template.ends_with("/scope.hbs")),
             "{problems:?}"
         );
         assert!(problems[0].message.contains("numbr"), "{}", problems[0]);
@@ -540,6 +549,30 @@ mod tests {
             text,
             "[greeting 示例客户]\n\n示例用户反馈补丁KB5099999安装失败 <CAS-99999-SAMPLE> & co\n"
         );
+    }
+
+    /// A Traditional Chinese reply reads what casebot composed (in
+    /// Simplified) in Traditional characters; names and codes stay.
+    #[test]
+    fn traditional_replies_read_traditional_text() {
+        let t = Templates::from_files(
+            "t".into(),
+            files("{{> zh-TW/greeting}}\n{{problem}} {{case.number}}\n"),
+        )
+        .unwrap();
+        let samples = samples(&rules(), &DraftingConfig::default());
+        let scope = |lang: &str| {
+            samples
+                .iter()
+                .find(|s| s.context.lang == lang && s.context.kind == "scope")
+                .unwrap()
+        };
+        let simplified = t.render(&scope("zh-CN").context).unwrap();
+        let traditional = t.render(&scope("zh-TW").context).unwrap();
+        assert!(simplified.contains("示例补丁安装失败"), "{simplified}");
+        assert!(traditional.contains("示例補丁安裝失敗"), "{traditional}");
+        assert!(traditional.contains("[greeting 示例客戶]"), "{traditional}");
+        assert!(traditional.contains("CAS-99999-SAMPLE"), "{traditional}");
     }
 
     #[test]

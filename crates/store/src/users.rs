@@ -116,8 +116,7 @@ pub struct Session {
     pub expires_at: i64,
 }
 
-const USER_COLUMNS: &str =
-    "id, name, email, role, password_hash, disabled, created_at, display_name, phone, signature, language";
+const USER_COLUMNS: &str = "id, name, email, role, password_hash, disabled, created_at, display_name, phone, signature, language";
 
 impl Store {
     /// Changes a person's profile (what signs their replies); `None` when
@@ -145,12 +144,13 @@ impl Store {
     /// Sets the language a person reads the desk in (`None`: the desk's);
     /// false when there is no such account.
     pub async fn set_language(&self, name: &str, language: Option<&str>) -> Result<bool> {
-        let changed = sqlx::query("UPDATE users SET language = $2, updated_at = $3 WHERE name = $1")
-            .bind(name)
-            .bind(language)
-            .bind(now_ts())
-            .execute(self.pool())
-            .await?;
+        let changed =
+            sqlx::query("UPDATE users SET language = $2, updated_at = $3 WHERE name = $1")
+                .bind(name)
+                .bind(language)
+                .bind(now_ts())
+                .execute(self.pool())
+                .await?;
         Ok(changed.rows_affected() > 0)
     }
 

@@ -172,9 +172,7 @@ fn gate_failure(e: GateError) -> Failure {
         GateError::WrongStatus { .. }
         | GateError::Stale { .. }
         | GateError::Refused(_)
-        | GateError::Unfit(_) => {
-            fail(4, e.into())
-        }
+        | GateError::Unfit(_) => fail(4, e.into()),
         GateError::Store(e) => Failure::from(e),
     }
 }

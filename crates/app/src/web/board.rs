@@ -354,7 +354,10 @@ fn chart(lang: UiLang, report: &Report) -> Markup {
 
 fn figures_row(lang: UiLang, name: &str, f: &report::Figures) -> Markup {
     let pct = |p: Option<f64>| p.map(|p| format!("{p:.1}%")).unwrap_or_else(|| "–".into());
-    let mins = |m: Option<i64>| m.map(|m| lang.business_time(m)).unwrap_or_else(|| "–".into());
+    let mins = |m: Option<i64>| {
+        m.map(|m| lang.business_time(m))
+            .unwrap_or_else(|| "–".into())
+    };
     html! {
         tr {
             th { (name) }

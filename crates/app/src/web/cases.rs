@@ -87,13 +87,20 @@ pub async fn login_page(
     }
     let secure = state.config.web.secure_cookies;
     let chosen = q.lang.as_deref().and_then(UiLang::parse);
-    let lang = chosen.or_else(i18n::request_lang).unwrap_or_else(|| state.default_lang());
+    let lang = chosen
+        .or_else(i18n::request_lang)
+        .unwrap_or_else(|| state.default_lang());
     let csrf = auth::random_token();
     let mut response = login_form(lang, &csrf, &next, None).into_response();
     let h = response.headers_mut();
     let mut cookies = vec![auth::cookie(LOGIN_CSRF_COOKIE, &csrf, 3600, secure)];
     if let Some(chosen) = chosen {
-        cookies.push(auth::cookie(i18n::LANG_COOKIE, chosen.tag(), LANG_COOKIE_SECS, secure));
+        cookies.push(auth::cookie(
+            i18n::LANG_COOKIE,
+            chosen.tag(),
+            LANG_COOKIE_SECS,
+            secure,
+        ));
     }
     for cookie in cookies {
         if let Ok(value) = cookie.parse() {

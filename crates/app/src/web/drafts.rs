@@ -37,7 +37,9 @@ fn gate_error(e: GateError) -> WebError {
             seen = seen,
             current = current
         )),
-        GateError::Unfit(refusal) => WebError::Rejected(said!("error-draft-unfit", problems = refusal.to_string())),
+        GateError::Unfit(refusal) => {
+            WebError::Rejected(said!("error-draft-unfit", problems = refusal.to_string()))
+        }
         GateError::Refused(why) => WebError::Rejected(said!("error-draft-refused", why = why)),
         GateError::Store(e) => WebError::Internal(e),
     }
@@ -61,9 +63,12 @@ pub struct EditorQuery {
 /// link can name an action, never put words on the page.
 fn notice(lang: UiLang, code: &str, d: &DraftView) -> Option<String> {
     match code {
-        "approved" => Some(tr!(lang, "editor-approved",
+        "approved" => Some(tr!(
+            lang,
+            "editor-approved",
             by = d.approved_by.as_deref().unwrap_or(""),
-            message_id = d.message_id.as_deref().unwrap_or(""))),
+            message_id = d.message_id.as_deref().unwrap_or("")
+        )),
         "saved" => Some(tr!(lang, "editor-saved", revision = d.revision)),
         "rejected" => Some(tr!(lang, "editor-rejected")),
         _ => None,
@@ -80,7 +85,14 @@ fn problem_text(lang: UiLang, p: &Problem) -> String {
     if p.line == 0 {
         tr!(lang, "problem-in-subject", level = level, what = what)
     } else {
-        tr!(lang, "problem-at", line = p.line, column = p.column, level = level, what = what)
+        tr!(
+            lang,
+            "problem-at",
+            line = p.line,
+            column = p.column,
+            level = level,
+            what = what
+        )
     }
 }
 

@@ -144,7 +144,10 @@ impl UiLang {
         } else {
             self.t_args(
                 "duration-hours-minutes",
-                &[("hours", arg(hours)), ("minutes", arg(format!("{rest:02}")))],
+                &[
+                    ("hours", arg(hours)),
+                    ("minutes", arg(format!("{rest:02}"))),
+                ],
             )
         };
         format!("{sign}{text}")
@@ -292,10 +295,7 @@ mod tests {
                 }
                 let rest = &code[at..];
                 let Some(open) = rest.find('"') else { continue };
-                let id: String = rest[open + 1..]
-                    .chars()
-                    .take_while(|c| *c != '"')
-                    .collect();
+                let id: String = rest[open + 1..].chars().take_while(|c| *c != '"').collect();
                 if id == "id" {
                     continue; // this doc comment and the macro itself
                 }
@@ -318,12 +318,23 @@ mod tests {
         words.extend(DraftStatus::ALL.map(|w| ("draft-status", w.as_str())));
         words.extend(Stage::ALL.map(|w| ("stage", w.as_str())));
         words.extend(
-            [Direction::Customer, Direction::Engineer, Direction::Auto, Direction::Bounce]
-                .map(|w| ("direction", w.as_str())),
+            [
+                Direction::Customer,
+                Direction::Engineer,
+                Direction::Auto,
+                Direction::Bounce,
+            ]
+            .map(|w| ("direction", w.as_str())),
         );
         words.extend(
-            [Urgency::Breached, Urgency::AtRisk, Urgency::OnTrack, Urgency::Paused, Urgency::Closed]
-                .map(|w| ("urgency", w.as_str())),
+            [
+                Urgency::Breached,
+                Urgency::AtRisk,
+                Urgency::OnTrack,
+                Urgency::Paused,
+                Urgency::Closed,
+            ]
+            .map(|w| ("urgency", w.as_str())),
         );
         words.extend(
             [
@@ -374,9 +385,6 @@ mod tests {
         assert_eq!(UiLang::En.business_time(6000), "100h");
         assert_eq!(UiLang::ZhCn.word("status", "waiting_on_us"), "待我方处理");
         assert_eq!(UiLang::ZhCn.word("status", "someday"), "someday");
-        assert_eq!(
-            tr!(UiLang::En, "cases-count", count = 1usize),
-            "1 case"
-        );
+        assert_eq!(tr!(UiLang::En, "cases-count", count = 1usize), "1 case");
     }
 }

@@ -36,10 +36,10 @@ use tokio::net::TcpListener;
 use tokio::sync::Notify;
 
 use crate::config::Config;
-use i18n::{UiLang, tr};
 use crate::stages::drafting::Drafter;
 use crate::stages::sla::SlaSnapshots;
 use casebot_store::Store;
+use i18n::{UiLang, tr};
 
 /// What every handler can reach.
 #[derive(Clone)]
@@ -89,13 +89,19 @@ pub enum WebError {
 #[derive(Debug)]
 pub struct Said {
     id: &'static str,
-    args: Vec<(&'static str, fluent_templates::fluent_bundle::FluentValue<'static>)>,
+    args: Vec<(
+        &'static str,
+        fluent_templates::fluent_bundle::FluentValue<'static>,
+    )>,
 }
 
 impl Said {
     pub fn new(
         id: &'static str,
-        args: Vec<(&'static str, fluent_templates::fluent_bundle::FluentValue<'static>)>,
+        args: Vec<(
+            &'static str,
+            fluent_templates::fluent_bundle::FluentValue<'static>,
+        )>,
     ) -> Said {
         Said { id, args }
     }
@@ -138,7 +144,10 @@ impl IntoResponse for WebError {
             WebError::Gone(m) => (StatusCode::GONE, m.in_lang(lang)),
             WebError::Internal(e) => {
                 tracing::error!(error = %format!("{e:#}"), "web request failed");
-                (StatusCode::INTERNAL_SERVER_ERROR, tr!(lang, "error-internal"))
+                (
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    tr!(lang, "error-internal"),
+                )
             }
         };
         (status, layout::error_page(lang, status, &message)).into_response()

@@ -32,12 +32,18 @@ pub enum Flaw {
     SyntaxInSubject,
     EmptyText,
     /// `{{` or `}}` left in the text.
-    TemplateSyntax { syntax: String },
+    TemplateSyntax {
+        syntax: String,
+    },
     /// A fill-in such as `<KB>` its template asked the engineer to complete.
-    FillIn { mark: String },
+    FillIn {
+        mark: String,
+    },
     NoGreeting,
     /// The last lines do not name who signs.
-    NoSignature { signer: String },
+    NoSignature {
+        signer: String,
+    },
 }
 
 impl Flaw {
@@ -70,7 +76,9 @@ impl Flaw {
             Flaw::EmptySubject => "the subject is empty".into(),
             Flaw::SyntaxInSubject => "template syntax `{{` left in the subject".into(),
             Flaw::EmptyText => "the text is empty".into(),
-            Flaw::TemplateSyntax { syntax } => format!("template syntax `{syntax}` left in the text"),
+            Flaw::TemplateSyntax { syntax } => {
+                format!("template syntax `{syntax}` left in the text")
+            }
             Flaw::FillIn { mark } => {
                 format!("the fill-in {mark} is not filled in: replace it with what it asks for")
             }
