@@ -4,7 +4,8 @@
 # when missing (as root): ripgrep (the baseline of `casebot bench analyze`),
 # postfix (its smtp-sink is the SMTP server the sending tests talk to) and
 # dovecot-imapd (the IMAP server the watcher tests start), chromium and
-# chromium-driver (the browser test drives the web desk in them), postgresql
+# chromium-driver (the browser test drives the web desk in them) with a
+# Chinese font, postgresql
 # (the integration tests run a second time on PostgreSQL), prometheus (its
 # promtool checks /metrics).
 # As root it also builds the Debian package (installing cargo-deb when
@@ -23,6 +24,9 @@ command -v rg >/dev/null 2>&1 || need+=(ripgrep)
 command -v mbsync >/dev/null 2>&1 || need+=(isync)
 [ -x /usr/bin/chromium ] || need+=(chromium)
 [ -x /usr/bin/chromedriver ] || need+=(chromium-driver)
+# A Chinese font, so the browser test's screenshots of the Chinese desk
+# show characters (chromium has none of its own).
+[ -f /usr/share/fonts/truetype/wqy/wqy-microhei.ttc ] || need+=(fonts-wqy-microhei)
 compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null || need+=(postgresql)
 command -v promtool >/dev/null 2>&1 || need+=(prometheus)
 if ((${#need[@]})); then

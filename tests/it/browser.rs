@@ -1,8 +1,13 @@
 //! The web desk in Debian's headless chromium, driven over WebDriver
-//! (chromedriver + fantoccini): a failed login, a login, the case list and
-//! page of an example thread, a `<script>` subject shown as text, a draft
-//! edited and approved and then received by a real SMTP server (smtp-sink),
-//! the SLA board marking a breached case, forged posts refused, logout.
+//! (chromedriver + fantoccini): a failed login (the browser asks for
+//! English), an engineer who reads the desk in its default language,
+//! Chinese, on the case list, case page, draft editor and board; a note;
+//! a log shown as text and downloads with their safety headers; a free
+//! reply with a text module, refused while `{{` is left in it, then
+//! approved and received by a real SMTP server (smtp-sink) signed with the
+//! engineer's own name; the switch to English; a `<script>` subject shown
+//! as text; forged posts refused; a second engineer's approval signed with
+//! theirs; the lead's SLA board marking a breached case; logout.
 //!
 //! With `CASEBOT_SCREENSHOTS=DIR` the test also saves docs/desk.md's
 //! screenshots there.
@@ -23,6 +28,9 @@ const ENGINEER_PASSWORD: &str = "engineer-pass-1";
 const LEAD_PASSWORD: &str = "lead-pass-2026";
 const XSS_CASE: &str = "CAS-20001-XSS0A1";
 const OPEN_CASE: &str = "CAS-10003-SC5K8P";
+const LOG_CASE: &str = "CAS-20002-LOG0A1";
+/// Written in a note: it must never reach a sent mail.
+const NOTE_MARK: &str = "NOTE-ONLY-7f3a";
 
 /// A desk with the example threads and a hostile mail, its daemon serving
 /// the web desk and sending to `sink`.
@@ -46,6 +54,7 @@ rules_dir = "{rules}"
 
 [drafting]
 templates_dir = "{templates}"
+sign_as = "approver"
 
 [outbox]
 from = "support@example.com"
@@ -74,11 +83,26 @@ board_refresh_secs = 5
         for thread in ["hardlink", "hashmismatch", "caseless", "storecorrupt"] {
             desk.ok(&["import", example("threads").join(thread).to_str().unwrap()]);
         }
-        let hostile = desk.dir.path().join("hostile.eml");
-        std::fs::write(&hostile, hostile_mail()).unwrap();
-        desk.ok(&["import", hostile.to_str().unwrap()]);
-        desk.add_user("wang.eng", "engineer", ENGINEER_PASSWORD);
-        desk.add_user("zhou.lead", "lead", LEAD_PASSWORD);
+        for (name, mail) in [("hostile.eml", hostile_mail()), ("log.eml", log_mail())] {
+            let path = desk.dir.path().join(name);
+            std::fs::write(&path, mail).unwrap();
+            desk.ok(&["import", path.to_str().unwrap()]);
+        }
+        let engineer = [
+            "--display-name",
+            "王伟 Wang Wei",
+            "--signature-line",
+            "Windows 更新支持组",
+        ];
+        desk.add_user("wang.eng", "engineer", ENGINEER_PASSWORD, &engineer);
+        let second = [
+            "--display-name",
+            "李娜 Li Na",
+            "--signature-line",
+            "Windows 更新支持组",
+        ];
+        desk.add_user("li.eng", "engineer", ENGINEER_PASSWORD, &second);
+        desk.add_user("zhou.lead", "lead", LEAD_PASSWORD, &[]);
         let mut desk = desk;
         desk.serve = Some(
             Command::new(env!("CARGO_BIN_EXE_casebot"))
@@ -121,8 +145,10 @@ board_refresh_secs = 5
         serde_json::from_str(&self.ok(args)).unwrap()
     }
 
-    fn add_user(&self, name: &str, role: &str, password: &str) {
-        self.user_command(&["user", "add", name, "--role", role], password);
+    fn add_user(&self, name: &str, role: &str, password: &str, profile: &[&str]) {
+        let mut args = vec!["user", "add", name, "--role", role];
+        args.extend(profile);
+        self.user_command(&args, password);
     }
 
     /// Runs a `user` command that reads a password from standard input.
@@ -171,6 +197,31 @@ fn hostile_mail() -> Vec<u8> {
         .formatted()
 }
 
+/// A customer mail with a text log attached: a case to download from.
+fn log_mail() -> Vec<u8> {
+    use lettre::message::{Attachment, MultiPart, SinglePart, header::ContentType};
+    let log = "2024-03-04 09:00:01, Info                  CBS    Starting TrustedInstaller\r\n\
+               2024-03-04 09:00:02, Error                 CBS    Failed to pin deployment while resolving Update [HRESULT = 0x800f0831 - CBS_E_STORE_CORRUPTION]\r\n";
+    lettre::Message::builder()
+        .from("孙丽 <sun.li@example.cn>".parse().unwrap())
+        .to("support@example.com".parse().unwrap())
+        .subject(format!(
+            "[案例号: {LOG_CASE} ] % |P3|EXAMPLE-BANK|补丁安装失败 % CMIT:0009002"
+        ))
+        .message_id(Some("<log-1@mail.example.cn>".into()))
+        .date(std::time::SystemTime::now())
+        .multipart(
+            MultiPart::mixed()
+                .singlepart(SinglePart::plain("您好，日志见附件。".to_string()))
+                .singlepart(Attachment::new("CBS 日志.log".to_string()).body(
+                    log.as_bytes().to_vec(),
+                    ContentType::parse("text/plain").unwrap(),
+                )),
+        )
+        .unwrap()
+        .formatted()
+}
+
 /// chromedriver on a free port, killed on drop.
 struct Driver {
     child: Child,
@@ -213,7 +264,7 @@ impl Driver {
                     "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
                     "--no-first-run", "--disable-background-networking",
                     "--disable-component-update", "--disable-sync",
-                    "--window-size=1400,1000",
+                    "--window-size=1400,1000", "--lang=en-US",
                     format!("--user-data-dir={}", self.profile.path().display()),
                 ]
             }),
@@ -306,9 +357,51 @@ async fn wait_text(b: &Client, needle: &str) -> String {
     }
 }
 
+/// The page's `<html lang>`.
+async fn html_lang(b: &Client) -> String {
+    b.find(Locator::Css("html"))
+        .await
+        .unwrap()
+        .attr("lang")
+        .await
+        .unwrap()
+        .unwrap_or_default()
+}
+
+/// A GET of the desk with the browser's session cookie: the status and the
+/// answer's head, lower-cased.
+async fn fetch_head(b: &Client, desk: &WebDesk, path: &str) -> (u16, String) {
+    let session = b.get_named_cookie("casebot_session").await.unwrap();
+    let cookie = format!("Cookie: casebot_session={}\r\n", session.value());
+    let (status, answer) = super::http_get_with(desk.port, path, &cookie);
+    let head = answer.split("\r\n\r\n").next().unwrap_or("").to_string();
+    (status, head)
+}
+
+/// Sets the editor's text (as if typed over) and puts the cursor at `at`.
+async fn set_editor(b: &Client, text: &str, at: usize) {
+    b.execute(
+        "const t = document.getElementById('body'); t.value = arguments[0]; \
+         t.focus(); t.setSelectionRange(arguments[1], arguments[1]);",
+        vec![json!(text), json!(at)],
+    )
+    .await
+    .unwrap();
+}
+
+async fn click(b: &Client, css: &str) {
+    b.find(Locator::Css(css))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+}
+
 async fn screenshot(b: &Client, name: &str) {
     if let Ok(dir) = std::env::var("CASEBOT_SCREENSHOTS") {
         std::fs::create_dir_all(&dir).unwrap();
+        b.execute("window.scrollTo(0, 0);", vec![]).await.unwrap();
         let png = b.screenshot().await.unwrap();
         std::fs::write(Path::new(&dir).join(name), png).unwrap();
     }
@@ -356,30 +449,177 @@ fn an_engineer_and_the_lead_work_the_desk_in_chromium() {
         b.goto(&desk.url("/board")).await.unwrap();
         assert!(b.current_url().await.unwrap().path().starts_with("/login"));
 
-        // A wrong password: refused, still on the login page.
+        // A wrong password: refused, still on the login page, in the
+        // browser's language (English) as nobody is logged in.
         login(&b, &desk, "wang.eng", "not-the-password").await;
         wait_text(&b, "wrong name or password").await;
         assert_eq!(b.current_url().await.unwrap().path(), "/login");
+        assert_eq!(html_lang(&b).await, "en");
 
-        // The engineer logs in and finds the open example case.
+        // The engineer logs in and reads the desk in its language, Chinese.
         login(&b, &desk, "wang.eng", ENGINEER_PASSWORD).await;
         arrive(&b, "/cases").await;
-        wait_text(&b, OPEN_CASE).await;
+        let list = wait_text(&b, OPEN_CASE).await;
+        assert_eq!(html_lang(&b).await, "zh-CN");
+        for label in ["案例", "优先级", "负责人", "最近邮件", "筛选", "我的案例", "退出"] {
+            assert!(list.contains(label), "no {label} on the case list:\n{list}");
+        }
+        assert!(!list.contains("Last mail"), "English on the Chinese list");
+        screenshot(&b, "case-list-zh.png").await;
+        b.goto(&desk.url("/board")).await.unwrap();
+        let board = wait_text(&b, "我的 SLA 看板").await;
+        assert!(board.contains("按优先级") && board.contains("最紧急"), "{board}");
+        b.goto(&desk.url("/cases")).await.unwrap();
         b.find(Locator::LinkText(OPEN_CASE))
             .await
             .unwrap()
             .click()
             .await
             .unwrap();
-        let page = wait_text(&b, "Decisive lines").await;
+        let page = wait_text(&b, "关键日志行").await;
         assert!(page.contains("0x800f0831"), "{page}");
+        for label in ["邮件往来", "内部备注", "撰写回复", "日志分析", "分配给"] {
+            assert!(page.contains(label), "no {label} on the case page");
+        }
         // The customer's signature is folded away until asked for.
         let folded = b
-            .find(Locator::XPath("//details[summary='signature']/pre"))
+            .find(Locator::XPath("//details[summary='签名']/pre"))
             .await
             .unwrap();
         assert!(!folded.is_displayed().await.unwrap(), "the signature is unfolded");
+
+        // An internal note: on the timeline, marked internal.
+        b.find(Locator::Css("form.note textarea"))
+            .await
+            .unwrap()
+            .send_keys(&format!("客户要求周五前解决 {NOTE_MARK}"))
+            .await
+            .unwrap();
+        click(&b, "form.note button").await;
+        let page = wait_text(&b, NOTE_MARK).await;
+        assert!(page.contains("内部"), "{page}");
         screenshot(&b, "case-page.png").await;
+
+        // A log attachment: viewed as escaped text with its decisive line
+        // marked; it and the raw mail download with safe headers.
+        b.goto(&desk.url(&format!("/cases/{LOG_CASE}"))).await.unwrap();
+        wait_text(&b, "CBS 日志.log").await;
+        let attachment = b
+            .find(Locator::Css("a[href*='/attachments/']:not([href$='/text'])"))
+            .await
+            .unwrap()
+            .attr("href")
+            .await
+            .unwrap()
+            .unwrap();
+        let raw = b
+            .find(Locator::Css("a[href$='/raw']"))
+            .await
+            .unwrap()
+            .attr("href")
+            .await
+            .unwrap()
+            .unwrap();
+        for (path, kind) in [(&attachment, "application/octet-stream"), (&raw, "message/rfc822")] {
+            let (status, head) = fetch_head(&b, &desk, path).await;
+            assert_eq!(status, 200, "{path}: {head}");
+            assert!(head.contains(&format!("content-type: {kind}")), "{head}");
+            assert!(head.contains("content-disposition: attachment;"), "{head}");
+            assert!(head.contains("x-content-type-options: nosniff"), "{head}");
+            assert!(head.contains("content-security-policy: sandbox"), "{head}");
+        }
+        let (_, head) = fetch_head(&b, &desk, &attachment).await;
+        assert!(head.contains("filename*=utf-8''cbs%20%e6%97%a5%e5%bf%97.log"), "{head}");
+        // Without a login, nothing.
+        let (status, _) = super::http_get(desk.port, &raw);
+        assert_eq!(status, 303, "a raw mail without a login");
+        b.find(Locator::LinkText("查看")).await.unwrap().click().await.unwrap();
+        let view = wait_text(&b, "CBS_E_STORE_CORRUPTION").await;
+        assert!(view.contains("下载"), "{view}");
+
+        // A free reply with a text module, in the Chinese editor.
+        b.goto(&desk.url(&format!("/cases/{OPEN_CASE}"))).await.unwrap();
+        b.find(Locator::Css("form[action$='/drafts'] select"))
+            .await
+            .unwrap()
+            .select_by_value("free")
+            .await
+            .unwrap();
+        click(&b, "form[action$='/drafts'] button").await;
+        let editor = wait_text(&b, "批准并发送").await;
+        assert!(editor.contains("文本模块") && editor.contains("自由回复"), "{editor}");
+        wait_text(&b, "::collect-logs").await;
+        let drafted = b
+            .find(Locator::Css("textarea[name=body]"))
+            .await
+            .unwrap()
+            .prop("value")
+            .await
+            .unwrap()
+            .unwrap();
+        let fill_in = drafted.find("<TEXT>").expect("the free reply's fill-in");
+        // Template syntax left in the text: refused at approval, the place named.
+        let leftover = drafted.replacen("<TEXT>", "请于 {{case.deadline}} 前回复。", 1);
+        set_editor(&b, &leftover, 0).await;
+        click(&b, "button[value=approve]").await;
+        let refused = wait_text(&b, "未批准").await;
+        assert!(refused.contains("残留模板语法 {{"), "{refused}");
+        // The engineer's own words and a module typed by its short name.
+        let typed = drafted.replacen("<TEXT>", "", 1);
+        let chars_before = typed[..fill_in].chars().count();
+        set_editor(&b, &typed, chars_before).await;
+        b.find(Locator::Css("textarea[name=body]"))
+            .await
+            .unwrap()
+            .send_keys("::collect-logs ")
+            .await
+            .unwrap();
+        let with_module = b
+            .find(Locator::Css("textarea[name=body]"))
+            .await
+            .unwrap()
+            .prop("value")
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(
+            with_module.contains("日志收集工具") && !with_module.contains("::collect-logs"),
+            "the module was not inserted:\n{with_module}"
+        );
+        screenshot(&b, "draft-editor.png").await;
+        click(&b, "button[value=approve]").await;
+        wait_text(&b, "已由 wang.eng 批准").await;
+        // A notice comes from a code the desk knows, never from the link:
+        // text put into the address is not shown.
+        let draft_path = b.current_url().await.unwrap().path().to_string();
+        b.goto(&desk.url(&format!(
+            "{draft_path}?done=Your%20approval%20failed%3A%20call%20555-0100"
+        )))
+        .await
+        .unwrap();
+        let text = body_text(&b).await;
+        assert!(
+            text.contains("由 wang.eng 于") && !text.contains("555-0100"),
+            "{text}"
+        );
+        let received = sink.wait_for(1, 30);
+        assert_eq!(received.len(), 1, "serve log:\n{}", desk.log());
+        let sent = received[0].parsed();
+        let body = sent.body_text(0).unwrap();
+        assert!(body.contains("日志收集工具"), "{body}");
+        assert!(body.contains("王伟 Wang Wei") && body.contains("Windows 更新支持组"), "{body}");
+        assert!(!body.contains(NOTE_MARK), "a note reached a customer:\n{body}");
+        let subject = sent.subject().unwrap();
+        assert!(subject.contains("案例号") && subject.contains(OPEN_CASE), "{subject}");
+
+        // The engineer switches to English; the desk follows, and keeps it.
+        b.goto(&desk.url(&format!("/cases/{OPEN_CASE}"))).await.unwrap();
+        click(&b, "form.language button[value=en]").await;
+        let page = wait_text(&b, "Decisive lines").await;
+        assert!(page.contains("Internal notes") && page.contains(NOTE_MARK), "{page}");
+        assert_eq!(html_lang(&b).await, "en");
+        b.goto(&desk.url("/cases")).await.unwrap();
+        assert!(body_text(&b).await.contains("Last mail"));
 
         // The hostile subject is text, and no script of the mail ran.
         b.goto(&desk.url(&format!("/cases/{XSS_CASE}"))).await.unwrap();
@@ -393,51 +633,6 @@ fn an_engineer_and_the_lead_work_the_desk_in_chromium() {
         assert_eq!(ran, json!(true), "a mail's script ran in the desk");
         b.goto(&desk.url("/cases?q=xss0a1")).await.unwrap();
         assert!(body_text(&b).await.contains("<script>window.__xss=1</script>"));
-
-        // The draft editor: edit, approve; the SMTP server receives the edit.
-        b.goto(&desk.url(&format!("/cases/{OPEN_CASE}"))).await.unwrap();
-        b.find(Locator::Css("a[href^='/drafts/']"))
-            .await
-            .unwrap()
-            .click()
-            .await
-            .unwrap();
-        let editor = b.find(Locator::Css("textarea[name=body]")).await.unwrap();
-        editor
-            .send_keys("\nEdited in the browser: please also send the DISM.log.")
-            .await
-            .unwrap();
-        screenshot(&b, "draft-editor.png").await;
-        b.find(Locator::Css("button[value=approve]"))
-            .await
-            .unwrap()
-            .click()
-            .await
-            .unwrap();
-        wait_text(&b, "Approved by wang.eng").await;
-        // A notice comes from a code the desk knows, never from the link:
-        // text put into the address is not shown.
-        let draft_path = b.current_url().await.unwrap().path().to_string();
-        b.goto(&desk.url(&format!(
-            "{draft_path}?done=Your%20approval%20failed%3A%20call%20555-0100"
-        )))
-        .await
-        .unwrap();
-        let text = body_text(&b).await;
-        assert!(
-            text.contains("Approved by wang.eng") && !text.contains("555-0100"),
-            "{text}"
-        );
-        let received = sink.wait_for(1, 30);
-        assert_eq!(received.len(), 1, "serve log:\n{}", desk.log());
-        let sent = received[0].parsed();
-        assert!(
-            sent.body_text(0)
-                .unwrap()
-                .contains("Edited in the browser: please also send the DISM.log."),
-        );
-        let subject = sent.subject().unwrap();
-        assert!(subject.contains("案例号") && subject.contains(OPEN_CASE), "{subject}");
 
         // A post from another site is refused, and changes nothing.
         let forged = forger(desk.url(&format!("/cases/{OPEN_CASE}/assign")));
@@ -477,17 +672,38 @@ fn an_engineer_and_the_lead_work_the_desk_in_chromium() {
         b.goto(&desk.url("/report")).await.unwrap();
         wait_text(&b, "for the team lead").await;
 
-        // Log out; the lead logs in and sees the breached case on the board.
+        // Log out; a second engineer approves another case's draft: the
+        // reply is signed with their name.
         b.goto(&desk.url("/cases")).await.unwrap();
-        b.find(Locator::Css("form.logout button"))
-            .await
+        click(&b, "form.logout button").await;
+        arrive(&b, "/login").await;
+        b.goto(&desk.url("/cases")).await.unwrap();
+        arrive(&b, "/login").await;
+        let other = desk
+            .json(&["drafts", "--status", "pending", "--json"])
+            .as_array()
             .unwrap()
-            .click()
-            .await
-            .unwrap();
+            .iter()
+            .find(|d| d["case_key"] != OPEN_CASE && d["case_key"] != LOG_CASE)
+            .map(|d| d["id"].clone())
+            .expect("another case's pending draft");
+        login(&b, &desk, "li.eng", ENGINEER_PASSWORD).await;
+        arrive(&b, "/cases").await;
+        b.goto(&desk.url(&format!("/drafts/{other}"))).await.unwrap();
+        wait_text(&b, "批准并发送").await;
+        click(&b, "input[name=accept_warnings]").await;
+        click(&b, "button[value=approve]").await;
+        wait_text(&b, "已由 li.eng 批准").await;
+        let received = sink.wait_for(2, 30);
+        let second = received[1].parsed();
+        let second = second.body_text(0).unwrap();
+        assert!(second.contains("李娜 Li Na"), "{second}");
+        assert!(!second.contains("王伟"), "{second}");
+        assert!(!second.contains(NOTE_MARK), "{second}");
+        click(&b, "form.logout button").await;
         arrive(&b, "/login").await;
-        b.goto(&desk.url("/cases")).await.unwrap();
-        arrive(&b, "/login").await;
+
+        // The lead logs in and sees the breached case on the board.
         login(&b, &desk, "zhou.lead", LEAD_PASSWORD).await;
         arrive(&b, "/cases").await;
         b.goto(&desk.url("/board")).await.unwrap();
@@ -498,7 +714,7 @@ fn an_engineer_and_the_lead_work_the_desk_in_chromium() {
             .await
             .unwrap();
         assert_eq!(row.attr("class").await.unwrap().as_deref(), Some("row-breached"));
-        assert!(row.text().await.unwrap().contains("breached"));
+        assert!(row.text().await.unwrap().contains("已超时"));
         // The board refreshes itself from /api/board (every 5 s here).
         b.execute("document.getElementById('board-rows').replaceChildren();", vec![])
             .await
@@ -518,7 +734,7 @@ fn an_engineer_and_the_lead_work_the_desk_in_chromium() {
         screenshot(&b, "sla-board.png").await;
         b.goto(&desk.url("/report?from=2023-11-01&to=2023-11-30")).await.unwrap();
         let report = body_text(&b).await;
-        assert!(report.contains("Per owner") && report.contains("Export CSV"), "{report}");
+        assert!(report.contains("按负责人") && report.contains("导出 CSV"), "{report}");
         b.find(Locator::Css("svg.chart")).await.unwrap();
         // A new password ends the account's sessions at once.
         desk.user_command(&["user", "passwd", "zhou.lead"], "another-lead-pass");
