@@ -60,11 +60,8 @@ fn is_han(c: char) -> bool {
 /// Every string of a JSON value in Traditional Chinese.
 pub fn value_to_traditional(value: &mut serde_json::Value) {
     match value {
-        serde_json::Value::String(s) => {
-            if s.chars().any(is_han) {
-                *s = to_traditional(s);
-            }
-        }
+        // `to_traditional` leaves text without Chinese as it is.
+        serde_json::Value::String(s) => *s = to_traditional(s),
         serde_json::Value::Array(items) => items.iter_mut().for_each(value_to_traditional),
         serde_json::Value::Object(map) => map.values_mut().for_each(value_to_traditional),
         _ => {}

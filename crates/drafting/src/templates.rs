@@ -258,7 +258,7 @@ impl Templates {
         let name = format!("{}/{}", context.lang, context.kind);
         let text = self
             .registry
-            .render(&name, &in_script(&context.lang, context))
+            .render(&name, &in_script(context.lang, context))
             .map_err(|e| RenderError {
                 template: format!("{name}.hbs"),
                 message: e.to_string(),

@@ -85,13 +85,13 @@ pub fn page(lang: UiLang, title: &str, desk: Option<&Desk>, body: Markup) -> Mar
 }
 
 pub fn error_page(lang: UiLang, status: StatusCode, message: &str) -> Markup {
-    let reason = status.canonical_reason().unwrap_or("");
+    let title = tr!(lang, "error-title", status = status.as_u16());
     page(
         lang,
-        &tr!(lang, "error-title", status = status.as_u16()),
+        &title,
         None,
         html! {
-            h1 { (status.as_u16()) " " (reason) }
+            h1 { (title) }
             p.error { (message) }
             p { a href="/cases" { (tr!(lang, "error-back")) } }
         },
