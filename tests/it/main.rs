@@ -23,6 +23,7 @@ mod operations;
 mod package;
 mod real_mail;
 mod rules;
+mod search;
 mod threads;
 
 use std::path::{Path, PathBuf};

@@ -11,4 +11,5 @@
 
 pub mod domain;
 pub mod mail;
+pub mod search;
 pub mod sla;

@@ -414,7 +414,8 @@ async fn finish_one(
 }
 
 /// Indexes the analysis's KBs and error codes for the case search (see
-/// `analysis_terms`), replacing what an earlier analysis of the mail found.
+/// `analysis_terms`) and its conclusion for the full-text search,
+/// replacing what an earlier analysis of the mail found.
 async fn replace_terms(
     tx: &mut sqlx::Transaction<'static, sqlx::Any>,
     message_row: i64,
@@ -440,5 +441,8 @@ async fn replace_terms(
             .execute(&mut **tx)
             .await?;
     }
-    Ok(())
+    // And the full-text search reads what the analysis concluded.
+    let parts = crate::search::analysis_parts(result.report.as_ref(), &result.error_codes);
+    let text = casebot_core::search::index_text(parts.iter().map(String::as_str));
+    crate::search::put_docs(tx, &[(crate::search::analysis_doc(message_row), text)]).await
 }

@@ -484,7 +484,7 @@ pub struct CaseListRow {
     pub pending_draft: Option<i64>,
 }
 
-fn like_pattern(text: &str) -> String {
+pub(crate) fn like_pattern(text: &str) -> String {
     let escaped = text
         .trim()
         .to_lowercase()

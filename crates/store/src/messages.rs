@@ -58,7 +58,7 @@ pub async fn lookup(
 }
 
 /// `SELECT … WHERE column IN (values)` in chunks under the parameter limit.
-async fn select_in<T, V>(
+pub(crate) async fn select_in<T, V>(
     conn: &mut AnyConnection,
     sql_before_list: &str,
     sql_after_list: &str,
@@ -364,6 +364,31 @@ async fn insert_messages(
     .into_iter()
     .collect();
     insert_parts(conn, batch, &message_rows, &raw_ids, now).await?;
+    // The search index follows filing in the same transaction.
+    let docs: Vec<(i64, String)> = batch
+        .new
+        .iter()
+        .filter_map(|n| {
+            let m = n.mail;
+            let row = *message_rows.get(&m.message_id)?;
+            let from = m.from.as_ref();
+            let parts = crate::search::mail_parts(
+                Some(&m.subject),
+                Some(&m.body.new_text),
+                Some(&m.body.quoted_text),
+                m.attachments.iter().filter_map(|a| a.filename.as_deref()),
+                [
+                    from.and_then(|f| f.name.as_deref()),
+                    from.and_then(|f| f.address.as_deref()),
+                ],
+            );
+            Some((
+                crate::search::mail_doc(row),
+                casebot_core::search::index_text(parts),
+            ))
+        })
+        .collect();
+    crate::search::put_docs(conn, &docs).await?;
     Ok(message_rows)
 }
 

@@ -246,6 +246,24 @@ report-p90 = p90 {$time}
 report-median = median {$time}
 report-met-pct = {$pct}% met
 
+## Full-text search
+nav-search = Search
+search-title = Search mail
+search-words = Words
+search-placeholder = 安装失败, 0x800f081f, KB5034441, a name …
+search-from = From
+search-to = To (included)
+search-submit = Search
+search-hint = Every word must occur in a mail, its attachment names or its log analysis; Chinese text matches any part of two or more characters.
+search-none = No mail matches.
+search-count = { $count ->
+    [one] {$count} case
+   *[other] {$count} cases
+}, best match first
+search-in-mail = mail
+search-in-analysis = log analysis
+search-matches = {$count} matches
+
 ## Stored words
 role-engineer = engineer
 role-lead = lead

@@ -234,6 +234,21 @@ report-p90 = p90 {$time}
 report-median = 中位数 {$time}
 report-met-pct = 达标 {$pct}%
 
+## 全文搜索
+nav-search = 搜索
+search-title = 搜索邮件
+search-words = 关键词
+search-placeholder = 安装失败、0x800f081f、KB5034441、姓名……
+search-from = 从
+search-to = 到（含）
+search-submit = 搜索
+search-hint = 每个关键词都必须出现在同一封邮件、其附件名或日志分析中；中文可匹配任意两个及以上连续的字。
+search-none = 没有匹配的邮件。
+search-count = 共 {$count} 个案例，最匹配的在前
+search-in-mail = 邮件
+search-in-analysis = 日志分析
+search-matches = {$count} 处匹配
+
 ## 存储的词
 role-engineer = 工程师
 role-lead = 组长

@@ -11,6 +11,7 @@ mod desk;
 mod drafts;
 mod operations;
 pub mod output;
+mod search;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -76,6 +77,9 @@ pub enum Command {
     },
     /// Show one case with its thread and event log.
     Show(ShowArgs),
+    /// Full-text search over every mail and analysis (Chinese substrings too),
+    /// best match first, one line per case.
+    Search(SearchArgs),
     /// Mail that could not be filed: list it or run it through again.
     #[command(subcommand)]
     Quarantine(QuarantineCommand),
@@ -173,6 +177,36 @@ pub struct CasesArgs {
     /// Only cases with this status.
     #[arg(long, value_parser = word::<CaseStatus>())]
     pub status: Option<CaseStatus>,
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct SearchArgs {
+    /// The words to find: every one must occur (Chinese: any part of the
+    /// text of two or more characters; other words also by their start).
+    #[arg(required = true)]
+    pub words: Vec<String>,
+    /// Only cases with this status.
+    #[arg(long, value_parser = word::<CaseStatus>())]
+    pub status: Option<CaseStatus>,
+    /// Only cases owned by this account (its name or address).
+    #[arg(long)]
+    pub owner: Option<String>,
+    #[arg(long)]
+    pub priority: Option<String>,
+    /// Part of the customer's name.
+    #[arg(long)]
+    pub customer: Option<String>,
+    /// Mails from this date or instant on (the desk's time zone).
+    #[arg(long, value_name = "DATE")]
+    pub since: Option<String>,
+    /// Mails before this date or instant.
+    #[arg(long, value_name = "DATE")]
+    pub before: Option<String>,
+    /// Cases shown at most.
+    #[arg(long, default_value_t = 20)]
+    pub limit: usize,
     #[arg(long)]
     pub json: bool,
 }
@@ -323,6 +357,7 @@ async fn dispatch(globals: &GlobalArgs, command: Command) -> Result<u8, Failure>
             Ok(0)
         }
         Command::Show(args) => show_cmd(&config, args).await,
+        Command::Search(args) => search::search_cmd(&config, args).await,
         Command::Quarantine(QuarantineCommand::List { all, json }) => {
             let store = open_store(&config).await?;
             let entries = store.quarantine_list(all).await?;

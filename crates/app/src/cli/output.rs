@@ -194,7 +194,7 @@ pub fn parsed_mail(m: &ParsedMail) {
     }
 }
 
-fn short(s: &str, max: usize) -> String {
+pub fn short(s: &str, max: usize) -> String {
     if s.chars().count() <= max {
         s.to_string()
     } else {

@@ -206,6 +206,7 @@ pub async fn run(
             stop_rx.clone(),
         )));
     }
+    tasks.push(tokio::spawn(index_backlog(store.clone(), stop_rx.clone())));
     tasks.push(tokio::spawn(send_forever(
         desk.outbox,
         desk.send_now,
@@ -290,6 +291,30 @@ async fn retention_forever(store: Store, days: u32, mut stop: watch::Receiver<bo
             }
         }
     }
+}
+
+/// Indexes for the full-text search the mails filed before the index
+/// existed, newest first, a batch at a time so filing never waits long for
+/// the store; new mail is indexed as it is filed. Every instance may do it:
+/// the cursor moves past what one indexed, and writing a document twice
+/// leaves one.
+async fn index_backlog(store: Store, stop: watch::Receiver<bool>) -> Result<()> {
+    let mut total = 0;
+    while !*stop.borrow() {
+        match store.index_backlog(500).await {
+            Ok(0) => break,
+            Ok(n) => total += n,
+            Err(e) => {
+                tracing::error!(error = %format!("{e:#}"), "search index backlog failed; the search misses older mail until a restart");
+                return Ok(());
+            }
+        }
+        tokio::task::yield_now().await;
+    }
+    if total > 0 {
+        tracing::info!(mails = total, "search index: older mails indexed");
+    }
+    Ok(())
 }
 
 /// How often the drafting stage looks for cases due for the archive notice.

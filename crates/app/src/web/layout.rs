@@ -54,6 +54,7 @@ pub fn page(lang: UiLang, title: &str, desk: Option<&Desk>, body: Markup) -> Mar
                         nav {
                             a href="/cases" { (tr!(lang, "nav-cases")) }
                             a href="/cases?mine=1" { (tr!(lang, "nav-mine")) }
+                            a href="/search" { (tr!(lang, "nav-search")) }
                             a href="/board" { (tr!(lang, "nav-board")) }
                             @if desk.is_lead() {
                                 a href="/report" { (tr!(lang, "nav-report")) }

@@ -21,6 +21,7 @@ pub mod files;
 pub mod i18n;
 pub mod layout;
 pub mod metrics;
+pub mod search;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -182,6 +183,8 @@ pub fn router(state: AppState) -> Router {
         .route("/api/cases/{key}", get(api::case))
         .route("/api/sla", get(api::sla))
         .route("/api/board", get(api::board))
+        .route("/search", get(search::page_handler))
+        .route("/api/search", get(search::api))
         .route("/api/report", get(api::report))
         .route("/api/drafts/{id}", get(api::draft))
         .route("/api/drafts/{id}/snippets", get(api::snippets))
