@@ -29,6 +29,7 @@ const LEAD_PASSWORD: &str = "lead-pass-2026";
 const XSS_CASE: &str = "CAS-20001-XSS0A1";
 const OPEN_CASE: &str = "CAS-10003-SC5K8P";
 const LOG_CASE: &str = "CAS-20002-LOG0A1";
+const BIG_CASE: &str = "CAS-20003-BIG0A1";
 /// Written in a note: it must never reach a sent mail.
 const NOTE_MARK: &str = "NOTE-ONLY-7f3a";
 
@@ -88,6 +89,16 @@ board_refresh_secs = 5
             std::fs::write(&path, mail).unwrap();
             desk.ok(&["import", path.to_str().unwrap()]);
         }
+        // A mail over a small size limit waits in the quarantine, for the
+        // lead to replay on the desk (the daemon has the default limit).
+        let big = desk.dir.path().join("big.eml");
+        std::fs::write(&big, big_mail()).unwrap();
+        std::fs::write(
+            desk.dir.path().join("small.toml"),
+            "[ingest]\nmax_message_bytes = 1000\n",
+        )
+        .unwrap();
+        desk.ok(&["--config", "small.toml", "import", big.to_str().unwrap()]);
         let engineer = [
             "--display-name",
             "王伟 Wang Wei",
@@ -220,6 +231,16 @@ fn log_mail() -> Vec<u8> {
         )
         .unwrap()
         .formatted()
+}
+
+/// A customer mail of a new case, a few KiB long.
+fn big_mail() -> String {
+    format!(
+        "From: Zhou Min <zhou.min@example.cn>\r\nTo: support@example.com\r\n\
+         Subject: [案例号: {BIG_CASE} ] % |P3|EXAMPLE-BANK|补丁安装失败 %\r\n\
+         Message-ID: <big-1@mail.example.cn>\r\nDate: Mon, 4 Mar 2024 09:00:00 +0800\r\n\r\n{}\r\n",
+        "日志见附件。".repeat(400)
+    )
 }
 
 /// chromedriver on a free port, killed on drop.
@@ -732,6 +753,16 @@ fn an_engineer_and_the_lead_work_the_desk_in_chromium() {
             tokio::time::sleep(Duration::from_millis(250)).await;
         }
         screenshot(&b, "sla-board.png").await;
+        // The quarantine: the lead replays the waiting mail on the desk.
+        b.goto(&desk.url("/admin/quarantine")).await.unwrap();
+        let quarantine = wait_text(&b, "隔离区").await;
+        assert!(quarantine.contains("max_message_bytes"), "{quarantine}");
+        click(&b, "#quarantine a").await;
+        wait_text(&b, BIG_CASE).await;
+        screenshot(&b, "quarantine.png").await;
+        click(&b, "form input[value=replay] + button").await;
+        wait_text(&b, "已通过重新处理归档").await;
+        assert_eq!(desk.json(&["show", BIG_CASE, "--json"])["case_id"], BIG_CASE);
         b.goto(&desk.url("/report?from=2023-11-01&to=2023-11-30")).await.unwrap();
         let report = body_text(&b).await;
         assert!(report.contains("按负责人") && report.contains("导出 CSV"), "{report}");

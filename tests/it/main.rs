@@ -5,6 +5,7 @@
 //! `casebot` binary.
 
 mod abuse;
+mod admin;
 mod analysis;
 mod analyze_cli;
 mod browser;

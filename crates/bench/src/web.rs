@@ -79,6 +79,18 @@ fn pages(keys: &[String]) -> Vec<(&'static str, PathOf)> {
                 )
             }),
         ),
+        (
+            "search, Chinese phrase",
+            Box::new(|_| "/search?q=%E9%97%AE%E9%A2%98%E4%BE%9D%E6%97%A7".to_string()),
+        ),
+        (
+            "search, KB number",
+            Box::new(|i| format!("/search?q=KB{}", 5_022_000 + i % 900)),
+        ),
+        (
+            "search, Chinese + error code (most mails)",
+            Box::new(|_| "/search?q=%E5%AE%89%E8%A3%85%E5%A4%B1%E8%B4%A5+0x800f0985".to_string()),
+        ),
         ("SLA board", Box::new(|_| "/board".to_string())),
         (
             "API: SLA board JSON",

@@ -59,6 +59,8 @@ struct Row {
     created_at: i64,
     attempts: i64,
     released_at: Option<i64>,
+    discarded_by: Option<String>,
+    discard_reason: Option<String>,
 }
 
 /// A quarantined mail, as listed.
@@ -72,16 +74,20 @@ pub struct QuarantineEntry {
     pub created_at: String,
     pub attempts: i64,
     pub released_at: Option<String>,
+    /// Set when a person decided not to file it (the bytes stay).
+    pub discarded_by: Option<String>,
+    pub discard_reason: Option<String>,
 }
 
 impl Store {
     /// Quarantined mails, oldest first; `all` includes released ones.
     pub async fn quarantine_list(&self, all: bool) -> Result<Vec<QuarantineEntry>> {
         let sql = if all {
-            "SELECT id, sha256, size, source, reason, created_at, attempts, released_at FROM quarantine ORDER BY id"
+            "SELECT id, sha256, size, source, reason, created_at, attempts, released_at, \
+             discarded_by, discard_reason FROM quarantine ORDER BY id"
         } else {
-            "SELECT id, sha256, size, source, reason, created_at, attempts, released_at FROM quarantine \
-             WHERE released_at IS NULL ORDER BY id"
+            "SELECT id, sha256, size, source, reason, created_at, attempts, released_at, \
+             discarded_by, discard_reason FROM quarantine WHERE released_at IS NULL ORDER BY id"
         };
         let rows: Vec<Row> = sqlx::query_as(sql).fetch_all(self.pool()).await?;
         Ok(rows
@@ -95,8 +101,63 @@ impl Store {
                 created_at: ts_to_rfc3339(r.created_at),
                 attempts: r.attempts,
                 released_at: r.released_at.map(ts_to_rfc3339),
+                discarded_by: r.discarded_by,
+                discard_reason: r.discard_reason,
             })
             .collect())
+    }
+
+    /// Takes a quarantined mail off the waiting list without filing it,
+    /// saying who and why; its bytes stay. False when there is no such
+    /// entry waiting.
+    pub async fn quarantine_discard(&self, id: i64, by: &str, reason: &str) -> Result<bool> {
+        let (by, reason) = (by.trim(), reason.trim());
+        if by.is_empty() || reason.is_empty() {
+            anyhow::bail!("say who discards quarantine entry {id} and why");
+        }
+        let mut tx = self.begin_write().await?;
+        let done = sqlx::query(
+            "UPDATE quarantine SET released_at = $2, discarded_by = $3, discard_reason = $4 \
+             WHERE id = $1 AND released_at IS NULL",
+        )
+        .bind(id)
+        .bind(now_ts())
+        .bind(by)
+        .bind(reason)
+        .execute(&mut *tx)
+        .await?;
+        if done.rows_affected() == 0 {
+            return Ok(false);
+        }
+        crate::events::event(
+            &mut tx,
+            None,
+            None,
+            "quarantine_discarded",
+            serde_json::json!({"quarantine": id, "by": by, "reason": reason}),
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    /// The header block of a quarantined mail's kept bytes (at most
+    /// `max` bytes of it), as text for a person to read.
+    pub async fn quarantined_headers(&self, id: i64, max: usize) -> Result<Option<String>> {
+        let bytes: Option<Vec<u8>> =
+            sqlx::query_scalar("SELECT bytes FROM quarantine WHERE id = $1")
+                .bind(id)
+                .fetch_optional(self.pool())
+                .await?;
+        Ok(bytes.map(|b| {
+            let head = &b[..b.len().min(max)];
+            let end = head
+                .windows(4)
+                .position(|w| w == b"\r\n\r\n")
+                .or_else(|| head.windows(2).position(|w| w == b"\n\n"))
+                .unwrap_or(head.len());
+            String::from_utf8_lossy(&head[..end]).into_owned()
+        }))
     }
 
     /// Records a mail whose bytes could not be had (an IMAP UID the server

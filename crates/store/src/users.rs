@@ -141,6 +141,17 @@ impl Store {
         self.user(name).await
     }
 
+    /// Changes what an account may do; false when there is no such account.
+    pub async fn set_role(&self, name: &str, role: Role) -> Result<bool> {
+        let changed = sqlx::query("UPDATE users SET role = $2, updated_at = $3 WHERE name = $1")
+            .bind(name)
+            .bind(role.as_str())
+            .bind(now_ts())
+            .execute(self.pool())
+            .await?;
+        Ok(changed.rows_affected() > 0)
+    }
+
     /// Sets the language a person reads the desk in (`None`: the desk's);
     /// false when there is no such account.
     pub async fn set_language(&self, name: &str, language: Option<&str>) -> Result<bool> {

@@ -264,6 +264,71 @@ search-in-mail = mail
 search-in-analysis = log analysis
 search-matches = {$count} matches
 
+## Administration (the team lead)
+nav-admin = Admin
+admin-users = Accounts
+admin-quarantine = Quarantine
+admin-knowledge = Knowledge
+admin-mailboxes = Mailboxes
+admin-display-name = Display name
+admin-email = E-mail
+admin-role = Role
+admin-language = Language
+admin-state = State
+admin-password = Password
+admin-change = Change
+admin-desk-default = desk default
+admin-disabled = disabled
+admin-enabled = active
+admin-enable = Enable
+admin-disable = Disable
+admin-new-password = new password
+admin-set = Set
+admin-add-account = Add an account
+admin-add = Add
+admin-quarantine-hint = Mail that could not be filed, with the reason. Replay it after a fix, or discard it with a reason; its bytes are kept either way.
+admin-quarantine-empty = Nothing waits in the quarantine.
+admin-quarantine-decided = Decided lately
+admin-quarantine-entry = Quarantined mail {$id}
+admin-reason = Reason
+admin-source = Found in
+admin-size = Bytes
+admin-since = Since
+admin-attempts = { $count ->
+    [one] {$count} attempt
+   *[other] {$count} attempts
+}
+admin-headers = Headers (as received)
+admin-replay = Replay through the pipeline
+admin-discard-reason = Reason for discarding
+admin-discard = Discard
+admin-discarded-by = discarded by {$by}: {$reason}
+admin-filed = filed by a replay
+admin-edited-by = edited by {$by}
+admin-class = Class
+admin-problem = Problem
+admin-resolution = Resolution
+admin-no-mailbox = No IMAP mailbox is watched (the Maildir has no connection state).
+admin-mailbox = Mailbox
+admin-folder = Folder
+admin-last-uid = Last UID
+admin-last-error = Last error
+error-account-name = an account name is 1 to 64 printable characters
+error-no-role = no role {$role}
+error-password-short = a password needs at least 10 characters
+error-account-exists = an account named {$name} already exists
+error-disable-self = you cannot disable your own account
+error-no-action = no action {$action}
+error-no-quarantine = quarantine entry {$id} does not exist or was already decided
+error-discard-reason = say why the mail is discarded
+error-no-knowledge = no knowledge entry {$id}
+mailbox-state-connecting = connecting
+mailbox-state-catching-up = catching up
+mailbox-state-idle = idle
+mailbox-state-polling = polling
+mailbox-state-reconnecting = reconnecting
+mailbox-state-stopped = stopped
+
 ## Stored words
 role-engineer = engineer
 role-lead = lead

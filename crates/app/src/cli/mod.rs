@@ -242,6 +242,19 @@ pub enum QuarantineCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Decide not to file a quarantined mail (spam, a test): it leaves the
+    /// list, its bytes stay, who and why are recorded.
+    Discard {
+        id: i64,
+        /// Why it is not filed.
+        #[arg(long)]
+        reason: String,
+        /// Who decides (a desk account's name).
+        #[arg(long = "as", value_name = "NAME")]
+        by: String,
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 /// A word of the domain an option takes (`--status waiting_on_us`).
@@ -370,6 +383,33 @@ async fn dispatch(globals: &GlobalArgs, command: Command) -> Result<u8, Failure>
         }
         Command::Quarantine(QuarantineCommand::Replay { ids, json }) => {
             replay_cmd(config, ids, json).await
+        }
+        Command::Quarantine(QuarantineCommand::Discard {
+            id,
+            reason,
+            by,
+            json,
+        }) => {
+            let store = open_store(&config).await?;
+            if reason.trim().is_empty() || by.trim().is_empty() {
+                return Err(fail(
+                    2,
+                    anyhow::anyhow!("say who discards it (--as) and why (--reason)"),
+                ));
+            }
+            if !store.quarantine_discard(id, &by, &reason).await? {
+                return Err(fail(
+                    3,
+                    anyhow::anyhow!("quarantine entry {id} does not exist or was already released"),
+                ));
+            }
+            if json {
+                output::json(
+                    &json!({"id": id, "discarded_by": by.trim(), "reason": reason.trim()}),
+                )?;
+            }
+            eprintln!("quarantine entry {id} discarded");
+            Ok(0)
         }
         Command::Analyze(args) => analyze_cmd(&config, args).await,
         Command::Rules(RulesCommand::Check { json }) => rules_check_cmd(&config, json),

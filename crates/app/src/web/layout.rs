@@ -58,6 +58,7 @@ pub fn page(lang: UiLang, title: &str, desk: Option<&Desk>, body: Markup) -> Mar
                             a href="/board" { (tr!(lang, "nav-board")) }
                             @if desk.is_lead() {
                                 a href="/report" { (tr!(lang, "nav-report")) }
+                                a href="/admin/users" { (tr!(lang, "nav-admin")) }
                             }
                         }
                         form.language method="post" action="/account/language" {

@@ -12,6 +12,7 @@
 //! [`crate::stages::drafting::Drafter`] as the CLI (the gate has one door),
 //! the same call as `casebot approve`, and wakes the daemon's sender.
 
+pub mod admin;
 pub mod api;
 pub mod auth;
 pub mod board;
@@ -184,6 +185,17 @@ pub fn router(state: AppState) -> Router {
         .route("/api/sla", get(api::sla))
         .route("/api/board", get(api::board))
         .route("/search", get(search::page_handler))
+        .route("/admin", get(admin::index))
+        .route("/admin/users", get(admin::users).post(admin::add_user))
+        .route("/admin/users/{name}", post(admin::change_user))
+        .route("/admin/quarantine", get(admin::quarantine))
+        .route(
+            "/admin/quarantine/{id}",
+            get(admin::quarantine_entry).post(admin::quarantine_action),
+        )
+        .route("/admin/knowledge", get(admin::knowledge))
+        .route("/admin/knowledge/{id}", post(admin::edit_knowledge))
+        .route("/admin/mailboxes", get(admin::mailboxes))
         .route("/api/search", get(search::api))
         .route("/api/report", get(api::report))
         .route("/api/drafts/{id}", get(api::draft))
