@@ -12,6 +12,7 @@ mod browser;
 mod cli;
 mod corpus;
 mod desk_files;
+mod doctor;
 mod drafting;
 mod faults;
 mod fixtures;

@@ -284,6 +284,9 @@ pub struct SmtpConfig {
     pub timeout_secs: u64,
     /// EHLO name; empty: the `from` address's domain.
     pub hello_name: String,
+    /// A PEM file with extra CA certificates to trust (a relay with a
+    /// company CA), relative to the config file.
+    pub ca_file: Option<PathBuf>,
 }
 
 impl Default for SmtpConfig {
@@ -296,6 +299,7 @@ impl Default for SmtpConfig {
             password_env: "CASEBOT_SMTP_PASSWORD".into(),
             timeout_secs: 60,
             hello_name: String::new(),
+            ca_file: None,
         }
     }
 }
@@ -359,6 +363,10 @@ impl Config {
             .map(Path::to_path_buf)
             .unwrap_or_else(|| PathBuf::from("."));
         config.validate(path)?;
+        // The sender sees only its own section: its CA file is made whole here.
+        if let Some(ca) = config.outbox.smtp.ca_file.take() {
+            config.outbox.smtp.ca_file = Some(config.resolve(&ca));
+        }
         // The desk's own replies come back (a copy filed when sent, Cc, the
         // Sent folder): they are the desk's, never the customer's.
         let from = config.outbox.from.to_lowercase();

@@ -8,6 +8,7 @@
 //! finished but some mails could not be read.
 
 mod desk;
+mod doctor;
 mod drafts;
 mod operations;
 pub mod output;
@@ -72,6 +73,13 @@ pub enum Command {
     /// The `casebot serve` processes on this store: alive or not, and the
     /// leases each holds (which mailbox folders it watches, whether it drafts).
     Instances {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Check that everything casebot needs is in place: config, store, rules,
+    /// templates, every mailbox, SMTP (nothing is sent), portal, downloads,
+    /// the web address. Exit status 0 only when every check passes.
+    Doctor {
         #[arg(long)]
         json: bool,
     },
@@ -371,6 +379,7 @@ async fn dispatch(globals: &GlobalArgs, command: Command) -> Result<u8, Failure>
         }
         Command::Show(args) => show_cmd(&config, args).await,
         Command::Search(args) => search::search_cmd(&config, args).await,
+        Command::Doctor { json } => doctor::doctor(&config, json).await,
         Command::Quarantine(QuarantineCommand::List { all, json }) => {
             let store = open_store(&config).await?;
             let entries = store.quarantine_list(all).await?;

@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use lettre::address::Envelope;
 use lettre::transport::smtp::authentication::{Credentials, Mechanism};
-use lettre::transport::smtp::client::{AsyncSmtpConnection, TlsParameters};
+use lettre::transport::smtp::client::{AsyncSmtpConnection, Certificate, TlsParameters};
 use lettre::transport::smtp::commands::{Data, Mail, Rcpt};
 use lettre::transport::smtp::extension::{ClientId, Extension, MailBodyParameter, MailParameter};
 
@@ -79,8 +79,25 @@ impl Transaction<'_> {
         }
     }
 
+    /// The server's name checked against the web's roots, plus the CAs of
+    /// `ca_file` when one is set.
     fn tls(&self) -> Result<TlsParameters, SmtpFailure> {
-        TlsParameters::new(self.cfg.host.clone())
+        let mut builder = TlsParameters::builder(self.cfg.host.clone());
+        if let Some(path) = &self.cfg.ca_file {
+            let pem = std::fs::read(path).map_err(|e| {
+                self.not_delivered(
+                    &format!("reading the CA file {}", path.display()),
+                    &e,
+                    false,
+                )
+            })?;
+            let cert = Certificate::from_pem(&pem).map_err(|e| {
+                self.not_delivered(&format!("the CA file {}", path.display()), &e, false)
+            })?;
+            builder = builder.add_root_certificate(cert);
+        }
+        builder
+            .build_rustls()
             .map_err(|e| self.not_delivered("TLS setup", &e, false))
     }
 
@@ -132,6 +149,34 @@ impl Transaction<'_> {
         }
         Ok(conn)
     }
+}
+
+/// Connects, upgrades to TLS, says EHLO and logs in exactly as a send
+/// does, then quits without sending anything: what `casebot doctor`
+/// checks. Returns what was found.
+pub async fn probe(cfg: &SmtpConfig, hello: &str) -> Result<String, SmtpFailure> {
+    let t = Transaction {
+        cfg,
+        server: format!("{}:{}", cfg.host, cfg.port),
+        timeout: Duration::from_secs(cfg.timeout_secs.clamp(1, 30)),
+    };
+    let mut conn = t.open(hello).await?;
+    let found = format!(
+        "{}: connected{}, EHLO {hello}{}; nothing sent",
+        t.server,
+        if conn.is_encrypted() {
+            " with TLS, certificate verified"
+        } else {
+            " without TLS"
+        },
+        if credentials(cfg).is_some() {
+            ", logged in"
+        } else {
+            ", no login configured"
+        },
+    );
+    let _ = conn.quit().await;
+    Ok(found)
 }
 
 /// Sends `bytes` to the envelope's recipients. Returns the server's answer
