@@ -24,6 +24,7 @@ mod mailstack;
 mod operations;
 mod package;
 mod real_mail;
+mod regroup;
 mod rules;
 mod search;
 mod threads;

@@ -251,15 +251,40 @@ impl Store {
     /// All cases, most recently active first.
     pub async fn list_cases(&self) -> Result<Vec<CaseSummary>> {
         let rows: Vec<CaseRow> = sqlx::query_as(&format!(
-            "SELECT {CASE_COLUMNS} FROM cases ORDER BY last_message_at DESC, id DESC"
+            "SELECT {CASE_COLUMNS} FROM cases WHERE message_count > 0 ORDER BY last_message_at DESC, id DESC"
         ))
         .fetch_all(self.pool())
         .await?;
         Ok(rows.into_iter().map(CaseSummary::from).collect())
     }
 
-    /// Finds a case by key (a case number in any letter case, or `T-…`) or row id.
+    /// Finds a case by key (a case number in any letter case, or `T-…`) or
+    /// row id; a case merged into another finds that one.
     pub async fn find_case(&self, key: &str) -> Result<Option<CaseSummary>> {
+        let Some(found) = self.find_case_as_is(key).await? else {
+            return Ok(None);
+        };
+        let mut case = found;
+        for _ in 0..16 {
+            let into: Option<i64> =
+                sqlx::query_scalar("SELECT merged_into FROM cases WHERE id = $1")
+                    .bind(case.id)
+                    .fetch_optional(self.pool())
+                    .await?
+                    .flatten();
+            match into {
+                Some(row) => match self.case_by_row(row).await? {
+                    Some(next) => case = next,
+                    None => break,
+                },
+                None => break,
+            }
+        }
+        Ok(Some(case))
+    }
+
+    /// A case by key or row, merged or not.
+    async fn find_case_as_is(&self, key: &str) -> Result<Option<CaseSummary>> {
         let key = key.trim();
         let sql = format!("SELECT {CASE_COLUMNS} FROM cases WHERE key = $1");
         for candidate in [key.to_string(), key.to_uppercase()] {
@@ -577,11 +602,9 @@ impl Store {
                 }
             }
         }
-        let filter = if conditions.is_empty() {
-            String::new()
-        } else {
-            format!("WHERE {}", conditions.join(" AND "))
-        };
+        // A case merged away or emptied by a move holds no mail: not listed.
+        conditions.push("c.message_count > 0".into());
+        let filter = format!("WHERE {}", conditions.join(" AND "));
         let count_from = format!("FROM cases c {filter}");
         let count_sql = format!("SELECT COUNT(*) {count_from}");
         let mut count = sqlx::query_scalar::<_, i64>(&count_sql);

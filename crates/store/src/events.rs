@@ -8,12 +8,12 @@ use sqlx::AnyConnection;
 use super::{Store, now_ts};
 
 /// Event kinds that can change what a case calls for.
-pub(crate) const DRAFTING_TRIGGERS: &str =
-    "'message_filed', 'status_changed', 'analysis_finished', 'thread_adopted', 'case_opened'";
+pub(crate) const DRAFTING_TRIGGERS: &str = "'message_filed', 'status_changed', 'analysis_finished', \
+     'thread_adopted', 'case_opened', 'messages_moved'";
 
 /// Event kinds after which a case's SLA must be evaluated again.
-pub const SLA_TRIGGERS: &str =
-    "'message_filed', 'status_changed', 'thread_adopted', 'case_opened', 'owner_assigned'";
+pub const SLA_TRIGGERS: &str = "'message_filed', 'status_changed', 'thread_adopted', 'case_opened', \
+     'owner_assigned', 'messages_moved'";
 
 /// Appends an event to the audit trail.
 pub async fn event(
@@ -23,17 +23,30 @@ pub async fn event(
     kind: &str,
     detail: serde_json::Value,
 ) -> Result<()> {
-    sqlx::query(
-        "INSERT INTO events (case_id, message_id, kind, detail, at) VALUES ($1, $2, $3, $4, $5)",
+    event_id(conn, case_row, message_row, kind, detail)
+        .await
+        .map(|_| ())
+}
+
+/// Appends an event to the audit trail; returns its id.
+pub async fn event_id(
+    conn: &mut AnyConnection,
+    case_row: Option<i64>,
+    message_row: Option<i64>,
+    kind: &str,
+    detail: serde_json::Value,
+) -> Result<i64> {
+    Ok(sqlx::query_scalar(
+        "INSERT INTO events (case_id, message_id, kind, detail, at) VALUES ($1, $2, $3, $4, $5) \
+         RETURNING id",
     )
     .bind(case_row)
     .bind(message_row)
     .bind(kind)
     .bind(detail.to_string())
     .bind(now_ts())
-    .execute(&mut *conn)
-    .await?;
-    Ok(())
+    .fetch_one(&mut *conn)
+    .await?)
 }
 
 impl Store {

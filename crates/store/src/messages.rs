@@ -295,6 +295,55 @@ pub async fn apply(
     index_cases(conn, &indexed).await
 }
 
+/// Mail naming a case that was merged into another is filed in that one
+/// (see `regroup.rs`): the batch's decisions and outcomes are rewritten to
+/// the case each merge leads to.
+pub async fn follow_merges(conn: &mut AnyConnection, batch: &mut BatchPlan<'_>) -> Result<()> {
+    let mut keys: Vec<String> = batch
+        .new
+        .iter()
+        .map(|n| n.decision.case_key.clone())
+        .collect();
+    keys.sort_unstable();
+    keys.dedup();
+    let mut redirect: HashMap<String, String> = HashMap::new();
+    // A merge into a case that was merged in turn: follow, boundedly.
+    for _ in 0..16 {
+        let pairs: Vec<(String, String)> = select_in(
+            conn,
+            "SELECT m.key, t.key FROM cases m JOIN cases t ON t.id = m.merged_into WHERE m.key IN",
+            "",
+            &keys,
+        )
+        .await?;
+        if pairs.is_empty() {
+            break;
+        }
+        keys = pairs.iter().map(|(_, to)| to.clone()).collect();
+        for (from, to) in pairs {
+            for target in redirect.values_mut().filter(|t| **t == from) {
+                target.clone_from(&to);
+            }
+            redirect.entry(from).or_insert(to);
+        }
+    }
+    if redirect.is_empty() {
+        return Ok(());
+    }
+    for n in &mut batch.new {
+        if let Some(to) = redirect.get(&n.decision.case_key) {
+            n.decision.case_id = (!to.starts_with("T-")).then(|| to.clone());
+            n.decision.case_key.clone_from(to);
+        }
+    }
+    for o in &mut batch.outcomes {
+        if let Some(to) = o.case_key.as_ref().and_then(|k| redirect.get(k)) {
+            o.case_key = Some(to.clone());
+        }
+    }
+    Ok(())
+}
+
 /// Raw bytes, then messages, then what hangs off each message. Returns each
 /// new message's row by its Message-ID.
 async fn insert_messages(

@@ -329,6 +329,22 @@ mailbox-state-polling = polling
 mailbox-state-reconnecting = reconnecting
 mailbox-state-stopped = stopped
 
+## Fixing misfiled mail
+regroup-title = Move or split
+regroup-move-to = To case
+regroup-new-case = a new case
+regroup-reason = Reason
+regroup-move = Move this mail
+regroup-split = Split from here
+regroup-merge-into = Merge into
+regroup-merge = Merge
+regroup-undo = Undo
+error-regroup = {$why}
+error-regroup-reason = say why: it is kept in both cases' audit trails
+error-regroup-target = name the case the mail belongs to, or tick “a new case”
+event-messages-moved = mail moved
+event-move-undone = move undone
+
 ## Stored words
 role-engineer = engineer
 role-lead = lead

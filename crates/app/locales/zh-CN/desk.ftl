@@ -311,6 +311,22 @@ mailbox-state-polling = 轮询
 mailbox-state-reconnecting = 重新连接中
 mailbox-state-stopped = 已停止
 
+## 整理误归档的邮件
+regroup-title = 移动或拆分
+regroup-move-to = 移到案例
+regroup-new-case = 新案例
+regroup-reason = 原因
+regroup-move = 移动此邮件
+regroup-split = 从此处拆分
+regroup-merge-into = 合并到
+regroup-merge = 合并
+regroup-undo = 撤销
+error-regroup = {$why}
+error-regroup-reason = 请说明原因：它会记录在两个案例的审计记录中
+error-regroup-target = 请填写邮件所属的案例，或勾选“新案例”
+event-messages-moved = 邮件已移动
+event-move-undone = 撤销移动
+
 ## 存储的词
 role-engineer = 工程师
 role-lead = 组长

@@ -12,6 +12,7 @@ mod doctor;
 mod drafts;
 mod operations;
 pub mod output;
+mod regroup;
 mod search;
 
 use std::path::PathBuf;
@@ -83,6 +84,14 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Move mails to another case, or to a new one (--new).
+    Move(regroup::MoveArgs),
+    /// Split a case: a mail and every later one move to a new case.
+    Split(regroup::SplitArgs),
+    /// Merge a case into another: its mails move, its key finds the other.
+    Merge(regroup::MergeArgs),
+    /// Undo a move, split or merge, by the event it printed.
+    Undo(regroup::UndoArgs),
     /// Show one case with its thread and event log.
     Show(ShowArgs),
     /// Full-text search over every mail and analysis (Chinese substrings too),
@@ -380,6 +389,10 @@ async fn dispatch(globals: &GlobalArgs, command: Command) -> Result<u8, Failure>
         Command::Show(args) => show_cmd(&config, args).await,
         Command::Search(args) => search::search_cmd(&config, args).await,
         Command::Doctor { json } => doctor::doctor(&config, json).await,
+        Command::Move(args) => regroup::move_cmd(&config, args).await,
+        Command::Split(args) => regroup::split_cmd(&config, args).await,
+        Command::Merge(args) => regroup::merge_cmd(&config, args).await,
+        Command::Undo(args) => regroup::undo_cmd(&config, args).await,
         Command::Quarantine(QuarantineCommand::List { all, json }) => {
             let store = open_store(&config).await?;
             let entries = store.quarantine_list(all).await?;

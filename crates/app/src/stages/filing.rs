@@ -336,7 +336,8 @@ async fn file_all(conn: &mut AnyConnection, items: &[Prepared]) -> Result<Vec<Re
         .collect();
     let (shas, ids) = filing::lookups(&incoming);
     let stored = messages::lookup(conn, &shas, &ids).await?;
-    let batch = filing::plan_batch(&incoming, &stored);
+    let mut batch = filing::plan_batch(&incoming, &stored);
+    messages::follow_merges(conn, &mut batch).await?;
     let state = messages::filing_state(conn, &batch.new).await?;
     let cases = filing::plan_cases(&batch.new, &state);
     messages::apply(conn, &batch, &cases).await?;

@@ -519,7 +519,7 @@ pub async fn case_page(
                     h2 { (tr!(lang, "case-thread")) }
                     (thread_pager(lang, &key, &v["thread"]))
                     @for m in v["messages"].as_array().into_iter().flatten() {
-                        (thread_mail(lang, &key, m, &when))
+                        (thread_mail(lang, &key, m, &when, desk.csrf()))
                     }
                     (thread_pager(lang, &key, &v["thread"]))
                 }
@@ -547,6 +547,12 @@ pub async fn case_page(
                             }
                         }
                         button type="submit" { (tr!(lang, "case-assign")) }
+                    }
+                    form.filters method="post" action={(case_url) "/merge"} {
+                        input type="hidden" name="csrf" value=(desk.csrf());
+                        label { (tr!(lang, "regroup-merge-into")) input type="text" name="into" required size="20" placeholder="CAS-…"; }
+                        label { (tr!(lang, "regroup-reason")) input type="text" name="reason" required size="24"; }
+                        button type="submit" { (tr!(lang, "regroup-merge")) }
                     }
                     h2 id="notes" { (tr!(lang, "notes-title")) }
                     p.muted { (tr!(lang, "notes-hint")) }
@@ -595,7 +601,7 @@ pub async fn case_page(
                             p { (text(&s["resolution"])) }
                         }
                     }
-                    h2 { (tr!(lang, "case-events")) }
+                    h2 id="events" { (tr!(lang, "case-events")) }
                     @let shown = v["events"].as_array().map_or(0, |e| e.len());
                     @let total = v["thread"]["events_total"].as_u64().unwrap_or(0);
                     @if total > shown as u64 {
@@ -603,7 +609,20 @@ pub async fn case_page(
                     }
                     details { summary { (tr!(lang, "case-audit-trail")) }
                         table { @for e in v["events"].as_array().into_iter().flatten() {
-                            tr { td { (when(&e["at"])) } td { (lang.word("event", text(&e["kind"]))) } td { small { (e["detail"].to_string()) } } }
+                            tr {
+                                td { (when(&e["at"])) } td { (lang.word("event", text(&e["kind"]))) } td { small { (e["detail"].to_string()) } }
+                                td {
+                                    @if text(&e["kind"]) == "messages_moved" && e["detail"]["operation"] != "undo" {
+                                        @if let Some(id) = e["detail"]["event"].as_i64() {
+                                            form.inline method="post" action={"/events/" (id) "/undo"} {
+                                                input type="hidden" name="csrf" value=(desk.csrf());
+                                                input type="text" name="reason" required size="14" placeholder=(tr!(lang, "regroup-reason"));
+                                                button type="submit" { (tr!(lang, "regroup-undo")) }
+                                            }
+                                        }
+                                    }
+                                }
+                            }
                         } }
                     }
                 }
@@ -619,6 +638,7 @@ fn thread_mail(
     key: &str,
     m: &serde_json::Value,
     when: &dyn Fn(&serde_json::Value) -> String,
+    csrf: &str,
 ) -> Markup {
     let mail_url = format!("/cases/{}/mails/{}", layout::url_encode(key), m["id"]);
     html! {
@@ -632,6 +652,7 @@ fn thread_mail(
                 @if let Some(signal) = m["signal"].as_str() { span.badge.on_track { (lang.word("signal", signal)) } }
                 span { a href={(mail_url) "/raw"} { (tr!(lang, "mail-raw")) } }
             }
+            (regroup_forms(lang, key, m["id"].as_i64().unwrap_or(0), csrf))
             div.subject { (text(&m["subject"])) }
             @if let Some(bounce) = m["bounce"].as_object() {
                 @let returned = bounce.get("returned_subject").and_then(|s| s.as_str()).map(str::to_string).unwrap_or_else(|| tr!(lang, "bounce-earlier-mail"));
@@ -664,6 +685,26 @@ fn thread_mail(
                 p.muted { (tr!(lang, "mail-links"))
                     @for l in &links { br; code { (text(&l["url"])) } " (" (text(&l["kind"])) ")" }
                 }
+            }
+        }
+    }
+}
+
+/// Moving one mail (to a case or a new one) and splitting the case at it,
+/// folded away until asked for.
+fn regroup_forms(lang: UiLang, key: &str, mail: i64, csrf: &str) -> Markup {
+    let action = format!("/cases/{}/move", layout::url_encode(key));
+    html! {
+        details.regroup {
+            summary { (tr!(lang, "regroup-title")) }
+            form.filters method="post" action=(action) {
+                input type="hidden" name="csrf" value=(csrf);
+                input type="hidden" name="mail" value=(mail);
+                label { (tr!(lang, "regroup-move-to")) input type="text" name="to" size="20" placeholder="CAS-…"; }
+                label { span { input type="checkbox" name="new" value="1"; " " (tr!(lang, "regroup-new-case")) } }
+                label { (tr!(lang, "regroup-reason")) input type="text" name="reason" required size="30"; }
+                button type="submit" name="action" value="move" { (tr!(lang, "regroup-move")) }
+                button type="submit" name="action" value="split" { (tr!(lang, "regroup-split")) }
             }
         }
     }

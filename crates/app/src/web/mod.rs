@@ -22,6 +22,7 @@ pub mod files;
 pub mod i18n;
 pub mod layout;
 pub mod metrics;
+pub mod regroup;
 pub mod search;
 
 use std::net::SocketAddr;
@@ -166,6 +167,9 @@ pub fn router(state: AppState) -> Router {
         .route("/cases/{key}", get(cases::case_page))
         .route("/cases/{key}/assign", post(cases::assign))
         .route("/cases/{key}/notes", post(cases::add_note))
+        .route("/cases/{key}/move", post(regroup::move_mail))
+        .route("/cases/{key}/merge", post(regroup::merge))
+        .route("/events/{id}/undo", post(regroup::undo))
         .route("/cases/{key}/mails/{id}/raw", get(files::raw_mail))
         .route(
             "/cases/{key}/mails/{id}/attachments/{part}",

@@ -12,6 +12,7 @@ use serde::Serialize;
 
 use super::case_state::{StatusInput, case_status, mail_signal};
 use super::parse::{ParsedMail, Rejection};
+use super::subject::ParsedSubject;
 use super::thread::{
     KnownMessage, ThreadClues, ThreadDecision, decide, is_case_key, parent_candidates,
 };
@@ -581,12 +582,25 @@ fn update_case(
     });
 }
 
-/// Title, priority, customer, stage and reference follow the newest mail
-/// that carries them; an older mail only fills gaps.
 fn apply_subject(case: &mut StoredCase, m: &ParsedMail) {
-    let s = &m.subject_info;
-    let newest = case.last_message_at.is_none_or(|l| m.date.timestamp() >= l);
-    let f = &mut case.fields;
+    apply_subject_fields(
+        &mut case.fields,
+        &mut case.last_message_at,
+        &m.subject_info,
+        m.date.timestamp(),
+    );
+}
+
+/// Title, priority, customer, stage and reference follow the newest mail
+/// that carries them; an older mail only fills gaps. `last` is the date of
+/// the newest mail applied so far.
+pub(crate) fn apply_subject_fields(
+    f: &mut CaseFields,
+    last: &mut Option<i64>,
+    s: &ParsedSubject,
+    date: i64,
+) {
+    let newest = last.is_none_or(|l| date >= l);
     let base = (s.case_id.is_some() || f.base_subject.is_none()).then(|| s.base_subject.clone());
     let set = |field: &mut Option<String>, value: &Option<String>| {
         if value.is_some() && (newest || field.is_none()) {
@@ -600,7 +614,7 @@ fn apply_subject(case: &mut StoredCase, m: &ParsedMail) {
     set(&mut f.internal_ref, &s.internal_ref);
     set(&mut f.base_subject, &base);
     if newest {
-        case.last_message_at = Some(m.date.timestamp());
+        *last = Some(date);
     }
 }
 

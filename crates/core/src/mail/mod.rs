@@ -17,6 +17,7 @@ pub mod direction;
 pub mod filing;
 pub mod links;
 pub mod parse;
+pub mod regroup;
 pub mod resolution;
 pub mod subject;
 pub mod thread;
