@@ -763,6 +763,48 @@ fn an_engineer_and_the_lead_work_the_desk_in_chromium() {
         click(&b, "form input[value=replay] + button").await;
         wait_text(&b, "已通过重新处理归档").await;
         assert_eq!(desk.json(&["show", BIG_CASE, "--json"])["case_id"], BIG_CASE);
+        // Misfiled mail: the log mail moves into the replayed case, which
+        // is then merged into the hostile mail's case.
+        let xss_mails = desk.json(&["show", XSS_CASE, "--json"])["message_count"]
+            .as_i64()
+            .unwrap();
+        b.goto(&desk.url(&format!("/cases/{LOG_CASE}"))).await.unwrap();
+        wait_text(&b, "移动或拆分").await;
+        click(&b, "details.regroup summary").await;
+        b.find(Locator::Css("details.regroup input[name=to]"))
+            .await
+            .unwrap()
+            .send_keys(BIG_CASE)
+            .await
+            .unwrap();
+        b.find(Locator::Css("details.regroup input[name=reason]"))
+            .await
+            .unwrap()
+            .send_keys("同一客户的同一问题")
+            .await
+            .unwrap();
+        click(&b, "details.regroup button[value=move]").await;
+        arrive(&b, &format!("/cases/{BIG_CASE}")).await;
+        wait_text(&b, "CBS 日志.log").await;
+        b.find(Locator::Css("form[action$='/merge'] input[name=into]"))
+            .await
+            .unwrap()
+            .send_keys(XSS_CASE)
+            .await
+            .unwrap();
+        b.find(Locator::Css("form[action$='/merge'] input[name=reason]"))
+            .await
+            .unwrap()
+            .send_keys("重复的案例")
+            .await
+            .unwrap();
+        click(&b, "form[action$='/merge'] button").await;
+        arrive(&b, &format!("/cases/{XSS_CASE}")).await;
+        wait_text(&b, "CBS 日志.log").await;
+        let merged = desk.json(&["show", XSS_CASE, "--json"]);
+        assert_eq!(merged["message_count"], xss_mails + 2, "{merged:#}");
+        // The merged case's key leads to the case it joined.
+        assert_eq!(desk.json(&["show", BIG_CASE, "--json"])["key"], XSS_CASE);
         b.goto(&desk.url("/report?from=2023-11-01&to=2023-11-30")).await.unwrap();
         let report = body_text(&b).await;
         assert!(report.contains("按负责人") && report.contains("导出 CSV"), "{report}");
