@@ -360,3 +360,149 @@ fn move_split_merge_and_undo_keep_every_mail_once_and_replies_follow() {
     let _ = daemon.kill();
     let _ = daemon.wait();
 }
+
+#[test]
+fn a_case_closed_reopened_and_reprioritised_by_hand_and_the_next_mail_goes_on() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = store_url(&dir.path().join("marks.db"));
+    let o = casebot_at(
+        &url,
+        dir.path(),
+        &[
+            "import",
+            example("threads").join("storecorrupt").to_str().unwrap(),
+        ],
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    let open = "CAS-10003-SC5K8P";
+    let sla_of = |key: &str| {
+        json(&url, dir.path(), &["sla", "--json", "--all"])
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["case_key"] == key)
+            .cloned()
+            .unwrap_or_default()
+    };
+    assert_eq!(sla_of(open)["state"], "waiting_on_us");
+
+    let closed = json(
+        &url,
+        dir.path(),
+        &[
+            "close",
+            open,
+            "--as",
+            "lead",
+            "--reason",
+            "fixed by phone",
+            "--json",
+        ],
+    );
+    assert_eq!(
+        (closed["from"].as_str(), closed["to"].as_str()),
+        (Some("waiting_on_us"), Some("resolved"))
+    );
+    assert_eq!(
+        json(&url, dir.path(), &["show", open, "--json"])["status"],
+        "resolved"
+    );
+    assert_eq!(
+        sla_of(open)["state"],
+        "resolved",
+        "the SLA follows the close"
+    );
+    let o = casebot_at(
+        &url,
+        dir.path(),
+        &["close", open, "--as", "lead", "--reason", "again"],
+    );
+    assert_eq!(o.status.code(), Some(4), "{}", stderr(&o));
+
+    // The priority set by hand stands over the subject's tag (P1 here).
+    json(
+        &url,
+        dir.path(),
+        &[
+            "priority",
+            open,
+            "P4",
+            "--as",
+            "lead",
+            "--reason",
+            "the customer said it can wait",
+            "--json",
+        ],
+    );
+    assert_eq!(
+        json(&url, dir.path(), &["show", open, "--json"])["priority"],
+        "P4"
+    );
+    // A new customer mail reopens the case, and keeps the priority set by hand.
+    let mail = dir.path().join("again.eml");
+    // Written after the close, as a mail that reopens a case is.
+    std::fs::write(
+        &mail,
+        format!(
+            "From: Liu Yang <liu.yang@example-power.example.cn>\r\nTo: support@example.com\r\n\
+             Subject: =?utf-8?B?5Zue5aSNOiBb5qGI5L6L5Y+3OiBDQVMtMTAwMDMtU0M1SzhQIF0gJSB8UDF8RVhBTVBMRS1QT1c=?=\r\n\
+             Message-ID: <marks-1@example-power.example.cn>\r\nDate: {}\r\n\
+             Content-Type: text/plain; charset=utf-8\r\n\r\n问题又出现了，日志见附件。\r\n",
+            {
+                // A second on, so the mail is not in the close's second.
+                std::thread::sleep(std::time::Duration::from_millis(1100));
+                chrono::Utc::now().to_rfc2822()
+            }
+        ),
+    )
+    .unwrap();
+    let o = casebot_at(&url, dir.path(), &["import", mail.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let show = json(&url, dir.path(), &["show", open, "--json"]);
+    assert_eq!(show["status"], "waiting_on_us");
+    assert_eq!(show["priority"], "P4");
+    assert_eq!(sla_of(open)["priority"], "P4");
+    assert_eq!(sla_of(open)["state"], "waiting_on_us");
+    // Cleared: the subjects decide again.
+    json(
+        &url,
+        dir.path(),
+        &[
+            "priority",
+            open,
+            "--clear",
+            "--as",
+            "lead",
+            "--reason",
+            "back to the partner's",
+            "--json",
+        ],
+    );
+    assert_eq!(
+        json(&url, dir.path(), &["show", open, "--json"])["priority"],
+        "P1"
+    );
+    // Reopen needs a closed case; both leave their trail with who and why.
+    json(
+        &url,
+        dir.path(),
+        &["close", open, "--as", "lead", "--reason", "done", "--json"],
+    );
+    json(
+        &url,
+        dir.path(),
+        &[
+            "reopen", open, "--as", "lead", "--reason", "not done", "--json",
+        ],
+    );
+    let show = json(&url, dir.path(), &["show", open, "--json"]);
+    assert_eq!(show["status"], "waiting_on_us");
+    let marks: Vec<&serde_json::Value> = show["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["kind"] == "status_set" || e["kind"] == "priority_changed")
+        .collect();
+    assert_eq!(marks.len(), 5, "{marks:#?}");
+    assert!(marks.iter().all(|e| e["detail"]["by"] == "lead"));
+}

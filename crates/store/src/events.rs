@@ -13,7 +13,7 @@ pub(crate) const DRAFTING_TRIGGERS: &str = "'message_filed', 'status_changed', '
 
 /// Event kinds after which a case's SLA must be evaluated again.
 pub const SLA_TRIGGERS: &str = "'message_filed', 'status_changed', 'thread_adopted', 'case_opened', \
-     'owner_assigned', 'messages_moved'";
+     'owner_assigned', 'messages_moved', 'status_set', 'priority_changed'";
 
 /// Appends an event to the audit trail.
 pub async fn event(

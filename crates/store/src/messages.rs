@@ -532,7 +532,7 @@ async fn update_cases(
         };
         let f = &u.fields;
         sqlx::query(
-            "UPDATE cases SET title = $2, priority = $3, customer = $4, stage = $5, internal_ref = $6, base_subject = $7, \
+            "UPDATE cases SET title = $2, priority = COALESCE(priority_set, $3), customer = $4, stage = $5, internal_ref = $6, base_subject = $7, \
              status = $8, message_count = $9, first_message_at = $10, last_message_at = $11, updated_at = $12 WHERE id = $1",
         )
         .bind(row)

@@ -242,6 +242,136 @@ impl Store {
     }
 }
 
+/// A status or priority set by hand, as recorded.
+#[derive(Debug, Clone, Serialize)]
+pub struct CaseChange {
+    pub case: String,
+    pub what: &'static str,
+    pub from: Option<String>,
+    pub to: Option<String>,
+    pub by: String,
+    pub reason: String,
+}
+
+impl Store {
+    /// Closes (`Resolved`) or reopens (`WaitingOnUs`) a case by hand. The
+    /// SLA follows it as a happening; the next mail goes on from there.
+    pub async fn set_case_status(
+        &self,
+        key: &str,
+        status: CaseStatus,
+        by: &str,
+        reason: &str,
+    ) -> Result<CaseChange> {
+        let (by, reason) = who_and_why(by, reason)?;
+        if !matches!(status, CaseStatus::Resolved | CaseStatus::WaitingOnUs) {
+            bail!(
+                "a case is closed (resolved) or reopened (waiting_on_us) by hand, not set to {}",
+                status.as_str()
+            );
+        }
+        let mut tx = self.begin_write().await?;
+        let case = case_ref(&mut tx, key).await?;
+        let before: String = sqlx::query_scalar("SELECT status FROM cases WHERE id = $1")
+            .bind(case.id)
+            .fetch_one(&mut *tx)
+            .await?;
+        if before == status.as_str() {
+            bail!("case {} is already {}", case.key, status.as_str());
+        }
+        sqlx::query("UPDATE cases SET status = $1, updated_at = $2 WHERE id = $3")
+            .bind(status.as_str())
+            .bind(now_ts())
+            .bind(case.id)
+            .execute(&mut *tx)
+            .await?;
+        let change = CaseChange {
+            case: case.key.clone(),
+            what: "status",
+            from: Some(before.clone()),
+            to: Some(status.as_str().to_string()),
+            by: by.to_string(),
+            reason: reason.to_string(),
+        };
+        events::event(
+            &mut tx,
+            Some(case.id),
+            None,
+            "status_set",
+            serde_json::json!(change),
+        )
+        .await?;
+        // What drafting and the SLA follow.
+        events::event(
+            &mut tx,
+            Some(case.id),
+            None,
+            "status_changed",
+            serde_json::json!({"from": before, "to": status, "by": by}),
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(change)
+    }
+
+    /// Sets the case's priority by hand (it stands over the subject's tag),
+    /// or with `None` gives it back to the subjects.
+    pub async fn set_case_priority(
+        &self,
+        key: &str,
+        priority: Option<&str>,
+        by: &str,
+        reason: &str,
+    ) -> Result<CaseChange> {
+        let (by, reason) = who_and_why(by, reason)?;
+        let priority = priority.map(|p| p.trim().to_uppercase());
+        if let Some(p) = &priority
+            && !matches!(p.as_str(), "P1" | "P2" | "P3" | "P4")
+        {
+            bail!("{p:?} is not a priority (P1 to P4)");
+        }
+        let mut tx = self.begin_write().await?;
+        let case = case_ref(&mut tx, key).await?;
+        let before: Option<String> = sqlx::query_scalar("SELECT priority FROM cases WHERE id = $1")
+            .bind(case.id)
+            .fetch_one(&mut *tx)
+            .await?;
+        sqlx::query(
+            "UPDATE cases SET priority_set = $1, priority = COALESCE($1, priority) WHERE id = $2",
+        )
+        .bind(&priority)
+        .bind(case.id)
+        .execute(&mut *tx)
+        .await?;
+        if priority.is_none() {
+            // The subjects decide again.
+            rederive(&mut tx, &case, now_ts()).await?;
+        }
+        let after: Option<String> = sqlx::query_scalar("SELECT priority FROM cases WHERE id = $1")
+            .bind(case.id)
+            .fetch_one(&mut *tx)
+            .await?;
+        let change = CaseChange {
+            case: case.key.clone(),
+            what: "priority",
+            from: before,
+            to: after,
+            by: by.to_string(),
+            reason: reason.to_string(),
+        };
+        events::event(
+            &mut tx,
+            Some(case.id),
+            None,
+            "priority_changed",
+            serde_json::json!(change),
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(change)
+    }
+}
+
 fn who_and_why<'a>(by: &'a str, reason: &'a str) -> Result<(&'a str, &'a str)> {
     let (by, reason) = (by.trim(), reason.trim());
     if by.is_empty() || reason.is_empty() {
@@ -484,7 +614,7 @@ async fn rederive(conn: &mut AnyConnection, case: &CaseRef, now: i64) -> Result<
         .await?;
     let f = &d.fields;
     sqlx::query(
-        "UPDATE cases SET title = $2, priority = $3, customer = $4, stage = $5, internal_ref = $6, \
+        "UPDATE cases SET title = $2, priority = COALESCE(priority_set, $3), customer = $4, stage = $5, internal_ref = $6, \
          base_subject = $7, status = $8, message_count = $9, first_message_at = $10, \
          last_message_at = $11, updated_at = $12 WHERE id = $1",
     )

@@ -8,7 +8,7 @@ use chrono::{DateTime, Utc};
 use sqlx::FromRow;
 
 use super::{OptionalWord, Store, events, now_ts};
-use casebot_core::domain::{Direction, MailSignal, Stage};
+use casebot_core::domain::{CaseStatus, Direction, MailSignal, Stage};
 use casebot_core::sla::{CaseSla, Happening, Timeline};
 
 /// How many ids go into one `IN (…)` list.
@@ -63,6 +63,7 @@ impl Store {
             Some(rows) => rows.chunks(ID_CHUNK).map(|c| Some(id_list(c))).collect(),
         };
         let mut timelines = Vec::new();
+        let mut by_case_status = Vec::new();
         for chunk in chunks {
             // `AND column IN (…)` for a chunk of ids, nothing for every case.
             let only = |column: &str| {
@@ -91,8 +92,26 @@ impl Store {
             ))
             .fetch_all(self.pool())
             .await?;
+            let statuses: Vec<Assignment> = sqlx::query_as(&format!(
+                "SELECT case_id, at, detail FROM events WHERE kind = 'status_set' {} ORDER BY id",
+                only("case_id")
+            ))
+            .fetch_all(self.pool())
+            .await?;
+            for s in statuses {
+                let detail: serde_json::Value = serde_json::from_str(&s.detail).unwrap_or_default();
+                if let Some(status) = detail["to"].as_str().and_then(CaseStatus::parse) {
+                    by_case_status.push((s.case_id, instant(s.at), status));
+                }
+            }
 
             let mut by_case: HashMap<i64, Vec<Happening>> = HashMap::new();
+            for (case, at, status) in by_case_status.drain(..) {
+                by_case
+                    .entry(case)
+                    .or_default()
+                    .push(Happening::StatusSet { at, status });
+            }
             for m in mails {
                 let sender = m
                     .from_address

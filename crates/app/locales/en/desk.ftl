@@ -345,6 +345,13 @@ error-regroup-target = name the case the mail belongs to, or tick â€œa new caseâ
 event-messages-moved = mail moved
 event-move-undone = move undone
 
+case-close = Close the case
+case-reopen = Reopen the case
+case-priority-subject = as the subject says
+case-set-priority = Set
+event-status-set = status set by hand
+event-priority-changed = priority changed
+
 ## Stored words
 role-engineer = engineer
 role-lead = lead

@@ -327,6 +327,13 @@ error-regroup-target = 请填写邮件所属的案例，或勾选“新案例”
 event-messages-moved = 邮件已移动
 event-move-undone = 撤销移动
 
+case-close = 关闭案例
+case-reopen = 重新打开案例
+case-priority-subject = 按邮件主题
+case-set-priority = 设置
+event-status-set = 手动设置状态
+event-priority-changed = 修改优先级
+
 ## 存储的词
 role-engineer = 工程师
 role-lead = 组长

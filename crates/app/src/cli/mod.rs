@@ -92,6 +92,12 @@ pub enum Command {
     Merge(regroup::MergeArgs),
     /// Undo a move, split or merge, by the event it printed.
     Undo(regroup::UndoArgs),
+    /// Close a case by hand (resolved); the next mail goes on from there.
+    Close(regroup::CaseArgs),
+    /// Reopen a case by hand (waiting on the desk).
+    Reopen(regroup::CaseArgs),
+    /// Set a case's priority by hand, over the partner's subject tag (or --clear).
+    Priority(regroup::PriorityArgs),
     /// Show one case with its thread and event log.
     Show(ShowArgs),
     /// Full-text search over every mail and analysis (Chinese substrings too),
@@ -393,6 +399,9 @@ async fn dispatch(globals: &GlobalArgs, command: Command) -> Result<u8, Failure>
         Command::Split(args) => regroup::split_cmd(&config, args).await,
         Command::Merge(args) => regroup::merge_cmd(&config, args).await,
         Command::Undo(args) => regroup::undo_cmd(&config, args).await,
+        Command::Close(args) => regroup::status_cmd(&config, args, CaseStatus::Resolved).await,
+        Command::Reopen(args) => regroup::status_cmd(&config, args, CaseStatus::WaitingOnUs).await,
+        Command::Priority(args) => regroup::priority_cmd(&config, args).await,
         Command::Quarantine(QuarantineCommand::List { all, json }) => {
             let store = open_store(&config).await?;
             let entries = store.quarantine_list(all).await?;

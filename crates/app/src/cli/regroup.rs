@@ -1,6 +1,7 @@
 //! `casebot move`, `split`, `merge` and `undo`: fixing misfiled mail from
 //! the command line, each recorded with who and why in both cases' audit
-//! trails, each undoable by the event it prints.
+//! trails, each undoable by the event it prints; and `close`, `reopen` and
+//! `priority`, a case's status and priority set by hand.
 
 use std::sync::Arc;
 
@@ -68,6 +69,71 @@ pub struct UndoArgs {
     pub event: i64,
     #[command(flatten)]
     pub why: Why,
+}
+
+#[derive(Debug, Args)]
+pub struct CaseArgs {
+    /// Case number, thread key or row id.
+    pub case: String,
+    #[command(flatten)]
+    pub why: Why,
+}
+
+#[derive(Debug, Args)]
+pub struct PriorityArgs {
+    /// Case number, thread key or row id.
+    pub case: String,
+    /// P1 to P4: it stands over the partner's subject tag.
+    #[arg(required_unless_present = "clear", conflicts_with = "clear")]
+    pub priority: Option<String>,
+    /// Give the priority back to the subjects.
+    #[arg(long)]
+    pub clear: bool,
+    #[command(flatten)]
+    pub why: Why,
+}
+
+/// `close` and `reopen`: a status set by hand; the next mail goes on from it.
+pub async fn status_cmd(
+    config: &Arc<Config>,
+    args: CaseArgs,
+    status: casebot_core::domain::CaseStatus,
+) -> Result<u8, Failure> {
+    let store = open_store(config).await?;
+    let change = store
+        .set_case_status(&args.case, status, &args.why.by, &args.why.reason)
+        .await
+        .map_err(refused)?;
+    changed(&change, args.why.json)
+}
+
+pub async fn priority_cmd(config: &Arc<Config>, args: PriorityArgs) -> Result<u8, Failure> {
+    let store = open_store(config).await?;
+    let change = store
+        .set_case_priority(
+            &args.case,
+            args.priority.as_deref(),
+            &args.why.by,
+            &args.why.reason,
+        )
+        .await
+        .map_err(refused)?;
+    changed(&change, args.why.json)
+}
+
+fn changed(change: &casebot_store::regroup::CaseChange, json: bool) -> Result<u8, Failure> {
+    if json {
+        output::json(change)?;
+    } else {
+        println!(
+            "{}: {} {} → {}",
+            change.case,
+            change.what,
+            change.from.as_deref().unwrap_or("–"),
+            change.to.as_deref().unwrap_or("–")
+        );
+    }
+    Ok(0)
 }
 
 /// A mail's row from a row id or a Message-ID (with or without `<>`).

@@ -548,6 +548,29 @@ pub async fn case_page(
                         }
                         button type="submit" { (tr!(lang, "case-assign")) }
                     }
+                    @let closed = matches!(text(&v["status"]), "resolved" | "archived");
+                    form.filters method="post" action={(case_url) "/status"} {
+                        input type="hidden" name="csrf" value=(desk.csrf());
+                        label { (tr!(lang, "regroup-reason")) input type="text" name="reason" required size="24"; }
+                        @if closed {
+                            button type="submit" name="action" value="reopen" { (tr!(lang, "case-reopen")) }
+                        } @else {
+                            button type="submit" name="action" value="close" { (tr!(lang, "case-close")) }
+                        }
+                    }
+                    form.filters method="post" action={(case_url) "/priority"} {
+                        input type="hidden" name="csrf" value=(desk.csrf());
+                        label { (tr!(lang, "cases-priority"))
+                            select name="priority" {
+                                option value="" { (tr!(lang, "case-priority-subject")) }
+                                @for p in ["P1", "P2", "P3", "P4"] {
+                                    option value=(p) selected[text(&v["priority"]) == p] { (p) }
+                                }
+                            }
+                        }
+                        label { (tr!(lang, "regroup-reason")) input type="text" name="reason" required size="24"; }
+                        button type="submit" { (tr!(lang, "case-set-priority")) }
+                    }
                     form.filters method="post" action={(case_url) "/merge"} {
                         input type="hidden" name="csrf" value=(desk.csrf());
                         label { (tr!(lang, "regroup-merge-into")) input type="text" name="into" required size="20" placeholder="CAS-…"; }

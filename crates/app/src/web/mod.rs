@@ -169,6 +169,8 @@ pub fn router(state: AppState) -> Router {
         .route("/cases/{key}/notes", post(cases::add_note))
         .route("/cases/{key}/move", post(regroup::move_mail))
         .route("/cases/{key}/merge", post(regroup::merge))
+        .route("/cases/{key}/status", post(regroup::set_status))
+        .route("/cases/{key}/priority", post(regroup::set_priority))
         .route("/events/{id}/undo", post(regroup::undo))
         .route("/cases/{key}/mails/{id}/raw", get(files::raw_mail))
         .route(

@@ -12,6 +12,7 @@ use serde::Deserialize;
 use super::auth::Desk;
 use super::layout;
 use super::{AppState, WebError, said};
+use casebot_core::domain::CaseStatus;
 use casebot_store::regroup::{Destination, Moved};
 
 #[derive(Debug, Deserialize)]
@@ -136,4 +137,73 @@ pub async fn undo(
         .map_err(refused)?;
     tracing::info!(event, from = %moved.from, to = %moved.to, by = %by, "move undone on the desk");
     Ok(after(&moved))
+}
+
+#[derive(Debug, Deserialize)]
+pub struct StatusForm {
+    csrf: String,
+    /// `close` or `reopen`.
+    action: String,
+    #[serde(default)]
+    reason: String,
+}
+
+/// `POST /cases/{key}/status`: close or reopen by hand.
+pub async fn set_status(
+    State(state): State<AppState>,
+    desk: Desk,
+    Path(key): Path<String>,
+    Form(form): Form<StatusForm>,
+) -> Result<Response, WebError> {
+    desk.check_csrf(&form.csrf)?;
+    let reason = reason_of(&form.reason)?;
+    let status = match form.action.as_str() {
+        "close" => CaseStatus::Resolved,
+        "reopen" => CaseStatus::WaitingOnUs,
+        other => return Err(WebError::Rejected(said!("error-no-action", action = other))),
+    };
+    let change = state
+        .store
+        .set_case_status(&key, status, &desk.user().name, reason)
+        .await
+        .map_err(refused)?;
+    tracing::info!(case = %change.case, status = status.as_str(), by = %desk.user().name, "case status set on the desk");
+    Ok(Redirect::to(&format!(
+        "/cases/{}#events",
+        layout::url_encode(&change.case)
+    ))
+    .into_response())
+}
+
+#[derive(Debug, Deserialize)]
+pub struct PriorityForm {
+    csrf: String,
+    /// P1..P4, or empty: the subjects decide again.
+    #[serde(default)]
+    priority: String,
+    #[serde(default)]
+    reason: String,
+}
+
+/// `POST /cases/{key}/priority`: a priority set by hand, or cleared.
+pub async fn set_priority(
+    State(state): State<AppState>,
+    desk: Desk,
+    Path(key): Path<String>,
+    Form(form): Form<PriorityForm>,
+) -> Result<Response, WebError> {
+    desk.check_csrf(&form.csrf)?;
+    let reason = reason_of(&form.reason)?;
+    let priority = Some(form.priority.trim()).filter(|p| !p.is_empty());
+    let change = state
+        .store
+        .set_case_priority(&key, priority, &desk.user().name, reason)
+        .await
+        .map_err(refused)?;
+    tracing::info!(case = %change.case, priority = ?change.to, by = %desk.user().name, "case priority set on the desk");
+    Ok(Redirect::to(&format!(
+        "/cases/{}#events",
+        layout::url_encode(&change.case)
+    ))
+    .into_response())
 }

@@ -53,12 +53,20 @@ pub enum Happening {
     },
     /// An engineer or the team lead gave the case to `owner` on the desk.
     Assigned { at: DateTime<Utc>, owner: String },
+    /// An engineer closed (resolved) or reopened the case by hand; the next
+    /// mail goes on from there.
+    StatusSet {
+        at: DateTime<Utc>,
+        status: CaseStatus,
+    },
 }
 
 impl Happening {
     pub fn at(&self) -> DateTime<Utc> {
         match self {
-            Happening::Mail { at, .. } | Happening::Assigned { at, .. } => *at,
+            Happening::Mail { at, .. }
+            | Happening::Assigned { at, .. }
+            | Happening::StatusSet { at, .. } => *at,
         }
     }
 }
@@ -501,6 +509,7 @@ pub fn evaluate(
     for (index, happening) in happenings.iter().enumerate() {
         match happening {
             Happening::Assigned { owner, at } => walk.assigned(*at, owner),
+            Happening::StatusSet { at, status } => walk.status_set(*at, *status),
             Happening::Mail {
                 direction: Direction::Auto | Direction::Bounce,
                 ..
@@ -553,6 +562,16 @@ impl Walk<'_> {
             sla.handover = Some(Clock::start(cal, at, self.policy.first_response));
             self.handover_owner = Some(owner.to_string());
         }
+    }
+
+    /// A status set by hand: the resolution clock follows it as it follows
+    /// a mail (a close stops it and the other clocks, a reopen resumes it).
+    fn status_set(&mut self, at: DateTime<Utc>, status: CaseStatus) {
+        if self.sla.started_at.is_none() {
+            return;
+        }
+        self.sla.status = status;
+        self.follow_resolution(at);
     }
 
     /// A customer's or an engineer's mail.

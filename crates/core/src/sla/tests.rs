@@ -358,3 +358,36 @@ fn urgency_order_puts_the_worst_first() {
     let order: Vec<Urgency> = views.iter().map(|v| v.urgency).collect();
     assert_eq!(order, [Urgency::Breached, Urgency::AtRisk, Urgency::Paused]);
 }
+
+#[test]
+fn a_case_closed_by_hand_stops_its_clocks_and_the_next_mail_reopens_it() {
+    let p = policies(|_| {});
+    let thread = [
+        "2026-11-20T01:00:00Z customer",
+        "2026-11-20T02:00:00Z set:resolved",
+    ];
+    let closed = view_at(&p, &case("P2", &thread), "2026-11-27T08:00:00Z");
+    assert_eq!(closed.state, "resolved");
+    assert_eq!(closed.urgency, Urgency::Closed);
+    assert!(target(&closed, "first_response").cancelled);
+    let reopened = case(
+        "P2",
+        &[thread[0], thread[1], "2026-11-23T01:00:00Z customer"],
+    );
+    let open = view_at(&p, &reopened, "2026-11-23T02:00:00Z");
+    assert_eq!(open.state, "waiting_on_us");
+    assert!(target(&open, "resolution").met_at.is_none());
+    // Reopened by hand, too.
+    let by_hand = case(
+        "P2",
+        &[
+            thread[0],
+            thread[1],
+            "2026-11-23T01:00:00Z set:waiting_on_us",
+        ],
+    );
+    assert_eq!(
+        view_at(&p, &by_hand, "2026-11-23T02:00:00Z").state,
+        "waiting_on_us"
+    );
+}

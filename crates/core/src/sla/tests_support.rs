@@ -24,7 +24,7 @@ pub fn t(s: &str) -> DateTime<Utc> {
 }
 
 /// `"<rfc3339> <who> [stage] [signal]"`: who is customer, engineer:NAME,
-/// auto, bounce, or assign:NAME.
+/// auto, bounce, assign:NAME, or set:STATUS (a status set by hand).
 pub fn happening(line: &str) -> Happening {
     let mut parts = line.split_whitespace();
     let at = t(parts.next().unwrap());
@@ -50,6 +50,10 @@ pub fn happening(line: &str) -> Happening {
         Some(("assign", name)) => Happening::Assigned {
             at,
             owner: name.into(),
+        },
+        Some(("set", status)) => Happening::StatusSet {
+            at,
+            status: CaseStatus::parse(status).unwrap_or_else(|| panic!("unknown status {status}")),
         },
         Some(("engineer", name)) => mail(Direction::Engineer, Some(name)),
         _ => match who {
