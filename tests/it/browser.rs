@@ -410,6 +410,15 @@ async fn set_editor(b: &Client, text: &str, at: usize) {
     .unwrap();
 }
 
+async fn type_into(b: &Client, css: &str, text: &str) {
+    b.find(Locator::Css(css))
+        .await
+        .unwrap()
+        .send_keys(text)
+        .await
+        .unwrap();
+}
+
 async fn click(b: &Client, css: &str) {
     b.find(Locator::Css(css))
         .await
@@ -510,12 +519,7 @@ fn an_engineer_and_the_lead_work_the_desk_in_chromium() {
         assert!(!folded.is_displayed().await.unwrap(), "the signature is unfolded");
 
         // An internal note: on the timeline, marked internal.
-        b.find(Locator::Css("form.note textarea"))
-            .await
-            .unwrap()
-            .send_keys(&format!("客户要求周五前解决 {NOTE_MARK}"))
-            .await
-            .unwrap();
+        type_into(&b, "form.note textarea", &format!("客户要求周五前解决 {NOTE_MARK}")).await;
         click(&b, "form.note button").await;
         let page = wait_text(&b, NOTE_MARK).await;
         assert!(page.contains("内部"), "{page}");
@@ -589,12 +593,7 @@ fn an_engineer_and_the_lead_work_the_desk_in_chromium() {
         let typed = drafted.replacen("<TEXT>", "", 1);
         let chars_before = typed[..fill_in].chars().count();
         set_editor(&b, &typed, chars_before).await;
-        b.find(Locator::Css("textarea[name=body]"))
-            .await
-            .unwrap()
-            .send_keys("::collect-logs ")
-            .await
-            .unwrap();
+        type_into(&b, "textarea[name=body]", "::collect-logs ").await;
         let with_module = b
             .find(Locator::Css("textarea[name=body]"))
             .await
@@ -771,33 +770,13 @@ fn an_engineer_and_the_lead_work_the_desk_in_chromium() {
         b.goto(&desk.url(&format!("/cases/{LOG_CASE}"))).await.unwrap();
         wait_text(&b, "移动或拆分").await;
         click(&b, "details.regroup summary").await;
-        b.find(Locator::Css("details.regroup input[name=to]"))
-            .await
-            .unwrap()
-            .send_keys(BIG_CASE)
-            .await
-            .unwrap();
-        b.find(Locator::Css("details.regroup input[name=reason]"))
-            .await
-            .unwrap()
-            .send_keys("同一客户的同一问题")
-            .await
-            .unwrap();
+        type_into(&b, "details.regroup input[name=to]", BIG_CASE).await;
+        type_into(&b, "details.regroup input[name=reason]", "同一客户的同一问题").await;
         click(&b, "details.regroup button[value=move]").await;
         arrive(&b, &format!("/cases/{BIG_CASE}")).await;
         wait_text(&b, "CBS 日志.log").await;
-        b.find(Locator::Css("form[action$='/merge'] input[name=into]"))
-            .await
-            .unwrap()
-            .send_keys(XSS_CASE)
-            .await
-            .unwrap();
-        b.find(Locator::Css("form[action$='/merge'] input[name=reason]"))
-            .await
-            .unwrap()
-            .send_keys("重复的案例")
-            .await
-            .unwrap();
+        type_into(&b, "form[action$='/merge'] input[name=into]", XSS_CASE).await;
+        type_into(&b, "form[action$='/merge'] input[name=reason]", "重复的案例").await;
         click(&b, "form[action$='/merge'] button").await;
         arrive(&b, &format!("/cases/{XSS_CASE}")).await;
         wait_text(&b, "CBS 日志.log").await;

@@ -260,20 +260,12 @@ fn downloads_are_safe_the_log_view_marks_decisive_lines_and_notes_stay_internal(
     );
 
     // After retention the raw mail is gone, and the download says so.
-    sqlx::any::install_default_drivers();
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    rt.block_on(async {
-        let pool = sqlx::AnyPool::connect(&url).await.unwrap();
-        sqlx::query("UPDATE cases SET status = 'resolved', updated_at = updated_at - 31536000 WHERE key = $1")
-            .bind(CASE)
-            .execute(&pool)
-            .await
-            .unwrap();
-        pool.close().await;
-    });
+    super::execute_sql(
+        &url,
+        &[&format!(
+            "UPDATE cases SET status = 'resolved', updated_at = updated_at - 31536000 WHERE key = '{CASE}'"
+        )],
+    );
     let o = casebot_at(&url, dir.path(), &["retention", "--days", "30", "--apply"]);
     assert!(o.status.success(), "{}", stderr(&o));
     let (status, answer) = get(&format!("{mail_url}/raw"));

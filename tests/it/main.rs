@@ -60,6 +60,26 @@ pub fn store_url(db: &Path) -> String {
     }
 }
 
+/// Runs SQL statements on the store at `url` (what a test cannot do
+/// through casebot: age a case, forget an index).
+pub fn execute_sql(url: &str, statements: &[&str]) {
+    sqlx::any::install_default_drivers();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let pool = sqlx::AnyPool::connect(url).await.unwrap();
+        for sql in statements {
+            sqlx::query(sql)
+                .execute(&pool)
+                .await
+                .unwrap_or_else(|e| panic!("{sql}: {e}"));
+        }
+        pool.close().await;
+    });
+}
+
 /// Runs `casebot` with `args` against the test store named by `db` (see
 /// [`store_url`]), from `cwd`.
 pub fn casebot(db: &Path, cwd: &Path, args: &[&str]) -> Output {

@@ -174,23 +174,11 @@ fn chinese_substrings_codes_and_attachment_names_are_found_notes_never() {
 /// Empties the index and sets its backlog cursor, as a store upgraded from
 /// a build without the search is.
 fn forget_the_index(url: &str) {
-    sqlx::any::install_default_drivers();
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    rt.block_on(async {
-        let pool = sqlx::AnyPool::connect(url).await.unwrap();
-        sqlx::query("DELETE FROM search_index")
-            .execute(&pool)
-            .await
-            .unwrap();
-        sqlx::query(
+    super::execute_sql(
+        url,
+        &[
+            "DELETE FROM search_index",
             "UPDATE cursors SET position = (SELECT MAX(id) FROM messages) WHERE name = 'search_backfill'",
-        )
-        .execute(&pool)
-        .await
-        .unwrap();
-        pool.close().await;
-    });
+        ],
+    );
 }

@@ -39,6 +39,16 @@ pub struct FolderView {
     pub updated_at: String,
 }
 
+/// Every state a watched folder can be in, as the watcher records them.
+pub const FOLDER_STATES: [&str; 6] = [
+    "connecting",
+    "catching_up",
+    "idle",
+    "polling",
+    "reconnecting",
+    "stopped",
+];
+
 impl Store {
     pub async fn imap_checkpoint(&self, mailbox: &str, folder: &str) -> Result<Option<Checkpoint>> {
         let row: Option<(i64, i64)> = sqlx::query_as(
@@ -77,7 +87,8 @@ impl Store {
         Ok(())
     }
 
-    /// Records the connection state of a folder's watcher.
+    /// Records the connection state of a folder's watcher (one of
+    /// [`FOLDER_STATES`]).
     pub async fn set_imap_state(
         &self,
         mailbox: &str,

@@ -530,26 +530,46 @@ async fn update_cases(
         let Some(&row) = case_rows.get(&u.key) else {
             continue;
         };
-        let f = &u.fields;
-        sqlx::query(
-            "UPDATE cases SET title = $2, priority = COALESCE(priority_set, $3), customer = $4, stage = $5, internal_ref = $6, base_subject = $7, \
-             status = $8, message_count = $9, first_message_at = $10, last_message_at = $11, updated_at = $12 WHERE id = $1",
-        )
-        .bind(row)
-        .bind(&f.title)
-        .bind(&f.priority)
-        .bind(&f.customer)
-        .bind(&f.stage)
-        .bind(&f.internal_ref)
-        .bind(&f.base_subject)
-        .bind(u.status.as_str())
-        .bind(u.message_count)
-        .bind(u.first_message_at)
-        .bind(u.last_message_at)
-        .bind(now)
-        .execute(&mut *conn)
-        .await?;
+        let derived = casebot_core::mail::regroup::Derived {
+            fields: u.fields.clone(),
+            status: u.status,
+            message_count: u.message_count,
+            first_message_at: u.first_message_at,
+            last_message_at: u.last_message_at,
+        };
+        write_derived(conn, row, &derived, now).await?;
     }
+    Ok(())
+}
+
+/// Writes what a case is, derived from its messages (by filing, or again
+/// after mail moved); a priority set by hand stands over the subjects'.
+pub(crate) async fn write_derived(
+    conn: &mut AnyConnection,
+    row: i64,
+    d: &casebot_core::mail::regroup::Derived,
+    now: i64,
+) -> Result<()> {
+    let f = &d.fields;
+    sqlx::query(
+        "UPDATE cases SET title = $2, priority = COALESCE(priority_set, $3), customer = $4, stage = $5, \
+         internal_ref = $6, base_subject = $7, status = $8, message_count = $9, first_message_at = $10, \
+         last_message_at = $11, updated_at = $12 WHERE id = $1",
+    )
+    .bind(row)
+    .bind(&f.title)
+    .bind(&f.priority)
+    .bind(&f.customer)
+    .bind(&f.stage)
+    .bind(&f.internal_ref)
+    .bind(&f.base_subject)
+    .bind(d.status.as_str())
+    .bind(d.message_count)
+    .bind(d.first_message_at)
+    .bind(d.last_message_at)
+    .bind(now)
+    .execute(&mut *conn)
+    .await?;
     Ok(())
 }
 

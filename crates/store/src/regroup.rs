@@ -285,20 +285,15 @@ impl Store {
             .bind(case.id)
             .execute(&mut *tx)
             .await?;
-        let change = CaseChange {
-            case: case.key.clone(),
-            what: "status",
-            from: Some(before.clone()),
-            to: Some(status.as_str().to_string()),
-            by: by.to_string(),
-            reason: reason.to_string(),
-        };
-        events::event(
+        let to = Some(status.as_str().to_string());
+        let change = record_change(
             &mut tx,
-            Some(case.id),
-            None,
+            &case,
             "status_set",
-            serde_json::json!(change),
+            Some(before.clone()),
+            to,
+            by,
+            reason,
         )
         .await?;
         // What drafting and the SLA follow.
@@ -351,25 +346,45 @@ impl Store {
             .bind(case.id)
             .fetch_one(&mut *tx)
             .await?;
-        let change = CaseChange {
-            case: case.key.clone(),
-            what: "priority",
-            from: before,
-            to: after,
-            by: by.to_string(),
-            reason: reason.to_string(),
-        };
-        events::event(
+        let change = record_change(
             &mut tx,
-            Some(case.id),
-            None,
+            &case,
             "priority_changed",
-            serde_json::json!(change),
+            before,
+            after,
+            by,
+            reason,
         )
         .await?;
         tx.commit().await?;
         Ok(change)
     }
+}
+
+/// Records a status or priority set by hand, as event `kind`.
+async fn record_change(
+    conn: &mut AnyConnection,
+    case: &CaseRef,
+    kind: &'static str,
+    from: Option<String>,
+    to: Option<String>,
+    by: &str,
+    reason: &str,
+) -> Result<CaseChange> {
+    let change = CaseChange {
+        case: case.key.clone(),
+        what: if kind == "status_set" {
+            "status"
+        } else {
+            "priority"
+        },
+        from,
+        to,
+        by: by.to_string(),
+        reason: reason.to_string(),
+    };
+    events::event(conn, Some(case.id), None, kind, serde_json::json!(change)).await?;
+    Ok(change)
 }
 
 fn who_and_why<'a>(by: &'a str, reason: &'a str) -> Result<(&'a str, &'a str)> {
@@ -612,26 +627,7 @@ async fn rederive(conn: &mut AnyConnection, case: &CaseRef, now: i64) -> Result<
         .bind(case.id)
         .fetch_one(&mut *conn)
         .await?;
-    let f = &d.fields;
-    sqlx::query(
-        "UPDATE cases SET title = $2, priority = COALESCE(priority_set, $3), customer = $4, stage = $5, internal_ref = $6, \
-         base_subject = $7, status = $8, message_count = $9, first_message_at = $10, \
-         last_message_at = $11, updated_at = $12 WHERE id = $1",
-    )
-    .bind(case.id)
-    .bind(&f.title)
-    .bind(&f.priority)
-    .bind(&f.customer)
-    .bind(&f.stage)
-    .bind(&f.internal_ref)
-    .bind(&f.base_subject)
-    .bind(d.status.as_str())
-    .bind(d.message_count)
-    .bind(d.first_message_at)
-    .bind(d.last_message_at)
-    .bind(now)
-    .execute(&mut *conn)
-    .await?;
+    crate::messages::write_derived(conn, case.id, &d, now).await?;
     if before != d.status.as_str() {
         events::event(
             conn,
@@ -651,8 +647,8 @@ async fn rederive(conn: &mut AnyConnection, case: &CaseRef, now: i64) -> Result<
         &[Indexed {
             id: case.id,
             key: &case.key,
-            title: f.title.as_deref(),
-            internal_ref: f.internal_ref.as_deref(),
+            title: d.fields.title.as_deref(),
+            internal_ref: d.fields.internal_ref.as_deref(),
         }],
     )
     .await

@@ -347,18 +347,7 @@ mod tests {
         );
         words.extend([Level::Error, Level::Warning].map(|w| ("level", w.as_str())));
         words.extend(["engineer", "lead"].map(|w| ("role", w)));
-        // The states `casebot_store::imap` writes.
-        words.extend(
-            [
-                "connecting",
-                "catching_up",
-                "idle",
-                "polling",
-                "reconnecting",
-                "stopped",
-            ]
-            .map(|w| ("mailbox-state", w)),
-        );
+        words.extend(casebot_store::imap::FOLDER_STATES.map(|w| ("mailbox-state", w)));
         for lang in UiLang::ALL {
             for (prefix, word) in &words {
                 let id = format!("{prefix}-{}", word.replace('_', "-"));

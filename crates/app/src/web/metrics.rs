@@ -111,17 +111,9 @@ fn set_case_gauges(telemetry: &Telemetry, state: &AppState) {
 /// Each watched folder's state as a one-hot gauge over every state it can
 /// be in, so an alert can say `casebot_mailbox_state{state="reconnecting"} == 1`.
 fn set_mailbox_gauges(telemetry: &Telemetry, folders: &[casebot_store::imap::FolderView]) {
-    const STATES: [&str; 6] = [
-        "connecting",
-        "catching_up",
-        "idle",
-        "polling",
-        "reconnecting",
-        "stopped",
-    ];
     telemetry.mailbox_state.clear();
     for f in folders {
-        for s in STATES {
+        for s in casebot_store::imap::FOLDER_STATES {
             telemetry
                 .mailbox_state
                 .get_or_create(&vec![
