@@ -33,18 +33,19 @@ fn is_cjk(c: char) -> bool {
         | 0x20000..=0x2FA1F) // Extensions B… and compatibility supplement
 }
 
-/// One token as the index stores it.
-fn encode(token: &str) -> String {
-    if token.is_ascii() {
-        return token.to_string();
+/// One token as the index stores it, appended to `out`.
+fn encode_into(out: &mut String, chars: impl Iterator<Item = char> + Clone) {
+    use std::fmt::Write as _;
+    if chars.clone().all(|c| c.is_ascii()) {
+        out.extend(chars);
+        return;
     }
-    let mut out = String::with_capacity(1 + token.len() * 3);
     out.push('u');
-    for c in token.chars() {
-        out.push_str(&format!("{:x}x", c as u32));
+    for c in chars {
+        let _ = write!(out, "{:x}x", c as u32);
     }
-    out
 }
+
 
 /// The tokens of `text`, in order: words and Chinese character pairs.
 fn tokens(text: &str, mut emit: impl FnMut(Token)) {
@@ -103,10 +104,16 @@ enum Token {
 
 impl Token {
     fn indexed(&self) -> String {
+        let mut out = String::new();
+        self.index_into(&mut out);
+        out
+    }
+
+    fn index_into(&self, out: &mut String) {
         match self {
-            Token::Word(w) => encode(w),
-            Token::Pair(a, b) => encode(&format!("{a}{b}")),
-            Token::Single(c) => encode(&c.to_string()),
+            Token::Word(w) => encode_into(out, w.chars()),
+            Token::Pair(a, b) => encode_into(out, [*a, *b].into_iter()),
+            Token::Single(c) => encode_into(out, std::iter::once(*c)),
         }
     }
 }
@@ -126,7 +133,7 @@ pub fn index_text<'a>(parts: impl IntoIterator<Item = &'a str>) -> String {
             if !out.is_empty() {
                 out.push(' ');
             }
-            out.push_str(&t.indexed());
+            t.index_into(&mut out);
         });
     }
     out

@@ -17,7 +17,7 @@ use serde::Serialize;
 use sqlx::{AnyConnection, FromRow};
 
 use crate::messages::select_in;
-use crate::sql::{MAX_PARAMS, placeholders};
+use crate::sql::{MAX_PARAMS, insert_rows, placeholders};
 use crate::{Store, ts_to_rfc3339};
 
 /// The index document of a mail's own text.
@@ -88,18 +88,27 @@ pub(crate) async fn put_docs(conn: &mut AnyConnection, docs: &[(i64, String)]) -
             q.execute(&mut *conn).await?;
         }
     }
+    if !postgres {
+        // One multi-row statement a chunk, as filing writes its rows.
+        insert_rows(
+            conn,
+            "search_index (rowid, tokens)",
+            "",
+            docs,
+            |q, (doc, text)| q.bind(*doc).bind(text.as_str()),
+        )
+        .await?;
+        return Ok(());
+    }
     for (doc, text) in docs {
-        let sql = if postgres {
+        sqlx::query(
             "INSERT INTO search_index (doc_id, tokens) VALUES ($1, to_tsvector('simple', $2)) \
-             ON CONFLICT (doc_id) DO UPDATE SET tokens = EXCLUDED.tokens"
-        } else {
-            "INSERT INTO search_index (rowid, tokens) VALUES ($1, $2)"
-        };
-        sqlx::query(sql)
-            .bind(*doc)
-            .bind(text.as_str())
-            .execute(&mut *conn)
-            .await?;
+             ON CONFLICT (doc_id) DO UPDATE SET tokens = EXCLUDED.tokens",
+        )
+        .bind(*doc)
+        .bind(text.as_str())
+        .execute(&mut *conn)
+        .await?;
     }
     Ok(())
 }
@@ -171,6 +180,9 @@ enum Bound {
     Int(i64),
 }
 
+/// Documents the index ranks before the filters read them: a query that
+/// matches most of the mail costs the same as one that matches this many.
+const MAX_CANDIDATES: i64 = 2000;
 /// Documents ranked before they are grouped by case.
 const MAX_DOCS: i64 = 200;
 /// Where an outsider's long page stops: cases shown at most.
@@ -190,15 +202,36 @@ impl Store {
             binds.push(value);
             format!("${}", binds.len())
         };
-        let matched = if postgres {
+        // The best candidates first, ranked inside the index (FTS5's `rank`
+        // is bm25, lower is better; PostgreSQL's rank is negated to sort the
+        // same way). Without a filter only the best are joined to their
+        // cases; with one, every match is, so a filter never hides a case.
+        let filtered = r.status.is_some()
+            || r.priority.as_ref().is_some_and(|p| !p.trim().is_empty())
+            || r.customer.as_ref().is_some_and(|c| !c.trim().is_empty())
+            || !r.owners.is_empty()
+            || r.from.is_some()
+            || r.until.is_some();
+        let limit = if filtered {
+            String::new()
+        } else {
+            format!("LIMIT {MAX_CANDIDATES}")
+        };
+        let candidates = if postgres {
+            let q = bind(Bound::Text(query.tsquery()));
             format!(
-                "s.tokens @@ to_tsquery('simple', {})",
-                bind(Bound::Text(query.tsquery()))
+                "SELECT doc_id AS doc, -ts_rank(tokens, to_tsquery('simple', {q})) AS score \
+                 FROM search_index WHERE tokens @@ to_tsquery('simple', {q}) \
+                 ORDER BY score {limit}"
             )
         } else {
-            format!("search_index MATCH {}", bind(Bound::Text(query.fts5())))
+            format!(
+                "SELECT rowid AS doc, rank AS score FROM search_index \
+                 WHERE search_index MATCH {} ORDER BY rank {limit}",
+                bind(Bound::Text(query.fts5()))
+            )
         };
-        let mut conditions = vec![matched];
+        let mut conditions = vec!["1 = 1".to_string()];
         if let Some(status) = r.status {
             conditions.push(format!(
                 "c.status = {}",
@@ -233,22 +266,11 @@ impl Store {
         if let Some(until) = r.until {
             conditions.push(format!("m.date_utc < {}", bind(Bound::Int(until))));
         }
-        // The best documents first: FTS5's bm25 is lower for better, so
-        // PostgreSQL's rank is negated to sort the same way.
-        let (doc, score, from) = if postgres {
-            (
-                "s.doc_id",
-                "-ts_rank(s.tokens, to_tsquery('simple', $1))",
-                "search_index s",
-            )
-        } else {
-            ("search_index.rowid", "bm25(search_index)", "search_index")
-        };
         let sql = format!(
-            "SELECT {doc} AS doc, c.key, c.title, c.status, c.priority, c.customer, m.subject, \
+            "SELECT s.doc, c.key, c.title, c.status, c.priority, c.customer, m.subject, \
              m.from_name, m.from_address, m.date_utc, m.new_text, m.quoted_text \
-             FROM {from} JOIN messages m ON m.id = {doc} / 2 JOIN cases c ON c.id = m.case_id \
-             WHERE {} ORDER BY {score}, m.date_utc DESC LIMIT {MAX_DOCS}",
+             FROM ({candidates}) s JOIN messages m ON m.id = s.doc / 2 JOIN cases c ON c.id = m.case_id \
+             WHERE {} ORDER BY s.score, m.date_utc DESC LIMIT {MAX_DOCS}",
             conditions.join(" AND "),
         );
         let mut q = sqlx::query_as::<_, HitRow>(&sql);

@@ -3,8 +3,8 @@
 
 ## Formats
 format-datetime = %-d %b %Y %H:%M
-duration-hours = {$hours}h
-duration-hours-minutes = {$hours}h{$minutes}m
+duration-hour-unit = h
+duration-minute-unit = m
 bytes = { $count ->
     [one] {$count} byte
    *[other] {$count} bytes

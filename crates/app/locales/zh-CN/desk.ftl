@@ -3,8 +3,8 @@
 
 ## 格式
 format-datetime = %Y年%-m月%-d日 %H:%M
-duration-hours = {$hours}小时
-duration-hours-minutes = {$hours}小时{$minutes}分
+duration-hour-unit = 小时
+duration-minute-unit = 分
 bytes = {$count} 字节
 
 ## 导航

@@ -102,9 +102,20 @@ impl UiLang {
         offered.first().map(|(_, lang)| *lang)
     }
 
-    /// The message `id`.
+    /// The message `id`. Messages without arguments are looked up once per
+    /// thread and language: a page of 200 rows asks for the same few words
+    /// hundreds of times.
     pub fn t(self, id: &str) -> String {
-        CATALOGUES.lookup(self.id(), id)
+        PLAIN.with(|cache| {
+            let mut cache = cache.borrow_mut();
+            let table = &mut cache[self as usize];
+            if let Some(text) = table.get(id) {
+                return text.clone();
+            }
+            let text = CATALOGUES.lookup(self.id(), id);
+            table.insert(id.to_string(), text.clone());
+            text
+        })
     }
 
     /// The message `id` with its arguments.
@@ -139,18 +150,13 @@ impl UiLang {
     pub fn business_time(self, minutes: i64) -> String {
         let sign = if minutes < 0 { "−" } else { "" };
         let (hours, rest) = (minutes.abs() / 60, minutes.abs() % 60);
-        let text = if hours >= 100 {
-            self.t_args("duration-hours", &[("hours", arg(hours))])
+        let hour = self.t("duration-hour-unit");
+        if hours >= 100 {
+            format!("{sign}{hours}{hour}")
         } else {
-            self.t_args(
-                "duration-hours-minutes",
-                &[
-                    ("hours", arg(hours)),
-                    ("minutes", arg(format!("{rest:02}"))),
-                ],
-            )
-        };
-        format!("{sign}{text}")
+            let minute = self.t("duration-minute-unit");
+            format!("{sign}{hours}{hour}{rest:02}{minute}")
+        }
     }
 
     /// The label of a stored word (a status, an urgency, a draft kind …):
@@ -158,9 +164,18 @@ impl UiLang {
     /// newer build stored still shows.
     pub fn word(self, prefix: &str, word: &str) -> String {
         let id = format!("{prefix}-{}", word.replace('_', "-"));
-        CATALOGUES
-            .try_lookup(self.id(), &id)
-            .unwrap_or_else(|| word.to_string())
+        WORDS.with(|cache| {
+            let mut cache = cache.borrow_mut();
+            let table = &mut cache[self as usize];
+            if let Some(label) = table.get(&id) {
+                return label.clone();
+            }
+            let label = CATALOGUES
+                .try_lookup(self.id(), &id)
+                .unwrap_or_else(|| word.to_string());
+            table.insert(id, label.clone());
+            label
+        })
     }
 }
 
@@ -214,6 +229,13 @@ macro_rules! tr {
     };
 }
 pub(crate) use tr;
+
+thread_local! {
+    /// Messages without arguments, per language (see [`UiLang::t`]).
+    static PLAIN: std::cell::RefCell<[HashMap<String, String>; 2]> = Default::default();
+    /// Labels of stored words, per language (see [`UiLang::word`]).
+    static WORDS: std::cell::RefCell<[HashMap<String, String>; 2]> = Default::default();
+}
 
 tokio::task_local! {
     /// The language of the request being answered (see the module's doc).
