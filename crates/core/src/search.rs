@@ -46,7 +46,6 @@ fn encode_into(out: &mut String, chars: impl Iterator<Item = char> + Clone) {
     }
 }
 
-
 /// The tokens of `text`, in order: words and Chinese character pairs.
 fn tokens(text: &str, mut emit: impl FnMut(Token)) {
     let mut word = String::new();
