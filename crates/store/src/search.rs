@@ -8,7 +8,7 @@
 //! one case to another. Only what customers and engineers wrote and what the
 //! analysis concluded is indexed: never drafts, notes or accounts.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{HashMap, HashSet};
 
 use anyhow::Result;
 use casebot_core::domain::CaseStatus;
@@ -65,6 +65,49 @@ pub(crate) fn analysis_parts(report: Option<&serde_json::Value>, codes: &[String
     }
     parts.extend(codes.iter().cloned());
     parts
+}
+
+/// The attachment names of mails, by mail row.
+async fn attachment_names(
+    conn: &mut AnyConnection,
+    rows: &[i64],
+) -> Result<HashMap<i64, Vec<String>>> {
+    let mut names: HashMap<i64, Vec<String>> = HashMap::new();
+    let found: Vec<(i64, Option<String>)> = select_in(
+        conn,
+        "SELECT message_id, filename FROM attachments WHERE message_id IN",
+        "",
+        rows,
+    )
+    .await?;
+    for (row, name) in found {
+        names.entry(row).or_default().extend(name);
+    }
+    Ok(names)
+}
+
+/// What the analyses of mails say (see [`analysis_parts`]), by mail row.
+async fn analysis_texts(
+    conn: &mut AnyConnection,
+    rows: &[i64],
+) -> Result<HashMap<i64, Vec<String>>> {
+    let found: Vec<(i64, Option<String>, Option<String>)> = select_in(
+        conn,
+        "SELECT message_id, report, error_codes FROM analyses WHERE message_id IN",
+        "",
+        rows,
+    )
+    .await?;
+    Ok(found
+        .into_iter()
+        .map(|(row, report, codes)| {
+            let report = report.and_then(|r| serde_json::from_str(&r).ok());
+            let codes: Vec<String> = codes
+                .and_then(|c| serde_json::from_str(&c).ok())
+                .unwrap_or_default();
+            (row, analysis_parts(report.as_ref(), &codes))
+        })
+        .collect())
 }
 
 /// Writes (or rewrites) index documents `(doc, text)`.
@@ -300,37 +343,13 @@ impl Store {
             .collect();
         let message_rows: Vec<i64> = best.iter().map(|r| r.doc / 2).collect();
         let mut conn = self.pool().acquire().await?;
-        let mut names: BTreeMap<i64, Vec<String>> = BTreeMap::new();
-        for (row, name) in select_in::<(i64, Option<String>), _>(
-            &mut conn,
-            "SELECT message_id, filename FROM attachments WHERE message_id IN",
-            "",
-            &message_rows,
-        )
-        .await?
-        {
-            names.entry(row).or_default().extend(name);
-        }
+        let names = attachment_names(&mut conn, &message_rows).await?;
         let analysis_rows: Vec<i64> = best
             .iter()
             .filter(|r| r.doc % 2 == 1)
             .map(|r| r.doc / 2)
             .collect();
-        let mut reports: HashMap<i64, Vec<String>> = HashMap::new();
-        for (row, report, codes) in select_in::<(i64, Option<String>, Option<String>), _>(
-            &mut conn,
-            "SELECT message_id, report, error_codes FROM analyses WHERE message_id IN",
-            "",
-            &analysis_rows,
-        )
-        .await?
-        {
-            let report = report.and_then(|r| serde_json::from_str(&r).ok());
-            let codes: Vec<String> = codes
-                .and_then(|c| serde_json::from_str(&c).ok())
-                .unwrap_or_default();
-            reports.insert(row, analysis_parts(report.as_ref(), &codes));
-        }
+        let reports = analysis_texts(&mut conn, &analysis_rows).await?;
         Ok(best
             .into_iter()
             .map(|row| {
@@ -403,17 +422,7 @@ impl Store {
         .await?;
         let ids: Vec<i64> = mails.iter().map(|m| m.id).collect();
         let mut conn = self.pool().acquire().await?;
-        let mut names: HashMap<i64, Vec<String>> = HashMap::new();
-        for (row, name) in select_in::<(i64, Option<String>), _>(
-            &mut conn,
-            "SELECT message_id, filename FROM attachments WHERE message_id IN",
-            "",
-            &ids,
-        )
-        .await?
-        {
-            names.entry(row).or_default().extend(name);
-        }
+        let names = attachment_names(&mut conn, &ids).await?;
         let mut docs: Vec<(i64, String)> = Vec::with_capacity(mails.len() * 2);
         for m in &mails {
             let attachments = names.get(&m.id).cloned().unwrap_or_default();
@@ -426,19 +435,7 @@ impl Store {
             );
             docs.push((mail_doc(m.id), index_text(parts)));
         }
-        for (row, report, codes) in select_in::<(i64, Option<String>, Option<String>), _>(
-            &mut conn,
-            "SELECT message_id, report, error_codes FROM analyses WHERE message_id IN",
-            "",
-            &ids,
-        )
-        .await?
-        {
-            let report = report.and_then(|r| serde_json::from_str(&r).ok());
-            let codes: Vec<String> = codes
-                .and_then(|c| serde_json::from_str(&c).ok())
-                .unwrap_or_default();
-            let parts = analysis_parts(report.as_ref(), &codes);
+        for (row, parts) in analysis_texts(&mut conn, &ids).await? {
             docs.push((
                 analysis_doc(row),
                 index_text(parts.iter().map(String::as_str)),

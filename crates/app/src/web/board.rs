@@ -268,14 +268,7 @@ pub struct ReportParams {
 /// included; by default the last four weeks up to today.
 pub async fn period_report(state: &AppState, params: &ReportParams) -> Result<Report, WebError> {
     let tz = state.time_zone();
-    let date = |s: &Option<String>| -> Result<Option<NaiveDate>, WebError> {
-        match s.as_deref().map(str::trim).filter(|s| !s.is_empty()) {
-            None => Ok(None),
-            Some(s) => NaiveDate::parse_from_str(s, "%Y-%m-%d")
-                .map(Some)
-                .map_err(|_| WebError::Rejected(said!("error-not-a-date", text = s))),
-        }
-    };
+    let date = form_day;
     let today = Utc::now().with_timezone(&tz).date_naive();
     let last = date(&params.to)?.unwrap_or(today);
     let first = date(&params.from)?.unwrap_or(last - Duration::days(27));
@@ -293,6 +286,16 @@ pub async fn period_report(state: &AppState, params: &ReportParams) -> Result<Re
         .filter_map(|t| casebot_core::sla::evaluate(t, policies, Some(to)))
         .collect();
     Ok(report::report(&cases, policies, from, to))
+}
+
+/// A day typed in a form (`2026-11-23`); nothing typed is `None`.
+pub fn form_day(s: &Option<String>) -> Result<Option<NaiveDate>, WebError> {
+    match s.as_deref().map(str::trim).filter(|s| !s.is_empty()) {
+        None => Ok(None),
+        Some(s) => NaiveDate::parse_from_str(s, "%Y-%m-%d")
+            .map(Some)
+            .map_err(|_| WebError::Rejected(said!("error-not-a-date", text = s))),
+    }
 }
 
 /// Weekly first-response times (bars: median, p90) and targets met (line).

@@ -4,14 +4,13 @@
 
 use axum::Json;
 use axum::extract::{Query, State};
-use chrono::NaiveDate;
 use maud::{Markup, html};
 use serde::Deserialize;
 
 use super::auth::Desk;
 use super::i18n::tr;
 use super::layout::{self, page};
-use super::{AppState, WebError, said};
+use super::{AppState, WebError};
 use casebot_core::domain::CaseStatus;
 use casebot_core::sla::calendar::local_midnight;
 use casebot_store::search::{HitKind, SearchHit, SearchRequest};
@@ -33,14 +32,7 @@ pub struct SearchParams {
 impl SearchParams {
     fn request(&self, state: &AppState, desk: &Desk) -> Result<SearchRequest, WebError> {
         let tz = state.time_zone();
-        let day = |s: &Option<String>| -> Result<Option<NaiveDate>, WebError> {
-            match s.as_deref().map(str::trim).filter(|s| !s.is_empty()) {
-                None => Ok(None),
-                Some(s) => NaiveDate::parse_from_str(s, "%Y-%m-%d")
-                    .map(Some)
-                    .map_err(|_| WebError::Rejected(said!("error-not-a-date", text = s))),
-            }
-        };
+        let day = super::board::form_day;
         let mine = self
             .mine
             .as_deref()
