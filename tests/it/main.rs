@@ -21,6 +21,7 @@ mod fuzz_regressions;
 mod imap;
 mod log_corpus;
 mod mailstack;
+mod notify;
 mod operations;
 mod package;
 mod real_mail;

@@ -58,6 +58,7 @@ pub struct Config {
     pub web: WebConfig,
     pub log: LogConfig,
     pub retention: RetentionConfig,
+    pub notify: NotifyConfig,
     /// Where the file was read from; relative paths are resolved against its folder.
     #[serde(skip)]
     pub base_dir: PathBuf,
@@ -191,6 +192,193 @@ impl Default for WebConfig {
             metrics_token_env: "CASEBOT_METRICS_TOKEN".into(),
             language: "zh-CN".into(),
         }
+    }
+}
+
+/// Notifications to the desk's people: what each channel carries by
+/// default (each person may choose otherwise), batching, quiet hours and
+/// retries.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct NotifyConfig {
+    /// Off: nothing is queued or sent.
+    pub enabled: bool,
+    /// Notices of one window of this many seconds go out together, one
+    /// message per person and channel.
+    pub batch_secs: u64,
+    /// Hold notices outside the business hours of `[sla]` until they open.
+    pub quiet_hours: bool,
+    /// Topics that go out in quiet hours too.
+    pub urgent: Vec<String>,
+    /// First retry after a failed delivery, in seconds; doubled each time.
+    pub retry_initial_secs: u64,
+    pub retry_max_secs: u64,
+    /// Attempts before a notice is marked `failed`.
+    pub max_attempts: u32,
+    /// How often the SLA and the mailboxes are looked at, in seconds.
+    pub check_secs: u64,
+    /// The desk's address as people open it (`https://casebot.example.com`);
+    /// notices link to the case there. Empty: no links.
+    pub desk_url: String,
+    pub email: EmailChannelConfig,
+    #[serde(rename = "webhook")]
+    pub webhooks: Vec<WebhookConfig>,
+}
+
+impl Default for NotifyConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            batch_secs: 20,
+            quiet_hours: true,
+            urgent: Vec::new(),
+            retry_initial_secs: 30,
+            retry_max_secs: 1800,
+            max_attempts: 8,
+            check_secs: 60,
+            desk_url: String::new(),
+            email: EmailChannelConfig::default(),
+            webhooks: Vec::new(),
+        }
+    }
+}
+
+/// Notices by mail to each person's address, through `[outbox]` (its SMTP
+/// relay, or its folder with the file transport), never in a customer thread.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct EmailChannelConfig {
+    pub enabled: bool,
+    /// The topics it carries for someone who chose nothing.
+    pub events: Vec<String>,
+}
+
+impl Default for EmailChannelConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            events: all_topics(),
+        }
+    }
+}
+
+fn all_topics() -> Vec<String> {
+    casebot_core::notify::Topic::ALL
+        .iter()
+        .map(|t| t.as_str().to_string())
+        .collect()
+}
+
+/// A chat group's incoming webhook.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WebhookConfig {
+    /// The channel's name, as people choose it.
+    pub name: String,
+    pub format: WebhookFormat,
+    /// The environment variable holding the webhook's URL (it carries the
+    /// group's key, so it is a secret).
+    pub url_env: String,
+    /// The environment variable holding the signing secret (DingTalk's
+    /// 加签, Feishu's 签名校验, an HMAC header for `generic`); empty: unsigned.
+    #[serde(default)]
+    pub secret_env: String,
+    /// The topics it carries for someone who chose nothing.
+    #[serde(default = "all_topics")]
+    pub events: Vec<String>,
+    #[serde(default = "webhook_timeout")]
+    pub timeout_secs: u64,
+}
+
+fn webhook_timeout() -> u64 {
+    10
+}
+
+/// The message format a webhook expects.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum WebhookFormat {
+    /// casebot's own JSON (`{"person", "notices": [...]}`).
+    Generic,
+    /// WeCom (企业微信) group robot.
+    Wecom,
+    /// DingTalk (钉钉) custom robot.
+    Dingtalk,
+    /// Feishu / Lark custom bot.
+    Feishu,
+    /// Microsoft Teams incoming webhook (Workflows), an Adaptive Card.
+    Teams,
+}
+
+impl NotifyConfig {
+    /// Each channel's name and the topics it carries by default.
+    pub fn channel_defaults(
+        &self,
+    ) -> std::collections::BTreeMap<String, std::collections::BTreeSet<casebot_core::notify::Topic>>
+    {
+        let topics = |words: &[String]| {
+            words
+                .iter()
+                .filter_map(|w| casebot_core::notify::Topic::parse(w))
+                .collect()
+        };
+        let mut out = std::collections::BTreeMap::new();
+        if self.email.enabled {
+            out.insert("email".to_string(), topics(&self.email.events));
+        }
+        for w in &self.webhooks {
+            out.insert(w.name.clone(), topics(&w.events));
+        }
+        out
+    }
+
+    fn validate(&self) -> Result<(), (String, String)> {
+        let topics = |key: &str, words: &[String]| {
+            for w in words {
+                if casebot_core::notify::Topic::parse(w).is_none() {
+                    return Err((
+                        key.to_string(),
+                        format!(
+                            "{w:?} is not a notification topic ({})",
+                            all_topics().join(", ")
+                        ),
+                    ));
+                }
+            }
+            Ok(())
+        };
+        topics("notify.urgent", &self.urgent)?;
+        topics("notify.email.events", &self.email.events)?;
+        if self.max_attempts == 0 {
+            return Err(("notify.max_attempts".into(), "must be at least 1".into()));
+        }
+        let mut names = std::collections::HashSet::from(["email"]);
+        for w in &self.webhooks {
+            let ok = !w.name.is_empty()
+                && w.name
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
+            if !ok || !names.insert(w.name.as_str()) {
+                return Err((
+                    "notify.webhook.name".into(),
+                    format!(
+                        "{:?}: a webhook needs a name of its own (letters, digits, - and _; not \"email\")",
+                        w.name
+                    ),
+                ));
+            }
+            if w.url_env.trim().is_empty() {
+                return Err((
+                    "notify.webhook.url_env".into(),
+                    format!(
+                        "webhook {:?} needs the environment variable of its URL",
+                        w.name
+                    ),
+                ));
+            }
+            topics("notify.webhook.events", &w.events)?;
+        }
+        Ok(())
     }
 }
 
@@ -394,6 +582,7 @@ impl Config {
             self.grammar.validate(),
             self.analysis.validate(),
             self.drafting.validate(),
+            self.notify.validate(),
         ];
         for checked in sections {
             checked.map_err(|(key, message)| invalid(&key, message))?;

@@ -6,6 +6,8 @@
 //! - [`stages`]: the pipeline stages, each executing what the pure crates
 //!   decide: filing, analysis, drafting (the approval gate), the SLA snapshots;
 //! - [`outbox`]: approved replies sent at most once, in their thread;
+//! - [`notify`]: telling the desk's people what needs them (mail, chat
+//!   webhooks), once per event and person;
 //! - [`overview`]: the read model of one case (`show`, the case page);
 //! - [`daemon`]: `casebot serve`, wiring the stages together;
 //! - [`web`]: the web desk (cases, drafts, SLA board, report, API, metrics);
@@ -25,6 +27,7 @@ pub mod config;
 pub mod daemon;
 pub mod export;
 pub mod mailbox;
+pub mod notify;
 pub mod outbox;
 pub mod overview;
 pub mod parallel;

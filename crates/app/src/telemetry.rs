@@ -82,6 +82,7 @@ pub struct Telemetry {
     drafts: Family<Labels, Counter>,
     imap_reconnects: Family<Labels, Counter>,
     imap_auth_failures: Family<Labels, Counter>,
+    notifications: Family<Labels, Counter>,
     filing: Histogram,
     analysis: Histogram,
     drafting: Histogram,
@@ -150,6 +151,7 @@ impl Telemetry {
             drafts: Family::default(),
             imap_reconnects: Family::default(),
             imap_auth_failures: Family::default(),
+            notifications: Family::default(),
             filing: latency(),
             analysis: latency(),
             drafting: latency(),
@@ -191,6 +193,11 @@ impl Telemetry {
             "analyses",
             "Mail analyses ended, by outcome (the root-cause outcome, empty or failed)",
             t.analyses.clone(),
+        );
+        own.register(
+            "notifications",
+            "Notices to the desk's people, by channel and result (sent, retry, failed)",
+            t.notifications.clone(),
         );
         own.register(
             "drafts",
@@ -303,6 +310,16 @@ impl Telemetry {
         self.imap_reconnects
             .get_or_create(&vec![("mailbox", mailbox.to_string())])
             .inc();
+    }
+
+    /// `count` notices to one channel ended `result` (sent, retry, failed).
+    pub fn notification(&self, channel: &str, result: &str, count: usize) {
+        self.notifications
+            .get_or_create(&vec![
+                ("channel", channel.to_string()),
+                ("result", result.to_string()),
+            ])
+            .inc_by(count as u64);
     }
 
     pub fn imap_auth_failure(&self, mailbox: &str) {

@@ -11,5 +11,6 @@
 
 pub mod domain;
 pub mod mail;
+pub mod notify;
 pub mod search;
 pub mod sla;

@@ -59,6 +59,24 @@ impl Store {
         Ok(pos.unwrap_or(0))
     }
 
+    /// Where stage `name` stopped reading, if it ever started.
+    pub async fn cursor_if_set(&self, name: &str) -> Result<Option<i64>> {
+        Ok(
+            sqlx::query_scalar("SELECT position FROM cursors WHERE name = $1")
+                .bind(name)
+                .fetch_optional(self.pool())
+                .await?,
+        )
+    }
+
+    /// The newest event's id (0 in an empty log).
+    pub async fn newest_event(&self) -> Result<i64> {
+        let newest: Option<i64> = sqlx::query_scalar("SELECT MAX(id) FROM events")
+            .fetch_one(self.pool())
+            .await?;
+        Ok(newest.unwrap_or(0))
+    }
+
     pub async fn set_cursor(&self, name: &str, position: i64) -> Result<()> {
         sqlx::query(
             "INSERT INTO cursors (name, position) VALUES ($1, $2) \
@@ -99,10 +117,7 @@ impl Store {
     /// after `cursor`, and the newest event id: what a stage that follows
     /// the event log has to redo.
     async fn cases_with_events_since(&self, cursor: i64, kinds: &str) -> Result<(Vec<i64>, i64)> {
-        let newest: Option<i64> = sqlx::query_scalar("SELECT MAX(id) FROM events")
-            .fetch_one(self.pool())
-            .await?;
-        let newest = newest.unwrap_or(0);
+        let newest = self.newest_event().await?;
         let cases: Vec<i64> = sqlx::query_scalar(&format!(
             "SELECT DISTINCT case_id FROM events WHERE id > $1 AND id <= $2 AND case_id IS NOT NULL \
              AND kind IN ({kinds}) ORDER BY case_id"

@@ -40,12 +40,13 @@ pub struct FolderView {
 }
 
 /// Every state a watched folder can be in, as the watcher records them.
-pub const FOLDER_STATES: [&str; 6] = [
+pub const FOLDER_STATES: [&str; 7] = [
     "connecting",
     "catching_up",
     "idle",
     "polling",
     "reconnecting",
+    "needs_login",
     "stopped",
 ];
 

@@ -22,6 +22,7 @@ pub mod lease;
 pub mod messages;
 pub mod metrics;
 pub mod notes;
+pub mod notify;
 pub mod quarantine;
 pub mod regroup;
 pub mod search;

@@ -1,7 +1,8 @@
 //! The few figures `/metrics` asks the store for: how much work waits.
 //!
 //! Each is a count over an index range of rows still waiting (pending
-//! analyses, pending and approved drafts, unreleased quarantine), never a
+//! analyses, pending and approved drafts, unreleased quarantine, notices not
+//! yet delivered), never a
 //! scan of a whole table: a scrape costs the same at a hundred cases and at
 //! a hundred thousand.
 
@@ -22,6 +23,9 @@ pub struct QueueLengths {
     pub outbox: i64,
     /// Mails kept in quarantine, not replayed.
     pub quarantined: i64,
+    /// Notices not yet delivered (waiting for their window, opening hours
+    /// or a retry).
+    pub notifications: i64,
 }
 
 impl Store {
@@ -38,6 +42,10 @@ impl Store {
             approval: count("SELECT COUNT(*) FROM drafts WHERE status = 'pending'").await?,
             outbox: count("SELECT COUNT(*) FROM drafts WHERE status = 'approved'").await?,
             quarantined: count("SELECT COUNT(*) FROM quarantine WHERE released_at IS NULL").await?,
+            notifications: count(
+                "SELECT COUNT(*) FROM notifications WHERE state IN ('pending', 'sending')",
+            )
+            .await?,
         })
     }
 }

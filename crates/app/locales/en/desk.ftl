@@ -327,6 +327,7 @@ mailbox-state-catching-up = catching up
 mailbox-state-idle = idle
 mailbox-state-polling = polling
 mailbox-state-reconnecting = reconnecting
+mailbox-state-needs-login = needs login
 mailbox-state-stopped = stopped
 
 ## Fixing misfiled mail
@@ -417,3 +418,28 @@ event-knowledge-recorded = knowledge recorded
 event-knowledge-edited = knowledge edited
 event-note-added = note added
 event-retention-removed-raw-mail = raw mail removed by retention
+
+## Notifications
+notice-heading = { $count ->
+    [one] casebot: 1 notice for { $name }
+   *[other] casebot: { $count } notices for { $name }
+}
+notice-more = … and { $count } more
+notice-customer-mail = { $case }: the customer wrote
+notice-draft-waiting = { $case }: a draft waits for your approval
+notice-assigned = { $case } is yours now (given by { $by })
+notice-sla-at-risk = { $case }: the { $target } target is at risk, due { $due }
+notice-sla-breached = { $case }: the { $target } target is overdue (due { $due })
+notice-send-failed = { $case }: a reply could not be sent: { $error }
+notice-mailbox-needs-login = mailbox { $mailbox } refuses the desk's login: { $error }
+topic-customer-mail = A customer wrote in my case
+topic-draft-waiting = A draft of my case waits for approval
+topic-assigned = A case was given to me
+topic-sla-at-risk = An SLA target of my case is at risk
+topic-sla-breached = An SLA target is breached
+topic-send-failed = A reply could not be sent
+topic-mailbox-needs-login = A mailbox needs a login
+notice-state-pending = waiting
+notice-state-sending = sending
+notice-state-sent = sent
+notice-state-failed = failed

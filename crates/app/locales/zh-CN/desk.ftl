@@ -309,6 +309,7 @@ mailbox-state-catching-up = 追赶中
 mailbox-state-idle = 空闲（IDLE）
 mailbox-state-polling = 轮询
 mailbox-state-reconnecting = 重新连接中
+mailbox-state-needs-login = 需要重新登录
 mailbox-state-stopped = 已停止
 
 ## 整理误归档的邮件
@@ -399,3 +400,25 @@ event-knowledge-recorded = 记录知识
 event-knowledge-edited = 编辑知识
 event-note-added = 添加备注
 event-retention-removed-raw-mail = 按保留策略删除原始邮件
+
+## Notifications
+notice-heading = casebot：给 { $name } 的 { $count } 条通知
+notice-more = ……另有 { $count } 条
+notice-customer-mail = { $case }：客户来信了
+notice-draft-waiting = { $case }：有一份草稿等待您审批
+notice-assigned = { $case } 已分配给您（分配人：{ $by }）
+notice-sla-at-risk = { $case }：{ $target }目标即将超时，截止 { $due }
+notice-sla-breached = { $case }：{ $target }目标已超时（截止 { $due }）
+notice-send-failed = { $case }：回复未能发出：{ $error }
+notice-mailbox-needs-login = 邮箱 { $mailbox } 拒绝登录：{ $error }
+topic-customer-mail = 我的案例有客户来信
+topic-draft-waiting = 我的案例有草稿待审批
+topic-assigned = 有案例分配给我
+topic-sla-at-risk = 我的案例 SLA 即将超时
+topic-sla-breached = SLA 已超时
+topic-send-failed = 回复发送失败
+topic-mailbox-needs-login = 邮箱需要重新登录
+notice-state-pending = 等待中
+notice-state-sending = 发送中
+notice-state-sent = 已发送
+notice-state-failed = 失败

@@ -10,6 +10,7 @@
 mod desk;
 mod doctor;
 mod drafts;
+pub mod notifications;
 mod operations;
 pub mod output;
 mod regroup;
@@ -106,6 +107,9 @@ pub enum Command {
     /// Mail that could not be filed: list it or run it through again.
     #[command(subcommand)]
     Quarantine(QuarantineCommand),
+    /// Notices to the desk's people: what was told, and who wants what where.
+    #[command(subcommand)]
+    Notifications(notifications::NotificationsCommand),
     /// Analyse logs: a file, a folder, a zip or cab bundle, a link, or a case's mail.
     Analyze(AnalyzeArgs),
     /// The rules folder.
@@ -402,6 +406,7 @@ async fn dispatch(globals: &GlobalArgs, command: Command) -> Result<u8, Failure>
         Command::Close(args) => regroup::status_cmd(&config, args, CaseStatus::Resolved).await,
         Command::Reopen(args) => regroup::status_cmd(&config, args, CaseStatus::WaitingOnUs).await,
         Command::Priority(args) => regroup::priority_cmd(&config, args).await,
+        Command::Notifications(command) => notifications::run(&config, command).await,
         Command::Quarantine(QuarantineCommand::List { all, json }) => {
             let store = open_store(&config).await?;
             let entries = store.quarantine_list(all).await?;

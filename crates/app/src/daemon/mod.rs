@@ -24,6 +24,7 @@ use crate::config::{Config, MailboxKind};
 use crate::mailbox::Filer;
 use crate::mailbox::imap::{Account, FolderWatcher};
 use crate::mailbox::maildir::Maildir;
+use crate::notify::Notifier;
 use crate::outbox::Outbox;
 use crate::stages::analysis::Worker;
 use crate::stages::drafting::Drafter;
@@ -44,6 +45,7 @@ pub struct Desk {
     pub drafter: Arc<Drafter>,
     pub outbox: Outbox,
     pub sla: Arc<SlaSnapshots>,
+    pub notifier: Arc<Notifier>,
     /// Wakes the sender (an approval on the web desk).
     pub send_now: Arc<Notify>,
     pub config: Arc<Config>,
@@ -62,6 +64,7 @@ impl Desk {
             SlaPolicies::from_config(&config.sla, &config.desk.time_zone, &config.base_dir)
                 .map_err(|(key, message)| anyhow::anyhow!("{key}: {message}"))?;
         let sla = Arc::new(SlaSnapshots::new(store.clone(), Arc::new(policies)));
+        let notifier = Arc::new(Notifier::new(store.clone(), config.clone(), sla.clone())?);
         let worker = Worker::new(store, analyzer, &config)?;
         let outbox = Outbox::new(pipeline.clone(), config.clone());
         Ok(Desk {
@@ -70,6 +73,7 @@ impl Desk {
             drafter,
             outbox,
             sla,
+            notifier,
             send_now: Arc::new(Notify::new()),
             config,
         })
@@ -207,6 +211,13 @@ pub async fn run(
         )));
     }
     tasks.push(tokio::spawn(index_backlog(store.clone(), stop_rx.clone())));
+    if desk.config.notify.enabled {
+        tasks.push(tokio::spawn(notify_forever(
+            desk.notifier,
+            Duration::from_secs(desk.config.notify.check_secs.max(1)),
+            stop_rx.clone(),
+        )));
+    }
     tasks.push(tokio::spawn(send_forever(
         desk.outbox,
         desk.send_now,
@@ -515,6 +526,63 @@ async fn send_forever(
         tokio::select! {
             _ = tokio::time::sleep(Duration::from_secs(2)) => {}
             _ = send_now.notified() => {}
+            _ = stop.changed() => return Ok(()),
+        }
+    }
+}
+
+/// The notification stage: every two seconds it queues the notices of new
+/// events and sends what is due; every `check_every` it looks at the SLA and
+/// the mailboxes too. Every instance may run it: a notice is queued once per
+/// person, channel and key, and each is claimed by one sender. A stop waits
+/// for the messages in hand.
+async fn notify_forever(
+    notifier: Arc<Notifier>,
+    check_every: Duration,
+    mut stop: watch::Receiver<bool>,
+) -> Result<()> {
+    let health = crate::telemetry::metrics().loop_started("notify");
+    let mut failing = false;
+    let mut last_check: Option<std::time::Instant> = None;
+    loop {
+        let check = last_check.is_none_or(|t| t.elapsed() >= check_every);
+        let pass = async {
+            let mut queued = notifier.queue_events().await?;
+            if check {
+                queued += notifier.queue_checks().await?;
+            }
+            anyhow::Ok((queued, notifier.deliver_due().await?))
+        }
+        .await;
+        health.pass(pass.is_ok());
+        match pass {
+            Ok((queued, delivered)) => {
+                if check {
+                    last_check = Some(std::time::Instant::now());
+                }
+                if failing {
+                    tracing::info!("notifications work again");
+                }
+                failing = false;
+                if queued + delivered.notices + delivered.retried + delivered.failed > 0 {
+                    tracing::info!(
+                        queued,
+                        messages = delivered.messages,
+                        notices = delivered.notices,
+                        retrying = delivered.retried,
+                        failed = delivered.failed,
+                        "notifications ran"
+                    );
+                }
+            }
+            Err(e) if !failing => {
+                tracing::error!(error = %format!("{e:#}"), "notifications failed; retrying");
+                failing = true;
+            }
+            Err(_) => {}
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(Duration::from_secs(2)) => {}
             _ = stop.changed() => return Ok(()),
         }
     }

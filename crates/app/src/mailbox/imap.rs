@@ -43,6 +43,12 @@ impl<T: AsyncRead + AsyncWrite + Unpin + Send + Debug> ImapStream for T {}
 
 pub type ImapSession = Session<Box<dyn ImapStream>>;
 
+/// The server refused the login (a tagged NO): the mailbox needs someone
+/// to fix its credentials; the watcher keeps trying with its backoff.
+#[derive(Debug, thiserror::Error)]
+#[error("the server refused the login: {0}")]
+pub struct LoginRefused(String);
+
 /// Connect, greeting, STARTTLS and login each get this long.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
 /// Any other command.
@@ -176,7 +182,12 @@ impl Account {
         .await?
         .map_err(|(e, _)| {
             crate::telemetry::metrics().imap_auth_failure(&self.name);
-            e
+            // The server answered and said no: the credentials, not the
+            // network. Anything else (a dropped connection) is not a refusal.
+            match e {
+                async_imap::error::Error::No(answer) => anyhow::Error::new(LoginRefused(answer)),
+                other => anyhow::Error::new(other),
+            }
         })
         .with_context(|| format!("{server}: login as {} failed", self.user))
     }
@@ -296,8 +307,13 @@ impl FolderWatcher {
     pub async fn run(&self, mut stop: watch::Receiver<bool>) -> Result<()> {
         let mut failures = 0u32;
         let mut last_error = String::new();
+        let mut refused = false;
         while !*stop.borrow() {
-            self.set_state("connecting", None).await;
+            // A mailbox whose login was refused stays `needs_login` while it
+            // tries again, so the state (and its start) tells one episode.
+            if !refused {
+                self.set_state("connecting", None).await;
+            }
             match self.session(&mut stop, &mut failures).await {
                 Ok(()) => break,
                 Err(e) => {
@@ -306,7 +322,13 @@ impl FolderWatcher {
                         tracing::warn!(mailbox = %self.account.name, folder = %self.folder, error = %message, "IMAP connection lost; reconnecting");
                         last_error = message.clone();
                     }
-                    self.set_state("reconnecting", Some(&message)).await;
+                    refused = e.downcast_ref::<LoginRefused>().is_some();
+                    let state = if refused {
+                        "needs_login"
+                    } else {
+                        "reconnecting"
+                    };
+                    self.set_state(state, Some(&message)).await;
                     crate::telemetry::metrics().imap_reconnect(&self.account.name);
                     failures = failures.saturating_add(1);
                     let wait = reconnect_delay(failures, self.reconnect_max, jitter_seed());

@@ -296,11 +296,15 @@ mod tests {
     /// catalogues have: a typo is a failing test, not a page showing a key.
     #[test]
     fn every_message_the_code_asks_for_exists() {
-        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/src/web");
         let known = ids(UiLang::En);
         let mut asked = 0;
-        for entry in std::fs::read_dir(dir).unwrap() {
-            let path = entry.unwrap().path();
+        let dirs =
+            ["/src/web", "/src/notify"].map(|d| format!("{}{d}", env!("CARGO_MANIFEST_DIR")));
+        let files = dirs
+            .iter()
+            .flat_map(|dir| std::fs::read_dir(dir).unwrap())
+            .map(|entry| entry.unwrap().path());
+        for path in files {
             // This file's own calls are its tests.
             if path.extension().is_none_or(|e| e != "rs") || path.ends_with("i18n.rs") {
                 continue;

@@ -46,6 +46,7 @@ pub async fn metrics(
         ("analysis_links", queues.analysis_links),
         ("approval", queues.approval),
         ("outbox", queues.outbox),
+        ("notifications", queues.notifications),
     ] {
         telemetry
             .queue_length
