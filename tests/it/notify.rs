@@ -11,9 +11,11 @@ use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use super::abuse::{add_lead, serve};
+use super::abuse::{add_lead, http_post, login, serve};
 use super::mailstack::{SmtpSink, free_port};
-use super::{casebot_at, casebot_with_password, stderr, stdout, store_url, wait_until};
+use super::{
+    casebot_at, casebot_with_password, http_get_with, stderr, stdout, store_url, wait_until,
+};
 
 /// One request the receiver took.
 #[derive(Debug, Clone)]
@@ -484,6 +486,96 @@ fn each_notice_reaches_each_wanted_channel_once_across_a_restart() {
                     .is_some_and(|t| t.contains("the customer wrote"))
             })
     });
+    // The desk: Alice's own settings (in English, her language), changed
+    // by the form; the lead's page of everyone's; engineers kept out.
+    let alice = format!(
+        "casebot_session={}",
+        login(port, "alice", "alice's long password")
+    );
+    let (status, page) = http_get_with(
+        port,
+        "/account/notifications",
+        &format!("Cookie: {alice}\r\n"),
+    );
+    assert_eq!(status, 200, "{page}");
+    assert!(page.contains("A customer wrote in my case"), "{page}");
+    assert!(
+        page.contains(r#"name="c.customer_mail.teams">"#),
+        "unticked: {page}"
+    );
+    assert!(
+        page.contains(r#"name="c.customer_mail.email" checked>"#),
+        "{page}"
+    );
+    let csrf = page
+        .split("name=\"csrf\" value=\"")
+        .nth(1)
+        .unwrap()
+        .split('"')
+        .next()
+        .unwrap();
+    // Everything ticked but assignments by mail.
+    let mut form = format!("csrf={csrf}");
+    for topic in [
+        "customer_mail",
+        "draft_waiting",
+        "assigned",
+        "sla_at_risk",
+        "sla_breached",
+        "send_failed",
+        "mailbox_needs_login",
+    ] {
+        for channel in [
+            "email", "wecom", "dingtalk", "feishu", "teams", "generic", "flaky",
+        ] {
+            if (topic, channel) != ("assigned", "email") {
+                form.push_str(&format!("&c.{topic}.{channel}=on"));
+            }
+        }
+    }
+    let (status, _) = http_post(port, "/account/notifications", &alice, &form);
+    assert_eq!(status, 303);
+    let prefs = casebot_at(
+        &url,
+        dir.path(),
+        &["notifications", "prefs", "--person", "alice", "--json"],
+    );
+    let prefs: Vec<serde_json::Value> = serde_json::from_str(&stdout(&prefs)).unwrap();
+    let pref = |topic: &str, channel: &str| {
+        let p = prefs
+            .iter()
+            .find(|p| p["topic"] == topic && p["channel"] == channel)
+            .unwrap();
+        (p["on"].as_bool().unwrap(), p["chosen"].as_bool().unwrap())
+    };
+    assert_eq!(pref("assigned", "email"), (false, true));
+    assert_eq!(
+        pref("customer_mail", "teams"),
+        (true, false),
+        "back to the default"
+    );
+    assert_eq!(pref("customer_mail", "email"), (true, false));
+    let (status, _) = http_get_with(
+        port,
+        "/admin/notifications",
+        &format!("Cookie: {alice}\r\n"),
+    );
+    assert_eq!(status, 403);
+    let lead = format!(
+        "casebot_session={}",
+        login(port, "lead", "a long enough lead password")
+    );
+    let (status, page) = http_get_with(
+        port,
+        "/admin/notifications?person=alice",
+        &format!("Cookie: {lead}\r\n"),
+    );
+    assert_eq!(status, 200, "{page}");
+    assert!(
+        page.contains("CAS-70001-NT1AAA") && page.contains("/admin/notifications/alice"),
+        "{page}"
+    );
+
     // Let any duplicate arrive before counting.
     std::thread::sleep(Duration::from_secs(4));
     unsafe { libc::kill(daemon.id() as i32, libc::SIGTERM) };
@@ -644,4 +736,95 @@ fn each_notice_reaches_each_wanted_channel_once_across_a_restart() {
     }
     // A's breach from the start, and B's once it became hers.
     assert!(all_mail.matches("overdue").count() >= 2, "{all_mail}");
+}
+
+/// A mailbox whose login the server refuses is `needs_login` (in `casebot
+/// mailboxes`, on `/metrics`) while the watcher keeps trying, and the lead
+/// is told once, however many times the login is refused.
+#[test]
+fn a_refused_login_tells_the_lead_once() {
+    let dovecot = super::mailstack::Dovecot::start();
+    let receiver = Receiver::start();
+    let dir = tempfile::tempdir().unwrap();
+    let url = store_url(&dir.path().join("login.db"));
+    std::fs::write(
+        dir.path().join("config.toml"),
+        format!(
+            r#"[[mailbox]]
+name = "desk"
+kind = "imap"
+host = "127.0.0.1"
+port = {}
+security = "plain"
+username_env = "CASEBOT_TEST_IMAP_USER"
+password_env = "CASEBOT_TEST_IMAP_PASSWORD"
+folders = ["INBOX"]
+reconnect_max_secs = 1
+
+[notify]
+batch_secs = 1
+quiet_hours = false
+check_secs = 1
+
+[[notify.webhook]]
+name = "ops"
+format = "generic"
+url_env = "CASEBOT_TEST_OPS_URL"
+"#,
+            dovecot.port
+        ),
+    )
+    .unwrap();
+    add_lead(dir.path(), &url, "a long enough lead password");
+    let hook = receiver.url("/generic");
+    let env = [
+        ("CASEBOT_TEST_IMAP_USER", "refused"),
+        ("CASEBOT_TEST_IMAP_PASSWORD", "not the password"),
+        ("CASEBOT_TEST_OPS_URL", hook.as_str()),
+    ];
+    let port = free_port();
+    let log = dir.path().join("serve.log");
+    let read_log = || std::fs::read_to_string(&log).unwrap_or_default();
+    let mut daemon = serve(dir.path(), &url, port, &env, &log);
+    let lead = format!(
+        "casebot_session={}",
+        login(port, "lead", "a long enough lead password")
+    );
+    let refusals = || {
+        let (_, metrics) = http_get_with(port, "/metrics", &format!("Cookie: {lead}\r\n"));
+        metrics
+            .lines()
+            .find(|l| l.starts_with("casebot_imap_auth_failures_total{mailbox=\"desk\"}"))
+            .and_then(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
+            .unwrap_or(0)
+    };
+    wait_until(30, "three refused logins", read_log, || refusals() >= 3);
+    let (_, metrics) = http_get_with(port, "/metrics", &format!("Cookie: {lead}\r\n"));
+    assert!(
+        metrics.contains(
+            r#"casebot_mailbox_state{mailbox="desk",folder="INBOX",state="needs_login"} 1"#
+        ),
+        "{metrics}"
+    );
+    wait_until(30, "the lead told", read_log, || {
+        !generic_notices(&receiver.hits("/generic")).is_empty()
+    });
+    std::thread::sleep(Duration::from_secs(3));
+    let told = generic_notices(&receiver.hits("/generic"));
+    assert_eq!(told.len(), 1, "{told:?}");
+    assert_eq!(
+        (told[0].0.as_str(), told[0].1.as_str()),
+        ("lead", "mailbox_needs_login")
+    );
+    let body = receiver.hits("/generic")[0].json();
+    assert_eq!(body["notices"][0]["mailbox"], "desk/INBOX");
+    assert!(
+        body["text"].as_str().unwrap().contains("desk/INBOX"),
+        "{body}"
+    );
+    let o = casebot_at(&url, dir.path(), &["mailboxes", "--json"]);
+    let folders: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
+    assert_eq!(folders[0]["state"], "needs_login", "{folders}");
+    unsafe { libc::kill(daemon.id() as i32, libc::SIGTERM) };
+    let _ = daemon.wait();
 }

@@ -19,6 +19,9 @@ use casebot_core::notify::{CaseRef, LoggedEvent, MailboxState, Person, Topic};
 use super::sql::placeholders;
 use super::{Store, now_ts, ts_to_rfc3339};
 
+/// Every state a notice can be in.
+pub const NOTICE_STATES: [&str; 4] = ["pending", "sending", "sent", "failed"];
+
 /// A notice for the queue.
 #[derive(Debug, Clone)]
 pub struct QueuedNotice {

@@ -4,11 +4,11 @@ use std::sync::Arc;
 
 use anyhow::anyhow;
 use clap::{Subcommand, ValueEnum};
-use serde::Serialize;
 
 use super::{Failure, fail, open_store, output};
 use crate::config::Config;
-use casebot_core::notify::{Preferences, Topic};
+use crate::notify::pref_rows;
+use casebot_core::notify::Topic;
 
 #[derive(Debug, Subcommand)]
 pub enum NotificationsCommand {
@@ -49,51 +49,6 @@ pub enum Choice {
     On,
     Off,
     Default,
-}
-
-/// One account's topic on one channel.
-#[derive(Debug, Serialize)]
-pub struct PrefRow {
-    pub person: String,
-    pub topic: &'static str,
-    pub channel: String,
-    pub on: bool,
-    /// Chosen by the person (else the channel's default).
-    pub chosen: bool,
-}
-
-/// Every account's topics on every configured channel.
-pub fn pref_rows(
-    config: &Config,
-    people: &[String],
-    chosen: &[(String, Topic, String, bool)],
-) -> Vec<PrefRow> {
-    let mut prefs = Preferences {
-        defaults: config.notify.channel_defaults(),
-        ..Preferences::default()
-    };
-    for (person, topic, channel, on) in chosen {
-        prefs
-            .chosen
-            .insert((person.clone(), *topic, channel.clone()), *on);
-    }
-    let mut rows = Vec::new();
-    for person in people {
-        for topic in Topic::ALL {
-            for channel in prefs.defaults.keys() {
-                rows.push(PrefRow {
-                    person: person.clone(),
-                    topic: topic.as_str(),
-                    channel: channel.clone(),
-                    on: prefs.wants(person, topic, channel),
-                    chosen: prefs
-                        .chosen
-                        .contains_key(&(person.clone(), topic, channel.clone())),
-                });
-            }
-        }
-    }
-    rows
 }
 
 pub async fn run(config: &Arc<Config>, command: NotificationsCommand) -> Result<u8, Failure> {

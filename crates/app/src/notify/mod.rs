@@ -18,6 +18,7 @@ use std::sync::Arc;
 
 use anyhow::Result;
 use chrono::{DateTime, Utc};
+use serde::Serialize;
 use tokio::sync::Mutex;
 
 use crate::config::{Config, WebhookConfig};
@@ -91,14 +92,10 @@ impl Notifier {
     }
 
     async fn preferences(&self) -> Result<Preferences> {
-        let mut prefs = Preferences {
-            defaults: self.config.notify.channel_defaults(),
-            ..Preferences::default()
-        };
-        for (person, topic, channel, on) in self.store.notify_choices().await? {
-            prefs.chosen.insert((person, topic, channel), on);
-        }
-        Ok(prefs)
+        Ok(preferences(
+            &self.config,
+            self.store.notify_choices().await?,
+        ))
     }
 
     /// Each notice on each channel its person wants, due when its batching
@@ -432,6 +429,58 @@ impl Notifier {
         }
         line
     }
+}
+
+/// The channels' defaults of `config` with the people's `chosen` over them.
+pub fn preferences(
+    config: &Config,
+    chosen: impl IntoIterator<Item = (String, Topic, String, bool)>,
+) -> Preferences {
+    let mut prefs = Preferences {
+        defaults: config.notify.channel_defaults(),
+        ..Preferences::default()
+    };
+    for (person, topic, channel, on) in chosen {
+        prefs.chosen.insert((person, topic, channel), on);
+    }
+    prefs
+}
+
+/// One account's topic on one channel.
+#[derive(Debug, Serialize)]
+pub struct PrefRow {
+    pub person: String,
+    pub topic: &'static str,
+    pub channel: String,
+    pub on: bool,
+    /// Chosen by the person (else the channel's default).
+    pub chosen: bool,
+}
+
+/// Every account's topics on every configured channel.
+pub fn pref_rows(
+    config: &Config,
+    people: &[String],
+    chosen: &[(String, Topic, String, bool)],
+) -> Vec<PrefRow> {
+    let prefs = preferences(config, chosen.iter().cloned());
+    let mut rows = Vec::new();
+    for person in people {
+        for topic in Topic::ALL {
+            for channel in prefs.defaults.keys() {
+                rows.push(PrefRow {
+                    person: person.clone(),
+                    topic: topic.as_str(),
+                    channel: channel.clone(),
+                    on: prefs.wants(person, topic, channel),
+                    chosen: prefs
+                        .chosen
+                        .contains_key(&(person.clone(), topic, channel.clone())),
+                });
+            }
+        }
+    }
+    rows
 }
 
 /// A hook's URL and signing secret from their environment variables.

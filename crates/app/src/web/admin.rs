@@ -1,5 +1,6 @@
 //! The team lead's administration of the desk in the browser: accounts,
-//! the quarantine, the knowledge entries and the mailboxes' states. Every
+//! the quarantine, the knowledge entries and the mailboxes' states (and,
+//! in `notify.rs`, everyone's notification settings). Every
 //! page and action takes [`Lead`]; every action is the same store call as
 //! its command (`casebot user …`, `quarantine replay|discard`,
 //! `knowledge edit`), checks the form's CSRF token and is logged.
@@ -24,11 +25,12 @@ fn when(state: &AppState, lang: UiLang, at: &str) -> String {
 }
 
 /// The sections, for the sub-navigation.
-const SECTIONS: [(&str, &str); 4] = [
+const SECTIONS: [(&str, &str); 5] = [
     ("/admin/users", "admin-users"),
     ("/admin/quarantine", "admin-quarantine"),
     ("/admin/knowledge", "admin-knowledge"),
     ("/admin/mailboxes", "admin-mailboxes"),
+    ("/admin/notifications", "admin-notifications"),
 ];
 
 fn section_title(lang: UiLang, id: &str) -> String {
@@ -36,12 +38,13 @@ fn section_title(lang: UiLang, id: &str) -> String {
         "admin-users" => tr!(lang, "admin-users"),
         "admin-quarantine" => tr!(lang, "admin-quarantine"),
         "admin-knowledge" => tr!(lang, "admin-knowledge"),
+        "admin-notifications" => tr!(lang, "admin-notifications"),
         _ => tr!(lang, "admin-mailboxes"),
     }
 }
 
 /// An administration page: the sub-navigation, then `body`.
-fn admin_page(desk: &Desk, section: &str, body: Markup) -> Markup {
+pub(super) fn admin_page(desk: &Desk, section: &str, body: Markup) -> Markup {
     let lang = desk.lang();
     page(
         lang,

@@ -374,6 +374,8 @@ mod tests {
         words.extend([Level::Error, Level::Warning].map(|w| ("level", w.as_str())));
         words.extend(["engineer", "lead"].map(|w| ("role", w)));
         words.extend(casebot_store::imap::FOLDER_STATES.map(|w| ("mailbox-state", w)));
+        words.extend(casebot_core::notify::Topic::ALL.map(|t| ("topic", t.as_str())));
+        words.extend(casebot_store::notify::NOTICE_STATES.map(|w| ("notice-state", w)));
         for lang in UiLang::ALL {
             for (prefix, word) in &words {
                 let id = format!("{prefix}-{}", word.replace('_', "-"));

@@ -69,6 +69,7 @@ pub fn page(lang: UiLang, title: &str, desk: Option<&Desk>, body: Markup) -> Mar
                         }
                         form.logout method="post" action="/logout" {
                             span.who { (desk.user().name) " · " (lang.word("role", desk.user().role.as_str())) }
+                            " " a href="/account/notifications" { (tr!(lang, "nav-notifications")) } " "
                             input type="hidden" name="csrf" value=(desk.csrf());
                             button type="submit" { (tr!(lang, "nav-log-out")) }
                         }

@@ -22,6 +22,7 @@ pub mod files;
 pub mod i18n;
 pub mod layout;
 pub mod metrics;
+pub mod notify;
 pub mod regroup;
 pub mod search;
 
@@ -202,6 +203,12 @@ pub fn router(state: AppState) -> Router {
         .route("/admin/knowledge", get(admin::knowledge))
         .route("/admin/knowledge/{id}", post(admin::edit_knowledge))
         .route("/admin/mailboxes", get(admin::mailboxes))
+        .route("/admin/notifications", get(notify::admin))
+        .route("/admin/notifications/{name}", post(notify::admin_save))
+        .route(
+            "/account/notifications",
+            get(notify::mine).post(notify::save_mine),
+        )
         .route("/api/search", get(search::api))
         .route("/api/report", get(api::report))
         .route("/api/drafts/{id}", get(api::draft))
