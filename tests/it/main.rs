@@ -22,6 +22,7 @@ mod imap;
 mod log_corpus;
 mod mailstack;
 mod notify;
+mod oauth;
 mod operations;
 mod package;
 mod real_mail;

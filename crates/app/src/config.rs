@@ -87,7 +87,14 @@ pub struct MailboxConfig {
     /// encryption: only for a server on loopback).
     #[serde(default = "default_imap_security")]
     pub security: SmtpSecurity,
-    /// Environment variables holding the IMAP login.
+    /// `password` (LOGIN with the password of `password_env`) or `oauth2`
+    /// (an access token from `[mailbox.oauth2]`, SASL XOAUTH2 or OAUTHBEARER).
+    #[serde(default)]
+    pub auth: AuthKind,
+    #[serde(default)]
+    pub oauth2: Option<OAuth2Config>,
+    /// Environment variables holding the IMAP login (with OAuth2, the
+    /// user is the mailbox's address).
     #[serde(default = "default_imap_user_env")]
     pub username_env: String,
     #[serde(default = "default_imap_password_env")]
@@ -122,6 +129,98 @@ pub struct MailboxConfig {
     /// (created if missing; the original stays where it is); empty: none.
     #[serde(default)]
     pub quarantine_folder: Option<String>,
+}
+
+/// How casebot logs in to a mail server.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AuthKind {
+    #[default]
+    Password,
+    OAuth2,
+}
+
+/// An OAuth2 sign-in: the provider, the app's registration, the grant.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OAuth2Config {
+    /// `microsoft` (login.microsoftonline.com), `microsoft-china`
+    /// (21Vianet, login.chinacloudapi.cn), `google`, or `custom` with
+    /// `token_url` and `device_url`.
+    pub provider: OAuthProvider,
+    /// The Microsoft tenant (its id or domain; `organizations` for any).
+    #[serde(default = "default_tenant")]
+    pub tenant: String,
+    /// `client_credentials` (app-only access to a mailbox, a service
+    /// principal) or `device_code` (a person signs in once with
+    /// `casebot mailbox login NAME`; the refresh token is kept).
+    pub flow: OAuthFlow,
+    pub client_id: String,
+    /// The environment variable holding the client secret (empty: a public
+    /// client, as device sign-in may use).
+    #[serde(default)]
+    pub client_secret_env: String,
+    /// Scopes; empty: the provider's for IMAP and SMTP in this flow.
+    #[serde(default)]
+    pub scopes: Vec<String>,
+    #[serde(default)]
+    pub token_url: String,
+    #[serde(default)]
+    pub device_url: String,
+    /// The environment variable holding the key that encrypts the stored
+    /// refresh token (device sign-in refuses to store one without it).
+    #[serde(default = "default_token_key_env")]
+    pub token_key_env: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum OAuthProvider {
+    Microsoft,
+    MicrosoftChina,
+    Google,
+    Custom,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OAuthFlow {
+    ClientCredentials,
+    DeviceCode,
+}
+
+impl OAuth2Config {
+    fn validate(&self) -> Result<(), String> {
+        if self.client_id.trim().is_empty() {
+            return Err("oauth2.client_id is empty".into());
+        }
+        if self.provider == OAuthProvider::Custom {
+            if self.token_url.is_empty() {
+                return Err("provider = \"custom\" needs token_url".into());
+            }
+            if self.flow == OAuthFlow::DeviceCode && self.device_url.is_empty() {
+                return Err(
+                    "provider = \"custom\" with flow = \"device_code\" needs device_url".into(),
+                );
+            }
+        }
+        if self.provider == OAuthProvider::Google && self.flow == OAuthFlow::ClientCredentials {
+            return Err("Google has no client-credentials grant for mail (it needs a service account with domain-wide delegation); use flow = \"device_code\" with your own scopes, or a custom provider".into());
+        }
+        for url in [&self.token_url, &self.device_url] {
+            if !url.is_empty() && url::Url::parse(url).is_err() {
+                return Err(format!("{url:?} is not a URL"));
+            }
+        }
+        Ok(())
+    }
+}
+
+fn default_tenant() -> String {
+    "organizations".into()
+}
+fn default_token_key_env() -> String {
+    "CASEBOT_TOKEN_KEY".into()
 }
 
 fn default_poll_secs() -> u64 {
@@ -468,6 +567,10 @@ pub struct SmtpConfig {
     /// Environment variables with the login; unset or empty: no AUTH.
     pub username_env: String,
     pub password_env: String,
+    /// `password`, or `oauth2`: the access token of the IMAP mailbox named
+    /// by `oauth2_mailbox` (the same account and sign-in), SASL XOAUTH2.
+    pub auth: AuthKind,
+    pub oauth2_mailbox: String,
     /// Connect and each command, in seconds.
     pub timeout_secs: u64,
     /// EHLO name; empty: the `from` address's domain.
@@ -485,6 +588,8 @@ impl Default for SmtpConfig {
             security: SmtpSecurity::Starttls,
             username_env: "CASEBOT_SMTP_USER".into(),
             password_env: "CASEBOT_SMTP_PASSWORD".into(),
+            auth: AuthKind::Password,
+            oauth2_mailbox: String::new(),
             timeout_secs: 60,
             hello_name: String::new(),
             ca_file: None,
@@ -501,6 +606,15 @@ pub enum SmtpSecurity {
 }
 
 impl OutboxConfig {
+    /// The EHLO name: `smtp.hello_name`, else the desk's domain.
+    pub fn hello(&self) -> String {
+        if self.smtp.hello_name.is_empty() {
+            self.domain().to_string()
+        } else {
+            self.smtp.hello_name.clone()
+        }
+    }
+
     /// The domain of the desk's address: Message-IDs are minted under it.
     pub fn domain(&self) -> &str {
         self.from.rsplit_once('@').map(|(_, d)| d).unwrap_or("")
@@ -602,6 +716,20 @@ impl Config {
                 ),
             ));
         }
+        if self.outbox.smtp.auth == AuthKind::OAuth2
+            && !self
+                .mailboxes
+                .iter()
+                .any(|m| m.name == self.outbox.smtp.oauth2_mailbox && m.auth == AuthKind::OAuth2)
+        {
+            return Err(invalid(
+                "outbox.smtp.oauth2_mailbox",
+                format!(
+                    "SMTP auth = \"oauth2\" takes the sign-in of an IMAP mailbox with auth = \"oauth2\"; {:?} is none",
+                    self.outbox.smtp.oauth2_mailbox
+                ),
+            ));
+        }
         if self.outbox.max_attempts == 0 {
             return Err(invalid("outbox.max_attempts", "must be at least 1".into()));
         }
@@ -639,6 +767,23 @@ impl Config {
                             mailbox.host.as_deref().unwrap_or("")
                         ),
                     ));
+                }
+                match (mailbox.auth, &mailbox.oauth2) {
+                    (AuthKind::OAuth2, None) => {
+                        return Err(invalid(
+                            "mailbox.oauth2",
+                            format!(
+                                "imap mailbox {:?} has auth = \"oauth2\" but no [mailbox.oauth2] (provider, flow, client_id)",
+                                mailbox.name
+                            ),
+                        ));
+                    }
+                    (AuthKind::OAuth2, Some(o)) => {
+                        o.validate().map_err(|m| {
+                            invalid("mailbox.oauth2", format!("mailbox {:?}: {m}", mailbox.name))
+                        })?;
+                    }
+                    _ => {}
                 }
                 if let Some(keyword) = mailbox.handled_keyword.as_deref()
                     && !is_imap_flag(keyword)
@@ -689,7 +834,7 @@ impl Config {
 }
 
 /// `localhost`, or an address of the loopback network (127.0.0.0/8, ::1).
-fn is_loopback(host: &str) -> bool {
+pub fn is_loopback(host: &str) -> bool {
     let host = host.trim().trim_start_matches('[').trim_end_matches(']');
     host.eq_ignore_ascii_case("localhost")
         || host
@@ -726,6 +871,8 @@ impl MailboxConfig {
             host: None,
             port: None,
             security: default_imap_security(),
+            auth: AuthKind::Password,
+            oauth2: None,
             username_env: default_imap_user_env(),
             password_env: default_imap_password_env(),
             folders: default_folders(),

@@ -5,6 +5,7 @@
 //!   and the watching of each source;
 //! - [`stages`]: the pipeline stages, each executing what the pure crates
 //!   decide: filing, analysis, drafting (the approval gate), the SLA snapshots;
+//! - [`oauth`]: OAuth2 sign-in of mailboxes (tokens for IMAP and SMTP);
 //! - [`outbox`]: approved replies sent at most once, in their thread;
 //! - [`notify`]: telling the desk's people what needs them (mail, chat
 //!   webhooks), once per event and person;
@@ -28,6 +29,7 @@ pub mod daemon;
 pub mod export;
 pub mod mailbox;
 pub mod notify;
+pub mod oauth;
 pub mod outbox;
 pub mod overview;
 pub mod parallel;

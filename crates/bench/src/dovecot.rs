@@ -58,16 +58,23 @@ fn set_mode(path: &Path, mode: u32) -> Result<()> {
 impl Dovecot {
     /// Plain IMAP only (no TLS at all).
     pub fn start() -> Result<Dovecot> {
-        Self::launch(None)
+        Self::launch(None, None)
+    }
+
+    /// Plain IMAP whose logins are OAuth2 access tokens (SASL XOAUTH2 and
+    /// OAUTHBEARER), each checked by introspection at `introspection_url`
+    /// (RFC 7662); the token's `username` must be the login's user.
+    pub fn start_oauth2(introspection_url: &str) -> Result<Dovecot> {
+        Self::launch(None, Some(introspection_url))
     }
 
     /// IMAP with STARTTLS on `port` and implicit TLS on `tls_port`, with the
     /// PEM certificate chain and key given.
     pub fn start_tls(cert: &Path, key: &Path) -> Result<Dovecot> {
-        Self::launch(Some((cert, key)))
+        Self::launch(Some((cert, key)), None)
     }
 
-    fn launch(tls: Option<(&Path, &Path)>) -> Result<Dovecot> {
+    fn launch(tls: Option<(&Path, &Path)>, oauth2: Option<&str>) -> Result<Dovecot> {
         if !Path::new(DOVECOT).exists() {
             bail!(
                 "{DOVECOT} is missing: install Debian's dovecot-imapd and dovecot-lmtpd (scripts/test.sh does, as root)"
@@ -117,15 +124,38 @@ impl Dovecot {
                 format!("uid={uid} gid={gid}"),
             )
         };
+        let (mechanisms, passdb) = match oauth2 {
+            None => (
+                "plain login",
+                format!("passdb {{\n  driver = static\n  args = password={PASSWORD}\n}}\n"),
+            ),
+            Some(url) => {
+                let ext = dir.path().join("oauth2.conf.ext");
+                std::fs::write(
+                    &ext,
+                    format!(
+                        "introspection_mode = post\nintrospection_url = {url}\n\
+                         username_attribute = username\nactive_attribute = active\nactive_value = true\n"
+                    ),
+                )?;
+                (
+                    "xoauth2 oauthbearer",
+                    format!(
+                        "passdb {{\n  driver = oauth2\n  args = {}\n}}\n",
+                        ext.display()
+                    ),
+                )
+            }
+        };
         let config = format!(
             "protocols = imap lmtp\nlisten = 127.0.0.1\nbase_dir = {d}/run\ninstance_name = casebot-dovecot-{port}\n\
-             {users}{ssl}disable_plaintext_auth = no\nauth_mechanisms = plain login\nauth_failure_delay = 0secs\n\
+             {users}{ssl}disable_plaintext_auth = no\nauth_mechanisms = {mechanisms}\nauth_failure_delay = 0secs\n\
              log_path = {d}/dovecot.log\nfirst_valid_uid = 1\nmail_location = maildir:{d}/mail/%u\nmail_fsync = never\n\
              state_dir = {d}/state\n\
              service imap-login {{\n  chroot =\n  inet_listener imap {{\n    port = {port}\n  }}\n  inet_listener imaps {{\n    port = {imaps_port}\n  }}\n}}\n\
              service lmtp {{\n  unix_listener lmtp {{\n    mode = 0666\n  }}\n}}\n\
              service anvil {{\n  chroot =\n  unix_listener anvil-auth-penalty {{\n    mode = 0\n  }}\n}}\n\
-             passdb {{\n  driver = static\n  args = password={PASSWORD}\n}}\n\
+             {passdb}\
              userdb {{\n  driver = static\n  args = {owner} home={d}/mail/%u\n}}\n"
         );
         std::fs::write(dir.path().join("dovecot.conf"), config)?;

@@ -20,6 +20,7 @@ pub mod cli;
 pub mod dovecot;
 pub mod imap;
 pub mod instances;
+pub mod oauth;
 pub mod postgres;
 pub mod web;
 

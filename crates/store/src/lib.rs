@@ -23,6 +23,7 @@ pub mod messages;
 pub mod metrics;
 pub mod notes;
 pub mod notify;
+pub mod oauth;
 pub mod quarantine;
 pub mod regroup;
 pub mod search;

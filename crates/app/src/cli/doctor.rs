@@ -71,7 +71,7 @@ pub async fn doctor(config: &Arc<Config>, json: bool) -> Result<u8, Failure> {
             MailboxKind::Imap => imap_checks(config, mailbox, store.as_ref(), &mut checks).await,
         }
     }
-    checks.push(smtp_check(config).await);
+    checks.push(smtp_check(config, store.as_ref()).await);
     checks.push(portal_check(config));
     checks.push(download_check(config));
     checks.push(web_check(config, store.as_ref()).await);
@@ -234,7 +234,11 @@ async fn imap_checks(
         mailbox.host.as_deref().unwrap_or(""),
         mailbox.imap_port()
     );
-    let account = match Account::from_config(config, mailbox) {
+    let sign_ins = match store {
+        Some(store) => crate::oauth::SignIns::new(config, store).unwrap_or_default(),
+        None => crate::oauth::SignIns::default(),
+    };
+    let account = match Account::from_config(config, mailbox, &sign_ins) {
         Ok(account) => account,
         Err(e) => {
             checks.push(Check::fail(name, format!("{e:#}")));
@@ -312,7 +316,7 @@ async fn imap_checks(
     let _ = tokio::time::timeout(Duration::from_secs(5), session.logout()).await;
 }
 
-async fn smtp_check(config: &Config) -> Check {
+async fn smtp_check(config: &Config, store: Option<&Store>) -> Check {
     if config.outbox.transport != TransportKind::Smtp {
         return Check::pass(
             "smtp",
@@ -322,12 +326,15 @@ async fn smtp_check(config: &Config) -> Check {
             ),
         );
     }
-    let hello = if config.outbox.smtp.hello_name.is_empty() {
-        config.outbox.domain().to_string()
-    } else {
-        config.outbox.smtp.hello_name.clone()
+    let sign_ins = match store {
+        Some(store) => crate::oauth::SignIns::new(config, store).unwrap_or_default(),
+        None => crate::oauth::SignIns::default(),
     };
-    match crate::outbox::smtp::probe(&config.outbox.smtp, &hello).await {
+    let login = match crate::outbox::smtp::SmtpLogin::from_config(config, &sign_ins) {
+        Ok(login) => login,
+        Err(e) => return Check::fail("smtp", e),
+    };
+    match crate::outbox::smtp::probe(&config.outbox.smtp, &login, &config.outbox.hello()).await {
         Ok(found) => Check::pass("smtp", found),
         Err(e) => Check::fail("smtp", e.to_string()),
     }

@@ -426,7 +426,10 @@ pub async fn reject(config: &Arc<Config>, args: RejectArgs) -> Result<u8, Failur
 pub async fn send(config: &Arc<Config>, json: bool) -> Result<u8, Failure> {
     let store = open_store(config).await?;
     let pipeline = Pipeline::new(store, config.clone())?;
-    let counts = Outbox::new(pipeline, config.clone()).send_due().await?;
+    let sign_ins = crate::oauth::SignIns::new(config, pipeline.store())?;
+    let counts = Outbox::new(pipeline, config.clone(), sign_ins)
+        .send_due()
+        .await?;
     if json {
         output::json_line(&counts)?;
     }

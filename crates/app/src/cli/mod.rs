@@ -72,6 +72,9 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// One mailbox's OAuth2 sign-in.
+    #[command(subcommand)]
+    Mailbox(MailboxCommand),
     /// The `casebot serve` processes on this store: alive or not, and the
     /// leases each holds (which mailbox folders it watches, whether it drafts).
     Instances {
@@ -253,6 +256,20 @@ pub struct ShowArgs {
 }
 
 #[derive(Debug, Subcommand)]
+pub enum MailboxCommand {
+    /// Sign a mailbox in (OAuth2 device sign-in): prints the address to open
+    /// and the code to type there, waits for the person to approve, and
+    /// keeps the refresh token (encrypted) so the daemon can log in.
+    Login {
+        /// The mailbox's name in config.toml.
+        name: String,
+        /// The address and code as one JSON line on standard output.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
 pub enum QuarantineCommand {
     /// List quarantined mail with the reason.
     List {
@@ -373,6 +390,64 @@ pub fn finish(result: Result<u8, Failure>) -> ExitCode {
     }
 }
 
+/// `casebot mailbox login NAME`: the device sign-in of an OAuth2 mailbox.
+async fn mailbox_login(config: &Config, name: &str, json: bool) -> Result<u8, Failure> {
+    use crate::config::{AuthKind, OAuthFlow};
+    use crate::oauth::{TokenError, TokenSource};
+    let mailbox = config
+        .mailboxes
+        .iter()
+        .find(|m| m.name == name)
+        .ok_or_else(|| {
+            fail(
+                2,
+                anyhow::anyhow!("no mailbox is named {name:?} in the config"),
+            )
+        })?;
+    let oauth = match (&mailbox.auth, &mailbox.oauth2) {
+        (AuthKind::OAuth2, Some(o)) if o.flow == OAuthFlow::DeviceCode => o,
+        _ => {
+            return Err(fail(
+                2,
+                anyhow::anyhow!(
+                    "mailbox {name:?} does not sign in with a device code (auth = \"oauth2\", [mailbox.oauth2] flow = \"device_code\")"
+                ),
+            ));
+        }
+    };
+    let store = open_store(config).await?;
+    let source = TokenSource::new(name, oauth, store)?;
+    let signed = source
+        .sign_in(|device| {
+            if json {
+                let line = serde_json::json!({
+                    "mailbox": name,
+                    "verification_uri": device.verification_uri,
+                    "user_code": device.user_code,
+                    "expires_in_secs": device.expires_in.as_secs(),
+                });
+                println!("{line}");
+                use std::io::Write as _;
+                let _ = std::io::stdout().flush();
+            }
+            eprintln!(
+                "To sign mailbox {name} in, open {} and enter the code {} (within {} minutes). Waiting…",
+                device.verification_uri,
+                device.user_code,
+                device.expires_in.as_secs() / 60
+            );
+        })
+        .await;
+    match signed {
+        Ok(()) => {
+            eprintln!("mailbox {name} is signed in; `casebot serve` logs in with it from now on");
+            Ok(0)
+        }
+        Err(e @ TokenError::Unavailable(_)) => Err(fail(1, anyhow::anyhow!(e))),
+        Err(e) => Err(fail(4, anyhow::anyhow!(e))),
+    }
+}
+
 async fn open_store(config: &Config) -> Result<Store, Failure> {
     Store::open(&config.store.url).await.map_err(Failure::from)
 }
@@ -461,6 +536,9 @@ async fn dispatch(globals: &GlobalArgs, command: Command) -> Result<u8, Failure>
             Ok(0)
         }
         Command::Instances { json } => instances_cmd(&config, json).await,
+        Command::Mailbox(MailboxCommand::Login { name, json }) => {
+            mailbox_login(&config, &name, json).await
+        }
         Command::Draft(command) => drafts::draft(&config, command).await,
         Command::Approve(args) => drafts::approve(&config, args).await,
         Command::Sla(args) => desk::sla(&config, args).await,

@@ -25,6 +25,7 @@ use crate::mailbox::Filer;
 use crate::mailbox::imap::{Account, FolderWatcher};
 use crate::mailbox::maildir::Maildir;
 use crate::notify::Notifier;
+use crate::oauth::SignIns;
 use crate::outbox::Outbox;
 use crate::stages::analysis::Worker;
 use crate::stages::drafting::Drafter;
@@ -46,6 +47,8 @@ pub struct Desk {
     pub outbox: Outbox,
     pub sla: Arc<SlaSnapshots>,
     pub notifier: Arc<Notifier>,
+    /// The OAuth2 sign-ins of the mailboxes, shared by watchers and sender.
+    pub sign_ins: SignIns,
     /// Wakes the sender (an approval on the web desk).
     pub send_now: Arc<Notify>,
     pub config: Arc<Config>,
@@ -64,9 +67,15 @@ impl Desk {
             SlaPolicies::from_config(&config.sla, &config.desk.time_zone, &config.base_dir)
                 .map_err(|(key, message)| anyhow::anyhow!("{key}: {message}"))?;
         let sla = Arc::new(SlaSnapshots::new(store.clone(), Arc::new(policies)));
-        let notifier = Arc::new(Notifier::new(store.clone(), config.clone(), sla.clone())?);
+        let sign_ins = SignIns::new(&config, pipeline.store())?;
+        let notifier = Arc::new(Notifier::new(
+            store.clone(),
+            config.clone(),
+            sla.clone(),
+            sign_ins.clone(),
+        )?);
         let worker = Worker::new(store, analyzer, &config)?;
-        let outbox = Outbox::new(pipeline.clone(), config.clone());
+        let outbox = Outbox::new(pipeline.clone(), config.clone(), sign_ins.clone());
         Ok(Desk {
             pipeline,
             worker,
@@ -74,6 +83,7 @@ impl Desk {
             outbox,
             sla,
             notifier,
+            sign_ins,
             send_now: Arc::new(Notify::new()),
             config,
         })
@@ -93,13 +103,14 @@ pub enum Watch {
 pub fn configured_watchers(
     config: &Config,
     pipeline: &Pipeline,
+    sign_ins: &SignIns,
     filed: &Arc<Notify>,
 ) -> Result<Vec<Watch>> {
     let mut watchers = Vec::new();
     for mailbox in &config.mailboxes {
         match mailbox.kind {
             MailboxKind::Imap => {
-                let account = Account::from_config(config, mailbox)?;
+                let account = Account::from_config(config, mailbox, sign_ins)?;
                 for folder in &mailbox.folders {
                     watchers.push(Watch::ImapFolder(Box::new(
                         FolderWatcher::new(
@@ -131,7 +142,7 @@ pub fn configured_watchers(
 /// Runs the configured desk until SIGINT or SIGTERM.
 pub async fn serve(config: Arc<Config>, desk: Desk, shutdown: Shutdown) -> Result<()> {
     let filed = Arc::new(Notify::new());
-    let watchers = configured_watchers(&config, &desk.pipeline, &filed)?;
+    let watchers = configured_watchers(&config, &desk.pipeline, &desk.sign_ins, &filed)?;
     let web = match config.web.listen.as_str() {
         "" => None,
         address => Some(TcpListener::bind(address).await.with_context(|| {

@@ -30,7 +30,7 @@ use tokio_rustls::rustls::{ClientConfig, RootCertStore};
 
 use super::RawMail;
 use super::{Filer, Report};
-use crate::config::{Config, MailboxConfig, SmtpSecurity};
+use crate::config::{AuthKind, Config, MailboxConfig, SmtpSecurity};
 use crate::telemetry::Stage;
 use casebot_core::domain::Source;
 use casebot_core::mail::filing::Status;
@@ -67,8 +67,28 @@ pub struct Account {
     port: u16,
     security: SmtpSecurity,
     user: String,
-    password: String,
+    login: Login,
     tls: Option<TlsConnector>,
+}
+
+/// How an account proves who it is.
+#[derive(Clone)]
+enum Login {
+    Password(String),
+    /// An access token of the mailbox's OAuth2 sign-in, by SASL XOAUTH2 or
+    /// OAUTHBEARER, whichever the server offers.
+    OAuth2(Arc<crate::oauth::TokenSource>),
+}
+
+/// One SASL exchange with a ready initial response: the response first,
+/// then nothing (the answer XOAUTH2 expects after an error challenge).
+struct Sasl(Option<String>);
+
+impl async_imap::Authenticator for Sasl {
+    type Response = String;
+    fn process(&mut self, _challenge: &[u8]) -> String {
+        self.0.take().unwrap_or_default()
+    }
 }
 
 impl std::fmt::Debug for Account {
@@ -86,7 +106,11 @@ impl std::fmt::Debug for Account {
 impl Account {
     /// The account of an `imap` mailbox; the login comes from the
     /// environment variables it names.
-    pub fn from_config(config: &Config, mailbox: &MailboxConfig) -> Result<Account> {
+    pub fn from_config(
+        config: &Config,
+        mailbox: &MailboxConfig,
+        sign_ins: &crate::oauth::SignIns,
+    ) -> Result<Account> {
         let env = |var: &str| {
             std::env::var(var)
                 .ok()
@@ -114,7 +138,14 @@ impl Account {
             port: mailbox.imap_port(),
             security: mailbox.security,
             user: env(&mailbox.username_env)?,
-            password: env(&mailbox.password_env)?,
+            login: match mailbox.auth {
+                AuthKind::Password => Login::Password(env(&mailbox.password_env)?),
+                AuthKind::OAuth2 => {
+                    Login::OAuth2(sign_ins.get(&mailbox.name).with_context(|| {
+                        format!("mailbox {:?}: no OAuth2 sign-in", mailbox.name)
+                    })?)
+                }
+            },
             tls,
         })
     }
@@ -128,7 +159,7 @@ impl Account {
             port,
             security: SmtpSecurity::Plain,
             user: user.to_string(),
-            password: password.to_string(),
+            login: Login::Password(password.to_string()),
             tls: None,
         }
     }
@@ -174,22 +205,91 @@ impl Account {
         if self.security != SmtpSecurity::Starttls {
             greeting(&mut client).await?;
         }
-        within(
-            CONNECT_TIMEOUT,
-            "LOGIN",
-            client.login(&self.user, &self.password),
-        )
-        .await?
-        .map_err(|(e, _)| {
-            crate::telemetry::metrics().imap_auth_failure(&self.name);
-            // The server answered and said no: the credentials, not the
-            // network. Anything else (a dropped connection) is not a refusal.
-            match e {
-                async_imap::error::Error::No(answer) => anyhow::Error::new(LoginRefused(answer)),
-                other => anyhow::Error::new(other),
+        let password = match &self.login {
+            Login::Password(p) => p,
+            Login::OAuth2(source) => return self.authenticate(client, source, &server).await,
+        };
+        within(CONNECT_TIMEOUT, "LOGIN", client.login(&self.user, password))
+            .await?
+            .map_err(|(e, _)| {
+                crate::telemetry::metrics().imap_auth_failure(&self.name);
+                // The server answered and said no: the credentials, not the
+                // network. Anything else (a dropped connection) is not a refusal.
+                match e {
+                    async_imap::error::Error::No(answer) => {
+                        anyhow::Error::new(LoginRefused(answer))
+                    }
+                    other => anyhow::Error::new(other),
+                }
+            })
+            .with_context(|| format!("{server}: login as {} failed", self.user))
+    }
+
+    /// SASL XOAUTH2 (or OAUTHBEARER) with an access token; a token the
+    /// server refuses is renewed once and tried again, and a refusal of
+    /// the new one, or a sign-in the provider refuses, is `LoginRefused`.
+    async fn authenticate(
+        &self,
+        mut client: async_imap::Client<Box<dyn ImapStream>>,
+        source: &crate::oauth::TokenSource,
+        server: &str,
+    ) -> Result<ImapSession> {
+        use crate::oauth::TokenError;
+        let mechanisms =
+            within(CONNECT_TIMEOUT, "CAPABILITY", auth_mechanisms(&mut client)).await??;
+        let xoauth2 = mechanisms.iter().any(|m| m.eq_ignore_ascii_case("XOAUTH2"));
+        let oauthbearer = mechanisms
+            .iter()
+            .any(|m| m.eq_ignore_ascii_case("OAUTHBEARER"));
+        if !xoauth2 && !oauthbearer {
+            bail!(
+                "{server} offers neither AUTH=XOAUTH2 nor AUTH=OAUTHBEARER (it offers {mechanisms:?})"
+            );
+        }
+        let refused = |e: TokenError| match e {
+            TokenError::NeedsLogin(m) | TokenError::Refused(m) => {
+                crate::telemetry::metrics().imap_auth_failure(&self.name);
+                anyhow::Error::new(LoginRefused(m))
             }
-        })
-        .with_context(|| format!("{server}: login as {} failed", self.user))
+            TokenError::Unavailable(m) => anyhow::anyhow!(m),
+        };
+        let mut token = source.access_token().await.map_err(refused)?;
+        for attempt in 0..2 {
+            let (mechanism, response) = if xoauth2 {
+                ("XOAUTH2", crate::oauth::xoauth2(&self.user, &token))
+            } else {
+                (
+                    "OAUTHBEARER",
+                    crate::oauth::oauthbearer(&self.user, &self.host, self.port, &token),
+                )
+            };
+            match within(
+                CONNECT_TIMEOUT,
+                "AUTHENTICATE",
+                client.authenticate(mechanism, Sasl(Some(response))),
+            )
+            .await?
+            {
+                Ok(session) => return Ok(session),
+                Err((async_imap::error::Error::No(answer), back)) if attempt == 0 => {
+                    tracing::info!(mailbox = %self.name, %answer, "the server refused the access token; renewing it");
+                    client = back;
+                    token = source.renew().await.map_err(refused)?;
+                }
+                Err((async_imap::error::Error::No(answer), _)) => {
+                    crate::telemetry::metrics().imap_auth_failure(&self.name);
+                    return Err(anyhow::Error::new(LoginRefused(format!(
+                        "{answer} (a fresh access token was refused too: is the app granted access to this mailbox?)"
+                    ))))
+                    .with_context(|| format!("{server}: {mechanism} as {} failed", self.user));
+                }
+                Err((e, _)) => {
+                    return Err(e)
+                        .with_context(|| format!("{server}: {mechanism} as {} failed", self.user));
+                }
+            }
+        }
+        unreachable!("the loop returns on its second attempt")
     }
 
     async fn handshake(
@@ -202,6 +302,32 @@ impl Account {
         within(CONNECT_TIMEOUT, "TLS handshake", tls.connect(name, tcp))
             .await?
             .with_context(|| format!("TLS with {}:{} failed", self.host, self.port))
+    }
+}
+
+/// The SASL mechanisms a server offers before login (`AUTH=…` of CAPABILITY).
+async fn auth_mechanisms(client: &mut async_imap::Client<impl ImapStream>) -> Result<Vec<String>> {
+    use async_imap::imap_proto::{Capability, RequestId, Response};
+    use tokio::io::AsyncWriteExt as _;
+    // async-imap runs tagged commands only after login; before it, the
+    // command is written to the stream with a tag of our own.
+    let tag = RequestId("CBCAP".into());
+    let stream = client.get_mut();
+    stream.write_all(b"CBCAP CAPABILITY\r\n").await?;
+    stream.flush().await?;
+    let mut found = Vec::new();
+    loop {
+        let Some(answer) = client.read_response().await? else {
+            bail!("the connection closed during CAPABILITY");
+        };
+        match answer.parsed() {
+            Response::Capabilities(caps) => found.extend(caps.iter().filter_map(|c| match c {
+                Capability::Auth(m) => Some(m.to_string()),
+                _ => None,
+            })),
+            Response::Done { tag: done, .. } if *done == tag => return Ok(found),
+            _ => {}
+        }
     }
 }
 

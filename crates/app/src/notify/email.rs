@@ -63,7 +63,13 @@ pub fn message(config: &Config, to: &str, name: &str, text: &Text) -> Result<Mes
 
 /// Sends `text` to `to` the way the outbox sends replies; `name` is unique
 /// to this message (its Message-ID, its file with the file transport).
-pub async fn send(config: &Config, to: &str, name: &str, text: &Text) -> Delivery {
+pub async fn send(
+    config: &Config,
+    sign_ins: &crate::oauth::SignIns,
+    to: &str,
+    name: &str,
+    text: &Text,
+) -> Delivery {
     let message = match message(config, to, name, text) {
         Ok(m) => m,
         Err(e) => return Delivery::Failed(format!("{e:#}")),
@@ -97,16 +103,20 @@ pub async fn send(config: &Config, to: &str, name: &str, text: &Text) -> Deliver
             }
         }
         TransportKind::Smtp => {
-            let hello = if outbox.smtp.hello_name.is_empty() {
-                outbox.domain().to_string()
-            } else {
-                outbox.smtp.hello_name.clone()
+            let login = match smtp::SmtpLogin::from_config(config, sign_ins) {
+                Ok(login) => login,
+                Err(e) => return Delivery::Failed(e),
             };
-            match smtp::deliver(&outbox.smtp, &hello, message.envelope(), &bytes, async {
-                Ok(())
-            })
-            .await
-            {
+            let delivered = smtp::deliver(
+                &outbox.smtp,
+                &login,
+                &outbox.hello(),
+                message.envelope(),
+                &bytes,
+                async { Ok(()) },
+            )
+            .await;
+            match delivered {
                 Ok(_) => Delivery::Sent,
                 Err(SmtpFailure::NotDelivered {
                     transient: true,

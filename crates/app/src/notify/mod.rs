@@ -22,6 +22,7 @@ use serde::Serialize;
 use tokio::sync::Mutex;
 
 use crate::config::{Config, WebhookConfig};
+use crate::oauth::SignIns;
 use crate::stages::sla::SlaSnapshots;
 use crate::web::i18n::{UiLang, tr};
 use casebot_core::notify::{
@@ -69,10 +70,17 @@ pub struct Notifier {
     /// target that stays breached is not offered to the store every check.
     checked: Mutex<HashSet<(String, String)>>,
     recovered: Mutex<bool>,
+    /// For mail through an OAuth2 SMTP login.
+    sign_ins: SignIns,
 }
 
 impl Notifier {
-    pub fn new(store: Store, config: Arc<Config>, sla: Arc<SlaSnapshots>) -> Result<Self> {
+    pub fn new(
+        store: Store,
+        config: Arc<Config>,
+        sla: Arc<SlaSnapshots>,
+        sign_ins: SignIns,
+    ) -> Result<Self> {
         let client = reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
             .user_agent(concat!("casebot/", env!("CARGO_PKG_VERSION")))
@@ -84,6 +92,7 @@ impl Notifier {
             client,
             checked: Mutex::default(),
             recovered: Mutex::new(false),
+            sign_ins,
         })
     }
 
@@ -288,7 +297,7 @@ impl Notifier {
                 return Delivery::Failed(format!("{} has no mail address", group[0].person));
             };
             let name = format!("casebot-notice-{}.{}", group[0].id, group[0].attempts);
-            return email::send(&self.config, to, &name, &text).await;
+            return email::send(&self.config, &self.sign_ins, to, &name, &text).await;
         }
         let Some(hook) = self
             .config

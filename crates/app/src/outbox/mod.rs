@@ -21,6 +21,7 @@ use serde::Serialize;
 
 use crate::config::{Config, TransportKind};
 use crate::mailbox::RawMail;
+use crate::oauth::SignIns;
 use crate::stages::filing::Pipeline;
 use crate::telemetry::{DraftEvent, Stage};
 use casebot_core::domain::Source;
@@ -50,17 +51,21 @@ pub struct Outbox {
     /// The IMAP account and folder where sent replies are stored, so the
     /// desk's mailbox shows the whole conversation.
     sent_folder: Option<(crate::mailbox::imap::Account, String)>,
+    sign_ins: SignIns,
 }
 
 impl Outbox {
-    pub fn new(pipeline: Pipeline, config: Arc<Config>) -> Self {
+    /// The sender; `sign_ins` are the mailboxes' OAuth2 sign-ins (SMTP
+    /// with `auth = "oauth2"` and the Sent folder use them).
+    pub fn new(pipeline: Pipeline, config: Arc<Config>, sign_ins: SignIns) -> Self {
         // The first IMAP mailbox with a Sent folder (whose login is set).
         let sent_folder = config
             .mailboxes
             .iter()
             .filter(|m| m.kind == crate::config::MailboxKind::Imap && !m.sent_folder.is_empty())
             .find_map(|m| {
-                let account = crate::mailbox::imap::Account::from_config(&config, m).ok()?;
+                let account =
+                    crate::mailbox::imap::Account::from_config(&config, m, &sign_ins).ok()?;
                 Some((account, m.sent_folder.clone()))
             });
         Outbox {
@@ -69,6 +74,7 @@ impl Outbox {
             config,
             owner: instance::id().to_string(),
             sent_folder,
+            sign_ins,
         }
     }
 
@@ -135,17 +141,26 @@ impl Outbox {
                     })
             }
             TransportKind::Smtp => {
-                let hello = if outbox.smtp.hello_name.is_empty() {
-                    outbox.domain().to_string()
-                } else {
-                    outbox.smtp.hello_name.clone()
-                };
+                let login = smtp::SmtpLogin::from_config(&self.config, &self.sign_ins);
                 let data_phase = self.store.mark_send_phase(d.id, &self.owner, "data");
-                smtp::deliver(&outbox.smtp, &hello, message.envelope(), &bytes, data_phase)
+                match login {
+                    Err(message) => Err(smtp::SmtpFailure::NotDelivered {
+                        transient: false,
+                        message,
+                    }),
+                    Ok(login) => smtp::deliver(
+                        &outbox.smtp,
+                        &login,
+                        &outbox.hello(),
+                        message.envelope(),
+                        &bytes,
+                        data_phase,
+                    )
                     .await
                     .map(|answer| {
                         format!("smtp {}:{}: {answer}", outbox.smtp.host, outbox.smtp.port)
-                    })
+                    }),
+                }
             }
         };
         crate::telemetry::metrics().took(Stage::Send, started.elapsed());

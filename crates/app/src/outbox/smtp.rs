@@ -15,7 +15,7 @@ use lettre::transport::smtp::client::{AsyncSmtpConnection, Certificate, TlsParam
 use lettre::transport::smtp::commands::{Data, Mail, Rcpt};
 use lettre::transport::smtp::extension::{ClientId, Extension, MailBodyParameter, MailParameter};
 
-use crate::config::{SmtpConfig, SmtpSecurity};
+use crate::config::{AuthKind, Config, SmtpConfig, SmtpSecurity};
 
 /// How a send failed.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -44,9 +44,63 @@ pub fn credentials(cfg: &SmtpConfig) -> Option<Credentials> {
     Some(Credentials::new(user, password))
 }
 
+/// What an SMTP session logs in with.
+#[derive(Clone)]
+pub enum SmtpLogin {
+    None,
+    /// AUTH PLAIN or LOGIN.
+    Password(Credentials),
+    /// AUTH XOAUTH2 with the access token of a mailbox's OAuth2 sign-in.
+    OAuth2 {
+        user: String,
+        source: std::sync::Arc<crate::oauth::TokenSource>,
+    },
+}
+
+impl SmtpLogin {
+    /// The login `[outbox.smtp]` asks for: its password from the
+    /// environment, or the sign-in of the mailbox `oauth2_mailbox` names
+    /// (as that mailbox's user).
+    pub fn from_config(
+        config: &Config,
+        sign_ins: &crate::oauth::SignIns,
+    ) -> Result<SmtpLogin, String> {
+        let cfg = &config.outbox.smtp;
+        match cfg.auth {
+            AuthKind::Password => Ok(credentials(cfg).map_or(SmtpLogin::None, SmtpLogin::Password)),
+            AuthKind::OAuth2 => {
+                let mailbox = config
+                    .mailboxes
+                    .iter()
+                    .find(|m| m.name == cfg.oauth2_mailbox)
+                    .ok_or_else(|| {
+                        format!(
+                            "no mailbox {:?} (outbox.smtp.oauth2_mailbox)",
+                            cfg.oauth2_mailbox
+                        )
+                    })?;
+                let source = sign_ins
+                    .get(&mailbox.name)
+                    .ok_or_else(|| format!("mailbox {:?} has no OAuth2 sign-in", mailbox.name))?;
+                let user = std::env::var(&mailbox.username_env)
+                    .ok()
+                    .filter(|u| !u.is_empty())
+                    .ok_or_else(|| {
+                        format!(
+                            "the environment variable {} (the user of mailbox {:?}) is not set",
+                            mailbox.username_env, mailbox.name
+                        )
+                    })?;
+                Ok(SmtpLogin::OAuth2 { user, source })
+            }
+        }
+    }
+}
+
 /// How failures of one SMTP transaction are worded and timed.
 struct Transaction<'a> {
     cfg: &'a SmtpConfig,
+    login: &'a SmtpLogin,
     server: String,
     timeout: Duration,
 }
@@ -131,21 +185,68 @@ impl Transaction<'_> {
             self.step("STARTTLS", conn.starttls(tls, &client_id), false)
                 .await?;
         }
-        if let Some(creds) = credentials(cfg) {
-            if !conn.is_encrypted() {
-                conn.abort().await;
-                return Err(self.not_delivered(
-                    "AUTH",
-                    &"refusing to send the password over an unencrypted connection",
-                    false,
-                ));
-            }
-            self.step(
+        if matches!(self.login, SmtpLogin::None) {
+            return Ok(conn);
+        }
+        if !conn.is_encrypted() && !crate::config::is_loopback(&cfg.host) {
+            conn.abort().await;
+            return Err(self.not_delivered(
                 "AUTH",
-                conn.auth(&[Mechanism::Plain, Mechanism::Login], &creds),
-                true,
-            )
-            .await?;
+                &"refusing to send a password or token over an unencrypted connection",
+                false,
+            ));
+        }
+        match self.login {
+            SmtpLogin::None => {}
+            SmtpLogin::Password(creds) => {
+                self.step(
+                    "AUTH",
+                    conn.auth(&[Mechanism::Plain, Mechanism::Login], creds),
+                    true,
+                )
+                .await?;
+            }
+            SmtpLogin::OAuth2 { user, source } => {
+                let token_failure = |e: crate::oauth::TokenError| match e {
+                    crate::oauth::TokenError::Unavailable(m) => {
+                        self.not_delivered("OAuth2 token", &m, true)
+                    }
+                    other => self.not_delivered("OAuth2 token", &other, false),
+                };
+                let token = source.access_token().await.map_err(token_failure)?;
+                let first = self
+                    .step(
+                        "AUTH XOAUTH2",
+                        conn.auth(
+                            &[Mechanism::Xoauth2],
+                            &Credentials::new(user.clone(), token),
+                        ),
+                        true,
+                    )
+                    .await;
+                if first.is_err() {
+                    // A token the relay refuses is renewed once, on a new session.
+                    let token = source.renew().await.map_err(token_failure)?;
+                    conn.abort().await;
+                    let fresh = Transaction {
+                        cfg: self.cfg,
+                        login: &SmtpLogin::None,
+                        server: self.server.clone(),
+                        timeout: self.timeout,
+                    };
+                    let mut again = Box::pin(fresh.open(hello)).await?;
+                    self.step(
+                        "AUTH XOAUTH2",
+                        again.auth(
+                            &[Mechanism::Xoauth2],
+                            &Credentials::new(user.clone(), token),
+                        ),
+                        true,
+                    )
+                    .await?;
+                    return Ok(again);
+                }
+            }
         }
         Ok(conn)
     }
@@ -154,9 +255,14 @@ impl Transaction<'_> {
 /// Connects, upgrades to TLS, says EHLO and logs in exactly as a send
 /// does, then quits without sending anything: what `casebot doctor`
 /// checks. Returns what was found.
-pub async fn probe(cfg: &SmtpConfig, hello: &str) -> Result<String, SmtpFailure> {
+pub async fn probe(
+    cfg: &SmtpConfig,
+    login: &SmtpLogin,
+    hello: &str,
+) -> Result<String, SmtpFailure> {
     let t = Transaction {
         cfg,
+        login,
         server: format!("{}:{}", cfg.host, cfg.port),
         timeout: Duration::from_secs(cfg.timeout_secs.clamp(1, 30)),
     };
@@ -169,10 +275,10 @@ pub async fn probe(cfg: &SmtpConfig, hello: &str) -> Result<String, SmtpFailure>
         } else {
             " without TLS"
         },
-        if credentials(cfg).is_some() {
-            ", logged in"
-        } else {
-            ", no login configured"
+        match login {
+            SmtpLogin::None => ", no login configured",
+            SmtpLogin::Password(_) => ", logged in",
+            SmtpLogin::OAuth2 { .. } => ", logged in with an OAuth2 token (XOAUTH2)",
         },
     );
     let _ = conn.quit().await;
@@ -183,6 +289,7 @@ pub async fn probe(cfg: &SmtpConfig, hello: &str) -> Result<String, SmtpFailure>
 /// to the message data.
 pub async fn deliver<F>(
     cfg: &SmtpConfig,
+    login: &SmtpLogin,
     hello: &str,
     envelope: &Envelope,
     bytes: &[u8],
@@ -193,6 +300,7 @@ where
 {
     let t = Transaction {
         cfg,
+        login,
         server: format!("{}:{}", cfg.host, cfg.port),
         timeout: Duration::from_secs(cfg.timeout_secs.max(1)),
     };
