@@ -322,6 +322,12 @@ pub struct Postfix {
 
 impl Postfix {
     pub fn start(dovecot: &Dovecot) -> Postfix {
+        Self::start_with(&dovecot.lmtp_socket(), "")
+    }
+
+    /// Delivering to the LMTP socket `lmtp`, with `extra` lines in main.cf
+    /// (SMTP AUTH through a Dovecot's auth socket, say).
+    pub fn start_with(lmtp: &Path, extra: &str) -> Postfix {
         assert!(
             Path::new("/usr/sbin/postfix").exists(),
             "postfix is missing: run scripts/test.sh (it installs postfix)"
@@ -340,7 +346,6 @@ impl Postfix {
             .arg(dir.path().join("data"))
             .status();
         let port = free_port();
-        let lmtp = dovecot.lmtp_socket();
         let lmtp = lmtp.display();
         // Short retry times: a delivery deferred while Dovecot restarts is
         // tried again within seconds, not minutes.
@@ -352,7 +357,7 @@ impl Postfix {
              mynetworks = 127.0.0.0/8\nsmtpd_relay_restrictions = permit_mynetworks, reject\n\
              alias_maps =\nalias_database =\nlocal_recipient_maps =\n\
              queue_run_delay = 1s\nminimal_backoff_time = 1s\nmaximal_backoff_time = 2s\n\
-             maillog_file = /dev/stdout\n"
+             maillog_file = /dev/stdout\n{extra}"
         );
         std::fs::write(dir.path().join("main.cf"), main_cf).unwrap();
         // Debian's master.cf with SMTP on our port and no chroot anywhere

@@ -11,6 +11,7 @@ use std::process::{Child, Command, Stdio};
 
 use casebot_bench::oauth::AuthServer;
 
+use super::mailstack::Postfix;
 use super::{casebot_at, stderr, stdout, store_url, wait_until};
 
 const TOKEN_KEY: &str = "a test key of enough characters for the seal";
@@ -124,16 +125,36 @@ fn client_credentials_catch_up_and_a_dead_token_is_renewed() {
     let server = AuthServer::start(3600).unwrap();
     server.register("casebot-app", "app-secret", Some("shared"));
     let mut dovecot = dovecot(&server);
-    deliver(&dovecot, "shared", 1, "KB5034441 安装失败 第一封");
+    deliver(
+        &dovecot,
+        "shared",
+        1,
+        "[案例号: CAS-31001-OA1AAA ] % |P2|ACME| KB5034441 安装失败 第一封 %",
+    );
+    // Replies go out through Postfix, which takes only an authenticated
+    // client, and asks the same Dovecot (and so the same tokens).
+    let postfix = Postfix::start_with(
+        &dovecot.lmtp_socket(),
+        &format!(
+            "smtpd_sasl_auth_enable = yes\nsmtpd_sasl_type = dovecot\nsmtpd_sasl_path = {}\n\
+             mynetworks =\nsmtpd_relay_restrictions = permit_sasl_authenticated, reject\n",
+            dovecot.auth_socket().display()
+        ),
+    );
     let dir = tempfile::tempdir().unwrap();
     let url = store_url(&dir.path().join("cc.db"));
     let oauth = format!(
         "flow = \"client_credentials\"\nclient_id = \"casebot-app\"\nclient_secret_env = \"CASEBOT_TEST_OAUTH_SECRET\"\ntoken_url = \"{}\"\n",
         server.url("/token")
     );
+    let outbox = format!(
+        "[outbox]\nfrom = \"desk@example.com\"\ntransport = \"smtp\"\n[outbox.smtp]\nhost = \"127.0.0.1\"\n\
+         port = {}\nsecurity = \"plain\"\nauth = \"oauth2\"\noauth2_mailbox = \"desk\"\ntimeout_secs = 10\n",
+        postfix.port
+    );
     std::fs::write(
         dir.path().join("config.toml"),
-        mailbox("desk", dovecot.port, "CASEBOT_TEST_IMAP_USER", &oauth),
+        mailbox("desk", dovecot.port, "CASEBOT_TEST_IMAP_USER", &oauth) + &outbox,
     )
     .unwrap();
     let env = [
@@ -148,6 +169,36 @@ fn client_credentials_catch_up_and_a_dead_token_is_renewed() {
     });
     assert_eq!(folder_state(&url, dir.path(), "desk"), "idle");
     assert_eq!(server.grants("client_credentials"), 1);
+
+    // The reply, approved, goes out over SMTP with AUTH XOAUTH2 and the
+    // token the watcher already has.
+    let drafts = |status: &str| -> Vec<serde_json::Value> {
+        let o = casebot_at(&url, dir.path(), &["drafts", "--status", status, "--json"]);
+        serde_json::from_str(&stdout(&o)).unwrap_or_default()
+    };
+    wait_until(30, "a draft", read_log, || !drafts("pending").is_empty());
+    let id = drafts("pending")[0]["id"].as_i64().unwrap().to_string();
+    let o = casebot_at(&url, dir.path(), &["approve", &id, "--as", "Li Desk"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let logs = || format!("{}\npostfix:\n{}", read_log(), postfix.log());
+    wait_until(30, "the reply sent", logs, || !drafts("sent").is_empty());
+    let smtp_log = postfix.log();
+    assert!(
+        smtp_log.contains("sasl_method=XOAUTH2, sasl_username=shared"),
+        "{smtp_log}"
+    );
+    assert_eq!(
+        server.grants("client_credentials"),
+        1,
+        "one token for IMAP and SMTP"
+    );
+    let delivered = dovecot.maildir("sun.li@example.cn").join("new");
+    wait_until(30, "the reply delivered", logs, || {
+        std::fs::read_dir(&delivered)
+            .map(|d| d.count())
+            .unwrap_or(0)
+            == 1
+    });
     // The token dies while the watcher idles; the server goes away and
     // comes back, a mail arrives meanwhile: the watcher's cached token is
     // refused, it asks for a new one and catches up.
@@ -167,16 +218,22 @@ fn client_credentials_catch_up_and_a_dead_token_is_renewed() {
     assert!(!log_text.contains("testtoken-"), "a token reached the log");
     stop(daemon);
 
-    // A wrong secret: the provider's words, a clear verdict from doctor.
-    let o = Command::new(env!("CARGO_BIN_EXE_casebot"))
-        .args(["doctor", "--json"])
-        .current_dir(dir.path())
-        .env("CASEBOT_DB", &url)
-        .env_remove("CASEBOT_CONFIG")
-        .env("CASEBOT_TEST_IMAP_USER", "shared")
-        .env("CASEBOT_TEST_OAUTH_SECRET", "not-the-secret")
-        .output()
-        .unwrap();
+    // Doctor passes on the good setup…
+    let doctor = |secret: &str| {
+        Command::new(env!("CARGO_BIN_EXE_casebot"))
+            .args(["doctor", "--json"])
+            .current_dir(dir.path())
+            .env("CASEBOT_DB", &url)
+            .env_remove("CASEBOT_CONFIG")
+            .env("CASEBOT_TEST_IMAP_USER", "shared")
+            .env("CASEBOT_TEST_OAUTH_SECRET", secret)
+            .output()
+            .unwrap()
+    };
+    let o = doctor("app-secret");
+    assert_eq!(o.status.code(), Some(0), "{}", stdout(&o));
+    // …and a wrong secret fails it with the provider's words.
+    let o = doctor("not-the-secret");
     assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
     let checks: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
     let failed: Vec<String> = checks["checks"]
@@ -185,11 +242,20 @@ fn client_credentials_catch_up_and_a_dead_token_is_renewed() {
         .unwrap()
         .iter()
         .filter(|c| c["ok"] == false)
-        .map(|c| format!("{}: {}", c["name"], c["detail"]))
+        .map(|c| {
+            format!(
+                "{}: {}",
+                c["check"].as_str().unwrap(),
+                c["detail"].as_str().unwrap()
+            )
+        })
         .collect();
-    assert_eq!(failed.len(), 1, "{failed:?}");
+    // The mailbox and SMTP share the sign-in: both fail, in the provider's words.
+    assert_eq!(failed.len(), 2, "{failed:?}");
+    assert!(failed[0].starts_with("mailbox desk"), "{failed:?}");
+    assert!(failed[1].starts_with("smtp"), "{failed:?}");
     assert!(
-        failed[0].contains("mailbox desk") && failed[0].contains("invalid_client"),
+        failed.iter().all(|f| f.contains("invalid_client")),
         "{failed:?}"
     );
 }
@@ -331,6 +397,35 @@ fn a_device_sign_in_runs_until_revoked_and_nothing_is_lost() {
     );
     let o = casebot_at(&url, dir.path(), &["mailboxes", "--json"]);
     assert!(stdout(&o).contains("sign in again"), "{}", stdout(&o));
+    // Doctor names the revoked sign-in, and nothing else.
+    let mut doctor = Command::new(env!("CARGO_BIN_EXE_casebot"));
+    doctor
+        .args(["doctor", "--json"])
+        .current_dir(dir.path())
+        .env("CASEBOT_DB", &url)
+        .env_remove("CASEBOT_CONFIG");
+    for (k, v) in env {
+        doctor.env(k, v);
+    }
+    let o = doctor.output().unwrap();
+    assert_eq!(o.status.code(), Some(1), "{}", stdout(&o));
+    let checks: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
+    let failed: Vec<&serde_json::Value> = checks["checks"]
+        .as_array()
+        .or(checks.as_array())
+        .unwrap()
+        .iter()
+        .filter(|c| c["ok"] == false)
+        .collect();
+    assert_eq!(failed.len(), 1, "{failed:?}");
+    assert_eq!(failed[0]["check"], "mailbox desk");
+    assert!(
+        failed[0]["detail"]
+            .as_str()
+            .unwrap()
+            .contains("casebot mailbox login"),
+        "{failed:?}"
+    );
 
     // Signed in again: the watcher logs in and catches up.
     sign_in(dir.path(), &url, &server, "desk", "person", &env);

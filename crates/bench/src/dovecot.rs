@@ -124,6 +124,14 @@ impl Dovecot {
                 format!("uid={uid} gid={gid}"),
             )
         };
+        // LMTP checks a recipient with a userdb lookup, which a static userdb
+        // answers by asking the passdb; an oauth2 passdb cannot be asked
+        // without a token, so every user is let in.
+        let all_users = if oauth2.is_some() {
+            " allow_all_users=yes"
+        } else {
+            ""
+        };
         let (mechanisms, passdb) = match oauth2 {
             None => (
                 "plain login",
@@ -138,10 +146,13 @@ impl Dovecot {
                          username_attribute = username\nactive_attribute = active\nactive_value = true\n"
                     ),
                 )?;
+                // Postfix asks this passdb too, through the auth socket
+                // (`smtpd_sasl_type = dovecot`), so SMTP AUTH takes the same tokens.
                 (
                     "xoauth2 oauthbearer",
                     format!(
-                        "passdb {{\n  driver = oauth2\n  args = {}\n}}\n",
+                        "passdb {{\n  driver = oauth2\n  args = {}\n}}\n\
+                         service auth {{\n  unix_listener auth-client {{\n    mode = 0666\n  }}\n}}\n",
                         ext.display()
                     ),
                 )
@@ -156,7 +167,7 @@ impl Dovecot {
              service lmtp {{\n  unix_listener lmtp {{\n    mode = 0666\n  }}\n}}\n\
              service anvil {{\n  chroot =\n  unix_listener anvil-auth-penalty {{\n    mode = 0\n  }}\n}}\n\
              {passdb}\
-             userdb {{\n  driver = static\n  args = {owner} home={d}/mail/%u\n}}\n"
+             userdb {{\n  driver = static\n  args = {owner} home={d}/mail/%u{all_users}\n}}\n"
         );
         std::fs::write(dir.path().join("dovecot.conf"), config)?;
         let mut dovecot = Dovecot {
@@ -215,6 +226,11 @@ impl Dovecot {
     /// Where Dovecot takes local deliveries (LMTP over a Unix socket).
     pub fn lmtp_socket(&self) -> PathBuf {
         self.dir.path().join("run").join("lmtp")
+    }
+
+    /// Dovecot's authentication socket (Postfix's `smtpd_sasl_path`).
+    pub fn auth_socket(&self) -> PathBuf {
+        self.dir.path().join("run").join("auth-client")
     }
 
     /// The Maildir of `user` (it exists once the user logged in or got mail).
