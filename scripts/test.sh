@@ -74,6 +74,19 @@ cargo test --workspace --all-targets --features bench
 
 echo "== cargo test --test it (PostgreSQL)"
 pgdir=$(mktemp -d /tmp/casebot-pg.XXXXXX)
-trap 'bash scripts/pg-cluster.sh stop "$pgdir"; rm -rf "$pgdir"' EXIT
-pgurl=$(bash scripts/pg-cluster.sh start "$pgdir" $((40000 + RANDOM % 20000)))
+chmod 755 "$pgdir"
+cluster="$pgdir/c1"
+trap 'bash scripts/pg-cluster.sh stop "$cluster"; rm -rf "$pgdir"' EXIT
+# A random port may be taken by another process: up to three tries.
+pgurl=""
+for attempt in 1 2 3; do
+    cluster="$pgdir/c$attempt"
+    if pgurl=$(bash scripts/pg-cluster.sh start "$cluster" $((40000 + RANDOM % 20000))); then
+        break
+    fi
+    echo "PostgreSQL did not start (try $attempt): $(tail -n 3 "$cluster/server.log" 2>/dev/null)" >&2
+    bash scripts/pg-cluster.sh stop "$cluster"
+    pgurl=""
+done
+[ -n "$pgurl" ] || { echo "error: PostgreSQL would not start" >&2; exit 1; }
 CASEBOT_TEST_POSTGRES=$pgurl cargo test --features bench --test it

@@ -258,6 +258,36 @@ fn client_credentials_catch_up_and_a_dead_token_is_renewed() {
         failed.iter().all(|f| f.contains("invalid_client")),
         "{failed:?}"
     );
+
+    // A mail the server received a day after this machine's now: our clock
+    // is behind, and doctor says so (and nothing else).
+    deliver(&dovecot, "shared", 3, "时钟");
+    let newest = dovecot.maildir("shared").join("new").join("3.oauth");
+    let status = Command::new("touch")
+        .args(["-d", "+1 day"])
+        .arg(&newest)
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let o = doctor("app-secret");
+    assert_eq!(o.status.code(), Some(1), "{}", stdout(&o));
+    let checks: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
+    let failed: Vec<&serde_json::Value> = checks["checks"]
+        .as_array()
+        .or(checks.as_array())
+        .unwrap()
+        .iter()
+        .filter(|c| c["ok"] == false)
+        .collect();
+    assert_eq!(failed.len(), 1, "{failed:?}");
+    assert_eq!(failed[0]["check"], "mailbox desk clock");
+    assert!(
+        failed[0]["detail"]
+            .as_str()
+            .unwrap()
+            .contains("this clock is behind"),
+        "{failed:?}"
+    );
 }
 
 /// `casebot mailbox login NAME --json`, approved at the server as the person

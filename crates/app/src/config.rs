@@ -707,7 +707,7 @@ impl Config {
                 format!("{:?} is not a mail address", self.outbox.from),
             ));
         }
-        if crate::web::i18n::UiLang::parse(&self.web.language).is_none() {
+        if crate::i18n::UiLang::parse(&self.web.language).is_none() {
             return Err(invalid(
                 "web.language",
                 format!(

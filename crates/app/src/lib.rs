@@ -14,6 +14,7 @@
 //! - [`web`]: the web desk (cases, drafts, SLA board, report, API, metrics);
 //! - [`cli`]: the command line;
 //! - [`config`]: `config.toml`, each section owned by the crate it configures;
+//! - [`i18n`]: the desk's words in zh-CN and en (the web desk and notifications);
 //! - [`parallel`]: the order-keeping parallel map batch stages use;
 //! - [`telemetry`]: the process's counters and latency histograms
 //!   (`/metrics`), and how its loops are doing (`/readyz`).
@@ -27,6 +28,7 @@ pub mod cli;
 pub mod config;
 pub mod daemon;
 pub mod export;
+pub mod i18n;
 pub mod mailbox;
 pub mod notify;
 pub mod oauth;

@@ -38,6 +38,11 @@ pub enum BenchCommand {
         /// New cases APPENDed one at a time, in IDLE, for the latency figures.
         #[arg(long, default_value_t = 200)]
         idle_samples: u64,
+        /// How the watcher logs in: `password`, or `oauth2` (SASL XOAUTH2
+        /// with a token from a throwaway authorization server, checked by
+        /// Dovecot's oauth2 passdb at each login).
+        #[arg(long, value_enum, default_value = "password")]
+        auth: crate::imap::BenchAuth,
         /// Print the figures as JSON (the last line).
         #[arg(long)]
         json: bool,
@@ -141,10 +146,11 @@ async fn dispatch(config: &Config, command: BenchCommand) -> Result<u8, Failure>
         BenchCommand::Imap {
             count,
             idle_samples,
+            auth,
             json,
         } => {
             let bars = output::PhaseBars::default();
-            let figures = crate::imap::imap(&config, count, idle_samples, |p| {
+            let figures = crate::imap::imap(&config, count, idle_samples, auth, |p| {
                 use crate::imap::Progress;
                 match p {
                     Progress::Appending { done, total } => {

@@ -61,9 +61,10 @@ impl Dovecot {
         Self::launch(None, None)
     }
 
-    /// Plain IMAP whose logins are OAuth2 access tokens (SASL XOAUTH2 and
-    /// OAUTHBEARER), each checked by introspection at `introspection_url`
-    /// (RFC 7662); the token's `username` must be the login's user.
+    /// Plain IMAP whose SASL XOAUTH2 and OAUTHBEARER logins are OAuth2
+    /// access tokens, each checked by introspection at `introspection_url`
+    /// (RFC 7662; the token's `username` must be the login's user); PLAIN
+    /// and LOGIN still take the password.
     pub fn start_oauth2(introspection_url: &str) -> Result<Dovecot> {
         Self::launch(None, Some(introspection_url))
     }
@@ -149,9 +150,13 @@ impl Dovecot {
                 // Postfix asks this passdb too, through the auth socket
                 // (`smtpd_sasl_type = dovecot`), so SMTP AUTH takes the same tokens.
                 (
-                    "xoauth2 oauthbearer",
+                    "plain login xoauth2 oauthbearer",
+                    // The password of the static passdb still works for PLAIN
+                    // and LOGIN (the benchmark's appender and mbsync); a token
+                    // is no password, so XOAUTH2 goes on to the oauth2 passdb.
                     format!(
-                        "passdb {{\n  driver = oauth2\n  args = {}\n}}\n\
+                        "passdb {{\n  driver = static\n  args = password={PASSWORD}\n}}\n\
+                         passdb {{\n  driver = oauth2\n  args = {}\n}}\n\
                          service auth {{\n  unix_listener auth-client {{\n    mode = 0666\n  }}\n}}\n",
                         ext.display()
                     ),

@@ -22,9 +22,14 @@ use tokio::sync::Notify;
 
 use super::dovecot::{Dovecot, PASSWORD};
 use super::generate_mail;
-use casebot_app::config::{Config, MailboxConfig, MailboxKind, SmtpSecurity, TransportKind};
+use super::oauth::AuthServer;
+use casebot_app::config::{
+    Config, MailboxConfig, MailboxKind, OAuth2Config, OAuthFlow, OAuthProvider, SmtpSecurity,
+    TransportKind,
+};
 use casebot_app::daemon::{Desk, Watch};
 use casebot_app::mailbox::imap::{Account, FolderWatcher, ImapSession};
+use casebot_app::oauth::TokenSource;
 use casebot_store::Store;
 
 const USER: &str = "bench";
@@ -112,23 +117,51 @@ pub enum Progress {
     Idle { done: u64, total: u64 },
 }
 
+/// How the benchmark's watcher logs in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum BenchAuth {
+    Password,
+    #[value(name = "oauth2")]
+    #[serde(rename = "oauth2")]
+    OAuth2,
+}
+
 /// Runs the whole benchmark with the configured rules and templates.
 pub async fn imap(
     config: &Config,
     count: u64,
     idle_samples: u64,
+    auth: BenchAuth,
     progress: impl Fn(Progress),
 ) -> Result<ImapFigures> {
     ensure!(count > 0, "--count must be at least 1");
     let mbsync = which("mbsync")
         .context("mbsync (Debian's isync) is the baseline and is missing: apt-get install isync")?;
-    let dovecot = tokio::task::spawn_blocking(Dovecot::start).await??;
+    // With OAuth2, a throwaway authorization server issues the watcher's
+    // tokens and Dovecot introspects each at login; the appender, mbsync
+    // and the probe still log in with the password.
+    let auth_server = match auth {
+        BenchAuth::Password => None,
+        BenchAuth::OAuth2 => {
+            let server = tokio::task::spawn_blocking(|| AuthServer::start(3600)).await??;
+            server.register("casebot-bench", "bench-secret", Some(USER));
+            Some(server)
+        }
+    };
+    let dovecot = match &auth_server {
+        None => tokio::task::spawn_blocking(Dovecot::start).await??,
+        Some(server) => {
+            let url = server.url("/introspect");
+            tokio::task::spawn_blocking(move || Dovecot::start_oauth2(&url)).await??
+        }
+    };
     let scratch = dovecot.scratch();
     std::fs::create_dir_all(&scratch)?;
-    let account = Account::plain("bench", "127.0.0.1", dovecot.port, USER, PASSWORD);
+    let password_account = Account::plain("bench", "127.0.0.1", dovecot.port, USER, PASSWORD);
 
     let started = Instant::now();
-    let mut appender = login(&dovecot, &account).await?;
+    let mut appender = login(&dovecot, &password_account).await?;
     append_generated(
         &mut appender,
         count,
@@ -158,6 +191,25 @@ pub async fn imap(
     {
         mailbox.fetch_batch = configured.fetch_batch;
     }
+    let account = match &auth_server {
+        None => password_account,
+        Some(server) => {
+            let oauth = OAuth2Config {
+                provider: OAuthProvider::Custom,
+                tenant: String::new(),
+                flow: OAuthFlow::ClientCredentials,
+                client_id: "casebot-bench".into(),
+                client_secret_env: String::new(),
+                scopes: vec!["mail".into()],
+                token_url: server.url("/token"),
+                device_url: String::new(),
+                token_key_env: String::new(),
+            };
+            let source = TokenSource::new("bench", &oauth, store.clone())?
+                .with_client_secret("bench-secret");
+            Account::plain_oauth2("bench", "127.0.0.1", dovecot.port, USER, Arc::new(source))
+        }
+    };
     let filed = Arc::new(Notify::new());
     let watcher = FolderWatcher::new(
         account,

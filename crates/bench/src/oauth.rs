@@ -85,7 +85,17 @@ struct Books {
 pub struct AuthServer {
     pub port: u16,
     books: Arc<Mutex<Books>>,
-    _runtime: tokio::runtime::Runtime,
+    /// Its own runtime, so a synchronous test can start it; `None` once dropped.
+    runtime: Option<tokio::runtime::Runtime>,
+}
+
+impl Drop for AuthServer {
+    fn drop(&mut self) {
+        // Dropped inside a benchmark's runtime too, where a runtime may not block.
+        if let Some(runtime) = self.runtime.take() {
+            runtime.shutdown_background();
+        }
+    }
 }
 
 type Shared = Arc<Mutex<Books>>;
@@ -125,7 +135,7 @@ impl AuthServer {
         Ok(AuthServer {
             port,
             books,
-            _runtime: runtime,
+            runtime: Some(runtime),
         })
     }
 

@@ -11,7 +11,7 @@ use serde_json::json;
 
 use super::{Failure, fail, open_store, output};
 use crate::config::Config;
-use crate::web::i18n::UiLang;
+use crate::i18n::UiLang;
 use casebot_core::sla::{self, SlaPolicies};
 use casebot_store::users::Role;
 

@@ -275,12 +275,16 @@ async fn imap_checks(
         name.clone(),
         format!("{server}: connected ({security}), logged in, {idle}"),
     ));
+    let mut selected_folder = None;
     for folder in &mailbox.folders {
         let check = format!("{name}/{folder}");
         let selected = session
             .select(folder)
             .await
             .with_context(|| format!("SELECT {folder}"));
+        if selected.is_ok() && selected_folder.is_none() {
+            selected_folder = Some(folder);
+        }
         let result = match selected {
             Err(e) => Err(e),
             Ok(m) => {
@@ -313,7 +317,59 @@ async fn imap_checks(
         };
         checks.push(Check::of(check, result));
     }
+    // On a folder that selected: one that does not exist is its own check.
+    if let Some(folder) = selected_folder {
+        checks.push(clock_check(&name, folder, &mut session).await);
+    }
     let _ = tokio::time::timeout(Duration::from_secs(5), session.logout()).await;
+}
+
+/// This machine's clock against the IMAP server's: the newest mail of
+/// `folder` was received at its INTERNALDATE by the server's clock, so a
+/// time after our now means our clock is behind (business time, the SLA's
+/// due times and a token's lifetime would all be off). IMAP has no command
+/// that tells the server's time, so a clock ahead of the server's cannot be
+/// seen here.
+async fn clock_check(
+    name: &str,
+    folder: &str,
+    session: &mut crate::mailbox::imap::ImapSession,
+) -> Check {
+    use futures_util::TryStreamExt as _;
+    let check = format!("{name} clock");
+    let newest = async {
+        session.select(folder).await?;
+        let fetched: Vec<_> = session
+            .uid_fetch("*", "INTERNALDATE")
+            .await?
+            .try_collect()
+            .await?;
+        anyhow::Ok(fetched.iter().filter_map(|f| f.internal_date()).max())
+    };
+    match tokio::time::timeout(SERVER_TIMEOUT, newest).await {
+        Err(_) => Check::fail(check, "no answer to UID FETCH * (INTERNALDATE)"),
+        Ok(Err(e)) => Check::fail(check, format!("UID FETCH * (INTERNALDATE): {e:#}")),
+        Ok(Ok(None)) => Check::pass(check, format!("{folder} is empty: nothing to compare with")),
+        Ok(Ok(Some(received))) => {
+            let ahead = received.with_timezone(&chrono::Utc) - chrono::Utc::now();
+            if ahead > chrono::Duration::minutes(5) {
+                Check::fail(
+                    check,
+                    format!(
+                        "the server received the newest mail of {folder} at {received}, {} minutes after this machine's now: this clock is behind (set it with NTP); business time and SLA due times would be wrong",
+                        ahead.num_minutes()
+                    ),
+                )
+            } else {
+                Check::pass(
+                    check,
+                    format!(
+                        "not behind the server's (the newest mail of {folder} was received at {received})"
+                    ),
+                )
+            }
+        }
+    }
 }
 
 async fn smtp_check(config: &Config, store: Option<&Store>) -> Check {

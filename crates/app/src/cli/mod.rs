@@ -317,8 +317,8 @@ macro_rules! words {
         }
     )*};
 }
-impl Word for crate::web::i18n::UiLang {
-    const ALL: &'static [Self] = &crate::web::i18n::UiLang::ALL;
+impl Word for crate::i18n::UiLang {
+    const ALL: &'static [Self] = &crate::i18n::UiLang::ALL;
     fn word(self) -> &'static str {
         self.tag()
     }

@@ -150,6 +150,21 @@ impl Account {
         })
     }
 
+    /// An account on a server without TLS that logs in with an OAuth2
+    /// access token from `source` (`casebot bench imap --auth oauth2`).
+    pub fn plain_oauth2(
+        name: &str,
+        host: &str,
+        port: u16,
+        user: &str,
+        source: Arc<crate::oauth::TokenSource>,
+    ) -> Account {
+        Account {
+            login: Login::OAuth2(source),
+            ..Account::plain(name, host, port, user, "")
+        }
+    }
+
     /// An account on a server without TLS (a throwaway server on loopback,
     /// as `casebot bench imap` starts).
     pub fn plain(name: &str, host: &str, port: u16, user: &str, password: &str) -> Account {

@@ -22,9 +22,9 @@ use serde::Serialize;
 use tokio::sync::Mutex;
 
 use crate::config::{Config, WebhookConfig};
+use crate::i18n::{UiLang, tr};
 use crate::oauth::SignIns;
 use crate::stages::sla::SlaSnapshots;
-use crate::web::i18n::{UiLang, tr};
 use casebot_core::notify::{
     Facts, Notice, People, Preferences, Topic, due_at, for_event, for_mailboxes, for_sla,
 };

@@ -19,6 +19,7 @@
 use std::time::Duration;
 
 use base64::Engine;
+use percent_encoding::{NON_ALPHANUMERIC, utf8_percent_encode};
 use ring::hmac;
 
 use super::Delivery;
@@ -124,7 +125,7 @@ pub fn request(
                 url.push(if url.contains('?') { '&' } else { '?' });
                 url.push_str(&format!(
                     "timestamp={now_ms}&sign={}",
-                    crate::web::layout::url_encode(&sign)
+                    utf8_percent_encode(&sign, NON_ALPHANUMERIC)
                 ));
             }
             serde_json::json!({
@@ -318,7 +319,7 @@ mod tests {
         ));
         assert!(
             req.url
-                .ends_with(&crate::web::layout::url_encode(&expected))
+                .ends_with(&utf8_percent_encode(&expected, NON_ALPHANUMERIC).to_string())
         );
         let feishu = request(
             &hook(WebhookFormat::Feishu),

@@ -19,8 +19,9 @@ pub mod board;
 pub mod cases;
 pub mod drafts;
 pub mod files;
-pub mod i18n;
 pub mod layout;
+/// The desk's words live one layer down (notifications speak them too).
+pub use crate::i18n;
 pub mod metrics;
 pub mod notify;
 pub mod regroup;
@@ -122,7 +123,7 @@ macro_rules! said {
         $crate::web::Said::new($id, Vec::new())
     };
     ($id:literal, $($name:ident = $value:expr),+ $(,)?) => {
-        $crate::web::Said::new($id, vec![$((stringify!($name), $crate::web::i18n::arg($value))),+])
+        $crate::web::Said::new($id, vec![$((stringify!($name), $crate::i18n::arg($value))),+])
     };
 }
 pub(crate) use said;

@@ -225,7 +225,7 @@ macro_rules! tr {
         $lang.t($id)
     };
     ($lang:expr, $id:literal, $($name:ident = $value:expr),+ $(,)?) => {
-        $lang.t_args($id, &[$((stringify!($name), $crate::web::i18n::arg($value))),+])
+        $lang.t_args($id, &[$((stringify!($name), $crate::i18n::arg($value))),+])
     };
 }
 pub(crate) use tr;
