@@ -70,7 +70,9 @@ fi
 
 echo "== cargo test (SQLite)"
 # With the benchmarks: the tests run `casebot bench …` and use their servers.
-cargo test --workspace --all-targets --features bench
+# Four at a time on two cores: most tests wait on the servers they started
+# (Dovecot, Postfix, a daemon), not on the CPU.
+cargo test --workspace --all-targets --features bench -- --test-threads 4
 
 echo "== cargo test --test it (PostgreSQL)"
 pgdir=$(mktemp -d /tmp/casebot-pg.XXXXXX)
@@ -89,4 +91,4 @@ for attempt in 1 2 3; do
     pgurl=""
 done
 [ -n "$pgurl" ] || { echo "error: PostgreSQL would not start" >&2; exit 1; }
-CASEBOT_TEST_POSTGRES=$pgurl cargo test --features bench --test it
+CASEBOT_TEST_POSTGRES=$pgurl cargo test --features bench --test it -- --test-threads 4

@@ -577,7 +577,7 @@ fn each_notice_reaches_each_wanted_channel_once_across_a_restart() {
     );
 
     // Let any duplicate arrive before counting.
-    std::thread::sleep(Duration::from_secs(4));
+    std::thread::sleep(Duration::from_secs(3));
     unsafe { libc::kill(daemon.id() as i32, libc::SIGTERM) };
     let _ = daemon.wait();
 
@@ -809,7 +809,7 @@ url_env = "CASEBOT_TEST_OPS_URL"
     wait_until(30, "the lead told", read_log, || {
         !generic_notices(&receiver.hits("/generic")).is_empty()
     });
-    std::thread::sleep(Duration::from_secs(3));
+    std::thread::sleep(Duration::from_secs(2));
     let told = generic_notices(&receiver.hits("/generic"));
     assert_eq!(told.len(), 1, "{told:?}");
     assert_eq!(
