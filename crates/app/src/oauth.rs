@@ -146,24 +146,34 @@ impl std::fmt::Debug for TokenSource {
 }
 
 /// The provider's own words for an error, and what to do about it.
+/// Whose a provider's error is, which says what to do about it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Blame {
+    /// The sign-in is gone: a person signs in again.
+    SignIn,
+    /// The app's registration: an administrator fixes it.
+    App,
+    /// The provider itself (throttled, unavailable): later, with backoff.
+    Provider,
+}
+
 fn provider_error<RE: std::error::Error + 'static, T: oauth2::ErrorResponse + 'static>(
     what: &str,
     e: RequestTokenError<RE, T>,
-    classify: impl Fn(&T) -> (bool, String),
+    classify: impl Fn(&T) -> (Blame, String),
 ) -> TokenError {
     match e {
-        RequestTokenError::ServerResponse(response) => {
-            let (sign_in, words) = classify(&response);
-            if sign_in {
-                TokenError::NeedsLogin(format!(
-                    "{what}: the provider refused the sign-in: {words}; sign in again with `casebot mailbox login`"
-                ))
-            } else {
-                TokenError::Refused(format!(
-                    "{what}: the provider refused the app: {words}; check the app registration (client id, secret, consent, scopes)"
-                ))
-            }
-        }
+        RequestTokenError::ServerResponse(response) => match classify(&response) {
+            (Blame::SignIn, words) => TokenError::NeedsLogin(format!(
+                "{what}: the provider refused the sign-in: {words}; sign in again with `casebot mailbox login`"
+            )),
+            (Blame::App, words) => TokenError::Refused(format!(
+                "{what}: the provider refused the app: {words}; check the app registration (client id, secret, consent, scopes)"
+            )),
+            (Blame::Provider, words) => TokenError::Unavailable(format!(
+                "{what}: the provider cannot answer now: {words}; trying again later"
+            )),
+        },
         RequestTokenError::Request(e) => {
             let mut detail = e.to_string();
             let mut source = std::error::Error::source(&e);
@@ -181,13 +191,32 @@ fn provider_error<RE: std::error::Error + 'static, T: oauth2::ErrorResponse + 's
     }
 }
 
-fn basic_words(r: &oauth2::basic::BasicErrorResponse) -> (bool, String) {
-    let sign_in = matches!(r.error(), BasicErrorResponseType::InvalidGrant);
-    let words = match r.error_description() {
-        Some(d) => format!("{} ({d})", r.error().as_ref()),
-        None => r.error().as_ref().to_string(),
+/// RFC 6749's error codes, and the extensions providers use: a throttled
+/// or unavailable provider (`temporarily_unavailable`, `server_error`,
+/// `slow_down`, anything unknown) is waited for, never taken for a dead
+/// sign-in.
+fn basic_words(r: &oauth2::basic::BasicErrorResponse) -> (Blame, String) {
+    use BasicErrorResponseType as E;
+    let blame = match r.error() {
+        E::InvalidGrant => Blame::SignIn,
+        E::InvalidClient
+        | E::UnauthorizedClient
+        | E::InvalidScope
+        | E::UnsupportedGrantType
+        | E::InvalidRequest => Blame::App,
+        E::Extension(code) => match code.as_str() {
+            "interaction_required" | "consent_required" | "login_required" => Blame::SignIn,
+            _ => Blame::Provider,
+        },
     };
-    (sign_in, words)
+    (blame, described(r.error().as_ref(), r.error_description()))
+}
+
+fn described(code: &str, description: Option<&String>) -> String {
+    match description {
+        Some(d) => format!("{code} ({d})"),
+        None => code.to_string(),
+    }
 }
 
 impl TokenSource {
@@ -381,12 +410,12 @@ impl TokenSource {
             .request_async(&self.http, tokio::time::sleep, None)
             .await
             .map_err(|e| {
+                // Denied or expired while the person was asked: sign in again.
                 provider_error(&self.what(), e, |r| {
-                    let words = match r.error_description() {
-                        Some(d) => format!("{} ({d})", r.error().as_ref()),
-                        None => r.error().as_ref().to_string(),
-                    };
-                    (true, words)
+                    (
+                        Blame::SignIn,
+                        described(r.error().as_ref(), r.error_description()),
+                    )
                 })
             })?;
         let refresh = token.refresh_token().ok_or_else(|| {
@@ -562,6 +591,39 @@ mod tests {
             "https://idp.example.com/token"
         );
         assert_eq!(endpoints(&custom).scopes, ["mail"]);
+    }
+
+    #[test]
+    fn a_throttled_provider_is_waited_for_and_only_a_dead_grant_needs_a_sign_in() {
+        use oauth2::basic::BasicErrorResponse;
+        let error = |code: BasicErrorResponseType| {
+            let e: RequestTokenError<std::io::Error, BasicErrorResponse> =
+                RequestTokenError::ServerResponse(BasicErrorResponse::new(
+                    code,
+                    Some("AADSTS50196: too many requests".into()),
+                    None,
+                ));
+            provider_error("mailbox desk", e, basic_words)
+        };
+        let throttled = error(BasicErrorResponseType::Extension(
+            "temporarily_unavailable".into(),
+        ));
+        assert!(
+            matches!(&throttled, TokenError::Unavailable(m) if m.contains("AADSTS50196")),
+            "{throttled:?}"
+        );
+        assert!(matches!(
+            error(BasicErrorResponseType::InvalidGrant),
+            TokenError::NeedsLogin(_)
+        ));
+        assert!(matches!(
+            error(BasicErrorResponseType::Extension("consent_required".into())),
+            TokenError::NeedsLogin(_)
+        ));
+        assert!(matches!(
+            error(BasicErrorResponseType::InvalidClient),
+            TokenError::Refused(_)
+        ));
     }
 
     #[test]
