@@ -108,6 +108,22 @@ fn filed(url: &str, dir: &std::path::Path) -> Vec<String> {
         .collect()
 }
 
+/// The checks `casebot doctor --json` failed: (check, detail).
+fn failed_checks(o: &std::process::Output) -> Vec<(String, String)> {
+    let checks: serde_json::Value = serde_json::from_str(&stdout(o)).unwrap();
+    checks["checks"]
+        .as_array()
+        .or(checks.as_array())
+        .unwrap()
+        .iter()
+        .filter(|c| c["ok"] == false)
+        .map(|c| {
+            let text = |k: &str| c[k].as_str().unwrap_or_default().to_string();
+            (text("check"), text("detail"))
+        })
+        .collect()
+}
+
 fn folder_state(url: &str, dir: &std::path::Path, mailbox: &str) -> String {
     let o = casebot_at(url, dir, &["mailboxes", "--json"]);
     let v: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap_or_default();
@@ -235,20 +251,9 @@ fn client_credentials_catch_up_and_a_dead_token_is_renewed() {
     // …and a wrong secret fails it with the provider's words.
     let o = doctor("not-the-secret");
     assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
-    let checks: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
-    let failed: Vec<String> = checks["checks"]
-        .as_array()
-        .or(checks.as_array())
-        .unwrap()
-        .iter()
-        .filter(|c| c["ok"] == false)
-        .map(|c| {
-            format!(
-                "{}: {}",
-                c["check"].as_str().unwrap(),
-                c["detail"].as_str().unwrap()
-            )
-        })
+    let failed: Vec<String> = failed_checks(&o)
+        .into_iter()
+        .map(|(check, detail)| format!("{check}: {detail}"))
         .collect();
     // The mailbox and SMTP share the sign-in: both fail, in the provider's words.
     assert_eq!(failed.len(), 2, "{failed:?}");
@@ -271,23 +276,10 @@ fn client_credentials_catch_up_and_a_dead_token_is_renewed() {
     assert!(status.success());
     let o = doctor("app-secret");
     assert_eq!(o.status.code(), Some(1), "{}", stdout(&o));
-    let checks: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
-    let failed: Vec<&serde_json::Value> = checks["checks"]
-        .as_array()
-        .or(checks.as_array())
-        .unwrap()
-        .iter()
-        .filter(|c| c["ok"] == false)
-        .collect();
+    let failed = failed_checks(&o);
     assert_eq!(failed.len(), 1, "{failed:?}");
-    assert_eq!(failed[0]["check"], "mailbox desk clock");
-    assert!(
-        failed[0]["detail"]
-            .as_str()
-            .unwrap()
-            .contains("this clock is behind"),
-        "{failed:?}"
-    );
+    assert_eq!(failed[0].0, "mailbox desk clock");
+    assert!(failed[0].1.contains("this clock is behind"), "{failed:?}");
 }
 
 /// `casebot mailbox login NAME --json`, approved at the server as the person
@@ -439,23 +431,10 @@ fn a_device_sign_in_runs_until_revoked_and_nothing_is_lost() {
     }
     let o = doctor.output().unwrap();
     assert_eq!(o.status.code(), Some(1), "{}", stdout(&o));
-    let checks: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
-    let failed: Vec<&serde_json::Value> = checks["checks"]
-        .as_array()
-        .or(checks.as_array())
-        .unwrap()
-        .iter()
-        .filter(|c| c["ok"] == false)
-        .collect();
+    let failed = failed_checks(&o);
     assert_eq!(failed.len(), 1, "{failed:?}");
-    assert_eq!(failed[0]["check"], "mailbox desk");
-    assert!(
-        failed[0]["detail"]
-            .as_str()
-            .unwrap()
-            .contains("casebot mailbox login"),
-        "{failed:?}"
-    );
+    assert_eq!(failed[0].0, "mailbox desk");
+    assert!(failed[0].1.contains("casebot mailbox login"), "{failed:?}");
 
     // Signed in again: the watcher logs in and catches up.
     sign_in(dir.path(), &url, &server, "desk", "person", &env);
